@@ -1,0 +1,123 @@
+"""bench/ingest: STOW-RS ingest rate of giftcloud (five processes on the real servers)
+against Orthanc (with its DICOMweb plugin) in the same run, until every instance is
+visible to QIDO-RS on each. Prints both rates and, last, the ratio giftcloud/Orthanc.
+
+    uv run python bench/ingest.py [--instances N] [--batch 20]
+
+Run from the repository after scripts/test has set the machine up (PostgreSQL, RabbitMQ,
+nginx, Orthanc installed and running where needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from giftcloud.client import multipart_related  # noqa: E402
+from support.deployment import deployed  # noqa: E402
+from support.dicom_files import distinct_instances  # noqa: E402
+from support.infra import Seaweed, free_port, stop_process, wait_for  # noqa: E402
+
+
+def send_and_wait(
+    files: list[bytes], batch: int, stow_url: str, count: Callable[[], int], headers: dict[str, str]
+) -> float:
+    started = time.perf_counter()
+    with httpx.Client(timeout=300) as http:
+        for start in range(0, len(files), batch):
+            body, content_type = multipart_related(files[start : start + batch])
+            response = http.post(
+                stow_url, content=body, headers={**headers, "Content-Type": content_type}
+            )
+            response.raise_for_status()
+    wait_for(
+        lambda: count() >= len(files), timeout=1800, interval=0.1, what="all instances in QIDO-RS"
+    )
+    return time.perf_counter() - started
+
+
+def run_orthanc(files: list[bytes], batch: int, work: Path) -> float:
+    port, dicom_port = free_port(), free_port()
+    config = {
+        "Name": "bench",
+        "StorageDirectory": str(work / "storage"),
+        "IndexDirectory": str(work / "index"),
+        "HttpPort": port,
+        "DicomPort": dicom_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "HttpBindAddress": "127.0.0.1",
+        "DicomAet": "BENCH",
+        "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+    }
+    (work / "orthanc.json").write_text(json.dumps(config))
+    process = subprocess.Popen(
+        ["Orthanc", str(work / "orthanc.json")],
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "orthanc.log").open("wb"),
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(f"{base}/system").status_code == 200, timeout=60, what="Orthanc")
+
+        def count() -> int:
+            return int(httpx.get(f"{base}/statistics").json()["CountInstances"])
+
+        return send_and_wait(files, batch, f"{base}/dicom-web/studies", count, {})
+    finally:
+        stop_process(process)
+
+
+def run_giftcloud(files: list[bytes], batch: int, work: Path) -> float:
+    seaweed = Seaweed(work / "seaweed").start()
+    try:
+        with deployed(seaweed, work, GIFTCLOUD_LOG_LEVEL="WARNING") as giftcloud:
+            giftcloud.create_project("bench")
+            headers = giftcloud.token()
+            return send_and_wait(
+                files,
+                batch,
+                f"{giftcloud.url}/dicomweb/bench/studies",
+                lambda: giftcloud.instance_count("bench", headers),
+                headers,
+            )
+    finally:
+        seaweed.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=20)
+    args = parser.parse_args()
+    files = distinct_instances(args.instances, tag="8", rows=64)
+    size = sum(map(len, files)) / 1e6
+    print(f"corpus: {len(files)} instances, {size:.1f} MB, STOW-RS batches of {args.batch}")
+    with tempfile.TemporaryDirectory(prefix="gc-bench-") as tmp:
+        work = Path(tmp)
+        (work / "orthanc").mkdir()
+        (work / "giftcloud").mkdir()
+        orthanc = run_orthanc(files, args.batch, work / "orthanc")
+        giftcloud = run_giftcloud(files, args.batch, work / "giftcloud")
+    print(f"orthanc:   {len(files) / orthanc:8.1f} instances/s ({orthanc:.1f} s)")
+    print(
+        f"giftcloud: {len(files) / giftcloud:8.1f} instances/s ({giftcloud:.1f} s, de-identified and archived)"
+    )
+    print(f"ratio giftcloud/orthanc: {orthanc / giftcloud:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The ``giftcloud`` command."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from giftcloud_core.logs import configure_logging
+    from giftcloud_core.settings import Settings
+
+    from giftcloud.services import DEFAULT_PORTS, service_app
+
+    settings = Settings(service=args.service)
+    configure_logging(args.service, settings.log_level, settings.log_json)
+    port = args.port or int(os.environ.get("GIFTCLOUD_PORT", DEFAULT_PORTS.get(args.service, 8000)))
+    app = service_app(args.service, settings)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+class _Server:
+    """uvicorn's server, but SIGTERM/SIGINT end ``run()`` normally (uvicorn re-raises them
+    after shutdown, which would skip stopping the embedded PostgreSQL)."""
+
+    def __init__(self, config: object) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, self.handle_exit)
+                yield
+
+        self._server = Server(config)  # type: ignore[arg-type]
+
+    def run(self) -> None:
+        self._server.run()
+
+
+def _up(args: argparse.Namespace) -> int:
+    import uvicorn
+    from giftcloud_core.logs import configure_logging
+    from giftcloud_core.settings import (
+        BusSettings,
+        DatabaseSettings,
+        IngestSettings,
+        Settings,
+        StorageSettings,
+    )
+
+    from giftcloud.embedded import local_secrets, start_postgres
+    from giftcloud.services import all_in_one
+
+    data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secrets = local_secrets(data_dir)
+    print(f"giftcloud: starting PostgreSQL in {data_dir / 'postgres'}", flush=True)
+    db_url, postgres = start_postgres(data_dir)
+    base_url = f"http://{args.host}:{args.port}"
+    settings = Settings(
+        service="giftcloud",
+        log_json=False,
+        db=DatabaseSettings(url=db_url, create_database=True),
+        bus=BusSettings(kind="memory"),
+        storage=StorageSettings(
+            kind="fs", path=data_dir / "objects", encryption_key=secrets["encryption_key"]
+        ),
+        ingest=IngestSettings(public_url=base_url),
+        anonymise={"secret": secrets["pseudonym_secret"]},
+    )
+    configure_logging("giftcloud", settings.log_level, as_json=False)
+    print(f"giftcloud: serving on {base_url} (data in {data_dir})", flush=True)
+    config = uvicorn.Config(
+        all_in_one(settings), host=args.host, port=args.port, log_config=None, access_log=False
+    )
+    try:
+        _Server(config).run()
+    finally:
+        print("giftcloud: stopping PostgreSQL", flush=True)
+        postgres.cleanup()
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    from giftcloud.client import Client
+
+    client = Client(
+        args.url,
+        username=args.username,
+        password=args.password or os.environ.get("GIFTCLOUD_PASSWORD", ""),
+    )
+    files = [
+        p
+        for f in args.files
+        for p in (sorted(Path(f).rglob("*")) if Path(f).is_dir() else [Path(f)])
+        if p.is_file()
+    ]
+    stored = failed = 0
+    for start in range(0, len(files), args.batch):  # bounded requests, whatever the folder's size
+        result = client.store(
+            args.project, [p.read_bytes() for p in files[start : start + args.batch]]
+        )
+        stored, failed = stored + result.stored, failed + result.failed
+        for reason in result.reasons:
+            print(f"  failed: {reason}", file=sys.stderr)
+    print(f"stored {stored}, failed {failed}")
+    return 0 if failed == 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="giftcloud", description="giftcloud: share de-identified medical images"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run every service in one process on embedded parts")
+    up.add_argument("--data-dir", default="./giftcloud-data")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.set_defaults(run=_up)
+
+    serve = commands.add_parser("serve", help="run one service, configured from the environment")
+    serve.add_argument("service", choices=["auth", "ingest", "anonymise", "archive", "api"])
+    serve.add_argument("--host", default=os.environ.get("GIFTCLOUD_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(run=_serve)
+
+    send = commands.add_parser("send", help="store DICOM files in a project (STOW-RS)")
+    send.add_argument("files", nargs="+")
+    send.add_argument("--url", default="http://127.0.0.1:8000")
+    send.add_argument("--project", required=True)
+    send.add_argument("--username", default="admin")
+    send.add_argument("--batch", type=int, default=50, help="files per STOW-RS request")
+    send.add_argument("--password", default=None, help="or GIFTCLOUD_PASSWORD")
+    send.set_defaults(run=_send)
+
+    args = parser.parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""Checks on received DICOM Part 10 files, shared by every way in (STOW-RS, upload, DIMSE)."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+#: PS3.18 / PS3.7 failure reasons used in STOW-RS responses
+CANNOT_UNDERSTAND = 0xC000
+DOES_NOT_MATCH_SOP_CLASS = 0xA900
+TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
+PROCESSING_FAILURE = 0x0110
+OUT_OF_RESOURCES = 0xA700
+STUDY_UID_MISMATCH = 0xC409  # the instance is not of the study named in the URL
+
+_REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+class InvalidInstance(ValueError):
+    """A file giftcloud does not accept; ``reason`` is a PS3.18 failure reason code."""
+
+    def __init__(
+        self,
+        message: str,
+        reason: int = CANNOT_UNDERSTAND,
+        sop_class_uid: str = "",
+        sop_instance_uid: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.sop_class_uid = sop_class_uid
+        self.sop_instance_uid = sop_instance_uid
+
+
+@dataclass(frozen=True)
+class InstanceInfo:
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_uid: str
+    series_uid: str
+    transfer_syntax_uid: str
+
+
+def inspect_instance(data: bytes) -> InstanceInfo:
+    """Check that ``data`` is a whole DICOM Part 10 file with the identifying UIDs; say what it is.
+
+    Raises :class:`InvalidInstance` naming what is wrong (not DICOM, truncated, a missing tag).
+    """
+    if len(data) < 132 or data[128:132] != b"DICM":
+        raise InvalidInstance(
+            "not a DICOM Part 10 file: no 'DICM' prefix after the 128-byte preamble"
+        )
+    with warnings.catch_warnings():
+        # odd values (an IS of '1A') are the archive's to keep, not a reason to refuse a file
+        warnings.simplefilter("ignore")
+        return _inspect(data)
+
+
+def _inspect(data: bytes) -> InstanceInfo:
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data))
+    except InvalidDicomError as exc:
+        raise InvalidInstance(f"not a readable DICOM file: {exc}") from exc
+    except Exception as exc:  # pydicom raises struct.error, EOFError, ValueError... on broken input
+        raise InvalidInstance(f"not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    sop_uid = str(ds.get("SOPInstanceUID", "") or "")
+    transfer_syntax = ds.file_meta.get("TransferSyntaxUID")
+    if not transfer_syntax or not transfer_syntax.is_transfer_syntax:
+        raise InvalidInstance(
+            f"no valid TransferSyntaxUID in the file meta information ({transfer_syntax!r})",
+            TRANSFER_SYNTAX_NOT_SUPPORTED,
+            sop_class,
+            sop_uid,
+        )
+    if not transfer_syntax.is_deflated:  # offsets of a deflated file are in the inflated stream
+        _check_ends_at_last_element(ds, len(data), sop_class, sop_uid)
+    _check_complete(ds, transfer_syntax.is_encapsulated, sop_class, sop_uid)
+    missing = [name for name in _REQUIRED if not ds.get(name)]
+    if missing:
+        raise InvalidInstance(
+            f"missing required attribute(s) {', '.join(missing)}",
+            DOES_NOT_MATCH_SOP_CLASS,
+            sop_class,
+            sop_uid,
+        )
+    return InstanceInfo(
+        sop_class,
+        sop_uid,
+        str(ds.StudyInstanceUID),
+        str(ds.SeriesInstanceUID),
+        str(transfer_syntax),
+    )
+
+
+def _check_complete(ds: Dataset, encapsulated: bool, sop_class: str, sop_uid: str) -> None:
+    """pydicom reads a truncated file without complaint: compare declared and read lengths."""
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        if (
+            isinstance(raw, RawDataElement)
+            and raw.length != 0xFFFFFFFF
+            and raw.value is not None
+            and len(raw.value) < raw.length
+        ):
+            raise InvalidInstance(
+                f"truncated file: element {tag} declares {raw.length} bytes, {len(raw.value)} present",
+                CANNOT_UNDERSTAND,
+                sop_class,
+                sop_uid,
+            )
+    image_class = "Image Storage" in UID(sop_class).name
+    has_pixels = any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    if (image_class or ("Rows" in ds and "BitsAllocated" in ds)) and not has_pixels:
+        raise InvalidInstance(
+            "truncated file: image attributes but no pixel data",
+            CANNOT_UNDERSTAND,
+            sop_class,
+            sop_uid,
+        )
+    if "PixelData" in ds and not encapsulated:
+        try:
+            expected = _native_pixel_bytes(ds)
+        except (AttributeError, TypeError, ValueError):
+            return
+        if len(ds.PixelData) < expected:
+            raise InvalidInstance(
+                f"truncated file: pixel data has {len(ds.PixelData)} bytes, {expected} expected",
+                CANNOT_UNDERSTAND,
+                sop_class,
+                sop_uid,
+            )
+
+
+def _check_ends_at_last_element(ds: Dataset, size: int, sop_class: str, sop_uid: str) -> None:
+    """A file cut between two elements reads cleanly: its last element must end the file."""
+    if not len(ds):
+        return
+    last = ds.get_item(max(ds.keys()))
+    if not isinstance(last, RawDataElement) or last.length == 0xFFFFFFFF or last.value_tell is None:
+        return
+    end = last.value_tell + last.length
+    if end != size:
+        raise InvalidInstance(
+            f"truncated or corrupt file: the last element ends at byte {end} of {size}",
+            CANNOT_UNDERSTAND,
+            sop_class,
+            sop_uid,
+        )
+
+
+def _native_pixel_bytes(ds: Dataset) -> int:
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    bits = int(ds.BitsAllocated)
+    pixels = int(ds.Rows) * int(ds.Columns) * samples * frames
+    if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
+        pixels = pixels * 2 // 3  # chroma subsampled two to one horizontally
+    return (pixels * bits + 7) // 8

@@ -1,0 +1,137 @@
+"""Versioned event contracts between services.
+
+An event's ``type`` is its routing key and carries its version. Events carry
+object keys, never file bytes. Additive changes keep the version; a breaking
+change is a new class published beside the old one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: str
+    event_id: UUID = Field(default_factory=uuid4)
+    occurred_at: datetime = Field(default_factory=_now)
+    #: the upload or batch this event belongs to
+    correlation_id: str
+    project: str
+
+
+class InstanceReceived(Event):
+    """An instance was accepted by ingest and waits, identifiable and encrypted, in ``incoming``."""
+
+    type: Literal["instance.received.v1"] = "instance.received.v1"
+    object_key: str
+    sha256: str
+    size: int
+    source: Literal["stow", "upload", "dimse", "pacs", "gateway"]
+
+
+class InstanceDeidentified(Event):
+    """An instance was de-identified; the result waits in ``outgoing``."""
+
+    type: Literal["instance.deidentified.v1"] = "instance.deidentified.v1"
+    object_key: str
+    #: the ``incoming`` key it was made from: ties outcomes back to what was uploaded
+    received_key: str = ""
+    sha256: str
+    size: int
+    subject: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+
+
+class InstanceRejected(Event):
+    """De-identification refused an instance; it waits for review in ``quarantine``."""
+
+    type: Literal["instance.rejected.v1"] = "instance.rejected.v1"
+    object_key: str
+    reason: str
+
+
+class InstanceArchived(Event):
+    """A de-identified instance and its DICOM JSON metadata are in the archive."""
+
+    type: Literal["instance.archived.v1"] = "instance.archived.v1"
+    object_key: str
+    received_key: str = ""
+    metadata_key: str
+    sha256: str
+    size: int
+    subject: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    modality: str = ""
+    study_date: str = ""
+    study_description: str = ""
+    series_description: str = ""
+    series_number: int | None = None
+    instance_number: int | None = None
+    transfer_syntax_uid: str = ""
+
+
+class ProjectCreated(Event):
+    """A project exists; services that route by project learn it from here."""
+
+    type: Literal["project.created.v1"] = "project.created.v1"
+    title: str = ""
+
+
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    InstanceReceived,
+    InstanceDeidentified,
+    InstanceRejected,
+    InstanceArchived,
+    ProjectCreated,
+)
+
+#: routing key -> event class
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.model_fields["type"].default: cls for cls in EVENT_CLASSES
+}
+
+#: every consumer queue and the event types bound to it: declared by every
+#: service at start, so no event is published before its queue exists
+QUEUES: dict[str, tuple[str, ...]] = {
+    "ingest.projects": ("project.created.v1",),
+    "ingest.outcomes": ("instance.rejected.v1", "instance.archived.v1"),
+    "anonymise.instances": ("instance.received.v1",),
+    "archive.instances": ("instance.deidentified.v1",),
+    "api.catalogue": ("instance.archived.v1", "project.created.v1"),
+}
+
+_any_event: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+
+
+class UnknownEvent(ValueError):
+    """A message whose type no event class describes."""
+
+
+def parse_event(body: bytes) -> Event:
+    """Parse a JSON message body into its event class, by its ``type``."""
+    raw = _any_event.validate_json(body)
+    cls = EVENT_TYPES.get(str(raw.get("type")))
+    if cls is None:
+        raise UnknownEvent(f"no event class for type {raw.get('type')!r}")
+    return cls.model_validate(raw)
+
+
+def event_json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON schema of every event, keyed by routing key (the committed snapshots)."""
+    return {key: cls.model_json_schema() for key, cls in sorted(EVENT_TYPES.items())}

@@ -1,0 +1,20 @@
+"""Prometheus metrics shared by every service (module-level, as prometheus_client expects)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+HTTP_REQUESTS = Counter(
+    "giftcloud_http_requests_total",
+    "HTTP requests handled",
+    ["service", "method", "route", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "giftcloud_http_request_seconds", "HTTP request latency", ["service", "method", "route"]
+)
+EVENTS_CONSUMED = Counter(
+    "giftcloud_events_consumed_total", "Bus messages handled, by outcome", ["queue", "outcome"]
+)
+INSTANCES = Counter(
+    "giftcloud_instances_total", "Instances by pipeline stage and outcome", ["stage", "outcome"]
+)

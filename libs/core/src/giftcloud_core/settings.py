@@ -1,0 +1,97 @@
+"""Settings read from the environment: prefix ``GIFTCLOUD_``, nested with ``__``.
+
+Build a :class:`Settings` in the entry point (``create_app``, the CLI) and pass it
+down; nothing in giftcloud reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/giftcloud"
+    pool_size: int = 5
+    #: create the database named in ``url`` if it does not exist (dev, tests, ``up``)
+    create_database: bool = False
+
+
+class BusSettings(BaseModel):
+    kind: Literal["rabbitmq", "memory"] = "rabbitmq"
+    url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    exchange: str = "giftcloud"
+    #: prefix of every queue name: several deployments (or test runs) can share one vhost
+    namespace: str = ""
+    prefetch: int = 16
+    max_retries: int = 5
+    retry_base_seconds: float = 0.5
+    #: deliveries before a quorum queue dead-letters a message that keeps crashing its consumer
+    delivery_limit: int = 50
+
+
+class Buckets(BaseModel):
+    incoming: str = "giftcloud-incoming"
+    outgoing: str = "giftcloud-outgoing"
+    archive: str = "giftcloud-archive"
+    quarantine: str = "giftcloud-quarantine"
+
+    def all(self) -> list[str]:
+        return [self.incoming, self.outgoing, self.archive, self.quarantine]
+
+
+class StorageSettings(BaseModel):
+    kind: Literal["s3", "fs"] = "s3"
+    endpoint: str = "127.0.0.1:9000"
+    access_key: SecretStr = SecretStr("giftcloud")
+    secret_key: SecretStr = SecretStr("giftcloud-secret")
+    secure: bool = False
+    region: str | None = None
+    path: Path = Path("./giftcloud-data/objects")
+    buckets: Buckets = Field(default_factory=Buckets)
+    #: base64 of 32 bytes: the key-encryption key for envelope encryption at rest
+    encryption_key: SecretStr | None = None
+    #: buckets encrypted at rest besides ``incoming`` and ``quarantine`` (always encrypted)
+    encrypt_archive: bool = False
+
+
+class AuthSettings(BaseModel):
+    #: where services other than auth fetch the token-signing keys
+    jwks_url: str = "http://127.0.0.1:8001/auth/.well-known/jwks.json"
+    issuer: str = "giftcloud"
+    audience: str = "giftcloud"
+    access_token_minutes: int = 15
+    #: PEM of the RSA private key that signs tokens; generated and kept in the database if unset
+    signing_key: SecretStr | None = None
+
+
+class IngestSettings(BaseModel):
+    #: largest STOW-RS request body accepted, in bytes
+    max_request_bytes: int = 2 * 1024**3
+    #: public base URL used in STOW-RS RetrieveURL attributes
+    public_url: str = "http://127.0.0.1:8000"
+
+
+class AnonymiseSettings(BaseModel):
+    #: the site's pseudonymisation secret (base64 of >= 32 bytes); per-project keys derive from it
+    secret: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GIFTCLOUD_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    service: str = "giftcloud"
+    log_level: str = "INFO"
+    log_json: bool = True
+    admin_password: SecretStr | None = None
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    anonymise: AnonymiseSettings = Field(default_factory=AnonymiseSettings)

@@ -1,0 +1,34 @@
+"""Object storage: S3 (MinIO in deployment, SeaweedFS in tests) or a folder, same interface."""
+
+from giftcloud_core.crypto import EnvelopeCipher
+from giftcloud_core.settings import StorageSettings
+from giftcloud_core.storage.base import ObjectStore
+from giftcloud_core.storage.encrypted import EncryptedObjectStore
+from giftcloud_core.storage.fs import FileObjectStore
+from giftcloud_core.storage.s3 import S3ObjectStore
+
+__all__ = [
+    "EncryptedObjectStore",
+    "FileObjectStore",
+    "ObjectStore",
+    "S3ObjectStore",
+    "create_store",
+]
+
+
+def create_store(settings: StorageSettings) -> ObjectStore:
+    """The store the settings name, encrypting ``incoming`` and ``quarantine`` (and ``archive``
+    when ``encrypt_archive``) with the envelope key; without a key, no bucket that must be
+    encrypted can be written."""
+    inner: ObjectStore = (
+        FileObjectStore(settings.path) if settings.kind == "fs" else S3ObjectStore(settings)
+    )
+    encrypted = {settings.buckets.incoming, settings.buckets.quarantine}
+    if settings.encrypt_archive:
+        encrypted |= {settings.buckets.archive, settings.buckets.outgoing}
+    cipher = (
+        EnvelopeCipher.from_base64(settings.encryption_key.get_secret_value())
+        if settings.encryption_key is not None
+        else None
+    )
+    return EncryptedObjectStore(inner, cipher, frozenset(encrypted))

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from giftcloud_core.app import Runtime, ServicePart, authenticated, create_app
+from giftcloud_core.bus import Subscription
+from giftcloud_core.settings import Settings
+
+from giftcloud_api import dicomweb, routes
+from giftcloud_api.models import SCHEMA
+from giftcloud_api.service import CatalogueService
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
+    service = CatalogueService(runtime.settings, runtime.db, runtime.store)
+    current = authenticated(runtime.verifier)
+    home = APIRouter()
+
+    @home.get("/", include_in_schema=False)
+    async def index(request: Request) -> HTMLResponse:
+        return routes.start_page(services or ["api"], str(request.base_url).rstrip("/"))
+
+    return ServicePart(
+        name="api",
+        routers=[
+            home,
+            routes.build_router(service, current),
+            dicomweb.build_router(service, current),
+        ],
+        subscriptions=[Subscription("api.catalogue", service.on_event)],
+        schema=SCHEMA,
+        migrations=MIGRATIONS,
+    )
+
+
+def create(settings: Settings) -> FastAPI:
+    runtime = Runtime(settings)
+    return create_app(runtime, [build(runtime)], title="api")

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import Field, SQLModel
+
+SCHEMA = "api"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "projects"
+    __table_args__ = {"schema": SCHEMA}
+
+    name: str = Field(primary_key=True)
+    title: str = ""
+
+
+class Subject(SQLModel, table=True):
+    __tablename__ = "subjects"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    label: str = Field(primary_key=True)
+
+
+class Study(SQLModel, table=True):
+    __tablename__ = "studies"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    study_uid: str = Field(primary_key=True)
+    subject: str = Field(index=True)
+    study_date: str = ""
+    description: str = ""
+
+
+class Series(SQLModel, table=True):
+    __tablename__ = "series"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    series_uid: str = Field(primary_key=True)
+    study_uid: str = Field(index=True)
+    modality: str = ""
+    description: str = ""
+    number: int | None = None
+
+
+class Instance(SQLModel, table=True):
+    __tablename__ = "instances"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    sop_uid: str = Field(primary_key=True)
+    series_uid: str = Field(index=True)
+    study_uid: str = Field(index=True)
+    subject: str
+    sop_class_uid: str
+    number: int | None = None
+    object_key: str
+    metadata_key: str
+    size: int
+    sha256: str
+    transfer_syntax_uid: str = ""
+    archived_at: datetime = Field(default_factory=_now)

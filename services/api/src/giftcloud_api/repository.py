@@ -1,0 +1,210 @@
+"""All SQL of the catalogue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from giftcloud_core.events import InstanceArchived
+from sqlalchemy import distinct, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from giftcloud_api.models import Instance, Project, Series, Study, Subject
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    study: Study
+    modalities: list[str]
+    series_count: int
+    instance_count: int
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    series: Series
+    subject: str
+    instance_count: int
+
+
+async def add_project(session: AsyncSession, name: str, title: str) -> None:
+    await session.exec(insert(Project).values(name=name, title=title).on_conflict_do_nothing())
+
+
+async def project_exists(session: AsyncSession, name: str) -> bool:
+    return await session.get(Project, name) is not None
+
+
+async def add_instance(session: AsyncSession, e: InstanceArchived) -> None:
+    """Upsert the instance and its parents; a redelivered event changes nothing."""
+    await session.exec(
+        insert(Subject).values(project=e.project, label=e.subject).on_conflict_do_nothing()
+    )
+    await session.exec(
+        insert(Study)
+        .values(
+            project=e.project,
+            study_uid=e.study_uid,
+            subject=e.subject,
+            study_date=e.study_date,
+            description=e.study_description,
+        )
+        .on_conflict_do_nothing()
+    )
+    await session.exec(
+        insert(Series)
+        .values(
+            project=e.project,
+            series_uid=e.series_uid,
+            study_uid=e.study_uid,
+            modality=e.modality,
+            description=e.series_description,
+            number=e.series_number,
+        )
+        .on_conflict_do_nothing()
+    )
+    await session.exec(
+        insert(Instance)
+        .values(
+            project=e.project,
+            sop_uid=e.sop_uid,
+            series_uid=e.series_uid,
+            study_uid=e.study_uid,
+            subject=e.subject,
+            sop_class_uid=e.sop_class_uid,
+            number=e.instance_number,
+            object_key=e.object_key,
+            metadata_key=e.metadata_key,
+            size=e.size,
+            sha256=e.sha256,
+            transfer_syntax_uid=e.transfer_syntax_uid,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def studies(
+    session: AsyncSession,
+    project: str,
+    *,
+    study_uid: str | None = None,
+    subject: str | None = None,
+    study_date: str | None = None,
+    modality: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[StudyRow]:
+    query = (
+        select(
+            Study,
+            func.array_agg(distinct(col(Series.modality))),
+            func.count(distinct(col(Series.series_uid))),
+            func.count(distinct(col(Instance.sop_uid))),
+        )
+        .join(
+            Series,
+            (col(Series.project) == col(Study.project))
+            & (col(Series.study_uid) == col(Study.study_uid)),
+        )
+        .join(
+            Instance,
+            (col(Instance.project) == col(Series.project))
+            & (col(Instance.series_uid) == col(Series.series_uid)),
+        )
+        .where(Study.project == project)
+        .group_by(col(Study.project), col(Study.study_uid))
+        .order_by(col(Study.study_date), col(Study.study_uid))
+        .limit(limit)
+        .offset(offset)
+    )
+    if study_uid:
+        query = query.where(Study.study_uid == study_uid)
+    if subject:
+        query = query.where(Study.subject == subject)
+    if study_date:
+        query = _date_filter(query, study_date)
+    if modality:
+        query = query.having(func.bool_or(Series.modality == modality))
+    rows = (await session.exec(query)).all()
+    return [
+        StudyRow(s, sorted(m for m in mods if m), n_series, n_inst)
+        for s, mods, n_series, n_inst in rows
+    ]
+
+
+def _date_filter(query, value: str):  # type: ignore[no-untyped-def]
+    """QIDO date matching: a single date or a range ``from-to`` (either end open)."""
+    if "-" in value:
+        start, _, end = value.partition("-")
+        if start:
+            query = query.where(col(Study.study_date) >= start)
+        if end:
+            query = query.where(col(Study.study_date) <= end)
+        return query
+    return query.where(Study.study_date == value)
+
+
+async def series_of(
+    session: AsyncSession,
+    project: str,
+    study_uid: str | None,
+    modality: str | None = None,
+    series_uid: str | None = None,
+) -> list[SeriesRow]:
+    query = (
+        select(Series, Study.subject, func.count(col(Instance.sop_uid)))
+        .join(
+            Study,
+            (col(Study.project) == col(Series.project))
+            & (col(Study.study_uid) == col(Series.study_uid)),
+        )
+        .join(
+            Instance,
+            (col(Instance.project) == col(Series.project))
+            & (col(Instance.series_uid) == col(Series.series_uid)),
+        )
+        .where(Series.project == project)
+        .group_by(col(Series.project), col(Series.series_uid), col(Study.subject))
+        .order_by(col(Series.number), col(Series.series_uid))
+    )
+    if study_uid:
+        query = query.where(Series.study_uid == study_uid)
+    if modality:
+        query = query.where(Series.modality == modality)
+    if series_uid:
+        query = query.where(Series.series_uid == series_uid)
+    rows = (await session.exec(query)).all()
+    return [SeriesRow(s, subject, n) for s, subject, n in rows]
+
+
+async def instances_of(
+    session: AsyncSession,
+    project: str,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+) -> list[Instance]:
+    query = select(Instance).where(Instance.project == project)
+    if study_uid:
+        query = query.where(Instance.study_uid == study_uid)
+    if series_uid:
+        query = query.where(Instance.series_uid == series_uid)
+    if sop_uid:
+        query = query.where(Instance.sop_uid == sop_uid)
+    rows = await session.exec(query.order_by(col(Instance.number), col(Instance.sop_uid)))
+    return list(rows.all())
+
+
+async def subjects(session: AsyncSession, project: str) -> list[tuple[str, int]]:
+    rows = await session.exec(
+        select(Study.subject, func.count(col(Study.study_uid)))
+        .where(Study.project == project)
+        .group_by(col(Study.subject))
+        .order_by(col(Study.subject))
+    )
+    return [(label, n) for label, n in rows.all()]
+
+
+async def projects(session: AsyncSession) -> list[Project]:
+    return list((await session.exec(select(Project).order_by(col(Project.name)))).all())

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from giftcloud_core.db import Database
+from giftcloud_core.errors import NotFound
+from giftcloud_core.events import Event, InstanceArchived, ProjectCreated
+from giftcloud_core.settings import Settings
+from giftcloud_core.storage import ObjectStore
+from giftcloud_core.tokens import READ_ROLES, Principal
+
+from giftcloud_api import repository
+from giftcloud_api.models import Instance, Project
+from giftcloud_api.repository import SeriesRow, StudyRow
+
+
+class CatalogueService:
+    def __init__(self, settings: Settings, db: Database, store: ObjectStore) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.archive = settings.storage.buckets.archive
+
+    async def on_event(self, event: Event) -> None:
+        async with self.db.session() as session:
+            if isinstance(event, InstanceArchived):
+                await repository.add_instance(session, event)
+            elif isinstance(event, ProjectCreated):
+                await repository.add_project(session, event.project, event.title)
+
+    async def check(self, project: str, caller: Principal) -> None:
+        """404 for an unknown project, 403 when the caller has no role on it."""
+        async with self.db.session() as session:
+            if not await repository.project_exists(session, project):
+                raise NotFound(f"no project {project!r}")
+        caller.require(project, READ_ROLES)
+
+    async def projects(self, caller: Principal) -> list[Project]:
+        async with self.db.session() as session:
+            rows = await repository.projects(session)
+        return [p for p in rows if caller.role_on(p.name) is not None]
+
+    async def studies(self, project: str, **filters: Any) -> list[StudyRow]:
+        async with self.db.session() as session:
+            return await repository.studies(session, project, **filters)
+
+    async def series(self, project: str, study_uid: str | None, **filters: Any) -> list[SeriesRow]:
+        async with self.db.session() as session:
+            return await repository.series_of(session, project, study_uid, **filters)
+
+    async def instances(self, project: str, **filters: Any) -> list[Instance]:
+        async with self.db.session() as session:
+            return await repository.instances_of(session, project, **filters)
+
+    async def subjects(self, project: str) -> list[tuple[str, int]]:
+        async with self.db.session() as session:
+            return await repository.subjects(session, project)
+
+    async def instance(self, project: str, study: str, series: str, sop: str) -> Instance:
+        found = await self.instances(project, study_uid=study, series_uid=series, sop_uid=sop)
+        if not found:
+            raise NotFound(
+                f"no instance {sop} in series {series} of study {study} in project {project!r}"
+            )
+        return found[0]
+
+    async def file(self, instance: Instance) -> bytes:
+        return await self.store.get(self.archive, instance.object_key)
+
+    async def metadata(self, instance: Instance) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(await self.store.get(self.archive, instance.metadata_key))
+        return data

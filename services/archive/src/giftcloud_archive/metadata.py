@@ -1,0 +1,60 @@
+"""DICOM JSON metadata, computed once per instance when it is archived."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import pydicom
+from pydicom.dataelem import DataElement
+
+PIXEL_TAGS = {"7FE00010", "7FE00008", "7FE00009"}
+
+
+@dataclass(frozen=True)
+class Summary:
+    modality: str
+    study_date: str
+    study_description: str
+    series_description: str
+    series_number: int | None
+    instance_number: int | None
+    transfer_syntax_uid: str
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def describe(data: bytes, bulk_uri: str) -> tuple[dict[str, Any], Summary]:
+    """The instance's DICOM JSON (bulk data as BulkDataURIs under ``bulk_uri``) and a summary."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(io.BytesIO(data))
+
+        def bulk(element: DataElement) -> str:
+            return f"{bulk_uri}/{element.tag:08X}"
+
+        # an odd value (an IS of '1A') is left out of the metadata, not a reason to refuse
+        metadata = ds.to_json_dict(
+            bulk_data_threshold=1024, bulk_data_element_handler=bulk, suppress_invalid_tags=True
+        )
+        for tag in PIXEL_TAGS & set(metadata):  # pixels are never inline, however small
+            metadata[tag] = {"vr": metadata[tag]["vr"], "BulkDataURI": f"{bulk_uri}/{tag}"}
+        # the transfer syntax is where a client learns how to read the pixel data
+        metadata["00020010"] = {"vr": "UI", "Value": [str(ds.file_meta.TransferSyntaxUID)]}
+        summary = Summary(
+            modality=str(ds.get("Modality", "") or ""),
+            study_date=str(ds.get("StudyDate", "") or ""),
+            study_description=str(ds.get("StudyDescription", "") or ""),
+            series_description=str(ds.get("SeriesDescription", "") or ""),
+            series_number=_int(ds.get("SeriesNumber")),
+            instance_number=_int(ds.get("InstanceNumber")),
+            transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+        )
+    return metadata, summary

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import logging
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from giftcloud_core.bus import Bus
+from giftcloud_core.db import Database
+from giftcloud_core.errors import Conflict, NotFound, Unauthorized
+from giftcloud_core.events import ProjectCreated
+from giftcloud_core.settings import Settings
+from giftcloud_core.tokens import Principal, TokenSigner, generate_private_key_pem
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from giftcloud_auth.models import Membership, Project, SigningKey, User
+from giftcloud_auth.schemas import MemberAdd, ProjectCreate, ProjectPublic, UserCreate, UserPublic
+
+log = logging.getLogger(__name__)
+
+
+class AuthService:
+    def __init__(self, settings: Settings, db: Database, bus: Bus) -> None:
+        self.settings = settings
+        self.db = db
+        self.bus = bus
+        self.hasher = PasswordHasher()
+        self._signer: TokenSigner | None = None
+        # a constant-time answer for unknown users: verify against a real hash
+        self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
+
+    @property
+    def signer(self) -> TokenSigner:
+        if self._signer is None:
+            raise RuntimeError("AuthService.start() was not called")
+        return self._signer
+
+    async def start(self) -> None:
+        await self._load_signing_key()
+        await self._ensure_admin()
+        await self._announce_projects()
+
+    async def _load_signing_key(self) -> None:
+        configured = self.settings.auth.signing_key
+        if configured is not None:
+            pem = configured.get_secret_value()
+        else:
+            async with self.db.session() as session:
+                stored = (
+                    await session.exec(select(SigningKey).order_by(col(SigningKey.created_at)))
+                ).first()
+                if stored is None:
+                    pem = generate_private_key_pem()
+                    signer = TokenSigner(
+                        pem, self.settings.auth.issuer, self.settings.auth.audience
+                    )
+                    session.add(SigningKey(kid=signer.kid, private_pem=pem))
+                else:
+                    pem = stored.private_pem
+        self._signer = TokenSigner(pem, self.settings.auth.issuer, self.settings.auth.audience)
+
+    async def _ensure_admin(self) -> None:
+        async with self.db.session() as session:
+            if (await session.exec(select(User).limit(1))).first() is not None:
+                return
+            given = self.settings.admin_password
+            password = given.get_secret_value() if given else secrets.token_urlsafe(18)
+            session.add(
+                User(username="admin", password_hash=self.hasher.hash(password), site_roles="admin")
+            )
+        if given is None:
+            # printed once, on the first start with an empty database
+            print(f"giftcloud: created user 'admin' with password {password}", flush=True)
+        log.info("created the first user 'admin'")
+
+    async def _announce_projects(self) -> None:
+        """Re-publish every project: consumers are idempotent, and a publish lost after a
+        commit is mended on the next start."""
+        async with self.db.session() as session:
+            projects = (await session.exec(select(Project))).all()
+        for project in projects:
+            await self.bus.publish(
+                ProjectCreated(project=project.name, title=project.title, correlation_id="startup")
+            )
+
+    async def issue_token(self, username: str, password: str) -> tuple[str, int]:
+        async with self.db.session() as session:
+            user = (await session.exec(select(User).where(User.username == username))).first()
+            memberships = (
+                await session.exec(select(Membership).where(Membership.username == username))
+            ).all()
+        try:
+            self.hasher.verify(user.password_hash if user else self._dummy_hash, password)
+        except VerificationError:
+            user = None
+        if user is None:
+            raise Unauthorized("wrong username or password")
+        lifetime = self.settings.auth.access_token_minutes * 60
+        token = self.signer.sign(
+            user.username,
+            site_roles=user.roles(),
+            projects={m.project: m.role for m in memberships},
+            lifetime_seconds=lifetime,
+        )
+        return token, lifetime
+
+    async def create_user(self, data: UserCreate) -> UserPublic:
+        user = User(
+            username=data.username,
+            password_hash=self.hasher.hash(data.password),
+            site_roles=",".join(sorted(set(data.site_roles))),
+        )
+        try:
+            async with self.db.session() as session:
+                session.add(user)
+        except IntegrityError as exc:
+            raise Conflict(f"user {data.username!r} exists already") from exc
+        return UserPublic(username=user.username, site_roles=user.roles())
+
+    async def create_project(self, data: ProjectCreate, caller: Principal) -> ProjectPublic:
+        try:
+            async with self.db.session() as session:
+                session.add(Project(name=data.name, title=data.title, created_by=caller.subject))
+                await session.flush()
+                session.add(Membership(project=data.name, username=caller.subject, role="owner"))
+        except IntegrityError as exc:
+            raise Conflict(f"project {data.name!r} exists already") from exc
+        await self.bus.publish(
+            ProjectCreated(project=data.name, title=data.title, correlation_id=data.name)
+        )
+        return ProjectPublic(name=data.name, title=data.title, role="owner")
+
+    async def projects_of(self, caller: Principal) -> list[ProjectPublic]:
+        async with self.db.session() as session:
+            projects = (await session.exec(select(Project).order_by(Project.name))).all()
+            roles = {
+                m.project: m.role
+                for m in (
+                    await session.exec(
+                        select(Membership).where(Membership.username == caller.subject)
+                    )
+                ).all()
+            }
+        return [
+            ProjectPublic(
+                name=p.name,
+                title=p.title,
+                role=roles.get(p.name) or ("owner" if caller.is_admin else None),
+            )
+            for p in projects
+            if caller.is_admin or p.name in roles
+        ]
+
+    async def add_member(self, project: str, data: MemberAdd) -> None:
+        async with self.db.session() as session:
+            if await session.get(Project, project) is None:
+                raise NotFound(f"no project {project!r}")
+            if (
+                await session.exec(select(User).where(User.username == data.username))
+            ).first() is None:
+                raise NotFound(f"no user {data.username!r}")
+            existing = await session.get(Membership, (project, data.username))
+            if existing is None:
+                session.add(Membership(project=project, username=data.username, role=data.role))
+            else:
+                existing.role = data.role
+                session.add(existing)
+
+    async def project_exists(self, project: str) -> bool:
+        async with self.db.session() as session:
+            return await session.get(Project, project) is not None

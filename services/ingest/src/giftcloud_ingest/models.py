@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import Field, SQLModel
+
+SCHEMA = "ingest"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class KnownProject(SQLModel, table=True):
+    """Projects learned from ``project.created`` events (auth owns the truth)."""
+
+    __tablename__ = "projects"
+    __table_args__ = {"schema": SCHEMA}
+
+    name: str = Field(primary_key=True)
+
+
+class UploadOutcome(SQLModel, table=True):
+    """What became of one accepted instance of an upload: archived, or rejected and why."""
+
+    __tablename__ = "upload_outcomes"
+    __table_args__ = {"schema": SCHEMA}
+
+    upload_id: str = Field(primary_key=True)
+    item: str = Field(primary_key=True)  # the received object's key
+    outcome: str  # archived | rejected
+    reason: str = ""
+    created_at: datetime = Field(default_factory=_now)
+
+
+class Upload(SQLModel, table=True):
+    """One STOW-RS request or upload batch and what became of its parts."""
+
+    __tablename__ = "uploads"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: str = Field(primary_key=True)
+    project: str = Field(index=True)
+    username: str
+    source: str
+    accepted: int = 0
+    failed: int = 0
+    created_at: datetime = Field(default_factory=_now)

@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from giftcloud_core.bus import Bus
+from giftcloud_core.db import Database
+from giftcloud_core.dicom import (
+    OUT_OF_RESOURCES,
+    STUDY_UID_MISMATCH,
+    InvalidInstance,
+    inspect_instance,
+)
+from giftcloud_core.errors import NotFound
+from giftcloud_core.events import (
+    Event,
+    InstanceArchived,
+    InstanceReceived,
+    InstanceRejected,
+    ProjectCreated,
+)
+from giftcloud_core.metrics import INSTANCES
+from giftcloud_core.settings import Settings
+from giftcloud_core.storage import ObjectStore
+from giftcloud_core.tokens import WRITE_ROLES, Principal
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+
+from giftcloud_ingest.models import KnownProject, Upload, UploadOutcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stored:
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_uid: str
+    series_uid: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    sop_class_uid: str
+    sop_instance_uid: str
+    reason: int
+    message: str
+
+
+@dataclass
+class StoreResult:
+    upload_id: str
+    stored: list[Stored] = field(default_factory=list)
+    failed: list[Failed] = field(default_factory=list)
+
+
+class IngestService:
+    def __init__(self, settings: Settings, db: Database, bus: Bus, store: ObjectStore) -> None:
+        self.settings = settings
+        self.db = db
+        self.bus = bus
+        self.store = store
+
+    async def check_project(self, project: str, caller: Principal) -> None:
+        """404 for an unknown project, 403 when the caller may not write to it."""
+        async with self.db.session() as session:
+            if await session.get(KnownProject, project) is None:
+                raise NotFound(f"no project {project!r}")
+        caller.require(project, WRITE_ROLES)
+
+    async def receive(
+        self,
+        project: str,
+        caller: Principal,
+        files: list[bytes],
+        *,
+        source: str = "stow",
+        study_uid: str | None = None,
+    ) -> StoreResult:
+        """Accept each file that is a whole DICOM instance: encrypted into ``incoming``, then
+        announced. A file is accepted only once both have happened."""
+        result = StoreResult(upload_id=uuid.uuid4().hex)
+        # parts are independent: store and announce them concurrently, a few at a time
+        limit = asyncio.Semaphore(8)
+
+        async def accept(index: int, data: bytes) -> Stored | Failed:
+            async with limit:
+                return await self._accept(project, result.upload_id, index, data, source, study_uid)
+
+        for outcome in await asyncio.gather(*(accept(i, d) for i, d in enumerate(files))):
+            if isinstance(outcome, Stored):
+                result.stored.append(outcome)
+            else:
+                result.failed.append(outcome)
+        async with self.db.session() as session:
+            session.add(
+                Upload(
+                    id=result.upload_id,
+                    project=project,
+                    username=caller.subject,
+                    source=source,
+                    accepted=len(result.stored),
+                    failed=len(result.failed),
+                )
+            )
+        return result
+
+    async def _accept(
+        self,
+        project: str,
+        upload_id: str,
+        index: int,
+        data: bytes,
+        source: str,
+        study_uid: str | None,
+    ) -> Stored | Failed:
+        try:
+            info = await asyncio.to_thread(inspect_instance, data)
+            if study_uid is not None and info.study_uid != study_uid:
+                raise InvalidInstance(
+                    f"instance is of study {info.study_uid}, not {study_uid} named in the URL",
+                    STUDY_UID_MISMATCH,
+                    info.sop_class_uid,
+                    info.sop_instance_uid,
+                )
+        except InvalidInstance as exc:
+            INSTANCES.labels("ingest", "invalid").inc()
+            return Failed(exc.sop_class_uid, exc.sop_instance_uid, exc.reason, exc.message)
+        # one key per part: files of one upload may share a SOP Instance UID
+        key = f"{project}/{upload_id}/{index:06d}.dcm"
+        try:
+            await self.store.put(self.settings.storage.buckets.incoming, key, data)
+            await self.bus.publish(
+                InstanceReceived(
+                    project=project,
+                    correlation_id=upload_id,
+                    object_key=key,
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    size=len(data),
+                    source=source,
+                )
+            )
+        except Exception:
+            log.exception("could not accept %s", info.sop_instance_uid)
+            await self._forget(key)
+            INSTANCES.labels("ingest", "error").inc()
+            return Failed(
+                info.sop_class_uid,
+                info.sop_instance_uid,
+                OUT_OF_RESOURCES,
+                "the instance could not be stored; try again",
+            )
+        INSTANCES.labels("ingest", "accepted").inc()
+        return Stored(info.sop_class_uid, info.sop_instance_uid, info.study_uid, info.series_uid)
+
+    async def _forget(self, key: str) -> None:
+        try:
+            await self.store.delete(self.settings.storage.buckets.incoming, key)
+        except Exception:
+            log.exception("could not remove %s after a failed publish", key)
+
+    async def on_project_event(self, event: Event) -> None:
+        if isinstance(event, ProjectCreated):
+            async with self.db.session() as session:
+                await session.exec(
+                    insert(KnownProject).values(name=event.project).on_conflict_do_nothing()
+                )
+
+    async def on_outcome(self, event: Event) -> None:
+        if isinstance(event, InstanceArchived):
+            item, outcome, reason = event.received_key or event.sop_uid, "archived", ""
+        elif isinstance(event, InstanceRejected):
+            item, outcome, reason = event.object_key, "rejected", event.reason
+        else:
+            return
+        async with self.db.session() as session:
+            await session.exec(
+                insert(UploadOutcome)
+                .values(upload_id=event.correlation_id, item=item, outcome=outcome, reason=reason)
+                .on_conflict_do_nothing()
+            )
+
+    async def upload(self, project: str, upload_id: str) -> dict[str, object]:
+        """An upload's status: accepted, archived so far, and each rejection with its reason."""
+        async with self.db.session() as session:
+            upload = await session.get(Upload, upload_id)
+            if upload is None or upload.project != project:
+                raise NotFound(f"no upload {upload_id!r} in project {project!r}")
+            outcomes = (
+                await session.exec(
+                    select(UploadOutcome).where(UploadOutcome.upload_id == upload_id)
+                )
+            ).all()
+        rejected = [
+            {"object": o.item.rsplit("/", 1)[-1], "reason": o.reason}
+            for o in outcomes
+            if o.outcome == "rejected"
+        ]
+        archived = sum(1 for o in outcomes if o.outcome == "archived")
+        return {
+            "id": upload.id,
+            "project": upload.project,
+            "source": upload.source,
+            "created_at": upload.created_at.isoformat(),
+            "accepted": upload.accepted,
+            "refused": upload.failed,
+            "archived": archived,
+            "rejected": rejected,
+            "pending": upload.accepted - archived - len(rejected),
+        }
+
+    async def uploads(self, project: str) -> list[Upload]:
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(Upload)
+                .where(Upload.project == project)
+                .order_by(col(Upload.created_at).desc())
+                .limit(100)
+            )
+            return list(rows.all())

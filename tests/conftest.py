@@ -1,0 +1,63 @@
+"""Fixtures shared by every suite. Real infrastructure is started here when a test asks for it."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support.infra import (
+    Seaweed,
+    create_database,
+    delete_bus_topology,
+    drop_database,
+    port_open,
+)
+from support.stack import Stack
+
+TCIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tcia-pseudo-phi"
+
+
+def _require(port: int, what: str) -> None:
+    if not port_open(port):
+        pytest.fail(f"{what} is not running on 127.0.0.1:{port}: scripts/test starts it")
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    server = Seaweed(tmp_path_factory.mktemp("seaweed")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def real_services() -> None:
+    _require(5432, "PostgreSQL")
+    _require(5672, "RabbitMQ")
+
+
+@pytest.fixture
+def stack(real_services: None, seaweed: Seaweed) -> Iterator[Stack]:
+    """A fresh database, queue namespace and buckets on the real servers."""
+    name = create_database()
+    made = Stack(database=name, s3_endpoint=seaweed.endpoint)
+    try:
+        yield made
+    finally:
+        drop_database(name)
+        asyncio.run(delete_bus_topology(made.exchange, made.namespace))
+
+
+@pytest.fixture(scope="session")
+def tcia_files() -> list[Path]:
+    files = sorted(TCIA.glob("*.dcm"))
+    if not files:
+        pytest.skip(f"the TCIA pseudo-PHI series is absent (looked in {TCIA})")
+    return files

@@ -1,0 +1,160 @@
+"""One suite, two buses: the in-process bus and RabbitMQ must behave alike."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from giftcloud_core.bus import Bus, MemoryBus, PermanentFailure, RabbitBus, Subscription
+from giftcloud_core.events import Event, InstanceReceived, ProjectCreated
+from giftcloud_core.settings import BusSettings
+from support.infra import AMQP, delete_bus_topology
+
+pytestmark = pytest.mark.usefixtures("real_services")
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture(params=["memory", "rabbitmq"])
+async def bus_factory(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Callable[[], Awaitable[Bus]]]:
+    tag = uuid.uuid4().hex[:8]
+    settings = BusSettings(
+        kind=request.param,
+        url=AMQP,
+        exchange=f"gc-contract-{tag}",  # type: ignore[arg-type]
+        namespace=f"gc-contract-{tag}.",
+        max_retries=2,
+        retry_base_seconds=0.05,
+        prefetch=4,
+    )
+    made: list[Bus] = []
+
+    async def make() -> Bus:
+        bus: Bus = MemoryBus(settings) if request.param == "memory" else RabbitBus(settings)
+        await bus.start()
+        made.append(bus)
+        return bus
+
+    yield make
+    for bus in made:
+        await bus.close()
+    if request.param == "rabbitmq":
+        await delete_bus_topology(settings.exchange, settings.namespace)
+
+
+def received(project: str = "p1") -> InstanceReceived:
+    return InstanceReceived(
+        project=project, correlation_id="c1", object_key="k", sha256="0" * 64, size=1, source="stow"
+    )
+
+
+async def test_an_event_reaches_its_consumer_once_and_whole(bus_factory: Any) -> None:
+    bus = await bus_factory()
+    seen: list[Event] = []
+
+    async def handler(event: Event) -> None:
+        seen.append(event)
+
+    await bus.subscribe(Subscription("anonymise.instances", handler))
+    sent = received()
+    await bus.publish(sent)
+    await bus.publish(ProjectCreated(project="p1", correlation_id="c1"))  # not bound to this queue
+    await eventually(lambda: len(seen) >= 1)
+    await asyncio.sleep(0.3)
+    assert seen == [sent]
+
+
+async def test_an_event_published_before_anyone_listens_waits(bus_factory: Any) -> None:
+    bus = await bus_factory()
+    sent = received()
+    await bus.publish(sent)
+    seen: list[Event] = []
+
+    async def handler(event: Event) -> None:
+        seen.append(event)
+
+    await bus.subscribe(Subscription("anonymise.instances", handler))
+    await eventually(lambda: seen == [sent])
+
+
+async def test_a_failing_handler_is_retried_until_it_succeeds(bus_factory: Any) -> None:
+    bus = await bus_factory()
+    attempts: list[int] = []
+
+    async def flaky(event: Event) -> None:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise RuntimeError("transient")
+
+    await bus.subscribe(Subscription("anonymise.instances", flaky))
+    await bus.publish(received())
+    await eventually(lambda: len(attempts) == 3)
+    await asyncio.sleep(0.5)
+    assert len(attempts) == 3
+    assert await bus.dead_letters("anonymise.instances") == 0
+
+
+async def test_retries_are_bounded_then_dead_lettered(bus_factory: Any) -> None:
+    bus = await bus_factory()
+    attempts: list[int] = []
+
+    async def broken(event: Event) -> None:
+        attempts.append(1)
+        raise RuntimeError("always")
+
+    await bus.subscribe(Subscription("anonymise.instances", broken))
+    await bus.publish(received())
+
+    async def dead() -> bool:
+        return await bus.dead_letters("anonymise.instances") == 1
+
+    await eventually(dead)
+    assert len(attempts) == 3  # the first try and max_retries=2 retries
+
+
+async def test_permanent_failure_is_dead_lettered_at_once(bus_factory: Any) -> None:
+    bus = await bus_factory()
+    attempts: list[int] = []
+
+    async def refuses(event: Event) -> None:
+        attempts.append(1)
+        raise PermanentFailure("no retry can mend this")
+
+    await bus.subscribe(Subscription("anonymise.instances", refuses))
+    await bus.publish(received())
+
+    async def dead() -> bool:
+        return await bus.dead_letters("anonymise.instances") == 1
+
+    await eventually(dead)
+    assert len(attempts) == 1
+
+
+async def test_close_lets_the_handler_under_way_finish(bus_factory: Any) -> None:
+    bus = await bus_factory()
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def slow(event: Event) -> None:
+        started.set()
+        await asyncio.sleep(0.5)
+        finished.set()
+
+    await bus.subscribe(Subscription("anonymise.instances", slow))
+    await bus.publish(received())
+    await asyncio.wait_for(started.wait(), 20)
+    await bus.close()
+    assert finished.is_set()

@@ -1,0 +1,40 @@
+"""Committed JSON-schema snapshots of every event: a contract change shows in review.
+
+After an intended change: ``uv run python scripts/snapshot_events.py`` and commit the result.
+"""
+
+import json
+from pathlib import Path
+
+from giftcloud_core.events import EVENT_TYPES, QUEUES, event_json_schemas, parse_event
+
+SNAPSHOTS = Path(__file__).parent / "event_schemas"
+
+
+def test_every_event_matches_its_snapshot() -> None:
+    schemas = event_json_schemas()
+    on_disk = {p.stem: json.loads(p.read_text()) for p in SNAPSHOTS.glob("*.json")}
+    assert sorted(on_disk) == sorted(schemas), "an event was added or removed: re-snapshot"
+    for key, schema in schemas.items():
+        assert schema == on_disk[key], f"{key} changed: keep it additive or publish a new version"
+
+
+def test_routing_keys_carry_a_version_and_every_queue_binds_known_events() -> None:
+    for key in EVENT_TYPES:
+        assert key.rsplit(".", 1)[-1].startswith("v")
+    for types in QUEUES.values():
+        assert set(types) <= set(EVENT_TYPES)
+
+
+def test_events_round_trip_through_json_and_ignore_unknown_fields() -> None:
+    for key, cls in EVENT_TYPES.items():
+        fields = {"project": "p", "correlation_id": "c"}
+        for name, field in cls.model_fields.items():
+            if field.is_required() and name not in fields:
+                fields[name] = (
+                    1 if field.annotation is int else ("stow" if name == "source" else "x")
+                )
+        event = cls(**fields)  # type: ignore[arg-type]
+        body = json.loads(event.model_dump_json())
+        body["added_later"] = "ignored"
+        assert parse_event(json.dumps(body).encode()) == event, key

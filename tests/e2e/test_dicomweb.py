@@ -1,0 +1,149 @@
+"""A hospital sends real files through the gateway; a researcher finds and fetches them,
+de-identified, with dicomweb-client."""
+
+import warnings
+
+import httpx
+import pydicom
+from dicomweb_client.api import DICOMwebClient
+from e2e.conftest import Deployment, wait_until_settled
+from giftcloud_core.dicom import InvalidInstance, inspect_instance
+from support.dicom_files import bundled_files
+from support.infra import wait_for
+
+IDENTIFYING = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientAddress",
+    "OtherPatientIDs",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "InstitutionName",
+    "InstitutionAddress",
+)
+
+
+TEXT_VRS = {"PN", "LO", "SH", "LT", "ST", "UT", "UC", "AE", "CS"}
+
+
+def identifiers(ds: pydicom.Dataset) -> set[str]:
+    values = set()
+    for keyword in IDENTIFYING:
+        value = str(ds.get(keyword, "") or "")
+        if len(value) >= 4:
+            values.add(value)
+    return values
+
+
+def device_names(ds: pydicom.Dataset) -> set[str]:
+    return {str(ds.get(k, "") or "") for k in ("Manufacturer", "ManufacturerModelName")}
+
+
+def dicomweb(deployment: Deployment, project: str) -> DICOMwebClient:
+    return DICOMwebClient(url=f"{deployment.url}/dicomweb/{project}", headers=deployment.token())
+
+
+def test_files_come_back_deidentified_and_grouped(deployment: Deployment, tcia_files) -> None:  # type: ignore[no-untyped-def]
+    deployment.create_project("e2e")
+    admin = deployment.token()
+
+    # pydicom's bundled files through plain STOW-RS: every one stored or refused with a reason
+    candidates, sop_uids, originals, devices = [], set(), set(), set()
+    for path in bundled_files():
+        data = path.read_bytes()
+        try:
+            sop_uids.add(inspect_instance(data).sop_instance_uid)
+        except InvalidInstance:
+            continue
+        candidates.append(data)
+        with warnings.catch_warnings():  # some bundled files are odd on purpose
+            warnings.simplefilter("ignore")
+            source = pydicom.dcmread(path)
+            originals |= identifiers(source)
+            devices |= device_names(source)
+    uploads = []
+    for start in range(0, len(candidates), 10):
+        response = deployment.stow("e2e", candidates[start : start + 10], admin)
+        assert response.status_code in (200, 202), response.text
+        uploads.append(response.headers["X-Giftcloud-Upload"])
+
+    # the TCIA series (one patient, planted PHI) through dicomweb-client
+    client = dicomweb(deployment, "e2e")
+    tcia = [pydicom.dcmread(p) for p in tcia_files]
+    client.store_instances(datasets=tcia)
+
+    statuses = wait_until_settled(deployment, "e2e", uploads)
+    for status in statuses:
+        for rejection in status["rejected"]:  # type: ignore[attr-defined]
+            assert rejection["reason"], status
+    archived = sum(int(s["archived"]) for s in statuses)  # type: ignore[call-overload]
+    rejected = sum(len(s["rejected"]) for s in statuses)  # type: ignore[arg-type]
+    assert archived + rejected == len(candidates)
+    assert archived >= len(candidates) * 0.8
+    # files that share a SOP Instance UID are one instance in the archive
+    expected = len(sop_uids) - rejected + len(tcia)
+
+    def all_visible() -> bool:
+        return len(client.search_for_instances()) >= expected
+
+    wait_for(all_visible, timeout=120, what="every archived instance visible to QIDO-RS")
+    studies = client.search_for_studies()
+    assert studies
+
+    originals |= {v for ds in tcia for v in identifiers(ds)}
+    # device identity is kept by design; in pydicom's data one file's institution is another's
+    # manufacturer ("GE MEDICAL SYSTEMS"), which is no patient identifier
+    devices |= {n for ds in tcia for n in device_names(ds)}
+    originals = {v for v in originals if not any(v in d for d in devices)}
+    tcia_subjects = set()
+    for found in client.search_for_instances():
+        study = found["0020000D"]["Value"][0]
+        series = found["0020000E"]["Value"][0]
+        sop = found["00080018"]["Value"][0]
+        instance = client.retrieve_instance(study, series, sop)
+        assert instance.PatientIdentityRemoved == "YES"
+        with warnings.catch_warnings():  # bundled files keep their odd values (IS '1A')
+            warnings.simplefilter("ignore")
+            elements = list(instance.iterall())
+        assert not any(e.tag.is_private for e in elements)
+        assert not instance.get("PatientBirthDate")
+        # every text value at any depth (names, IDs, free text; not UIDs or pixels, where a
+        # short numeric ID turns up by chance) is free of every original identifier
+        texts = [str(e.value) for e in elements if e.VR in TEXT_VRS]
+        texts += [str(e.value) for e in instance.file_meta if e.VR in TEXT_VRS]
+        for value in originals:
+            leaks = [t for t in texts if value in t]
+            assert not leaks, (value, leaks)
+        if (
+            instance.get("Modality") == "MR"
+            and instance.get("Manufacturer") == "SIEMENS"
+            and instance.get("ManufacturerModelName") == "MAGNETOM VISION plus"
+        ):
+            tcia_subjects.add(instance.PatientID)
+    assert len(tcia_subjects) == 1, tcia_subjects  # one patient, one subject
+    original_uids = {ds.SOPInstanceUID for ds in tcia}
+    assert not original_uids & {f["00080018"]["Value"][0] for f in client.search_for_instances()}
+
+
+def test_bad_input_through_the_gateway(deployment: Deployment) -> None:
+    deployment.create_project("e2e-bad")
+    admin = deployment.token()
+    response = deployment.stow("e2e-bad", [b"definitely not DICOM"], admin)
+    assert response.status_code == 400
+    assert response.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0xC000]
+    assert deployment.stow("no-such-project", [b"x"], admin).status_code == 404
+    assert deployment.stow("e2e-bad", [b"x"], {}).status_code == 401
+    created = httpx.post(
+        f"{deployment.url}/auth/users",
+        headers=admin,
+        json={"username": "outsider", "password": "outsider-password"},
+    )
+    assert created.status_code in (201, 409)
+    outsider = deployment.token("outsider", "outsider-password")
+    assert deployment.stow("e2e-bad", [b"x"], outsider).status_code == 403
+    assert (
+        httpx.get(f"{deployment.url}/dicomweb/e2e-bad/studies", headers=outsider).status_code == 403
+    )
+    for name in ("auth", "ingest", "api"):
+        assert httpx.get(f"{deployment.services[name].url}/metrics").status_code == 200

@@ -1,0 +1,68 @@
+"""`giftcloud up`: every service in one process on embedded parts, as a newcomer runs it."""
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+import pydicom
+from dicomweb_client.api import DICOMwebClient
+from giftcloud.client import Client
+from support.dicom_files import pydicom_file
+from support.infra import VENV_BIN, free_port, stop_process, wait_for
+
+
+def test_up_carries_a_file_end_to_end(tmp_path: Path) -> None:
+    port = free_port()
+    log = (tmp_path / "up.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(VENV_BIN / "giftcloud"),
+            "up",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "GIFTCLOUD_ADMIN_PASSWORD": "up-admin-password"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200,
+            timeout=120,
+            what="giftcloud up to be ready",
+        )
+        page = httpx.get(url)
+        assert "giftcloud" in page.text
+        assert "anonymise: running" in page.text
+        client = Client(url, username="admin", password="up-admin-password")
+        client.create_project("demo")
+        source = pydicom_file("CT_small.dcm")
+        result = client.store("demo", [source.read_bytes()])
+        assert result.stored == 1, result
+        web = DICOMwebClient(url=f"{url}/dicomweb/demo", headers=dict(client.http.headers))
+        found = wait_for(web.search_for_instances, timeout=60, what="the instance in QIDO-RS")
+        instance = web.retrieve_instance(
+            found[0]["0020000D"]["Value"][0],
+            found[0]["0020000E"]["Value"][0],
+            found[0]["00080018"]["Value"][0],
+        )
+        original = pydicom.dcmread(source)
+        assert instance.PatientIdentityRemoved == "YES"
+        assert instance.PatientName != original.PatientName
+        assert instance.SOPInstanceUID != original.SOPInstanceUID
+        # objects at rest: the identifiable original never stays, the archive holds the result
+        objects = tmp_path / "data" / "objects"
+        assert not any((objects / "giftcloud-incoming").rglob("*.dcm"))
+        assert len(list((objects / "giftcloud-archive").rglob("*.dcm"))) == 1
+    finally:
+        stop_process(process, signal.SIGTERM, timeout=60)
+    said = (tmp_path / "up.log").read_text()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM
+    assert process.returncode in (0, -signal.SIGTERM), said[-3000:]
+    assert "Application shutdown complete" in said

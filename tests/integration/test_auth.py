@@ -1,0 +1,95 @@
+import httpx
+from giftcloud_auth.app import build
+from giftcloud_core.app import Runtime
+from giftcloud_core.events import ProjectCreated
+from giftcloud_core.tokens import HttpJwks, TokenVerifier
+from integration.conftest import next_message, running
+from support.stack import Stack
+
+
+async def token(client: httpx.AsyncClient, user: str, password: str) -> str:
+    response = await client.post("/auth/token", data={"username": user, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+async def test_admin_projects_members_and_tokens(stack: Stack) -> None:
+    runtime = Runtime(stack.settings())
+    part, _ = build(runtime)
+    async with running(runtime, [part]) as client:
+        admin = {"Authorization": f"Bearer {await token(client, 'admin', 'admin-test-password')}"}
+        assert (
+            await client.post("/auth/token", data={"username": "admin", "password": "wrong"})
+        ).status_code == 401
+        assert (
+            await client.post("/auth/token", data={"username": "nobody", "password": "x"})
+        ).status_code == 401
+
+        # other services verify tokens from the JWKS alone
+        jwks = (await client.get("/auth/.well-known/jwks.json")).json()
+        assert jwks["keys"][0]["kty"] == "RSA" and "d" not in jwks["keys"][0]
+
+        keys = HttpJwks("/auth/.well-known/jwks.json", client=client)
+        principal = await TokenVerifier(keys, "giftcloud", "giftcloud").verify(
+            admin["Authorization"][7:]
+        )
+        assert principal.is_admin
+
+        response = await client.post(
+            "/auth/projects", json={"name": "brain-mri", "title": "Brain"}, headers=admin
+        )
+        assert response.status_code == 201
+        assert (
+            await client.post("/auth/projects", json={"name": "brain-mri"}, headers=admin)
+        ).status_code == 409
+        assert (
+            await client.post("/auth/projects", json={"name": "Bad Name!"}, headers=admin)
+        ).status_code == 422
+        announced = await next_message(stack, "ingest.projects")
+        assert isinstance(announced, ProjectCreated) and announced.project == "brain-mri"
+
+        created = await client.post(
+            "/auth/users", json={"username": "bob", "password": "bob-password-1"}, headers=admin
+        )
+        assert created.status_code == 201
+        bob = {"Authorization": f"Bearer {await token(client, 'bob', 'bob-password-1')}"}
+        assert (
+            await client.post(
+                "/auth/users", json={"username": "eve", "password": "eve-password-1"}, headers=bob
+            )
+        ).status_code == 403
+        assert (await client.get("/auth/projects", headers=bob)).json() == []
+        assert (
+            await client.put(
+                "/auth/projects/brain-mri/members",
+                json={"username": "bob", "role": "member"},
+                headers=bob,
+            )
+        ).status_code == 403
+        assert (
+            await client.put(
+                "/auth/projects/brain-mri/members",
+                json={"username": "bob", "role": "member"},
+                headers=admin,
+            )
+        ).status_code == 204
+        assert (
+            await client.put(
+                "/auth/projects/nope/members",
+                json={"username": "bob", "role": "member"},
+                headers=admin,
+            )
+        ).status_code == 404
+
+        bob = {"Authorization": f"Bearer {await token(client, 'bob', 'bob-password-1')}"}
+        assert (await client.get("/auth/projects", headers=bob)).json() == [
+            {"name": "brain-mri", "title": "Brain", "role": "member"}
+        ]
+        assert (await client.get("/auth/projects")).status_code == 401
+
+    # a restart keeps the signing key and does not make a second admin
+    runtime = Runtime(stack.settings(admin_password="another-password"))
+    part, service = build(runtime)
+    async with running(runtime, [part]) as client:
+        assert (await client.get("/auth/.well-known/jwks.json")).json() == jwks
+        await token(client, "admin", "admin-test-password")

@@ -1,0 +1,158 @@
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from giftcloud.client import multipart_related
+from giftcloud_core.app import Runtime
+from giftcloud_core.events import InstanceReceived, ProjectCreated
+from giftcloud_ingest.app import build
+from integration.conftest import eventually, next_message, raw_store, running
+from support.dicom_files import pydicom_file, read, synthetic_instance, to_bytes
+from support.stack import Stack
+
+Bearer = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+async def ingest(runtime: Runtime, bearer: Bearer) -> AsyncIterator[httpx.AsyncClient]:
+    runtime.settings.ingest.max_request_bytes = 2_000_000
+    async with running(runtime, [build(runtime)]) as client:
+        await runtime.bus.publish(ProjectCreated(project="proj", correlation_id="t"))
+        owner = bearer(projects={"proj": "owner"})
+
+        async def known() -> bool:
+            return (await client.get("/ingest/proj/uploads", headers=owner)).status_code == 200
+
+        await eventually(known, what="ingest learns the project")
+        yield client
+
+
+async def stow(
+    client: httpx.AsyncClient,
+    files: list[bytes],
+    headers: dict[str, str],
+    project: str = "proj",
+    path: str = "",
+) -> httpx.Response:
+    body, content_type = multipart_related(files)
+    return await client.post(
+        f"/dicomweb/{project}/studies{path}",
+        content=body,
+        headers={**headers, "Content-Type": content_type},
+    )
+
+
+def failures(response: httpx.Response) -> list[dict[str, Any]]:
+    return list(response.json().get("00081198", {}).get("Value", []))
+
+
+async def test_stored_instance_is_encrypted_at_rest_and_announced(
+    ingest: httpx.AsyncClient, runtime: Runtime, stack: Stack, bearer: Bearer
+) -> None:
+    data = pydicom_file("CT_small.dcm").read_bytes()
+    response = await stow(ingest, [data], bearer(projects={"proj": "member"}))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/dicom+json"
+    stored = response.json()["00081199"]["Value"]
+    assert stored[0]["00081155"]["Value"] == [read(data).SOPInstanceUID]
+
+    event = await next_message(stack, "anonymise.instances")
+    assert (
+        isinstance(event, InstanceReceived) and event.project == "proj" and event.size == len(data)
+    )
+    incoming = runtime.settings.storage.buckets.incoming
+    at_rest = await raw_store(stack).get(incoming, event.object_key)
+    assert b"CompressedSamples" not in at_rest and at_rest[128:132] != b"DICM"
+    assert await runtime.store.get(incoming, event.object_key) == data
+
+
+async def _incoming(runtime: Runtime) -> list[str]:
+    return await runtime.store.list(runtime.settings.storage.buckets.incoming)
+
+
+@pytest.mark.parametrize(
+    ("files", "reason", "text"),
+    [
+        ([b"this is not DICOM at all"], 0xC000, "not a DICOM Part 10 file"),
+        ([pydicom_file("MR_truncated.dcm").read_bytes()], 0xC000, "truncated"),
+        ([pydicom_file("CT_small.dcm").read_bytes()[:3000]], 0xC000, "truncated"),
+    ],
+    ids=["not-dicom", "truncated-pixels", "truncated-header"],
+)
+async def test_unusable_parts_are_refused_with_reasons_and_nothing_is_stored(
+    ingest: httpx.AsyncClient,
+    runtime: Runtime,
+    bearer: Bearer,
+    files: list[bytes],
+    reason: int,
+    text: str,
+) -> None:
+    response = await stow(ingest, files, bearer(projects={"proj": "owner"}))
+    assert response.status_code == 400
+    [failure] = failures(response)
+    assert failure["00081197"]["Value"] == [reason]
+    assert text in response.json()["giftcloud:reasons"][0]
+    assert await _incoming(runtime) == []
+
+
+async def test_missing_sop_instance_uid(
+    ingest: httpx.AsyncClient, runtime: Runtime, bearer: Bearer
+) -> None:
+    ds = read(synthetic_instance())
+    del ds.SOPInstanceUID
+    response = await stow(ingest, [to_bytes(ds)], bearer(projects={"proj": "owner"}))
+    assert response.status_code == 400
+    assert failures(response)[0]["00081197"]["Value"] == [0xA900]
+    assert "SOPInstanceUID" in response.json()["giftcloud:reasons"][0]
+    assert await _incoming(runtime) == []
+
+
+async def test_mixed_batch_is_accepted_in_part(
+    ingest: httpx.AsyncClient, runtime: Runtime, bearer: Bearer
+) -> None:
+    good = synthetic_instance()
+    response = await stow(ingest, [good, b"junk"], bearer(projects={"proj": "owner"}))
+    assert response.status_code == 202
+    assert len(response.json()["00081199"]["Value"]) == 1 and len(failures(response)) == 1
+    assert len(await _incoming(runtime)) == 1
+
+
+async def test_instance_of_another_study_conflicts(
+    ingest: httpx.AsyncClient, bearer: Bearer
+) -> None:
+    response = await stow(
+        ingest,
+        [synthetic_instance(study_uid="1.2.3.4")],
+        bearer(projects={"proj": "owner"}),
+        path="/1.2.3.5",
+    )
+    assert response.status_code == 409
+    assert failures(response)[0]["00081197"]["Value"] == [0xC409]
+
+
+async def test_access_rules(ingest: httpx.AsyncClient, bearer: Bearer, runtime: Runtime) -> None:
+    files = [synthetic_instance()]
+    assert (await stow(ingest, files, {})).status_code == 401
+    assert (await stow(ingest, files, {"Authorization": "Bearer garbage"})).status_code == 401
+    assert (
+        await stow(ingest, files, bearer(projects={"proj": "owner"}), project="nope")
+    ).status_code == 404
+    assert (await stow(ingest, files, bearer(projects={"other": "owner"}))).status_code == 403
+    assert (await stow(ingest, files, bearer(projects={"proj": "collaborator"}))).status_code == 403
+    assert await _incoming(runtime) == []
+
+
+async def test_oversized_and_wrong_media_type(
+    ingest: httpx.AsyncClient, bearer: Bearer, runtime: Runtime
+) -> None:
+    owner = bearer(projects={"proj": "owner"})
+    response = await stow(ingest, [b"\0" * 2_100_000], owner)
+    assert response.status_code == 413 and "limit" in response.json()["detail"]
+    response = await ingest.post(
+        "/dicomweb/proj/studies",
+        content=b"x",
+        headers={**owner, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 415
+    assert await _incoming(runtime) == []

