@@ -84,7 +84,9 @@ async def test_anonymise_quarantines_what_it_cannot_deidentify(
 
         await eventually(quarantined, what="quarantined")
         rejected = await next_message(stack, "ingest.outcomes")
-        assert isinstance(rejected, InstanceRejected) and "not a readable DICOM" in rejected.reason
+        assert (
+            isinstance(rejected, InstanceRejected) and "not a well-formed DICOM" in rejected.reason
+        )
         at_rest = await raw_store(stack).get(buckets.quarantine, "proj/u1/bad.dcm")
         assert b"Doe^Jane" not in at_rest  # identifiable: encrypted
 

@@ -53,6 +53,27 @@ def test_overlay_renders_and_validates(overlay: str) -> None:
     assert all(d["metadata"].get("namespace") == f"giftcloud-{overlay}" for d in docs)
 
 
+def test_a_hub_verifies_and_holds_no_vault_a_site_seals_into_one() -> None:
+    def config(overlay: str) -> dict[str, str]:
+        return next(
+            d["data"]
+            for d in render(overlay)
+            if d["kind"] == "ConfigMap" and "giftcloud-config" in d["metadata"]["name"]
+        )
+
+    assert config("hub")["GIFTCLOUD_ANONYMISE__MODE"] == "verify"
+    assert "GIFTCLOUD_ANONYMISE__VAULT_PUBLIC_KEY" not in config("hub")
+    assert config("site")["GIFTCLOUD_ANONYMISE__MODE"] == "deidentify"
+    site = next(
+        d
+        for d in render("site")
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "anonymise"
+    )
+    assert {"name": "vault", "secret": {"secretName": "giftcloud-vault"}} in site["spec"][
+        "template"
+    ]["spec"]["volumes"]
+
+
 @pytest.mark.parametrize("overlay", ["site", "hub"])
 def test_pods_are_hardened_and_probed(overlay: str) -> None:
     for doc in render(overlay):

@@ -76,8 +76,19 @@ class IngestSettings(BaseModel):
 
 
 class AnonymiseSettings(BaseModel):
+    #: deidentify (a site: keys, vault, the full engine) or verify (a hub: no secrets; checks
+    #: that what arrives is de-identified, quarantines what is not)
+    mode: Literal["deidentify", "verify"] = "deidentify"
     #: the site's pseudonymisation secret (base64 of >= 32 bytes); per-project keys derive from it
     secret: SecretStr | None = None
+    #: a folder of per-project profiles, ``{project}.yaml``; others get the default profile
+    profiles_dir: Path | None = None
+    #: scan every output for the input's identifiers (reject on a hit)
+    verify: bool = True
+    #: PEM file of the re-identification vault's public key (X25519): writers seal with it
+    vault_public_key: Path | None = None
+    #: PEM file of the vault's private key: only where re-identification is served
+    vault_private_key: Path | None = None
 
 
 class Settings(BaseSettings):

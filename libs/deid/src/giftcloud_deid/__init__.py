@@ -3,7 +3,34 @@
 Used by the anonymise service and by the ``giftcloud`` command alike.
 """
 
-from giftcloud_deid.engine import DeidentifiedInstance, Rejected, deidentify
+from giftcloud_deid.engine import (
+    Change,
+    DeidentifiedInstance,
+    Deidentifier,
+    Rejected,
+    cap_age,
+    deidentify,
+    well_known_uid,
+)
 from giftcloud_deid.keys import ProjectKeys
+from giftcloud_deid.profile import DEFAULT_PROFILE, Profile, ProfileError
+from giftcloud_deid.rules import Option
+from giftcloud_deid.verify import Identity, audit, verify
 
-__all__ = ["DeidentifiedInstance", "ProjectKeys", "Rejected", "deidentify"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "Change",
+    "DeidentifiedInstance",
+    "Deidentifier",
+    "Identity",
+    "Option",
+    "Profile",
+    "ProfileError",
+    "ProjectKeys",
+    "Rejected",
+    "audit",
+    "cap_age",
+    "deidentify",
+    "verify",
+    "well_known_uid",
+]

@@ -1,100 +1,115 @@
-"""Interim de-identification: keep only what is known to be safe, replace what identifies.
+"""The PS3.15 Annex E de-identifier: one pass over the raw bytes, touching only what the table names.
 
-This is an allow-list: an attribute survives only if it is named here (or is a
-numeric/coded attribute of the acquisition, geometry or pixel modules); every
-private tag, free text, name, address and ID is dropped or replaced. The complete
-PS3.15 Annex E table replaces it (issue 3).
+Every element the profile keeps is copied byte for byte from the input; only the
+elements an action applies to are decoded and encoded again. Sequences are opened to
+apply the profile inside them and copied whole when nothing in them changes. Pixel data
+is never decoded unless a burned-in text rule fires.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
-from dataclasses import dataclass
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 import pydicom
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom._uid_dict import UID_dictionary  # the registry of PS3.6 Table A-1
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.errors import InvalidDicomError
-from pydicom.tag import BaseTag
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
+from giftcloud_deid import pixels
 from giftcloud_deid.keys import ProjectKeys
+from giftcloud_deid.profile import DEFAULT_PROFILE, Profile
+from giftcloud_deid.raw import (
+    UNDEFINED,
+    Element,
+    Malformed,
+    Part10,
+    Reader,
+    Syntax,
+    dictionary_vr,
+    element_bytes,
+    file_meta,
+    header,
+    open_part10,
+    sequence_bytes,
+)
+from giftcloud_deid.rules import (
+    BASIC_CODE,
+    CLEAN,
+    DUMMY,
+    EMPTY,
+    KEEP,
+    OPTION_CODES,
+    REMOVE,
+    ActionMap,
+    Option,
+    compile_actions,
+)
+from giftcloud_deid.rules import UID as NEW_UID
+from giftcloud_deid.verify import Identity, verify
 
-ENGINE_VERSION = "giftcloud-deid 0.1 (interim allow-list)"
+ENGINE_VERSION = "giftcloud-deid 1.0"
+IMPLEMENTATION_VERSION = "GIFTCLOUD_1"
 
-#: groups whose numeric and coded attributes (VRs below) are kept: acquisition, geometry, pixels
-_NUMERIC_GROUPS = {0x0018, 0x0020, 0x0028, 0x5200}
-_NUMERIC_VRS = {
-    "DS",
-    "IS",
-    "US",
-    "SS",
-    "UL",
-    "SL",
-    "FL",
-    "FD",
-    "CS",
-    "AT",
-    "OB",
-    "OW",
-    "OF",
-    "OD",
-    "OL",
-    "UV",
-    "SV",
-    "SQ",
+PATIENT_NAME = 0x00100010
+PATIENT_ID = 0x00100020
+PATIENT_AGE = 0x00101010
+SOP_CLASS = 0x00080016
+SOP_INSTANCE = 0x00080018
+STUDY_UID = 0x0020000D
+SERIES_UID = 0x0020000E
+PIXEL_DATA = 0x7FE00010
+IDENTITY_REMOVED = 0x00120062
+METHOD = 0x00120063
+METHOD_CODES = 0x00120064
+TEMPORAL_MODIFIED = 0x00280303
+_SET_BY_ENGINE = {
+    PATIENT_NAME,
+    PATIENT_ID,
+    IDENTITY_REMOVED,
+    METHOD,
+    METHOD_CODES,
+    TEMPORAL_MODIFIED,
 }
-#: identifiers among those groups that the numeric rule would otherwise keep
-_DROP = {
-    0x00181000,  # DeviceSerialNumber
-    0x00181004,  # PlateID
-    0x00181005,  # GeneratorID
-    0x00181007,  # CassetteID
-    0x00181008,  # GantryID
-    0x0018700A,  # DetectorID
-    0x00184000,  # AcquisitionComments
-    0x00204000,  # ImageComments
-    0x00280303,  # LongitudinalTemporalInformationModified: set anew
+_REQUIRED = {
+    SOP_INSTANCE: "SOPInstanceUID",
+    SOP_CLASS: "SOPClassUID",
+    STUDY_UID: "StudyInstanceUID",
+    SERIES_UID: "SeriesInstanceUID",
 }
-#: kept as they are
-_KEEP = {
-    0x00080005,  # SpecificCharacterSet
-    0x00080008,  # ImageType
-    0x00080016,  # SOPClassUID
-    0x00080060,  # Modality
-    0x00080064,  # ConversionType
-    0x00080070,  # Manufacturer
-    0x00081090,  # ManufacturerModelName
-    0x00080030,
-    0x00080031,
-    0x00080032,
-    0x00080033,  # Study/Series/Acquisition/Content time
-    0x00100040,  # PatientSex
-    0x00101010,  # PatientAge
-    0x00101020,  # PatientSize
-    0x00101030,  # PatientWeight
-    0x00200013,  # InstanceNumber
-    0x00200011,  # SeriesNumber
-    0x7FE00010,  # PixelData
-    0x7FE00008,  # FloatPixelData
-    0x7FE00009,  # DoubleFloatPixelData
+_TEXT_VRS = {"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "UR"}
+_FREE_TEXT_VRS = {"LO", "LT", "PN", "SH", "ST", "UC", "UT"}
+_NUMBER_VRS = {"US", "SS", "UL", "SL", "FL", "FD"}
+_DUMMIES: dict[str, str | int | float] = {
+    "PN": "ANONYMIZED",
+    "LO": "ANONYMIZED",
+    "SH": "ANONYMIZED",
+    "LT": "ANONYMIZED",
+    "ST": "ANONYMIZED",
+    "UT": "ANONYMIZED",
+    "UC": "ANONYMIZED",
+    "CS": "ANONYMIZED",
+    "AE": "ANONYMIZED",
+    "DA": "19000101",
+    "DT": "19000101000000",
+    "TM": "000000",
+    "AS": "000Y",
+    "IS": "0",
+    "DS": "0",
+    "US": 0,
+    "SS": 0,
+    "UL": 0,
+    "SL": 0,
+    "FL": 0.0,
+    "FD": 0.0,
 }
-#: dates kept, shifted by the subject's offset
-_SHIFTED_DATES = {0x00080020, 0x00080021, 0x00080022, 0x00080023, 0x0008002A}
-#: emptied (Type 2 attributes a valid file keeps)
-_EMPTIED = {0x00080050, 0x00080090, 0x00100030, 0x00200010}
-#: referencing sequences whose items keep their (remapped) UIDs
-_REFERENCE_SEQUENCES = {
-    0x00081140,  # ReferencedImageSequence
-    0x00081115,  # ReferencedSeriesSequence
-    0x00081199,  # ReferencedSOPSequence
-    0x00081110,  # ReferencedStudySequence
-    0x00081250,  # RelatedSeriesSequence
-    0x00082112,  # SourceImageSequence
-}
-_REQUIRED = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID")
 
 
 class Rejected(Exception):
@@ -106,6 +121,15 @@ class Rejected(Exception):
 
 
 @dataclass(frozen=True)
+class Change:
+    """What the profile does (or would do, in a dry run) to one attribute; never its value."""
+
+    path: str
+    keyword: str
+    action: str
+
+
+@dataclass(frozen=True)
 class DeidentifiedInstance:
     data: bytes
     subject: str
@@ -114,22 +138,53 @@ class DeidentifiedInstance:
     sop_uid: str
     sop_class_uid: str
     transfer_syntax_uid: str
+    identity: Identity
+    changes: tuple[Change, ...] = ()
+    pixels_cleaned: str = ""
 
 
-@lru_cache(maxsize=4096)
-def _well_known(uid: str) -> bool:
-    """Registered in the DICOM dictionary (SOP classes, transfer syntaxes, coding schemes)."""
-    parsed = UID(uid)
-    return parsed.is_valid and parsed.name != uid
+@lru_cache(maxsize=8192)
+def well_known_uid(uid: str) -> bool:
+    """Defined by the standard (DICOM root) or registered (coding schemes, frames of reference)."""
+    return uid.startswith("1.2.840.10008.") or uid in UID_dictionary
 
 
-class _Context:
-    def __init__(self, keys: ProjectKeys, subject: str) -> None:
-        self.keys = keys
-        self.shift = timedelta(days=keys.date_shift_days(subject))
+@lru_cache(maxsize=64)
+def _actions(options: frozenset[Option]) -> ActionMap:
+    return compile_actions(options)
+
+
+@lru_cache(maxsize=1)
+def _safe_private_table() -> frozenset[tuple[str, int, int]]:
+    from giftcloud_deid.rules import load_table
+
+    return load_table().safe_private
+
+
+@dataclass
+class _Run:
+    """The state of one instance's de-identification."""
+
+    reader: Reader
+    syntax: Syntax
+    keys: ProjectKeys
+    profile: Profile
+    actions: dict[int, str]
+    action_map: ActionMap
+    subject: str
+    shift: timedelta
+    identity: Identity
+    dry_run: bool
+    safe_private: frozenset[tuple[str, int, int]]
+    retain_uids: bool
+    changes: list[Change] = field(default_factory=list)
+    scrubber: re.Pattern[str] | None = None
 
     def uid(self, value: str) -> str:
-        return value if _well_known(value) else self.keys.uid(value)
+        if not value or well_known_uid(value):
+            return value
+        self.identity.uids.add(value)
+        return self.keys.uid(value)
 
     def shift_date(self, value: str) -> str:
         try:
@@ -138,108 +193,387 @@ class _Context:
             return ""
         return (parsed + self.shift).strftime("%Y%m%d")
 
+    def shift_datetime(self, value: str) -> str:
+        value = value.strip()
+        shifted = self.shift_date(value[:8])
+        return shifted + value[8:] if shifted else ""
 
-def _remap_uids(element: DataElement, ctx: _Context) -> DataElement:
-    if element.VM > 1:
-        element.value = [ctx.uid(str(v)) for v in element.value]
-    elif element.value:
-        element.value = ctx.uid(str(element.value))
-    return element
-
-
-def _clean(source: Dataset, ctx: _Context, *, in_reference: bool = False) -> Dataset:
-    out = Dataset()
-    for element in source:
-        tag: BaseTag = element.tag
-        tag_int = int(tag)
-        if tag.is_private or tag.group & 0xFF00 == 0x6000 or tag_int in _DROP:
-            continue
-        vr = element.VR
-        if vr == "SQ":
-            if tag_int in _REFERENCE_SEQUENCES or tag.group in _NUMERIC_GROUPS:
-                element.value = [
-                    _clean(item, ctx, in_reference=in_reference or tag_int in _REFERENCE_SEQUENCES)
-                    for item in element.value
-                ]
-                out.add(element)
-            continue
-        if vr == "UI":
-            if tag_int == 0x00080016 or in_reference or tag.group in {0x0008, 0x0020}:
-                out.add(_remap_uids(element, ctx))
-            continue
-        if tag_int in _KEEP:
-            out.add(element)
-        elif tag_int in _SHIFTED_DATES and element.value:
-            element.value = ctx.shift_date(str(element.value))
-            out.add(element)
-        elif tag_int in _EMPTIED:
-            out.add(DataElement(tag, vr, ""))
-        elif tag.group in _NUMERIC_GROUPS and vr in _NUMERIC_VRS:
-            out.add(element)
-    return out
+    def scrub(self, text: str) -> str:
+        """Free text with every identifier of the input taken out."""
+        if self.scrubber is None:
+            self.scrubber = self.identity.pattern()
+        return self.scrubber.sub("*", text) if self.scrubber.pattern else text
 
 
-def deidentify(data: bytes, keys: ProjectKeys) -> DeidentifiedInstance:
-    """De-identify one DICOM Part 10 file; :class:`Rejected` with a reason if it cannot be."""
-    try:
-        source = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError) as exc:
-        raise Rejected(f"not a readable DICOM Part 10 file: {exc}") from exc
-    missing = [name for name in _REQUIRED if not source.get(name)]
-    if missing:
-        raise Rejected(f"missing required attribute(s): {', '.join(missing)}")
-    issuer = str(source.get("IssuerOfPatientID", "") or "")
-    patient_id = str(source.get("PatientID", "") or "")
-    if not patient_id:
-        # no ID: group by name and birth date, else the study stands alone
-        patient_id = (
-            "|".join(
-                str(source.get(n, "") or "") for n in ("PatientName", "PatientBirthDate")
-            ).strip("|")
-            or f"study:{source.StudyInstanceUID}"
+def _hash(keys: ProjectKeys, value: str) -> str:
+    return hmac.new(keys.secret, b"attr\x00" + value.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+class Deidentifier:
+    """De-identifies instances of one project with its keys and profile. Thread-safe."""
+
+    def __init__(
+        self,
+        keys: ProjectKeys,
+        profile: Profile = DEFAULT_PROFILE,
+        *,
+        verify_output: bool = True,
+        burned_in: pixels.BurnedInRules | None = None,
+    ) -> None:
+        self.keys = keys
+        self.profile = profile
+        self.verify_output = verify_output
+        self.action_map = _actions(profile.options)
+        self.burned_in = burned_in or pixels.BurnedInRules.default(profile.burned_in)
+        safe = Option.RETAIN_SAFE_PRIVATE in profile.options
+        self._safe_private = _safe_private_table() if safe else frozenset()
+
+    def deidentify(self, data: bytes) -> DeidentifiedInstance:
+        """De-identify one DICOM Part 10 file; :class:`Rejected` with a reason if it cannot be."""
+        try:
+            return self._run(data, dry_run=self.profile.dry_run)
+        except Malformed as exc:
+            raise Rejected(f"not a well-formed DICOM Part 10 file: {exc}") from exc
+
+    def dry_run(self, data: bytes) -> tuple[Change, ...]:
+        """What the profile would change in one file, without writing anything."""
+        try:
+            return self._run(data, dry_run=True).changes
+        except Malformed as exc:
+            raise Rejected(f"not a well-formed DICOM Part 10 file: {exc}") from exc
+
+    def _run(self, data: bytes, *, dry_run: bool, masked: str = "") -> DeidentifiedInstance:
+        part = open_part10(data)
+        reader = Reader(part.buf)
+        top = reader.elements(part.start, len(part.buf), part.syntax)
+        by_tag = {e.tag: e for e in top}
+
+        def text(tag: int) -> list[str]:
+            element = by_tag.get(tag)
+            if element is None or element.vr == "SQ":
+                return []
+            if element.vr in _NUMBER_VRS:
+                return [str(n) for n in reader.number(element, part.syntax)]
+            return reader.text(element)
+
+        missing = [name for tag, name in _REQUIRED.items() if not text(tag)]
+        if missing:
+            raise Rejected(f"missing required attribute(s): {', '.join(missing)}")
+        sop_class = text(SOP_CLASS)[0]
+        allowed = self.profile.sop_classes
+        if allowed is not None and sop_class not in allowed:
+            raise Rejected(f"SOP Class {sop_class} is not in this project's allow-list")
+
+        if PIXEL_DATA in by_tag and not masked and not dry_run:
+            rule = self._pixel_rule(by_tag, text, part)
+            if rule is not None:
+                return self._run(self._mask(data, rule), dry_run=False, masked=rule.label)
+
+        identity = Identity.from_values(text)
+        for tag, extra in self.profile.rules.items():
+            if extra.action == "keep":  # the project keeps these on purpose
+                for value in text(tag):
+                    identity.identifiers.pop(value, None)
+        study = text(STUDY_UID)[0]
+        subject = self.keys.subject(identity.issuer, identity.grouping_id(study))
+        run = _Run(
+            reader=reader,
+            syntax=part.syntax,
+            keys=self.keys,
+            profile=self.profile,
+            actions=self.action_map.for_sop_class(sop_class),
+            action_map=self.action_map,
+            subject=subject,
+            shift=timedelta(days=self.keys.date_shift_days(subject)),
+            identity=identity,
+            dry_run=dry_run,
+            safe_private=self._safe_private,
+            retain_uids=Option.RETAIN_UIDS in self.profile.options,
         )
-    subject = keys.subject(issuer, patient_id)
-    ctx = _Context(keys, subject)
+        _, chunks = _dataset(top, run, part.syntax, "", top_level=True)
+        ids = {
+            tag: text(tag)[0] if run.actions.get(tag) == KEEP else run.uid(text(tag)[0])
+            for tag in (STUDY_UID, SERIES_UID, SOP_INSTANCE)
+        }
+        if dry_run:
+            return _result(b"", run, ids, sop_class, part.transfer_syntax, masked)
+        self._stamp(chunks, run, text(PATIENT_AGE), bool(masked))
+        body = b"".join(chunks[tag] for tag in sorted(chunks))
+        output = (
+            file_meta(sop_class, ids[SOP_INSTANCE], part.transfer_syntax, IMPLEMENTATION_VERSION)
+            + body
+        )
+        if self.verify_output:
+            hits = verify(
+                output, identity, dates=Option.RETAIN_FULL_DATES not in self.profile.options
+            )
+            if hits:
+                raise Rejected(f"verification found identifiers in the output: {'; '.join(hits)}")
+        return _result(output, run, ids, sop_class, part.transfer_syntax, masked)
 
-    out = _clean(source, ctx)
-    out.PatientName = subject
-    out.PatientID = subject
-    out.PatientIdentityRemoved = "YES"
-    out.DeidentificationMethod = f"{ENGINE_VERSION}; key {keys.key_id}"
-    out.LongitudinalTemporalInformationModified = "MODIFIED"
-    age = source.get("PatientAge")
-    if age:
-        out.PatientAge = _cap_age(str(age))
+    def _pixel_rule(
+        self, by_tag: dict[int, Element], text: Callable[[int], list[str]], part: Part10
+    ) -> pixels.Rule | None:
+        def fields(name: str) -> str | None:
+            tag = tag_for_keyword(name)
+            if tag is None:
+                return None
+            if tag >> 16 == 2:
+                return part.meta.get(tag)
+            if tag not in by_tag:
+                return None
+            return "\\".join(text(tag))
 
-    transfer_syntax = source.file_meta.get("TransferSyntaxUID") if source.file_meta else None
-    if transfer_syntax is None:
-        raise Rejected("no TransferSyntaxUID in the file meta information")
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = out.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    out.file_meta = meta
-    out.set_original_encoding(
-        transfer_syntax.is_implicit_VR,
-        transfer_syntax.is_little_endian,
-        source.original_character_set,
-    )
-    buffer = io.BytesIO()
-    out.save_as(buffer, enforce_file_format=True)
+        try:
+            return self.burned_in.needs_cleaning(fields)
+        except pixels.PixelRejected as exc:
+            raise Rejected(exc.reason) from exc
+
+    def _mask(self, data: bytes, rule: pixels.Rule) -> bytes:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(io.BytesIO(data))
+                self.burned_in.apply(ds, rule)
+                buffer = io.BytesIO()
+                ds.save_as(buffer, enforce_file_format=True)
+        except pixels.PixelRejected as exc:
+            raise Rejected(exc.reason) from exc
+        except (InvalidDicomError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise Rejected(f"pixel data cannot be cleaned: {exc}") from exc
+        return buffer.getvalue()
+
+    def _stamp(
+        self, chunks: dict[int, bytes], run: _Run, age: list[str], pixels_cleaned: bool
+    ) -> None:
+        syntax = run.syntax
+        options = self.profile.options
+        chunks[PATIENT_NAME] = element_bytes(PATIENT_NAME, "PN", run.subject, syntax)
+        chunks[PATIENT_ID] = element_bytes(PATIENT_ID, "LO", run.subject, syntax)
+        chunks[IDENTITY_REMOVED] = element_bytes(IDENTITY_REMOVED, "CS", "YES", syntax)
+        method = [ENGINE_VERSION, self.profile.description[:64], f"key {self.keys.key_id}"]
+        chunks[METHOD] = element_bytes(METHOD, "LO", method, syntax)
+        codes = [BASIC_CODE]
+        codes += [OPTION_CODES[o] for o in sorted(options) if o in OPTION_CODES]
+        if pixels_cleaned and Option.CLEAN_PIXEL_DATA not in options:
+            codes.append(OPTION_CODES[Option.CLEAN_PIXEL_DATA])
+        items = [
+            element_bytes(0x00080100, "SH", value, syntax)
+            + element_bytes(0x00080102, "SH", "DCM", syntax)
+            + element_bytes(0x00080104, "LO", meaning, syntax)
+            for value, meaning in codes
+        ]
+        chunks[METHOD_CODES] = sequence_bytes(METHOD_CODES, items, syntax)
+        if Option.RETAIN_FULL_DATES in options:
+            temporal = "UNMODIFIED"
+        elif Option.RETAIN_MODIFIED_DATES in options:
+            temporal = "MODIFIED"
+        else:
+            temporal = "REMOVED"
+        chunks[TEMPORAL_MODIFIED] = element_bytes(TEMPORAL_MODIFIED, "CS", temporal, syntax)
+        if age and PATIENT_AGE in chunks:
+            chunks[PATIENT_AGE] = element_bytes(PATIENT_AGE, "AS", cap_age(age[0]), syntax)
+
+
+def _result(
+    data: bytes,
+    run: _Run,
+    ids: dict[int, str],
+    sop_class: str,
+    transfer_syntax: str,
+    cleaned: str,
+) -> DeidentifiedInstance:
     return DeidentifiedInstance(
-        data=buffer.getvalue(),
-        subject=subject,
-        study_uid=str(out.StudyInstanceUID),
-        series_uid=str(out.SeriesInstanceUID),
-        sop_uid=str(out.SOPInstanceUID),
-        sop_class_uid=str(out.SOPClassUID),
-        transfer_syntax_uid=str(transfer_syntax),
+        data=data,
+        subject=run.subject,
+        study_uid=ids[STUDY_UID],
+        series_uid=ids[SERIES_UID],
+        sop_uid=ids[SOP_INSTANCE],
+        sop_class_uid=sop_class,
+        transfer_syntax_uid=transfer_syntax,
+        identity=run.identity,
+        changes=tuple(run.changes),
+        pixels_cleaned=cleaned,
     )
 
 
-def _cap_age(age: str) -> str:
-    """Ages over 89 years are reported as 90Y (HIPAA safe harbour)."""
+def _private_action(tag: int, creators: dict[int, str], run: _Run) -> str:
+    if not run.safe_private:
+        return REMOVE
+    group, element = tag >> 16, tag & 0xFFFF
+    if element < 0x0100:
+        creator = creators.get(tag, "")
+        reserved = any(c == creator and g == group for c, g, _ in run.safe_private)
+        return KEEP if element >= 0x10 and reserved else REMOVE
+    creator = creators.get((group << 16) | (element >> 8), "")
+    return KEEP if (creator, group, element & 0xFF) in run.safe_private else REMOVE
+
+
+def _action_for(tag: int, creators: dict[int, str], run: _Run) -> str:
+    group = tag >> 16
+    if tag in run.profile.rules:
+        return "extra"
+    if group & 1:
+        return _private_action(tag, creators, run) if group > 0x0008 else REMOVE
+    if group in (0x0000, 0x0002, 0x0006):
+        return REMOVE  # command, file meta or an illegal group inside the dataset
+    action = run.actions.get(tag)
+    if action is not None:
+        return action
+    if group & 0xFF00 in (0x5000, 0x6000):
+        if tag & 0xFF00FFFF == 0x60003000:
+            return REMOVE  # overlay bitmaps may carry text no rule can clean: always removed
+        # curves and overlays: the whole group goes with its data, comments as the table says
+        return run.action_map.repeating_action(tag) or REMOVE
+    if tag & 0xFFFF == 0:
+        return REMOVE  # group lengths would be wrong after any change
+    return KEEP
+
+
+def _creators(elements: list[Element], run: _Run) -> dict[int, str]:
+    if not run.safe_private:
+        return {}
+    return {
+        e.tag: (run.reader.text(e) or [""])[0].upper()
+        for e in elements
+        if (e.tag >> 16) & 1 and 0x10 <= e.tag & 0xFFFF <= 0xFF
+    }
+
+
+def _dataset(
+    elements: list[Element],
+    run: _Run,
+    syntax: Syntax,
+    path: str,
+    *,
+    top_level: bool = False,
+    cleaning: bool = False,
+) -> tuple[bool, dict[int, bytes]]:
+    """The elements after the profile, by tag; and whether anything changed.
+
+    ``cleaning``: inside a sequence the profile cleans (C), where free text the table
+    does not name (an SR TextValue, a graphic's text) is cleaned too.
+    """
+    buf = run.reader.buf
+    out: dict[int, bytes] = {}
+    changed = False
+    creators = _creators(elements, run)
+    for element in elements:
+        tag = element.tag
+        if top_level and tag in _SET_BY_ENGINE:
+            changed = True
+            continue
+        action = _action_for(tag, creators, run)
+        vr = element.vr
+        if vr == "UN" and not (tag >> 16) & 1:
+            vr = dictionary_vr(tag)
+        if action == KEEP and vr != "SQ":
+            if cleaning and vr in _FREE_TEXT_VRS:
+                values = run.reader.text(element)
+                scrubbed = [run.scrub(v) for v in values]
+                if scrubbed != values:
+                    out[tag] = element_bytes(tag, vr, scrubbed, syntax)
+                    changed = True
+                    continue
+            out[tag] = bytes(buf[element.start : element.end])
+            continue
+        where = f"{path}({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        if action != KEEP:
+            run.changes.append(Change(where, keyword_for_tag(tag) or "private", action))
+            changed = True
+        if vr in _TEXT_VRS and action in (REMOVE, EMPTY, DUMMY) and not (tag >> 16) & 1:
+            run.identity.note_removed(run.reader.text(element))
+        if action == REMOVE:
+            continue
+        if vr == "SQ":
+            encoded = _sequence(element, action, run, syntax, where, cleaning)
+            if encoded is None:
+                out[tag] = bytes(buf[element.start : element.end])
+            else:
+                out[tag] = encoded
+                changed = True
+            continue
+        if run.dry_run:
+            continue
+        out[tag] = _value(element, vr, action, run, syntax)
+    return changed, out
+
+
+def _sequence(
+    element: Element, action: str, run: _Run, syntax: Syntax, where: str, cleaning: bool
+) -> bytes | None:
+    """The sequence re-encoded after the profile, or None when it is unchanged."""
+    if action in (EMPTY, DUMMY):
+        return header(element.tag, "SQ", 0, syntax)
+    if action == "extra":
+        rule = run.profile.rules[element.tag]
+        if rule.action == "keep":
+            return None
+        return header(element.tag, "SQ", 0, syntax)
+    inner = Syntax(True, True) if element.implicit_items else syntax
+    undefined = element.length == UNDEFINED
+    items: list[bytes] = []
+    changed = False
+    for index, (start, stop, _) in enumerate(
+        run.reader.items(element.value, element.end, inner, undefined=undefined)
+    ):
+        members = run.reader.elements(start, stop, inner)
+        item_changed, chunks = _dataset(
+            members, run, inner, f"{where}[{index}]", cleaning=cleaning or action == CLEAN
+        )
+        changed = changed or item_changed
+        items.append(b"".join(chunks[t] for t in sorted(chunks)))
+    if not changed:
+        return None
+    return sequence_bytes(element.tag, items, syntax, as_un=element.implicit_items)
+
+
+def _value(element: Element, vr: str, action: str, run: _Run, syntax: Syntax) -> bytes:
+    tag = element.tag
+    values = run.reader.text(element) if vr not in _NUMBER_VRS else []
+    if action == "extra":
+        rule = run.profile.rules[tag]
+        if rule.action == "keep":
+            return bytes(run.reader.buf[element.start : element.end])
+        if rule.action == "replace":
+            return element_bytes(tag, vr, rule.value, syntax)
+        if rule.action == "hash":
+            return element_bytes(tag, vr, [_hash(run.keys, v) for v in values], syntax)
+        return element_bytes(tag, vr, None, syntax)
+    if action == EMPTY:
+        return element_bytes(tag, vr, None, syntax)
+    if vr == "UI" and action in (DUMMY, NEW_UID, CLEAN):
+        return element_bytes(tag, vr, [run.uid(v) for v in values], syntax)
+    if action in (DUMMY, NEW_UID):
+        return element_bytes(tag, vr, _DUMMIES.get(vr), syntax)
+    # CLEAN
+    options = run.profile.options
+    modified = Option.RETAIN_MODIFIED_DATES in options
+    if vr == "DA":
+        new = [run.shift_date(v) for v in values] if modified else []
+    elif vr == "DT":
+        new = [run.shift_datetime(v) for v in values] if modified else []
+    elif vr == "TM":
+        new = values if modified else []
+    elif vr == "AS":
+        new = [cap_age(v) for v in values]
+    elif vr in _TEXT_VRS:
+        new = [run.scrub(v) for v in values]
+    else:
+        return element_bytes(tag, vr, None, syntax)  # nothing to clean in it: emptied
+    return element_bytes(tag, vr, new or None, syntax)
+
+
+def cap_age(age: str) -> str:
+    """Ages over 89 years are reported as 090Y (HIPAA safe harbour)."""
+    age = age.strip()
     if age.endswith("Y") and age[:-1].isdigit() and int(age[:-1]) > 89:
         return "090Y"
     return age
+
+
+def deidentify(
+    data: bytes, keys: ProjectKeys, profile: Profile = DEFAULT_PROFILE
+) -> DeidentifiedInstance:
+    """De-identify one file with a project's keys and a profile (default: the site default)."""
+    return Deidentifier(keys, profile).deidentify(data)

@@ -1,11 +1,11 @@
-from __future__ import annotations
-
 from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import FastAPI
-from giftcloud_core.app import Runtime, ServicePart, create_app
+from fastapi import APIRouter, Depends, FastAPI
+from giftcloud_core.app import Runtime, ServicePart, authenticated, create_app
 from giftcloud_core.bus import Subscription
 from giftcloud_core.settings import Settings
+from giftcloud_core.tokens import Principal
 
 from giftcloud_anonymise.models import SCHEMA
 from giftcloud_anonymise.service import AnonymiseService
@@ -15,8 +15,33 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build(runtime: Runtime) -> ServicePart:
     service = AnonymiseService(runtime.settings, runtime.db, runtime.bus, runtime.store)
+    current = authenticated(runtime.verifier)
+    Caller = Annotated[Principal, Depends(current)]
+    router = APIRouter(prefix="/anonymise", tags=["anonymise"])
+
+    @router.get("/reidentify/{project}/{subject}")
+    async def reidentify(project: str, subject: str, caller: Caller) -> dict[str, Any]:
+        """Who a subject was (reidentifier role only; every read is audited)."""
+        records = await service.reidentify(caller, project, subject)
+        return {
+            "project": project,
+            "subject": subject,
+            "records": [
+                {
+                    "patient_id": r.patient_id,
+                    "issuer": r.issuer,
+                    "name": r.name,
+                    "birth_date": r.birth_date,
+                    "study_uid": r.study_uid,
+                    "pseudonymised_study_uid": r.pseudonymised_study_uid,
+                }
+                for r in records
+            ],
+        }
+
     return ServicePart(
         name="anonymise",
+        routers=[router],
         subscriptions=[Subscription("anonymise.instances", service.on_received)],
         schema=SCHEMA,
         migrations=MIGRATIONS,

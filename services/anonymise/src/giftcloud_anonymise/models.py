@@ -25,3 +25,32 @@ class Deidentification(SQLModel, table=True):
     reason: str = ""
     key_id: str = ""
     created_at: datetime = Field(default_factory=_now)
+
+
+class VaultEntry(SQLModel, table=True):
+    """Who a subject was, for one study: sealed with the vault's public key."""
+
+    __tablename__ = "vault"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    subject: str = Field(primary_key=True)
+    study_uid: str = Field(primary_key=True)  # the pseudonymised one
+    sealed: bytes
+    vault_key_id: str
+    created_at: datetime = Field(default_factory=_now)
+
+
+class ReidentificationAudit(SQLModel, table=True):
+    """Every read of the vault: who, when, which subject, how many records."""
+
+    __tablename__ = "reidentification_audit"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str
+    project: str
+    subject: str
+    records: int
+    correlation_id: str = ""
+    created_at: datetime = Field(default_factory=_now)

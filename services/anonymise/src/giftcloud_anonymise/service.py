@@ -5,18 +5,32 @@ import base64
 import hashlib
 import logging
 from functools import lru_cache
+from pathlib import Path
 
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
-from giftcloud_core.errors import ObjectNotFound
+from giftcloud_core.errors import Forbidden, NotFound, ObjectNotFound, ServiceUnavailable
 from giftcloud_core.events import Event, InstanceDeidentified, InstanceReceived, InstanceRejected
+from giftcloud_core.logs import correlation_id
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore
-from giftcloud_deid import ProjectKeys, Rejected, deidentify
+from giftcloud_core.tokens import Principal
+from giftcloud_deid import (
+    DEFAULT_PROFILE,
+    DeidentifiedInstance,
+    Deidentifier,
+    Profile,
+    ProjectKeys,
+    Rejected,
+    audit,
+)
+from giftcloud_deid.vault import VaultOpener, VaultRecord, VaultSealer
+from giftcloud_deid.verify import Identity, summary
 from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import select
 
-from giftcloud_anonymise.models import Deidentification
+from giftcloud_anonymise.models import Deidentification, ReidentificationAudit, VaultEntry
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +41,56 @@ class AnonymiseService:
     Redelivery is harmless: the output is a pure function of input and key, so a
     second run writes the same object and publishes the same result; an input
     already gone from ``incoming`` was finished before.
+
+    In ``verify`` mode (a hub: no secrets, no vault) instances that arrive must already
+    be de-identified: each is audited and passed on unchanged, or quarantined.
     """
 
     def __init__(self, settings: Settings, db: Database, bus: Bus, store: ObjectStore) -> None:
-        secret = settings.anonymise.secret
-        if secret is None:
-            raise RuntimeError(
-                "set GIFTCLOUD_ANONYMISE__SECRET (base64 of at least 32 random bytes): "
-                "the site's pseudonymisation secret"
-            )
-        self._site_secret = base64.b64decode(secret.get_secret_value())
+        config = settings.anonymise
+        self.mode = config.mode
+        self._site_secret = b""
+        if self.mode == "deidentify":
+            if config.secret is None:
+                raise RuntimeError(
+                    "set GIFTCLOUD_ANONYMISE__SECRET (base64 of at least 32 random bytes): "
+                    "the site's pseudonymisation secret"
+                )
+            self._site_secret = base64.b64decode(config.secret.get_secret_value())
         self.settings = settings
         self.buckets = settings.storage.buckets
         self.db = db
         self.bus = bus
         self.store = store
-        self._keys = lru_cache(maxsize=256)(
-            lambda project: ProjectKeys.derive(self._site_secret, project)
+        self.sealer = (
+            VaultSealer(config.vault_public_key.read_bytes()) if config.vault_public_key else None
+        )
+        self.opener = (
+            VaultOpener(config.vault_private_key.read_bytes()) if config.vault_private_key else None
+        )
+        if self.mode == "deidentify" and self.sealer is None:
+            log.warning(
+                "no vault public key (GIFTCLOUD_ANONYMISE__VAULT_PUBLIC_KEY): "
+                "de-identified subjects cannot be re-identified at this site"
+            )
+        self._deidentifiers = lru_cache(maxsize=256)(self._deidentifier)
+
+    def _deidentifier(self, project: str) -> Deidentifier:
+        keys = ProjectKeys.derive(self._site_secret, project)
+        return Deidentifier(
+            keys, self.profile(project), verify_output=self.settings.anonymise.verify
         )
 
-    def keys(self, project: str) -> ProjectKeys:
-        keys: ProjectKeys = self._keys(project)
-        return keys
+    def profile(self, project: str) -> Profile:
+        folder: Path | None = self.settings.anonymise.profiles_dir
+        path = folder / f"{project}.yaml" if folder else None
+        if path is None or not path.is_file():
+            return DEFAULT_PROFILE
+        return Profile.load(path)
+
+    def deidentifier(self, project: str) -> Deidentifier:
+        deidentifier: Deidentifier = self._deidentifiers(project)
+        return deidentifier
 
     async def on_received(self, event: Event) -> None:
         if not isinstance(event, InstanceReceived):
@@ -58,14 +100,24 @@ class AnonymiseService:
         except ObjectNotFound:
             log.info("%s is no longer in incoming: handled before", event.object_key)
             return
-        keys = self.keys(event.project)
-        try:
-            result = await asyncio.to_thread(deidentify, data, keys)
-        except Rejected as exc:
-            await self._quarantine(event, data, exc.reason, keys)
+        if self.mode == "verify":
+            await self._verify_only(event, data)
             return
+        deidentifier = self.deidentifier(event.project)
+        try:
+            result = await asyncio.to_thread(deidentifier.deidentify, data)
+        except Rejected as exc:
+            await self._quarantine(event, data, exc.reason, deidentifier.keys.key_id)
+            return
+        await self._pass_on(event, result, deidentifier.keys.key_id)
+
+    async def _pass_on(
+        self, event: InstanceReceived, result: DeidentifiedInstance, key_id: str
+    ) -> None:
         out_key = f"{event.project}/{result.study_uid}/{result.series_uid}/{result.sop_uid}.dcm"
         await self.store.put(self.buckets.outgoing, out_key, result.data, "application/dicom")
+        if self.sealer is not None and self.mode == "deidentify":
+            await self._seal(event.project, result)
         await self.bus.publish(
             InstanceDeidentified(
                 project=event.project,
@@ -88,14 +140,94 @@ class AnonymiseService:
                 outcome="deidentified",
                 subject=result.subject,
                 sop_uid=result.sop_uid,
-                key_id=keys.key_id,
+                key_id=key_id,
             )
         )
         await self.store.delete(self.buckets.incoming, event.object_key)
         INSTANCES.labels("anonymise", "deidentified").inc()
 
+    async def _verify_only(self, event: InstanceReceived, data: bytes) -> None:
+        problems = await asyncio.to_thread(audit, data)
+        if problems:
+            await self._quarantine(event, data, "not de-identified: " + "; ".join(problems), "")
+            return
+        facts = summary(data)
+        result = DeidentifiedInstance(
+            data=data,
+            subject=facts["subject"],
+            study_uid=facts["study"],
+            series_uid=facts["series"],
+            sop_uid=facts["sop"],
+            sop_class_uid=facts["sop_class"],
+            transfer_syntax_uid=facts["transfer_syntax"],
+            identity=Identity(),
+        )
+        await self._pass_on(event, result, "")
+
+    async def _seal(self, project: str, result: DeidentifiedInstance) -> None:
+        assert self.sealer is not None
+        identity = result.identity
+        record = VaultRecord(
+            subject=result.subject,
+            patient_id=identity.patient_id,
+            issuer=identity.issuer,
+            name=identity.name,
+            birth_date=identity.birth_date,
+            study_uid=identity.study_uid,
+            pseudonymised_study_uid=result.study_uid,
+        )
+        async with self.db.session() as session:
+            await session.exec(
+                insert(VaultEntry)
+                .values(
+                    project=project,
+                    subject=result.subject,
+                    study_uid=result.study_uid,
+                    sealed=self.sealer.seal(record),
+                    vault_key_id=self.sealer.key_id,
+                )
+                .on_conflict_do_nothing()
+            )
+
+    async def reidentify(self, caller: Principal, project: str, subject: str) -> list[VaultRecord]:
+        """The vault's records of a subject, for a reidentifier; every read is audited."""
+        if "reidentifier" not in caller.site_roles:
+            raise Forbidden("re-identification needs the reidentifier role")
+        caller.require(project)
+        if self.opener is None:
+            raise ServiceUnavailable(
+                "this site does not serve re-identification (no vault private key configured)"
+            )
+        async with self.db.session() as session:
+            rows = (
+                await session.exec(
+                    select(VaultEntry).where(
+                        VaultEntry.project == project, VaultEntry.subject == subject
+                    )
+                )
+            ).all()
+            session.add(
+                ReidentificationAudit(
+                    username=caller.subject,
+                    project=project,
+                    subject=subject,
+                    records=len(rows),
+                    correlation_id=correlation_id.get(),
+                )
+            )
+        log.warning(
+            "re-identification: %s read %d record(s) of %s in %s",
+            caller.subject,
+            len(rows),
+            subject,
+            project,
+        )
+        if not rows:
+            raise NotFound(f"no vault record for subject {subject!r} in project {project!r}")
+        return [self.opener.open(row.sealed) for row in rows]
+
     async def _quarantine(
-        self, event: InstanceReceived, data: bytes, reason: str, keys: ProjectKeys
+        self, event: InstanceReceived, data: bytes, reason: str, key_id: str
     ) -> None:
         log.warning("rejected %s: %s", event.object_key, reason)
         await self.store.put(self.buckets.quarantine, event.object_key, data)
@@ -113,7 +245,7 @@ class AnonymiseService:
                 project=event.project,
                 outcome="rejected",
                 reason=reason,
-                key_id=keys.key_id,
+                key_id=key_id,
             )
         )
         await self.store.delete(self.buckets.incoming, event.object_key)

@@ -1,0 +1,231 @@
+"""Verification: nothing that identified the input may be found in the output.
+
+:func:`verify` scans the written bytes (every value at any depth, the file meta, any
+private data; not the pixel data, where short values turn up by chance) for the
+identifiers of the input. :func:`audit` checks a file without its original — what a hub
+can do: marked de-identified, no private data, nothing the profile removes, only
+replaced UIDs.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+#: attributes whose values identify the patient or people around them (top level)
+IDENTIFYING = {
+    0x00100010: "PatientName",
+    0x00100020: "PatientID",
+    0x00101000: "OtherPatientIDs",
+    0x00101001: "OtherPatientNames",
+    0x00101005: "PatientBirthName",
+    0x00101060: "PatientMotherBirthName",
+    0x00101040: "PatientAddress",
+    0x00102154: "PatientTelephoneNumbers",
+    0x00102155: "PatientTelecomInformation",
+    0x00101090: "MedicalRecordLocator",
+    0x00080050: "AccessionNumber",
+    0x00080090: "ReferringPhysicianName",
+    0x00081050: "PerformingPhysicianName",
+    0x00081060: "NameOfPhysiciansReadingStudy",
+    0x00081048: "PhysiciansOfRecord",
+    0x00081070: "OperatorsName",
+    0x00321032: "RequestingPhysician",
+    0x00380010: "AdmissionID",
+    0x00200010: "StudyID",
+}
+_UIDS = (0x00080018, 0x0020000D, 0x0020000E, 0x00200052)
+_MIN_ID = 4  # shorter IDs and name parts match by chance; they are not searched for
+_MIN_TEXT = 10
+
+
+def _text(ds: Dataset, tag: int) -> list[str]:
+    if tag not in ds:
+        return []
+    value = ds.get_item(tag).value
+    if isinstance(value, bytes):
+        text = value.decode("latin-1", "replace").rstrip("\x00 ")
+        return [v.strip() for v in text.split("\\") if v.strip()]
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, Iterable):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [str(value)]
+
+
+@dataclass
+class Identity:
+    """Who the input was: what the vault keeps, and what the verifier searches for."""
+
+    patient_id: str = ""
+    issuer: str = ""
+    name: str = ""
+    birth_date: str = ""
+    study_uid: str = ""
+    identifiers: dict[str, str] = field(default_factory=dict)  # value → what it was
+    uids: set[str] = field(default_factory=set)  # every UID the engine replaced
+    removed_text: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, ds: Dataset) -> Identity:
+        return cls.from_values(lambda tag: _text(ds, tag))
+
+    @classmethod
+    def from_values(cls, text: Callable[[int], list[str]]) -> Identity:
+        """From an accessor giving the (top-level) values of a tag as strings."""
+
+        def first(tag: int) -> str:
+            return (text(tag) or [""])[0]
+
+        identity = cls(
+            patient_id=first(0x00100020),
+            issuer=first(0x00100021),
+            name=first(0x00100010),
+            birth_date=first(0x00100030),
+            study_uid=first(0x0020000D),
+        )
+        for tag, what in IDENTIFYING.items():
+            for value in text(tag):
+                identity.add(value, what)
+                if tag in (0x00100010, 0x00101001, 0x00101005, 0x00101060, 0x00080090):
+                    for part in re.split(r"[\^=]", value):
+                        identity.add(part.strip(), what)
+        if identity.birth_date:
+            identity.identifiers[identity.birth_date] = "PatientBirthDate"
+        return identity
+
+    def add(self, value: str, what: str) -> None:
+        if len(value) >= _MIN_ID and value.upper() not in ("ANONYMIZED", "ANONYMOUS"):
+            self.identifiers.setdefault(value, what)
+
+    def note_removed(self, values: list[str]) -> None:
+        """Free text the profile took out: it must not turn up elsewhere in the output."""
+        for value in values:
+            if len(value) >= _MIN_TEXT:
+                self.removed_text.add(value)
+
+    def grouping_id(self, study_uid: str) -> str:
+        """The patient key for the subject: the ID, else name + birth date, else the study."""
+        if self.patient_id:
+            return self.patient_id
+        by_name = "|".join(v for v in (self.name, self.birth_date) if v)
+        return by_name or f"study:{study_uid}"
+
+    def pattern(self) -> re.Pattern[str]:
+        """Every identifier, as a case-insensitive pattern for scrubbing free text."""
+        values = sorted(self.identifiers, key=len, reverse=True)
+        return re.compile("|".join(re.escape(v) for v in values), re.IGNORECASE)
+
+    def needles(self, *, dates: bool = True) -> dict[bytes, str]:
+        found: dict[bytes, str] = {}
+        for value, what in self.identifiers.items():
+            if what == "PatientBirthDate" and not dates:
+                continue
+            found[value.encode("latin-1", "replace")] = what
+            found[value.encode("utf-8")] = what
+        for uid in self.uids:
+            found[uid.encode("ascii", "replace")] = "original UID"
+        for text in self.removed_text:
+            found[text.encode("utf-8")] = "removed free text"
+        return found
+
+
+def _header(output: bytes) -> bytes:
+    """The output without its pixel data value (scanned separately by the pixel rules)."""
+    for marker in (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10"):
+        at = output.rfind(marker)
+        if at > 0:
+            return output[:at]
+    return output
+
+
+def verify(output: bytes, identity: Identity, *, dates: bool = True) -> list[str]:
+    """Identifiers of the input found in the output: empty when it is clean."""
+    needles = identity.needles(dates=dates)
+    if not needles:
+        return []
+    header = _header(output)
+    alternatives = b"|".join(re.escape(n) for n in sorted(needles, key=len, reverse=True))
+    pattern = re.compile(rb"(?<![0-9A-Za-z])(?:" + alternatives + rb")(?![0-9A-Za-z])", re.I)
+    hits = []
+    for match in pattern.finditer(header):
+        found = match.group(0)
+        what = needles.get(found) or next(
+            (w for n, w in needles.items() if n.lower() == found.lower()), "identifier"
+        )
+        hits.append(f"{what} at byte {match.start()}")
+    return hits[:10]
+
+
+def audit(data: bytes, *, allow_private: bool = False) -> list[str]:
+    """Problems of a file that should be de-identified, judged without its original."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, OSError) as exc:
+        return [f"not a readable DICOM Part 10 file: {exc}"]
+    problems = []
+    if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
+        problems.append("PatientIdentityRemoved is not YES")
+    if not str(ds.get("DeidentificationMethod", "")):
+        problems.append("no DeidentificationMethod")
+    for tag in (0x00100030, 0x00101040, 0x00102154, 0x00101000, 0x00101001):
+        if _text(ds, tag):
+            problems.append(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) has a value")
+    name, patient_id = _text(ds, 0x00100010), _text(ds, 0x00100020)
+    if name != patient_id:
+        problems.append("PatientName is not the subject label")
+    for tag in _UIDS:
+        for uid in _text(ds, tag):
+            if not uid.startswith("2.25."):
+                problems.append(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is not a replaced UID")
+    if not allow_private:
+        private = _private_tags(ds)
+        if private:
+            problems.append(f"private attributes remain: {', '.join(private[:5])}")
+    return problems
+
+
+def _private_tags(ds: Dataset) -> list[str]:
+    found = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for element in ds:
+            tag = element.tag
+            if tag.is_private:
+                found.append(f"({tag.group:04X},{tag.element:04X})")
+            elif element.VR == "SQ":
+                for item in element.value or ():
+                    found += _private_tags(item)
+    return found
+
+
+def summary(data: bytes) -> dict[str, str]:
+    """The identifying UIDs of a (de-identified) file and its subject label, read raw."""
+    from giftcloud_deid.raw import Reader, open_part10
+
+    part = open_part10(data)
+    reader = Reader(part.buf)
+    wanted = {
+        0x00100020: "subject",
+        0x0020000D: "study",
+        0x0020000E: "series",
+        0x00080018: "sop",
+        0x00080016: "sop_class",
+    }
+    facts = dict.fromkeys(wanted.values(), "")
+    for element in reader.elements(part.start, len(part.buf), part.syntax):
+        if element.tag in wanted:
+            facts[wanted[element.tag]] = (reader.text(element) or [""])[0]
+    facts["transfer_syntax"] = part.transfer_syntax
+    return facts
