@@ -1,6 +1,6 @@
 """Regenerate giftcloud_deid's data tables from the reference facts.
 
-    python libs/deid/scripts/build_tables.py [REFERENCE_DIR]
+    python libs/deid/scripts/build_tables.py [REFERENCE_DIR [OUT_DIR]]
 
 Reads ``annex-e/confidentiality_profile_attributes.json`` (PS3.15 Table E.1-1, rev 2024b,
 as published by innolitics/dicom-standard, MIT) and ``burned-in/deid.dicom*`` (pydicom/deid's
@@ -310,16 +310,14 @@ def burned_in(reference: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    reference = (
-        Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[2].parent / "shared" / "reference"
-    )
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, table in (
-        ("annex_e.json", annex_e(reference)),
-        ("burned_in.json", burned_in(reference)),
-    ):
-        (OUT / name).write_text(json.dumps(table, indent=1, sort_keys=False) + "\n")
-        print(f"wrote {OUT / name}")
+    default = HERE.parents[2].parent / "shared" / "reference"
+    reference = Path(sys.argv[1]) if len(sys.argv) > 1 else default
+    out = Path(sys.argv[2]) if len(sys.argv) > 2 else OUT
+    out.mkdir(parents=True, exist_ok=True)
+    tables = (("annex_e.json", annex_e(reference)), ("burned_in.json", burned_in(reference)))
+    for name, table in tables:
+        (out / name).write_text(json.dumps(table, indent=1, sort_keys=False) + "\n")
+        print(f"wrote {out / name}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 from datetime import datetime, timedelta
 
 import pydicom
@@ -70,6 +73,20 @@ def test_the_table_is_complete() -> None:
     assert rows[0x00700001].options["clean_graphics"] == "C"
     assert rows[0x00100012].basic == "X"  # Name to Use, added after 2024b
     assert rows[0x300A0054].basic == "U"  # Table Top Position Alignment UID, added after 2024b
+
+
+REFERENCE = Path(__file__).resolve().parents[4] / "shared" / "reference"
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_tables_regenerate_from_the_reference(tmp_path: Path) -> None:
+    if not (REFERENCE / "annex-e").is_dir():
+        pytest.skip(f"the reference facts are not at {REFERENCE}")
+    script = ROOT / "libs" / "deid" / "scripts" / "build_tables.py"
+    subprocess.run([sys.executable, str(script), str(REFERENCE), str(tmp_path)], check=True)
+    shipped = ROOT / "libs" / "deid" / "src" / "giftcloud_deid" / "data"
+    for name in ("annex_e.json", "burned_in.json"):
+        assert (tmp_path / name).read_text() == (shipped / name).read_text(), name
 
 
 def test_compound_actions_follow_the_type() -> None:

@@ -411,8 +411,10 @@ def _private_action(tag: int, creators: dict[int, str], run: _Run) -> str:
 
 def _action_for(tag: int, creators: dict[int, str], run: _Run) -> str:
     group = tag >> 16
-    if tag in run.profile.rules:
-        return "extra"
+    extra = run.profile.rules.get(tag)
+    if extra is not None:
+        simple = {"keep": KEEP, "remove": REMOVE, "empty": EMPTY}.get(extra.action)
+        return simple or "extra"  # replace / hash
     if group & 1:
         return _private_action(tag, creators, run) if group > 0x0008 else REMOVE
     if group in (0x0000, 0x0002, 0x0006):
@@ -505,10 +507,7 @@ def _sequence(
     """The sequence re-encoded after the profile, or None when it is unchanged."""
     if action in (EMPTY, DUMMY):
         return header(element.tag, "SQ", 0, syntax)
-    if action == "extra":
-        rule = run.profile.rules[element.tag]
-        if rule.action == "keep":
-            return None
+    if action == "extra":  # a value rule on a sequence: nothing to hash or replace in it
         return header(element.tag, "SQ", 0, syntax)
     inner = Syntax(True, True) if element.implicit_items else syntax
     undefined = element.length == UNDEFINED
@@ -533,13 +532,9 @@ def _value(element: Element, vr: str, action: str, run: _Run, syntax: Syntax) ->
     values = run.reader.text(element) if vr not in _NUMBER_VRS else []
     if action == "extra":
         rule = run.profile.rules[tag]
-        if rule.action == "keep":
-            return bytes(run.reader.buf[element.start : element.end])
         if rule.action == "replace":
             return element_bytes(tag, vr, rule.value, syntax)
-        if rule.action == "hash":
-            return element_bytes(tag, vr, [_hash(run.keys, v) for v in values], syntax)
-        return element_bytes(tag, vr, None, syntax)
+        return element_bytes(tag, vr, [_hash(run.keys, v) for v in values], syntax)
     if action == EMPTY:
         return element_bytes(tag, vr, None, syntax)
     if vr == "UI" and action in (DUMMY, NEW_UID, CLEAN):
