@@ -6,8 +6,8 @@ import io
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pydicom
 import pytest

@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("--password", default=None, help="or GIFTCLOUD_PASSWORD")
     send.set_defaults(run=_send)
 
+    from giftcloud import anonymise
+
+    anonymise.add_parser(commands)
+
     args = parser.parse_args(argv)
     code: int = args.run(args)
     return code

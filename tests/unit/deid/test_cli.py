@@ -1,0 +1,119 @@
+"""``giftcloud anonymise``: offline, a local key store, a report, a non-zero exit on rejections."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from support.dicom_files import read, synthetic_instance
+
+GIFTCLOUD = [sys.executable, "-m", "giftcloud.cli"]
+
+
+def anonymise(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "GIFTCLOUD_ANONYMISE__SECRET"}
+    return subprocess.run(
+        [*GIFTCLOUD, "anonymise", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**environment, **(env or {})},
+    )
+
+
+def corpus(folder: Path) -> None:
+    for patient in ("A", "B"):
+        study = f"1.2.826.0.1.3680043.9.7.55.{ord(patient)}"
+        for n in range(3):
+            path = folder / f"Patient {patient}" / f"img{n}.dcm"  # names in paths, as in life
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(
+                synthetic_instance(
+                    patient=f"Cli^{patient}",
+                    patient_id=f"CLI-{patient}",
+                    study_uid=study,
+                    series_uid=f"{study}.1",
+                    sop_uid=f"{study}.1.{n}",
+                )
+            )
+    (folder / "notes.txt").write_text("not DICOM")
+
+
+def test_a_folder_tree_is_deidentified_with_a_report_and_a_reused_key(tmp_path: Path) -> None:
+    corpus(tmp_path / "in")
+    keys = tmp_path / "keys"
+    first = anonymise(
+        str(tmp_path / "in"), str(tmp_path / "out"), "--keys", str(keys), "--project", "p1"
+    )
+    assert first.returncode == 1, first.stderr  # notes.txt was rejected
+    report = json.loads((tmp_path / "out.report.json").read_text())
+    assert (report["files"], report["deidentified"], report["rejected"]) == (7, 6, 1)
+    assert report["subjects"] == 2
+    assert report["rejections"][0]["file"].endswith("notes.txt")
+    assert "not a well-formed DICOM" in report["rejections"][0]["reason"]
+    assert "[" in first.stderr and "7/7" in first.stderr  # the progress bar
+    assert (keys / "p1.key").stat().st_mode & 0o777 == 0o600
+
+    outputs = sorted((tmp_path / "out").rglob("*.dcm"))
+    assert len(outputs) == 6
+    for path in outputs:
+        subject, study, series, name = path.relative_to(tmp_path / "out").parts
+        ds = read(path.read_bytes())
+        assert (ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID) == (subject, study, series)
+        assert name == f"{ds.SOPInstanceUID}.dcm"
+        assert b"CLI-" not in path.read_bytes() and b"Cli^" not in path.read_bytes()
+    subjects = {p.relative_to(tmp_path / "out").parts[0] for p in outputs}
+
+    # a second run, in two worker processes, reuses the key: the same subjects, the same files
+    second = anonymise(
+        str(tmp_path / "in"),
+        str(tmp_path / "again"),
+        "--keys",
+        str(keys),
+        "--project",
+        "p1",
+        "--workers",
+        "2",
+    )
+    assert second.returncode == 1
+    again = sorted((tmp_path / "again").rglob("*.dcm"))
+    assert {p.relative_to(tmp_path / "again").parts[0] for p in again} == subjects
+    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in outputs]
+
+    # the site secret, when set, wins: the command then agrees with the anonymise service
+    site = anonymise(
+        str(tmp_path / "in" / "Patient A"),
+        str(tmp_path / "site"),
+        "--keys",
+        str(keys),
+        "--project",
+        "p1",
+        env={"GIFTCLOUD_ANONYMISE__SECRET": "c2l0ZS1zZWNyZXQtc2l0ZS1zZWNyZXQtc2l0ZS1zZWNyZXQ="},
+    )
+    assert site.returncode == 0, site.stderr
+    assert {
+        p.relative_to(tmp_path / "site").parts[0] for p in (tmp_path / "site").rglob("*.dcm")
+    } - subjects
+
+
+def test_an_unsafe_key_file_or_bad_profile_stops_the_command(tmp_path: Path) -> None:
+    corpus(tmp_path / "in")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "p1.key").write_text("c2VjcmV0" * 8)
+    (keys / "p1.key").chmod(0o644)
+    result = anonymise(
+        str(tmp_path / "in"), str(tmp_path / "out"), "--keys", str(keys), "--project", "p1"
+    )
+    assert result.returncode == 2 and "chmod 600" in result.stderr
+    (tmp_path / "bad.yaml").write_text("options: [nope]")
+    result = anonymise(
+        str(tmp_path / "in"),
+        str(tmp_path / "out"),
+        "--keys",
+        str(tmp_path / "k2"),
+        "--profile",
+        str(tmp_path / "bad.yaml"),
+    )
+    assert result.returncode == 2 and "nope" in result.stderr
