@@ -47,7 +47,8 @@ def _start(keys: ProjectKeys, profile: Profile, dest: Path) -> None:
 
 
 def _one(path: str) -> Outcome:
-    assert _engine is not None and _dest is not None
+    assert _engine is not None
+    assert _dest is not None
     try:
         data = Path(path).read_bytes()
     except OSError as exc:

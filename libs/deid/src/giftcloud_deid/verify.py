@@ -153,7 +153,7 @@ def verify(output: bytes, identity: Identity, *, dates: bool = True) -> list[str
     needles = identity.needles(dates=dates)
     if not needles:
         return []
-    header = _header(output)
+    header = _header(output) if b"DICM" in output[128:132] else output
     alternatives = b"|".join(re.escape(n) for n in sorted(needles, key=len, reverse=True))
     pattern = re.compile(rb"(?<![0-9A-Za-z])(?:" + alternatives + rb")(?![0-9A-Za-z])", re.I)
     hits = []
