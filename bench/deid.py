@@ -139,7 +139,7 @@ def usable(files: list[bytes], tools: dict[str, Tool]) -> list[bytes]:
                         raise ValueError("rejected by giftcloud") from None
                 else:
                     tool(data)
-        except Exception:  # noqa: BLE001 - a tool failing on a file drops the file for all
+        except Exception:
             continue
         kept.append(data)
     return kept
@@ -226,7 +226,9 @@ def main() -> None:
     one = workers_rate(files, 1, passes=max(2, int(median["giftcloud"] * 3 / len(files))))
     two = workers_rate(files, 2, passes=max(2, int(median["giftcloud"] * 3 / len(files))))
     cores = os.cpu_count()
-    print(f"giftcloud in worker processes: 1 → {one:.1f} files/s, 2 → {two:.1f} files/s ({cores} cores)")
+    print(
+        f"giftcloud in worker processes: 1 → {one:.1f} files/s, 2 → {two:.1f} files/s ({cores} cores)"
+    )
     print(
         f"ratios: giftcloud/dicognito {median['giftcloud'] / median['dicognito']:.2f}  "
         f"giftcloud/dicom-anonymizer {median['giftcloud'] / median['dicom-anonymizer']:.2f}  "

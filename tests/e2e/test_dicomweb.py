@@ -8,6 +8,7 @@ import pydicom
 from dicomweb_client.api import DICOMwebClient
 from e2e.conftest import Deployment, wait_until_settled
 from giftcloud_core.dicom import InvalidInstance, inspect_instance
+from giftcloud_deid import Deidentifier, ProjectKeys, Rejected
 from support.dicom_files import bundled_files
 from support.infra import wait_for
 
@@ -80,7 +81,18 @@ def test_files_come_back_deidentified_and_grouped(deployment: Deployment, tcia_f
     archived = sum(int(s["archived"]) for s in statuses)  # type: ignore[call-overload]
     rejected = sum(len(s["rejected"]) for s in statuses)  # type: ignore[arg-type]
     assert archived + rejected == len(candidates)
-    assert archived >= len(candidates) * 0.8
+    # exactly what the engine accepts (its decisions do not depend on the key) is archived;
+    # the rest (burned-in text risks, missing UIDs...) was refused with a reason
+    engine = Deidentifier(ProjectKeys.derive(b"any key will do for the decisions", "e2e"))
+    accepted = 0
+    for data in candidates:
+        try:
+            engine.deidentify(data)
+            accepted += 1
+        except Rejected:
+            pass
+    assert archived == accepted, (archived, accepted)
+    assert archived >= 20
     # files that share a SOP Instance UID are one instance in the archive
     expected = len(sop_uids) - rejected + len(tcia)
 

@@ -306,9 +306,7 @@ class Deidentifier:
         )
         if self.verify_output:
             # what came from the input: not the engine's own stamp, not the pixel data
-            scanned = b"".join(
-                chunks[tag] for tag in sorted(chunks) if tag not in _NOT_SCANNED
-            )
+            scanned = b"".join(chunks[tag] for tag in sorted(chunks) if tag not in _NOT_SCANNED)
             hits = verify(
                 scanned, identity, dates=Option.RETAIN_FULL_DATES not in self.profile.options
             )
