@@ -104,3 +104,17 @@ def test_uid_mapping_gives_valid_distinct_uids(original: str) -> None:
     assert pydicom.uid.UID(uid).is_valid
     assert uid != KEYS.uid(original + ".1")
     assert uid == KEYS.uid(original)
+
+
+SAMPLE = pydicom_file("MR_small.dcm").read_bytes()
+
+
+@given(st.integers(min_value=0, max_value=len(SAMPLE) - 1), st.binary(min_size=1, max_size=8))
+def test_damaged_files_are_rejected_never_crash(at: int, garbage: bytes) -> None:
+    for damaged in (SAMPLE[:at], SAMPLE[:at] + garbage + SAMPLE[at + len(garbage) :]):
+        reason = "accepted"
+        try:
+            deidentify(damaged, KEYS)
+        except Rejected as exc:
+            reason = exc.reason
+        assert reason

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import io
 import re
+import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -234,6 +235,8 @@ class Deidentifier:
         try:
             return self._run(data, dry_run=self.profile.dry_run)
         except Malformed as exc:
+            raise Rejected(f"not a well-formed DICOM Part 10 file: {exc}") from exc
+        except (struct.error, IndexError, RecursionError) as exc:  # a broken structure
             raise Rejected(f"not a well-formed DICOM Part 10 file: {exc}") from exc
 
     def dry_run(self, data: bytes) -> tuple[Change, ...]:
