@@ -40,9 +40,12 @@ def send_and_wait(
             response = http.post(
                 stow_url, content=body, headers={**headers, "Content-Type": content_type}
             )
-            response.raise_for_status()
+            if response.status_code >= 400:
+                raise RuntimeError(f"{response.status_code}: {response.text[:2000]}")
+    accepted = time.perf_counter() - started
+    print(f"  all {len(files)} accepted (STOW-RS answered) after {accepted:.1f} s")
     wait_for(
-        lambda: count() >= len(files), timeout=1800, interval=0.1, what="all instances in QIDO-RS"
+        lambda: count() >= len(files), timeout=1800, interval=0.25, what="all instances in QIDO-RS"
     )
     return time.perf_counter() - started
 

@@ -65,10 +65,17 @@ class Deployment:
         )
 
     def instance_count(self, project: str, headers: dict[str, str]) -> int:
+        """Instances visible to QIDO-RS: the sum of the studies' related-instance counts."""
         response = httpx.get(
-            f"{self.url}/dicomweb/{project}/instances", headers=headers, timeout=60
+            f"{self.url}/dicomweb/{project}/studies",
+            params={"limit": 1000},
+            headers=headers,
+            timeout=60,
         )
-        return 0 if response.status_code == 204 else len(response.json())
+        if response.status_code == 204:
+            return 0
+        response.raise_for_status()
+        return sum(int(study["00201208"]["Value"][0]) for study in response.json())
 
 
 @contextmanager

@@ -26,8 +26,14 @@ class Database:
 
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
+        # a fixed pool: under load, extra connections would be opened and closed per
+        # transaction (a PostgreSQL fork and a TLS attempt each); callers wait instead
         self.engine: AsyncEngine = create_async_engine(
-            settings.url, pool_size=settings.pool_size, pool_pre_ping=True
+            settings.url,
+            pool_size=settings.pool_size,
+            max_overflow=0,
+            pool_timeout=60,
+            pool_pre_ping=True,
         )
 
     @asynccontextmanager

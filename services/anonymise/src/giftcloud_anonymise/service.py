@@ -6,7 +6,9 @@ import hashlib
 import logging
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+from giftcloud_core.batching import Batcher
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
 from giftcloud_core.errors import Forbidden, NotFound, ObjectNotFound, ServiceUnavailable
@@ -74,6 +76,8 @@ class AnonymiseService:
                 "de-identified subjects cannot be re-identified at this site"
             )
         self._deidentifiers = lru_cache(maxsize=256)(self._deidentifier)
+        self._log: Batcher[Deidentification] = Batcher(self._write_log)
+        self._vault: Batcher[dict[str, Any]] = Batcher(self._write_vault)
 
     def _deidentifier(self, project: str) -> Deidentifier:
         keys = ProjectKeys.derive(self._site_secret, project)
@@ -176,18 +180,19 @@ class AnonymiseService:
             study_uid=identity.study_uid,
             pseudonymised_study_uid=result.study_uid,
         )
+        await self._vault.submit(
+            {
+                "project": project,
+                "subject": result.subject,
+                "study_uid": result.study_uid,
+                "sealed": self.sealer.seal(record),
+                "vault_key_id": self.sealer.key_id,
+            }
+        )
+
+    async def _write_vault(self, rows: list[dict[str, Any]]) -> None:
         async with self.db.session() as session:
-            await session.exec(
-                insert(VaultEntry)
-                .values(
-                    project=project,
-                    subject=result.subject,
-                    study_uid=result.study_uid,
-                    sealed=self.sealer.seal(record),
-                    vault_key_id=self.sealer.key_id,
-                )
-                .on_conflict_do_nothing()
-            )
+            await session.exec(insert(VaultEntry).values(rows).on_conflict_do_nothing())
 
     async def reidentify(self, caller: Principal, project: str, subject: str) -> list[VaultRecord]:
         """The vault's records of a subject, for a reidentifier; every read is audited."""
@@ -252,10 +257,16 @@ class AnonymiseService:
         INSTANCES.labels("anonymise", "rejected").inc()
 
     async def _record(self, row: Deidentification) -> None:
+        await self._log.submit(row)  # written with its neighbours, then acked
+
+    async def _write_log(self, rows: list[Deidentification]) -> None:
+        latest = {row.object_key: row.model_dump() for row in rows}  # one row per key
+        statement = insert(Deidentification).values(list(latest.values()))
+        columns = ("outcome", "subject", "sop_uid", "reason", "key_id", "created_at")
         async with self.db.session() as session:
-            values = row.model_dump()
             await session.exec(
-                insert(Deidentification)
-                .values(**values)
-                .on_conflict_do_update(index_elements=["object_key"], set_=values)
+                statement.on_conflict_do_update(
+                    index_elements=["object_key"],
+                    set_={c: statement.excluded[c] for c in columns},
+                )
             )

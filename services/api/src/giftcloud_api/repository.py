@@ -36,52 +36,55 @@ async def project_exists(session: AsyncSession, name: str) -> bool:
     return await session.get(Project, name) is not None
 
 
-async def add_instance(session: AsyncSession, e: InstanceArchived) -> None:
-    """Upsert the instance and its parents; a redelivered event changes nothing."""
-    await session.exec(
-        insert(Subject).values(project=e.project, label=e.subject).on_conflict_do_nothing()
-    )
-    await session.exec(
-        insert(Study)
-        .values(
-            project=e.project,
-            study_uid=e.study_uid,
-            subject=e.subject,
-            study_date=e.study_date,
-            description=e.study_description,
-        )
-        .on_conflict_do_nothing()
-    )
-    await session.exec(
-        insert(Series)
-        .values(
-            project=e.project,
-            series_uid=e.series_uid,
-            study_uid=e.study_uid,
-            modality=e.modality,
-            description=e.series_description,
-            number=e.series_number,
-        )
-        .on_conflict_do_nothing()
-    )
-    await session.exec(
-        insert(Instance)
-        .values(
-            project=e.project,
-            sop_uid=e.sop_uid,
-            series_uid=e.series_uid,
-            study_uid=e.study_uid,
-            subject=e.subject,
-            sop_class_uid=e.sop_class_uid,
-            number=e.instance_number,
-            object_key=e.object_key,
-            metadata_key=e.metadata_key,
-            size=e.size,
-            sha256=e.sha256,
-            transfer_syntax_uid=e.transfer_syntax_uid,
-        )
-        .on_conflict_do_nothing()
-    )
+async def add_instances(session: AsyncSession, events: list[InstanceArchived]) -> None:
+    """Upsert instances and their parents, four statements for any number of them;
+    a redelivered event changes nothing."""
+    subjects = {(e.project, e.subject): {"project": e.project, "label": e.subject} for e in events}
+    studies = {
+        (e.project, e.study_uid): {
+            "project": e.project,
+            "study_uid": e.study_uid,
+            "subject": e.subject,
+            "study_date": e.study_date,
+            "description": e.study_description,
+        }
+        for e in events
+    }
+    series = {
+        (e.project, e.series_uid): {
+            "project": e.project,
+            "series_uid": e.series_uid,
+            "study_uid": e.study_uid,
+            "modality": e.modality,
+            "description": e.series_description,
+            "number": e.series_number,
+        }
+        for e in events
+    }
+    instances = {
+        (e.project, e.sop_uid): {
+            "project": e.project,
+            "sop_uid": e.sop_uid,
+            "series_uid": e.series_uid,
+            "study_uid": e.study_uid,
+            "subject": e.subject,
+            "sop_class_uid": e.sop_class_uid,
+            "number": e.instance_number,
+            "object_key": e.object_key,
+            "metadata_key": e.metadata_key,
+            "size": e.size,
+            "sha256": e.sha256,
+            "transfer_syntax_uid": e.transfer_syntax_uid,
+        }
+        for e in events
+    }
+    for table, rows in (
+        (Subject, subjects),
+        (Study, studies),
+        (Series, series),
+        (Instance, instances),
+    ):
+        await session.exec(insert(table).values(list(rows.values())).on_conflict_do_nothing())
 
 
 async def studies(

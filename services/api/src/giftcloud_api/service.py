@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from giftcloud_core.batching import Batcher
 from giftcloud_core.db import Database
 from giftcloud_core.errors import NotFound
 from giftcloud_core.events import Event, InstanceArchived, ProjectCreated
@@ -21,13 +22,18 @@ class CatalogueService:
         self.db = db
         self.store = store
         self.archive = settings.storage.buckets.archive
+        self._archived: Batcher[InstanceArchived] = Batcher(self._add_instances)
 
     async def on_event(self, event: Event) -> None:
-        async with self.db.session() as session:
-            if isinstance(event, InstanceArchived):
-                await repository.add_instance(session, event)
-            elif isinstance(event, ProjectCreated):
+        if isinstance(event, InstanceArchived):
+            await self._archived.submit(event)  # written with its neighbours, then acked
+        elif isinstance(event, ProjectCreated):
+            async with self.db.session() as session:
                 await repository.add_project(session, event.project, event.title)
+
+    async def _add_instances(self, events: list[InstanceArchived]) -> None:
+        async with self.db.session() as session:
+            await repository.add_instances(session, events)
 
     async def check(self, project: str, caller: Principal) -> None:
         """404 for an unknown project, 403 when the caller has no role on it."""

@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from giftcloud_core.batching import Batcher
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
 from giftcloud_core.dicom import (
@@ -63,6 +64,7 @@ class IngestService:
         self.db = db
         self.bus = bus
         self.store = store
+        self._outcomes: Batcher[dict[str, str]] = Batcher(self._write_outcomes)
 
     async def check_project(self, project: str, caller: Principal) -> None:
         """404 for an unknown project, 403 when the caller may not write to it."""
@@ -176,12 +178,17 @@ class IngestService:
             item, outcome, reason = event.object_key, "rejected", event.reason
         else:
             return
+        row = {
+            "upload_id": event.correlation_id,
+            "item": item,
+            "outcome": outcome,
+            "reason": reason,
+        }
+        await self._outcomes.submit(row)  # written with its neighbours, then acked
+
+    async def _write_outcomes(self, rows: list[dict[str, str]]) -> None:
         async with self.db.session() as session:
-            await session.exec(
-                insert(UploadOutcome)
-                .values(upload_id=event.correlation_id, item=item, outcome=outcome, reason=reason)
-                .on_conflict_do_nothing()
-            )
+            await session.exec(insert(UploadOutcome).values(rows).on_conflict_do_nothing())
 
     async def upload(self, project: str, upload_id: str) -> dict[str, object]:
         """An upload's status: accepted, archived so far, and each rejection with its reason."""

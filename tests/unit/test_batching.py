@@ -1,0 +1,55 @@
+"""The micro-batcher: one write for many waiters, each waiter learns its write's fate."""
+
+import asyncio
+
+import pytest
+from giftcloud_core.batching import Batcher
+
+
+async def test_concurrent_submissions_share_writes_and_wait_for_them() -> None:
+    writes: list[list[int]] = []
+    committed: set[int] = set()
+
+    async def flush(items: list[int]) -> None:
+        await asyncio.sleep(0.01)
+        writes.append(items)
+        committed.update(items)
+
+    batcher = Batcher(flush, max_items=10, max_delay=0.005)
+
+    async def handler(n: int) -> None:
+        await batcher.submit(n)
+        assert n in committed  # returns only after its own row is written
+
+    await asyncio.gather(*(handler(n) for n in range(35)))
+    assert sorted(i for w in writes for i in w) == list(range(35))
+    assert len(writes) <= 6
+    assert max(len(w) for w in writes) == 10
+
+
+async def test_a_failed_write_fails_every_waiter_of_that_batch_only() -> None:
+    calls = 0
+
+    async def flush(items: list[str]) -> None:
+        nonlocal calls
+        calls += 1
+        if "bad" in items:
+            raise RuntimeError("database said no")
+
+    batcher = Batcher(flush, max_items=2, max_delay=0.005)
+    results = await asyncio.gather(
+        batcher.submit("bad"),
+        batcher.submit("x"),
+        batcher.submit("ok"),
+        batcher.submit("y"),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == [
+        "RuntimeError",
+        "RuntimeError",
+        "NoneType",
+        "NoneType",
+    ]
+    assert calls == 2
+    with pytest.raises(RuntimeError):
+        await batcher.submit("bad")
