@@ -7,11 +7,11 @@ from giftcloud_deid.engine import (
     Change,
     DeidentifiedInstance,
     Deidentifier,
-    Rejected,
     cap_age,
     deidentify,
     well_known_uid,
 )
+from giftcloud_deid.errors import Rejected
 from giftcloud_deid.keys import ProjectKeys
 from giftcloud_deid.profile import DEFAULT_PROFILE, Profile, ProfileError
 from giftcloud_deid.rules import Option

@@ -25,6 +25,7 @@ from pydicom.datadict import keyword_for_tag, tag_for_keyword
 from pydicom.errors import InvalidDicomError
 
 from giftcloud_deid import pixels
+from giftcloud_deid.errors import Rejected
 from giftcloud_deid.keys import ProjectKeys
 from giftcloud_deid.profile import DEFAULT_PROFILE, Profile
 from giftcloud_deid.raw import (
@@ -112,14 +113,6 @@ _DUMMIES: dict[str, str | int | float] = {
     "FL": 0.0,
     "FD": 0.0,
 }
-
-
-class Rejected(Exception):
-    """An instance the engine will not pass on; ``reason`` says why, for the uploader."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -330,10 +323,7 @@ class Deidentifier:
                 return None
             return "\\".join(text(tag))
 
-        try:
-            return self.burned_in.needs_cleaning(fields)
-        except pixels.PixelRejected as exc:
-            raise Rejected(exc.reason) from exc
+        return self.burned_in.needs_cleaning(fields)
 
     def _mask(self, data: bytes, rule: pixels.Rule) -> bytes:
         try:
@@ -343,8 +333,8 @@ class Deidentifier:
                 self.burned_in.apply(ds, rule)
                 buffer = io.BytesIO()
                 ds.save_as(buffer, enforce_file_format=True)
-        except pixels.PixelRejected as exc:
-            raise Rejected(exc.reason) from exc
+        except Rejected:
+            raise
         except (InvalidDicomError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise Rejected(f"pixel data cannot be cleaned: {exc}") from exc
         return buffer.getvalue()

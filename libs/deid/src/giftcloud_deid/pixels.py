@@ -28,17 +28,12 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from giftcloud_deid.errors import Rejected
 from giftcloud_deid.profile import RegionRule
 
 RISKY_MODALITIES = {"US", "SC", "OT", "XA"}
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 _UNCOMPRESSED = {ImplicitVRLittleEndian, ExplicitVRLittleEndian, UID("1.2.840.10008.1.2.2")}
-
-
-class PixelRejected(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -170,7 +165,7 @@ class BurnedInRules:
     def needs_cleaning(self, fields: Fields) -> Rule | None:
         """The rule whose regions must be blanked; None when the image may pass as it is.
 
-        Raises :class:`PixelRejected` for an image that may carry burned-in text and that
+        Raises :class:`Rejected` for an image that may carry burned-in text and that
         no rule covers.
         """
         rule = self.decide(fields)
@@ -182,7 +177,7 @@ class BurnedInRules:
             # reject a suspect image, not to reject every CT without an ImageType
             if risky:
                 listed = f"; listed by rule {rule.label!r}" if rule is not None else ""
-                raise PixelRejected(
+                raise Rejected(
                     f"the image may carry burned-in text ({risky}{listed}) "
                     "and no burned-in text rule covers it"
                 )
@@ -194,7 +189,7 @@ class BurnedInRules:
         if rule.keep_from:
             regions = _outside_us_regions(ds)
             if regions is None:
-                raise PixelRejected("ultrasound regions are missing or unreadable")
+                raise Rejected("ultrasound regions are missing or unreadable")
             mask_regions(ds, regions, keep=True)
         else:
             mask_regions(ds, rule.regions)
@@ -239,14 +234,14 @@ def mask_regions(ds: Dataset, regions: Sequence[Region], *, keep: bool = False) 
     lossless. Pixel data that cannot be decoded is rejected.
     """
     if int(ds.get("BitsAllocated", 0) or 0) == 1:
-        raise PixelRejected("1-bit pixel data cannot be cleaned")
+        raise Rejected("1-bit pixel data cannot be cleaned")
     transfer_syntax = ds.file_meta.TransferSyntaxUID
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             array = ds.pixel_array.copy()
     except Exception as exc:  # decoders raise many kinds; all mean "cannot clean"
-        raise PixelRejected(f"pixel data cannot be decoded to clean it ({exc})") from exc
+        raise Rejected(f"pixel data cannot be decoded to clean it ({exc})") from exc
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     view: Any = array if frames > 1 else array[np.newaxis, ...]
     rows, columns = view.shape[1], view.shape[2]
