@@ -171,7 +171,6 @@ class _Run:
     identity: Identity
     dry_run: bool
     safe_private: frozenset[tuple[str, int, int]]
-    retain_uids: bool
     changes: list[Change] = field(default_factory=list)
     scrubber: re.Pattern[str] | None = None
 
@@ -285,7 +284,6 @@ class Deidentifier:
             identity=identity,
             dry_run=dry_run,
             safe_private=self._safe_private,
-            retain_uids=Option.RETAIN_UIDS in self.profile.options,
         )
         _, chunks = _dataset(top, run, part.syntax, "", top_level=True)
         ids = {
