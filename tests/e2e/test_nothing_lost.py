@@ -63,7 +63,7 @@ def run_with_disruption(
     )
     assert len([k for k in archived if k.endswith(".dcm")]) == COUNT
     assert len([k for k in archived if k.endswith(".json")]) == COUNT
-    for bucket in ("INCOMING", "OUTGOING"):
+    for bucket in ("INCOMING", "QUARANTINE"):
         assert (
             asyncio.run(store.list(buckets[f"GIFTCLOUD_STORAGE__BUCKETS__{bucket}"], f"{project}/"))
             == []

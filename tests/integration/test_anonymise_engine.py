@@ -122,7 +122,7 @@ async def test_a_hub_passes_deidentified_data_and_quarantines_the_rest(
         assert isinstance(passed, InstanceDeidentified)
         assert passed.subject == site_output.subject
         assert passed.sop_uid == site_output.sop_uid
-        assert await runtime.store.get(buckets.outgoing, passed.object_key) == site_output.data
+        assert await runtime.store.get(buckets.archive, passed.object_key) == site_output.data
 
         await runtime.store.put(buckets.incoming, "proj/u1/leak.dcm", identifiable)
         await runtime.bus.publish(received("proj", "proj/u1/leak.dcm", identifiable))

@@ -40,7 +40,8 @@ class InstanceReceived(Event):
 
 
 class InstanceDeidentified(Event):
-    """An instance was de-identified; the result waits in ``outgoing``."""
+    """An instance was de-identified; the result is in ``archive`` at its final key, not yet
+    announced (archive adds its metadata, then ``instance.archived``)."""
 
     type: Literal["instance.deidentified.v1"] = "instance.deidentified.v1"
     object_key: str

@@ -35,12 +35,11 @@ class BusSettings(BaseModel):
 
 class Buckets(BaseModel):
     incoming: str = "giftcloud-incoming"
-    outgoing: str = "giftcloud-outgoing"
     archive: str = "giftcloud-archive"
     quarantine: str = "giftcloud-quarantine"
 
     def all(self) -> list[str]:
-        return [self.incoming, self.outgoing, self.archive, self.quarantine]
+        return [self.incoming, self.archive, self.quarantine]
 
 
 class StorageSettings(BaseModel):

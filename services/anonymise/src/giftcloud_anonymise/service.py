@@ -119,7 +119,8 @@ class AnonymiseService:
         self, event: InstanceReceived, result: DeidentifiedInstance, key_id: str
     ) -> None:
         out_key = f"{event.project}/{result.study_uid}/{result.series_uid}/{result.sop_uid}.dcm"
-        await self.store.put(self.buckets.outgoing, out_key, result.data, "application/dicom")
+        # straight to its place in the archive: archive adds the metadata and announces it
+        await self.store.put(self.buckets.archive, out_key, result.data, "application/dicom")
         if self.sealer is not None and self.mode == "deidentify":
             await self._seal(event.project, result)
         await self.bus.publish(

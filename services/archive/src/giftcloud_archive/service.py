@@ -22,10 +22,9 @@ def archive_key(project: str, study: str, series: str, sop: str) -> str:
 
 
 class ArchiveService:
-    """Moves de-identified instances into the archive layout with their metadata.
-
-    Order: archive object and metadata, then ``instance.archived``, then the outgoing
-    copy is removed. Redelivery at any point repeats idempotent steps only.
+    """Completes each de-identified instance in the archive: its DICOM JSON metadata beside
+    it, then ``instance.archived``. anonymise wrote the instance at its final key; redelivery
+    at any point repeats idempotent steps only.
     """
 
     def __init__(self, settings: Settings, bus: Bus, store: ObjectStore) -> None:
@@ -37,19 +36,15 @@ class ArchiveService:
         if not isinstance(event, InstanceDeidentified):
             return
         key = archive_key(event.project, event.study_uid, event.series_uid, event.sop_uid)
+        if event.object_key != key:
+            raise PermanentFailure(f"{event.object_key} is not where the archive keeps {key}")
         try:
-            data = await self.store.get(self.buckets.outgoing, event.object_key)
-        except ObjectNotFound:
-            if not await self.store.exists(self.buckets.archive, key):
-                raise PermanentFailure(
-                    f"{event.object_key} is neither in outgoing nor archived"
-                ) from None
-            log.info("%s archived before: announcing it again", key)
             data = await self.store.get(self.buckets.archive, key)
+        except ObjectNotFound:
+            raise PermanentFailure(f"{key} is not in the archive") from None
         bulk = f"/dicomweb/{event.project}/studies/{event.study_uid}/series/{event.series_uid}/instances/{event.sop_uid}/bulk"
         metadata, summary = await asyncio.to_thread(describe, data, bulk)
         metadata_key = key[: -len(".dcm")] + ".json"
-        await self.store.put(self.buckets.archive, key, data, "application/dicom")
         await self.store.put(
             self.buckets.archive,
             metadata_key,
@@ -79,5 +74,4 @@ class ArchiveService:
                 transfer_syntax_uid=summary.transfer_syntax_uid,
             )
         )
-        await self.store.delete(self.buckets.outgoing, event.object_key)
         INSTANCES.labels("archive", "archived").inc()

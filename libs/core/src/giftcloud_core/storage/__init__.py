@@ -25,7 +25,7 @@ def create_store(settings: StorageSettings) -> ObjectStore:
     )
     encrypted = {settings.buckets.incoming, settings.buckets.quarantine}
     if settings.encrypt_archive:
-        encrypted |= {settings.buckets.archive, settings.buckets.outgoing}
+        encrypted |= {settings.buckets.archive}
     cipher = (
         EnvelopeCipher.from_base64(settings.encryption_key.get_secret_value())
         if settings.encryption_key is not None
