@@ -289,3 +289,26 @@ def test_every_bundled_pydicom_file_is_deidentified_or_rejected_with_a_reason() 
         assert ds.PatientIdentityRemoved == "YES", path.name
         outcomes["ok"] += 1
     assert outcomes["ok"] >= 25, outcomes
+
+
+def test_outputs_are_read_by_dcmtk(tmp_path: Path) -> None:
+    """A second, independent toolkit reads every output (dcmdump +E: errors are fatal)."""
+    import shutil
+
+    from support.dicom_files import bundled_files
+
+    dcmdump = shutil.which("dcmdump")
+    if dcmdump is None:
+        pytest.skip("dcmtk is not installed (scripts/test installs it)")
+    written = 0
+    for path in bundled_files():
+        try:
+            out = Deidentifier(KEYS).deidentify(path.read_bytes())
+        except Rejected:
+            continue
+        target = tmp_path / f"{path.stem}.dcm"
+        target.write_bytes(out.data)
+        result = subprocess.run([dcmdump, "-q", "+E", str(target)], capture_output=True, text=True)
+        assert result.returncode == 0, (path.name, result.stderr[:500])
+        written += 1
+    assert written >= 25
