@@ -117,3 +117,21 @@ def test_an_unsafe_key_file_or_bad_profile_stops_the_command(tmp_path: Path) -> 
         str(tmp_path / "bad.yaml"),
     )
     assert result.returncode == 2 and "nope" in result.stderr
+
+
+def test_vault_keys_are_made_once_with_a_private_key_only_the_owner_reads(tmp_path: Path) -> None:
+    from giftcloud_deid.vault import VaultOpener, VaultRecord, VaultSealer
+
+    made = subprocess.run(
+        [*GIFTCLOUD, "vault-keys", str(tmp_path / "vault")], capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    private, public = tmp_path / "vault" / "vault.pem", tmp_path / "vault" / "vault.pub"
+    assert private.stat().st_mode & 0o777 == 0o600
+    record = VaultRecord("S", "P", "I", "N", "19000101", "1.2", "2.25.1")
+    sealed = VaultSealer(public.read_bytes()).seal(record)
+    assert VaultOpener(private.read_bytes()).open(sealed) == record
+    again = subprocess.run(
+        [*GIFTCLOUD, "vault-keys", str(tmp_path / "vault")], capture_output=True, text=True
+    )
+    assert again.returncode == 2 and "already holds" in again.stderr

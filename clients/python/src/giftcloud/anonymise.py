@@ -154,6 +154,28 @@ def run(args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
+def vault_keys(args: argparse.Namespace) -> int:
+    """Write a new vault key pair: the private key for the re-identification officer only."""
+    from giftcloud_deid.vault import generate_keypair
+
+    folder = Path(args.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    private_path, public_path = folder / "vault.pem", folder / "vault.pub"
+    if private_path.exists() or public_path.exists():
+        print(f"giftcloud vault-keys: {folder} already holds a key pair", file=sys.stderr)
+        return 2
+    private, public = generate_keypair()
+    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(private)
+    public_path.write_bytes(public)
+    print(
+        f"wrote {public_path} (GIFTCLOUD_ANONYMISE__VAULT_PUBLIC_KEY, for every anonymise) and "
+        f"{private_path} (mode 0600: only where re-identification is served)"
+    )
+    return 0
+
+
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "anonymise", help="de-identify DICOM files offline (files or folder trees)"
@@ -170,3 +192,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--report", default=None, help="default: DEST.report.json")
     parser.add_argument("--workers", type=int, default=1, help="processes")
     parser.set_defaults(run=run)
+
+    keys = commands.add_parser("vault-keys", help="make the re-identification vault's key pair")
+    keys.add_argument("folder")
+    keys.set_defaults(run=vault_keys)
