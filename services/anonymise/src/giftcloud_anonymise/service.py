@@ -37,6 +37,14 @@ from giftcloud_anonymise.models import Deidentification, ReidentificationAudit, 
 log = logging.getLogger(__name__)
 
 
+def _pem(path: Path) -> bytes:
+    if not path.is_file():
+        raise RuntimeError(
+            f"vault key {path} is not a file: make a key pair with `giftcloud vault-keys DIR`"
+        )
+    return path.read_bytes()
+
+
 class AnonymiseService:
     """Turns each received (identifiable) instance into a de-identified one, or quarantines it.
 
@@ -65,10 +73,10 @@ class AnonymiseService:
         self.bus = bus
         self.store = store
         self.sealer = (
-            VaultSealer(config.vault_public_key.read_bytes()) if config.vault_public_key else None
+            VaultSealer(_pem(config.vault_public_key)) if config.vault_public_key else None
         )
         self.opener = (
-            VaultOpener(config.vault_private_key.read_bytes()) if config.vault_private_key else None
+            VaultOpener(_pem(config.vault_private_key)) if config.vault_private_key else None
         )
         if self.mode == "deidentify" and self.sealer is None:
             log.warning(
