@@ -53,6 +53,7 @@ from giftcloud_deid.rules import (
     ActionMap,
     Option,
     compile_actions,
+    load_table,
 )
 from giftcloud_deid.rules import UID as NEW_UID
 from giftcloud_deid.verify import Identity, verify
@@ -81,6 +82,8 @@ _SET_BY_ENGINE = {
     TEMPORAL_MODIFIED,
 }
 _NOT_SCANNED = _SET_BY_ENGINE | {PIXEL_DATA}
+#: a project's simple attribute rules as table actions
+_EXTRA_ACTIONS = {"keep": KEEP, "remove": REMOVE, "empty": EMPTY}
 _REQUIRED = {
     SOP_INSTANCE: "SOPInstanceUID",
     SOP_CLASS: "SOPClassUID",
@@ -149,13 +152,6 @@ def _actions(options: frozenset[Option]) -> ActionMap:
     return compile_actions(options)
 
 
-@lru_cache(maxsize=1)
-def _safe_private_table() -> frozenset[tuple[str, int, int]]:
-    from giftcloud_deid.rules import load_table
-
-    return load_table().safe_private
-
-
 @dataclass
 class _Run:
     """The state of one instance's de-identification."""
@@ -219,23 +215,22 @@ class Deidentifier:
         self.verify_output = verify_output
         self.action_map = _actions(profile.options)
         self.burned_in = burned_in or pixels.BurnedInRules.default(profile.burned_in)
-        safe = Option.RETAIN_SAFE_PRIVATE in profile.options
-        self._safe_private = _safe_private_table() if safe else frozenset()
+        # the table's private-attribute rule: cleaned (safe ones kept) or removed
+        cleaned = self.action_map.private == CLEAN
+        self._safe_private = load_table().safe_private if cleaned else frozenset()
 
     def deidentify(self, data: bytes) -> DeidentifiedInstance:
         """De-identify one DICOM Part 10 file; :class:`Rejected` with a reason if it cannot be."""
-        try:
-            return self._run(data, dry_run=self.profile.dry_run)
-        except Malformed as exc:
-            raise Rejected(f"not a well-formed DICOM Part 10 file: {exc}") from exc
-        except (struct.error, IndexError, RecursionError) as exc:  # a broken structure
-            raise Rejected(f"not a well-formed DICOM Part 10 file: {exc}") from exc
+        return self._checked(data, dry_run=self.profile.dry_run)
 
     def dry_run(self, data: bytes) -> tuple[Change, ...]:
         """What the profile would change in one file, without writing anything."""
+        return self._checked(data, dry_run=True).changes
+
+    def _checked(self, data: bytes, *, dry_run: bool) -> DeidentifiedInstance:
         try:
-            return self._run(data, dry_run=True).changes
-        except Malformed as exc:
+            return self._run(data, dry_run=dry_run)
+        except (Malformed, struct.error, IndexError, RecursionError) as exc:  # broken structure
             raise Rejected(f"not a well-formed DICOM Part 10 file: {exc}") from exc
 
     def _run(self, data: bytes, *, dry_run: bool, masked: str = "") -> DeidentifiedInstance:
@@ -407,8 +402,7 @@ def _action_for(tag: int, creators: dict[int, str], run: _Run) -> str:
     group = tag >> 16
     extra = run.profile.rules.get(tag)
     if extra is not None:
-        simple = {"keep": KEEP, "remove": REMOVE, "empty": EMPTY}.get(extra.action)
-        return simple or "extra"  # replace / hash
+        return _EXTRA_ACTIONS.get(extra.action, "extra")  # replace / hash: "extra"
     if group & 1:
         return _private_action(tag, creators, run) if group > 0x0008 else REMOVE
     if group in (0x0000, 0x0002, 0x0006):

@@ -14,7 +14,7 @@ import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -142,7 +142,8 @@ class BurnedInRules:
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
         self.fields = sorted({c.field for r in self.rules for g in r.all_of for c in g})
-        self._decide = cache(self._decide_uncached)
+        # images of one series share their fields; bounded, as a service runs for months
+        self._decide = lru_cache(maxsize=4096)(self._decide_uncached)
 
     @classmethod
     def default(cls, project_rules: Sequence[RegionRule] = ()) -> BurnedInRules:

@@ -29,6 +29,10 @@ EXPLICIT_BE = "1.2.840.10008.1.2.2"
 DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")
 
 
+#: binary number VRs and their struct codes
+_STRUCT = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
+
+
 class Malformed(ValueError):
     """Bytes that are not a well-formed DICOM Part 10 file; the message says where."""
 
@@ -74,7 +78,6 @@ class Reader:
 
     def __init__(self, buf: bytes | memoryview) -> None:
         self.buf = buf
-        self.size = len(buf)
 
     def elements(self, start: int, end: int, syntax: Syntax) -> list[Element]:
         found = []
@@ -193,9 +196,8 @@ class Reader:
         text = raw.decode("latin-1").rstrip("\x00 ")
         return [v.strip() for v in text.split("\\")] if text else []
 
-    def number(self, element: Element, syntax: Syntax) -> list[int]:
-        codes = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}
-        code = codes.get(element.vr)
+    def number(self, element: Element, syntax: Syntax) -> list[int | float]:
+        code = _STRUCT.get(element.vr)
         if code is None:
             return []
         size = struct.calcsize(code)
@@ -250,9 +252,26 @@ def open_part10(data: bytes) -> Part10:
     return Part10(meta, data, position, Syntax(implicit, little), transfer_syntax)
 
 
-# --- writing ---------------------------------------------------------------------------
+def summary(data: bytes) -> dict[str, str]:
+    """The identifying UIDs of a (de-identified) file and its subject label, read raw."""
+    part = open_part10(data)
+    reader = Reader(part.buf)
+    wanted = {
+        0x00100020: "subject",
+        0x0020000D: "study",
+        0x0020000E: "series",
+        0x00080018: "sop",
+        0x00080016: "sop_class",
+    }
+    facts = dict.fromkeys(wanted.values(), "")
+    for element in reader.elements(part.start, len(part.buf), part.syntax):
+        if element.tag in wanted:
+            facts[wanted[element.tag]] = (reader.text(element) or [""])[0]
+    facts["transfer_syntax"] = part.transfer_syntax
+    return facts
 
-_STRUCT = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
+
+# --- writing ---------------------------------------------------------------------------
 
 
 def encode_value(vr: str, value: str | list[str] | int | float | bytes | None, fmt: str) -> bytes:

@@ -116,6 +116,15 @@ def load_table() -> Table:
     )
 
 
+#: by Type, the actions of a compound code in order of preference ("": Type unknown)
+_PREFERENCE = {
+    "3": (REMOVE, EMPTY, DUMMY),
+    "2": (EMPTY, DUMMY, REMOVE),
+    "1": (DUMMY, EMPTY, REMOVE),
+    "": (DUMMY, EMPTY, REMOVE),
+}
+
+
 def resolve(code: str, kind: str | None) -> str:
     """One simple action from a compound code (X/Z, X/D, Z/D, X/Z/D, X/Z/U*).
 
@@ -129,16 +138,7 @@ def resolve(code: str, kind: str | None) -> str:
     choices = [c.rstrip("*") for c in code.split("/")]
     if UID in choices:
         return UID
-    wanted = {"3": REMOVE, "2": EMPTY, "1": DUMMY}.get(kind or "")
-    if wanted in choices:
-        return wanted
-    if wanted == EMPTY and DUMMY in choices:
-        return DUMMY
-    if wanted == DUMMY and EMPTY in choices and DUMMY not in choices:
-        return EMPTY
-    if wanted == REMOVE and REMOVE not in choices:
-        return choices[0]
-    return choices[-1]
+    return next(a for a in _PREFERENCE.get(kind or "", _PREFERENCE[""]) if a in choices)
 
 
 def row_action(row: Row, options: frozenset[Option], kind: str | None = None) -> str:

@@ -1,8 +1,6 @@
 """Verification: nothing that identified the input may be found in the output.
 
-:func:`verify` scans the written bytes (every value at any depth, the file meta, any
-private data; not the pixel data, where short values turn up by chance) for the
-identifiers of the input. :func:`audit` checks a file without its original — what a hub
+:func:`verify` scans the encoded output for the identifiers of the input. :func:`audit` checks a file without its original — what a hub
 can do: marked de-identified, no private data, nothing the profile removes, only
 replaced UIDs.
 """
@@ -76,10 +74,6 @@ class Identity:
     removed_text: set[str] = field(default_factory=set)
 
     @classmethod
-    def of(cls, ds: Dataset) -> Identity:
-        return cls.from_values(lambda tag: _text(ds, tag))
-
-    @classmethod
     def from_values(cls, text: Callable[[int], list[str]]) -> Identity:
         """From an accessor giving the (top-level) values of a tag as strings."""
 
@@ -139,25 +133,17 @@ class Identity:
         return found
 
 
-def _header(output: bytes) -> bytes:
-    """The output without its pixel data value (scanned separately by the pixel rules)."""
-    for marker in (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10"):
-        at = output.rfind(marker)
-        if at > 0:
-            return output[:at]
-    return output
-
-
-def verify(output: bytes, identity: Identity, *, dates: bool = True) -> list[str]:
-    """Identifiers of the input found in the output: empty when it is clean."""
+def verify(scanned: bytes, identity: Identity, *, dates: bool = True) -> list[str]:
+    """Identifiers of the input found in ``scanned`` (the encoded elements of the output
+    that came from the input: every value at any depth, private data; the caller leaves
+    out pixel data, where short values turn up by chance): empty when it is clean."""
     needles = identity.needles(dates=dates)
     if not needles:
         return []
-    header = _header(output) if b"DICM" in output[128:132] else output
     alternatives = b"|".join(re.escape(n) for n in sorted(needles, key=len, reverse=True))
     pattern = re.compile(rb"(?<![0-9A-Za-z])(?:" + alternatives + rb")(?![0-9A-Za-z])", re.I)
     hits = []
-    for match in pattern.finditer(header):
+    for match in pattern.finditer(scanned):
         found = match.group(0)
         what = needles.get(found) or next(
             (w for n, w in needles.items() if n.lower() == found.lower()), "identifier"
@@ -208,24 +194,3 @@ def _private_tags(ds: Dataset) -> list[str]:
                 for item in element.value or ():
                     found += _private_tags(item)
     return found
-
-
-def summary(data: bytes) -> dict[str, str]:
-    """The identifying UIDs of a (de-identified) file and its subject label, read raw."""
-    from giftcloud_deid.raw import Reader, open_part10
-
-    part = open_part10(data)
-    reader = Reader(part.buf)
-    wanted = {
-        0x00100020: "subject",
-        0x0020000D: "study",
-        0x0020000E: "series",
-        0x00080018: "sop",
-        0x00080016: "sop_class",
-    }
-    facts = dict.fromkeys(wanted.values(), "")
-    for element in reader.elements(part.start, len(part.buf), part.syntax):
-        if element.tag in wanted:
-            facts[wanted[element.tag]] = (reader.text(element) or [""])[0]
-    facts["transfer_syntax"] = part.transfer_syntax
-    return facts

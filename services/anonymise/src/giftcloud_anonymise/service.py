@@ -16,7 +16,7 @@ from giftcloud_core.events import Event, InstanceDeidentified, InstanceReceived,
 from giftcloud_core.logs import correlation_id
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
-from giftcloud_core.storage import ObjectStore
+from giftcloud_core.storage import ObjectStore, archive_key
 from giftcloud_core.tokens import Principal
 from giftcloud_deid import (
     DEFAULT_PROFILE,
@@ -27,8 +27,9 @@ from giftcloud_deid import (
     Rejected,
     audit,
 )
+from giftcloud_deid.raw import summary
 from giftcloud_deid.vault import VaultOpener, VaultRecord, VaultSealer
-from giftcloud_deid.verify import Identity, summary
+from giftcloud_deid.verify import Identity
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import select
 
@@ -86,6 +87,8 @@ class AnonymiseService:
         self._deidentifiers = lru_cache(maxsize=256)(self._deidentifier)
         self._log: Batcher[Deidentification] = Batcher(self._write_log)
         self._vault: Batcher[dict[str, Any]] = Batcher(self._write_vault)
+        #: (project, subject, study) sealed by this process: their vault row exists already
+        self._sealed: dict[tuple[str, str, str], None] = {}
 
     def _deidentifier(self, project: str) -> Deidentifier:
         keys = ProjectKeys.derive(self._site_secret, project)
@@ -126,7 +129,7 @@ class AnonymiseService:
     async def _pass_on(
         self, event: InstanceReceived, result: DeidentifiedInstance, key_id: str
     ) -> None:
-        out_key = f"{event.project}/{result.study_uid}/{result.series_uid}/{result.sop_uid}.dcm"
+        out_key = archive_key(event.project, result.study_uid, result.series_uid, result.sop_uid)
         # straight to its place in the archive: archive adds the metadata and announces it
         await self.store.put(self.buckets.archive, out_key, result.data, "application/dicom")
         if self.sealer is not None and self.mode == "deidentify":
@@ -179,6 +182,9 @@ class AnonymiseService:
 
     async def _seal(self, project: str, result: DeidentifiedInstance) -> None:
         assert self.sealer is not None
+        key = (project, result.subject, result.study_uid)
+        if key in self._sealed:
+            return  # every instance of a study would seal the same record again
         identity = result.identity
         record = VaultRecord(
             subject=result.subject,
@@ -198,6 +204,10 @@ class AnonymiseService:
                 "vault_key_id": self.sealer.key_id,
             }
         )
+        self._sealed[key] = None
+        if len(self._sealed) > 100_000:  # bounded: forget the oldest half
+            for old in list(self._sealed)[:50_000]:
+                del self._sealed[old]
 
     async def _write_vault(self, rows: list[dict[str, Any]]) -> None:
         async with self.db.session() as session:

@@ -9,16 +9,11 @@ from giftcloud_core.errors import ObjectNotFound
 from giftcloud_core.events import Event, InstanceArchived, InstanceDeidentified
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
-from giftcloud_core.storage import ObjectStore
+from giftcloud_core.storage import ObjectStore, archive_key
 
 from giftcloud_archive.metadata import describe
 
 log = logging.getLogger(__name__)
-
-
-def archive_key(project: str, study: str, series: str, sop: str) -> str:
-    """Where an instance lives in the archive bucket; its metadata sits beside it as ``.json``."""
-    return f"{project}/{study}/{series}/{sop}.dcm"
 
 
 class ArchiveService:

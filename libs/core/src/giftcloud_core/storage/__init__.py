@@ -12,8 +12,14 @@ __all__ = [
     "FileObjectStore",
     "ObjectStore",
     "S3ObjectStore",
+    "archive_key",
     "create_store",
 ]
+
+
+def archive_key(project: str, study: str, series: str, sop: str) -> str:
+    """Where an instance lives in the archive bucket; its metadata sits beside it as ``.json``."""
+    return f"{project}/{study}/{series}/{sop}.dcm"
 
 
 def create_store(settings: StorageSettings) -> ObjectStore:
