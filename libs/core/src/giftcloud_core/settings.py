@@ -65,6 +65,8 @@ class AuthSettings(BaseModel):
     access_token_minutes: int = 15
     #: PEM of the RSA private key that signs tokens; generated and kept in the database if unset
     signing_key: SecretStr | None = None
+    #: how often events committed but not yet published (broker away) are retried, in seconds
+    outbox_interval_seconds: float = 5.0
 
 
 class IngestSettings(BaseModel):

@@ -29,6 +29,7 @@ def build(runtime: Runtime) -> tuple[ServicePart, AuthService]:
         schema=SCHEMA,
         migrations=MIGRATIONS,
         on_start=[service.start],
+        on_stop=[service.stop],
     )
     return part, service
 

@@ -51,3 +51,15 @@ class SigningKey(SQLModel, table=True):
     kid: str = Field(primary_key=True)
     private_pem: str
     created_at: datetime = Field(default_factory=_now)
+
+
+class OutboxEvent(SQLModel, table=True):
+    """An event committed in the transaction of the change it announces; the relay publishes
+    it and then deletes it, so a broker that is away loses no event."""
+
+    __tablename__ = "outbox"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, primary_key=True)
+    body: str  # the event as JSON
+    created_at: datetime = Field(default_factory=_now)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 
@@ -8,13 +10,13 @@ from argon2.exceptions import VerificationError
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
 from giftcloud_core.errors import Conflict, NotFound, Unauthorized
-from giftcloud_core.events import ProjectCreated
+from giftcloud_core.events import ProjectCreated, parse_event
 from giftcloud_core.settings import Settings
 from giftcloud_core.tokens import Principal, TokenSigner, generate_private_key_pem
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from giftcloud_auth.models import Membership, Project, SigningKey, User
+from giftcloud_auth.models import Membership, OutboxEvent, Project, SigningKey, User
 from giftcloud_auth.schemas import MemberAdd, ProjectCreate, ProjectPublic, UserCreate, UserPublic
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ class AuthService:
         self._signer: TokenSigner | None = None
         # a constant-time answer for unknown users: verify against a real hash
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
+        self._relay_lock = asyncio.Lock()
+        self._relay_task: asyncio.Task[None] | None = None
 
     @property
     def signer(self) -> TokenSigner:
@@ -40,6 +44,48 @@ class AuthService:
         await self._load_signing_key()
         await self._ensure_admin()
         await self._announce_projects()
+        self._relay_task = asyncio.create_task(self._relay_forever())
+
+    async def stop(self) -> None:
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
+
+    async def _relay_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.auth.outbox_interval_seconds)
+            await self.relay_outbox()
+
+    async def relay_outbox(self) -> int:
+        """Publish the events committed but not yet published, oldest first, and delete each
+        once the broker has confirmed it; returns how many went. A failed publish leaves the
+        rest for the next round (a repeat is harmless: consumers are idempotent)."""
+        async with self._relay_lock:
+            sent = 0
+            try:
+                async with self.db.session() as session:
+                    rows = (
+                        await session.exec(
+                            select(OutboxEvent)
+                            .order_by(col(OutboxEvent.id))
+                            .limit(100)
+                            .with_for_update(skip_locked=True)  # replicas share the work
+                        )
+                    ).all()
+                    for row in rows:
+                        await self.bus.publish(parse_event(row.body.encode()))
+                        await session.delete(row)
+                        await session.flush()
+                        sent += 1
+            except Exception as exc:
+                log.warning(
+                    "outbox: %d event(s) published, the rest wait for the next round: %s",
+                    sent,
+                    exc,
+                )
+                return 0  # the deletions were rolled back with the failure
+            return sent
 
     async def _load_signing_key(self) -> None:
         configured = self.settings.auth.signing_key
@@ -75,8 +121,8 @@ class AuthService:
         log.info("created the first user 'admin'")
 
     async def _announce_projects(self) -> None:
-        """Re-publish every project: consumers are idempotent, and a publish lost after a
-        commit is mended on the next start."""
+        """Re-publish every project at start: consumers are idempotent, and one whose database
+        was rebuilt learns the projects again."""
         async with self.db.session() as session:
             projects = (await session.exec(select(Project))).all()
         for project in projects:
@@ -119,16 +165,18 @@ class AuthService:
         return UserPublic(username=user.username, site_roles=user.roles())
 
     async def create_project(self, data: ProjectCreate, caller: Principal) -> ProjectPublic:
+        announce = ProjectCreated(project=data.name, title=data.title, correlation_id=data.name)
         try:
             async with self.db.session() as session:
                 session.add(Project(name=data.name, title=data.title, created_by=caller.subject))
                 await session.flush()
                 session.add(Membership(project=data.name, username=caller.subject, role="owner"))
+                session.add(
+                    OutboxEvent(body=announce.model_dump_json())
+                )  # committed with the project or not at all
         except IntegrityError as exc:
             raise Conflict(f"project {data.name!r} exists already") from exc
-        await self.bus.publish(
-            ProjectCreated(project=data.name, title=data.title, correlation_id=data.name)
-        )
+        await self.relay_outbox()  # now if the broker is there, else on a later round
         return ProjectPublic(name=data.name, title=data.title, role="owner")
 
     async def projects_of(self, caller: Principal) -> list[ProjectPublic]:
