@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from giftcloud_core.bus import Bus, MemoryBus, PermanentFailure, RabbitBus, Subscription
-from giftcloud_core.events import Event, InstanceReceived, ProjectCreated
+from giftcloud_core.events import Event, InstancesReceived, ProjectCreated, ReceivedPart
 from giftcloud_core.settings import BusSettings
 from support.infra import AMQP, delete_bus_topology
 
@@ -56,9 +56,10 @@ async def bus_factory(
         await delete_bus_topology(settings.exchange, settings.namespace)
 
 
-def received(project: str = "p1") -> InstanceReceived:
-    return InstanceReceived(
-        project=project, correlation_id="c1", object_key="k", sha256="0" * 64, size=1, source="stow"
+def received(project: str = "p1") -> InstancesReceived:
+    part = ReceivedPart(name="p1/u/000000.dcm", sha256="0" * 64, size=1)
+    return InstancesReceived(
+        project=project, correlation_id="c1", object_key="k", parts=(part,), source="stow"
     )
 
 

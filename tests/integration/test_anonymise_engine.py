@@ -1,33 +1,22 @@
 """anonymise with the Annex E engine on the real servers: project profiles, the sealed
 re-identification vault (reidentifier role only, audited), and a hub's verify mode."""
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 from giftcloud_anonymise.app import build as build_anonymise
 from giftcloud_anonymise.models import ReidentificationAudit, VaultEntry
 from giftcloud_core.app import Runtime
-from giftcloud_core.events import InstanceDeidentified, InstanceReceived, InstanceRejected
+from giftcloud_core.events import InstanceDeidentified, InstanceRejected
 from giftcloud_core.tokens import SignerJwks, TokenSigner, TokenVerifier
 from giftcloud_deid.vault import generate_keypair
 from integration.conftest import eventually, next_message, running
 from sqlmodel import select
 from support.dicom_files import read, synthetic_instance
+from support.incoming import receive
 from support.stack import Stack
 
 Bearer = Callable[..., dict[str, str]]
-
-
-def received(project: str, key: str, data: bytes) -> InstanceReceived:
-    return InstanceReceived(
-        project=project,
-        correlation_id="u1",
-        object_key=key,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        source="stow",
-    )
 
 
 def runtime_with(stack: Stack, signer: TokenSigner, **env: str) -> Runtime:
@@ -55,11 +44,9 @@ async def test_vault_profiles_and_reidentification(
         GIFTCLOUD_ANONYMISE__VAULT_PRIVATE_KEY=str(tmp_path / "vault.pem"),
         GIFTCLOUD_ANONYMISE__PROFILES_DIR=str(profiles),
     )
-    buckets = runtime.settings.storage.buckets
     source = synthetic_instance(patient="Vault^Vera", patient_id="MRN-VAULT-1")
     async with running(runtime, [build_anonymise(runtime)]) as client:
-        await runtime.store.put(buckets.incoming, "proj/u1/a.dcm", source)
-        await runtime.bus.publish(received("proj", "proj/u1/a.dcm", source))
+        await receive(runtime, "proj", {"proj/u1/a.dcm": source})
         event = await next_message(stack, "archive.instances")
         assert isinstance(event, InstanceDeidentified)
 
@@ -96,8 +83,7 @@ async def test_vault_profiles_and_reidentification(
         ]
 
         # the project's profile: a SOP class outside its allow-list is refused with a reason
-        await runtime.store.put(buckets.incoming, "ct-only/u2/a.dcm", source)
-        await runtime.bus.publish(received("ct-only", "ct-only/u2/a.dcm", source))
+        await receive(runtime, "ct-only", {"ct-only/u2/a.dcm": source})
         rejected = await next_message(stack, "ingest.outcomes")
         assert isinstance(rejected, InstanceRejected)
         assert "allow-list" in rejected.reason
@@ -116,16 +102,15 @@ async def test_a_hub_passes_deidentified_data_and_quarantines_the_rest(
     )
     identifiable = synthetic_instance(patient="Leak^Larry", patient_id="MRN-LEAK")
     async with running(runtime, [build_anonymise(runtime)]):
-        await runtime.store.put(buckets.incoming, "proj/u1/clean.dcm", site_output.data)
-        await runtime.bus.publish(received("proj", "proj/u1/clean.dcm", site_output.data))
+        # one bundle, one of each: the clean one passes, its neighbour is held back
+        files = {"proj/u1/clean.dcm": site_output.data, "proj/u1/leak.dcm": identifiable}
+        await receive(runtime, "proj", files)
         passed = await next_message(stack, "archive.instances")
         assert isinstance(passed, InstanceDeidentified)
         assert passed.subject == site_output.subject
         assert passed.sop_uid == site_output.sop_uid
         assert await runtime.store.get(buckets.archive, passed.object_key) == site_output.data
 
-        await runtime.store.put(buckets.incoming, "proj/u1/leak.dcm", identifiable)
-        await runtime.bus.publish(received("proj", "proj/u1/leak.dcm", identifiable))
         rejected = await next_message(stack, "ingest.outcomes")
         assert isinstance(rejected, InstanceRejected)
         assert (

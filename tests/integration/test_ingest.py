@@ -1,3 +1,4 @@
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -5,7 +6,9 @@ import httpx
 import pytest
 from giftcloud.client import multipart_related
 from giftcloud_core.app import Runtime
-from giftcloud_core.events import InstanceReceived, ProjectCreated
+from giftcloud_core.bundle import unpack
+from giftcloud_core.events import InstancesReceived, ProjectCreated
+from giftcloud_ingest import service as ingest_service
 from giftcloud_ingest.app import build
 from integration.conftest import eventually, next_message, raw_store, running
 from support.dicom_files import pydicom_file, read, synthetic_instance, to_bytes
@@ -58,13 +61,44 @@ async def test_stored_instance_is_encrypted_at_rest_and_announced(
     assert stored[0]["00081155"]["Value"] == [read(data).SOPInstanceUID]
 
     event = await next_message(stack, "anonymise.instances")
-    assert (
-        isinstance(event, InstanceReceived) and event.project == "proj" and event.size == len(data)
-    )
+    assert isinstance(event, InstancesReceived) and event.project == "proj"
+    [part] = event.parts
+    assert part.size == len(data) and part.sha256 == hashlib.sha256(data).hexdigest()
+    upload = response.headers["X-Giftcloud-Upload"]
+    assert part.name == f"proj/{upload}/000000.dcm"
     incoming = runtime.settings.storage.buckets.incoming
     at_rest = await raw_store(stack).get(incoming, event.object_key)
     assert b"CompressedSamples" not in at_rest and at_rest[128:132] != b"DICM"
-    assert await runtime.store.get(incoming, event.object_key) == data
+    assert unpack(await runtime.store.get(incoming, event.object_key)) == [data]
+
+
+async def test_many_instances_travel_in_bundles_in_their_order(
+    ingest: httpx.AsyncClient,
+    runtime: Runtime,
+    stack: Stack,
+    bearer: Bearer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ingest_service, "BUNDLE_PARTS", 2)
+    files = [synthetic_instance(sop_uid=f"1.2.826.0.1.{n}") for n in range(5)]
+    response = await stow(
+        ingest, [*files[:2], b"junk", *files[2:]], bearer(projects={"proj": "owner"})
+    )
+    assert response.status_code == 202, response.text
+    upload = response.headers["X-Giftcloud-Upload"]
+    events = [await next_message(stack, "anonymise.instances") for _ in range(3)]
+    incoming = runtime.settings.storage.buckets.incoming
+    sent: dict[str, bytes] = {}
+    for event in events:
+        assert isinstance(event, InstancesReceived) and event.correlation_id == upload
+        bundle = unpack(await runtime.store.get(incoming, event.object_key))
+        assert len(bundle) == len(event.parts) <= 2
+        sent |= {part.name: data for part, data in zip(event.parts, bundle, strict=True)}
+    # named by their place in the request: the junk at index 2 is not among them
+    assert sent == {
+        f"proj/{upload}/{index:06d}.dcm": data
+        for index, data in zip((0, 1, 3, 4, 5), files, strict=True)
+    }
 
 
 async def _incoming(runtime: Runtime) -> list[str]:

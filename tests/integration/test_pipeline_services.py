@@ -1,6 +1,5 @@
 """anonymise, archive and api, each alone on the real servers, driven by the events they consume."""
 
-import hashlib
 import json
 from collections.abc import Callable
 
@@ -8,76 +7,69 @@ from giftcloud_anonymise.app import build as build_anonymise
 from giftcloud_api.app import build as build_api
 from giftcloud_archive.app import build as build_archive
 from giftcloud_core.app import Runtime
+from giftcloud_core.bundle import pack
 from giftcloud_core.events import (
     InstanceArchived,
     InstanceDeidentified,
-    InstanceReceived,
     InstanceRejected,
     ProjectCreated,
 )
 from integration.conftest import eventually, next_message, raw_store, running
 from support.dicom_files import read, synthetic_instance
+from support.incoming import receive, received_event
 from support.stack import Stack
 
 Bearer = Callable[..., dict[str, str]]
-
-
-def received(key: str, data: bytes) -> InstanceReceived:
-    return InstanceReceived(
-        project="proj",
-        correlation_id="u1",
-        object_key=key,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        source="stow",
-    )
 
 
 async def test_anonymise_replaces_identifiers_and_clears_incoming(
     runtime: Runtime, stack: Stack
 ) -> None:
     buckets = runtime.settings.storage.buckets
-    source = synthetic_instance(patient="Doe^Jane", patient_id="MRN0001")
+    first = synthetic_instance(patient="Doe^Jane", patient_id="MRN0001")
+    second = synthetic_instance(
+        patient="Doe^Jane",
+        patient_id="MRN0001",
+        sop_uid="1.2.3",
+        study_uid="1.2.4",
+        series_uid="1.2.5",
+    )
     async with running(runtime, [build_anonymise(runtime)]):
-        await runtime.store.put(buckets.incoming, "proj/u1/a.dcm", source)
-        await runtime.bus.publish(received("proj/u1/a.dcm", source))
-        event = await next_message(stack, "archive.instances")
-        assert isinstance(event, InstanceDeidentified)
-        out = await runtime.store.get(buckets.archive, event.object_key)
-        assert b"Doe^Jane" not in out and b"MRN0001" not in out
-        ds = read(out)
-        assert ds.PatientID == event.subject and ds.SOPInstanceUID == event.sop_uid
-        assert event.sop_uid != read(source).SOPInstanceUID
+        sent = await receive(runtime, "proj", {"proj/u1/a.dcm": first, "proj/u1/b.dcm": second})
+        events = [await next_message(stack, "archive.instances") for _ in range(2)]
+        assert all(isinstance(e, InstanceDeidentified) for e in events)
+        by_name = {e.received_key: e for e in events if isinstance(e, InstanceDeidentified)}
+        assert sorted(by_name) == ["proj/u1/a.dcm", "proj/u1/b.dcm"]
+        for name, source in (("proj/u1/a.dcm", first), ("proj/u1/b.dcm", second)):
+            event = by_name[name]
+            out = await runtime.store.get(buckets.archive, event.object_key)
+            assert b"Doe^Jane" not in out and b"MRN0001" not in out
+            ds = read(out)
+            assert ds.PatientID == event.subject and ds.SOPInstanceUID == event.sop_uid
+            assert event.sop_uid != read(source).SOPInstanceUID
+        # the same patient is the same subject
+        assert by_name["proj/u1/a.dcm"].subject == by_name["proj/u1/b.dcm"].subject
 
         async def gone() -> bool:
-            return not await runtime.store.exists(buckets.incoming, "proj/u1/a.dcm")
+            return not await runtime.store.exists(buckets.incoming, sent.object_key)
 
-        await eventually(gone, what="incoming object deleted")
+        await eventually(gone, what="incoming bundle deleted")
 
         # a redelivered event finds nothing to do and changes nothing
-        await runtime.bus.publish(received("proj/u1/a.dcm", source))
-        event_again_source = synthetic_instance(
-            patient="Doe^Jane",
-            patient_id="MRN0001",
-            sop_uid="1.2.3",
-            study_uid="1.2.4",
-            series_uid="1.2.5",
-        )
-        await runtime.store.put(buckets.incoming, "proj/u1/b.dcm", event_again_source)
-        await runtime.bus.publish(received("proj/u1/b.dcm", event_again_source))
-        second = await next_message(stack, "archive.instances")
-        assert isinstance(second, InstanceDeidentified)
-        assert second.received_key == "proj/u1/b.dcm"  # the redelivered a.dcm produced nothing
-        assert second.subject == event.subject  # the same patient is the same subject
+        await runtime.bus.publish(sent)
+        await receive(runtime, "proj", {"proj/u2/c.dcm": synthetic_instance(sop_uid="1.2.6")})
+        after = await next_message(stack, "archive.instances")
+        assert isinstance(after, InstanceDeidentified)
+        assert after.received_key == "proj/u2/c.dcm"  # the redelivered bundle produced nothing
 
 
 async def test_anonymise_quarantines_what_it_cannot_deidentify(
     runtime: Runtime, stack: Stack
 ) -> None:
     buckets = runtime.settings.storage.buckets
+    files = {"proj/u1/bad.dcm": b"not dicom, Doe^Jane", "proj/u1/good.dcm": synthetic_instance()}
     async with running(runtime, [build_anonymise(runtime)]):
-        await runtime.store.put(buckets.incoming, "proj/u1/bad.dcm", b"not dicom, Doe^Jane")
-        await runtime.bus.publish(received("proj/u1/bad.dcm", b"not dicom, Doe^Jane"))
+        sent = await receive(runtime, "proj", files)
 
         async def quarantined() -> bool:
             return await runtime.store.exists(buckets.quarantine, "proj/u1/bad.dcm")
@@ -87,13 +79,35 @@ async def test_anonymise_quarantines_what_it_cannot_deidentify(
         assert (
             isinstance(rejected, InstanceRejected) and "not a well-formed DICOM" in rejected.reason
         )
+        assert rejected.object_key == "proj/u1/bad.dcm"
+        passed = await next_message(stack, "archive.instances")  # its neighbour went on
+        assert isinstance(passed, InstanceDeidentified)
+        assert passed.received_key == "proj/u1/good.dcm"
         at_rest = await raw_store(stack).get(buckets.quarantine, "proj/u1/bad.dcm")
         assert b"Doe^Jane" not in at_rest  # identifiable: encrypted
 
         async def gone() -> bool:
-            return not await runtime.store.exists(buckets.incoming, "proj/u1/bad.dcm")
+            return not await runtime.store.exists(buckets.incoming, sent.object_key)
 
-        await eventually(gone, what="incoming object deleted")
+        await eventually(gone, what="incoming bundle deleted")
+
+
+async def test_anonymise_dead_letters_a_bundle_that_is_not_what_its_event_says(
+    runtime: Runtime,
+) -> None:
+    buckets = runtime.settings.storage.buckets
+    async with running(runtime, [build_anonymise(runtime)]):
+        await runtime.store.put(buckets.incoming, "proj/u1/0000.bundle", pack([b"one file"]))
+        await runtime.bus.publish(
+            received_event("proj", "proj/u1/0000.bundle", {"a.dcm": b"x", "b.dcm": b"y"})
+        )
+
+        async def dead_lettered() -> bool:
+            return await runtime.bus.dead_letters("anonymise.instances") == 1
+
+        await eventually(dead_lettered, what="the bundle dead-lettered")
+        # kept for an operator: identifiable data is never dropped silently
+        assert await runtime.store.exists(buckets.incoming, "proj/u1/0000.bundle")
 
 
 async def test_archive_lays_out_instance_and_metadata(runtime: Runtime, stack: Stack) -> None:

@@ -29,13 +29,26 @@ class Event(BaseModel):
     project: str
 
 
-class InstanceReceived(Event):
-    """An instance was accepted by ingest and waits, identifiable and encrypted, in ``incoming``."""
+class ReceivedPart(BaseModel):
+    """One instance of a received bundle."""
 
-    type: Literal["instance.received.v1"] = "instance.received.v1"
-    object_key: str
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    #: the instance's name in its upload (``{project}/{upload}/{index}.dcm``): outcomes, the
+    #: quarantine and the de-identification log know it by this name
+    name: str
     sha256: str
     size: int
+
+
+class InstancesReceived(Event):
+    """Instances accepted by ingest wait, identifiable and encrypted, in one ``incoming``
+    object: a bundle (``giftcloud_core.bundle``) holding ``parts`` in this order. One object
+    and one message for many instances keep the cost per instance down."""
+
+    type: Literal["instances.received.v1"] = "instances.received.v1"
+    object_key: str
+    parts: tuple[ReceivedPart, ...]
     source: Literal["stow", "upload", "dimse", "pacs", "gateway"]
 
 
@@ -95,7 +108,7 @@ class ProjectCreated(Event):
 
 
 EVENT_CLASSES: tuple[type[Event], ...] = (
-    InstanceReceived,
+    InstancesReceived,
     InstanceDeidentified,
     InstanceRejected,
     InstanceArchived,
@@ -112,7 +125,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 QUEUES: dict[str, tuple[str, ...]] = {
     "ingest.projects": ("project.created.v1",),
     "ingest.outcomes": ("instance.rejected.v1", "instance.archived.v1"),
-    "anonymise.instances": ("instance.received.v1",),
+    "anonymise.instances": ("instances.received.v1",),
     "archive.instances": ("instance.deidentified.v1",),
     "api.catalogue": ("instance.archived.v1", "project.created.v1"),
 }

@@ -9,10 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from giftcloud_core.batching import Batcher
-from giftcloud_core.bus import Bus
+from giftcloud_core.bundle import MalformedBundle, unpack
+from giftcloud_core.bus import Bus, PermanentFailure
 from giftcloud_core.db import Database
 from giftcloud_core.errors import Forbidden, NotFound, ObjectNotFound, ServiceUnavailable
-from giftcloud_core.events import Event, InstanceDeidentified, InstanceReceived, InstanceRejected
+from giftcloud_core.events import (
+    Event,
+    InstanceDeidentified,
+    InstanceRejected,
+    InstancesReceived,
+    ReceivedPart,
+)
 from giftcloud_core.logs import correlation_id
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
@@ -36,6 +43,34 @@ from sqlmodel import select
 from giftcloud_anonymise.models import Deidentification, ReidentificationAudit, VaultEntry
 
 log = logging.getLogger(__name__)
+
+
+Outcome = DeidentifiedInstance | Rejected
+
+
+def _deidentify(deidentifier: Deidentifier, data: bytes) -> Outcome:
+    try:
+        return deidentifier.deidentify(data)
+    except Rejected as exc:
+        return exc
+
+
+def _audit(data: bytes) -> Outcome:
+    """verify mode: what arrives must be de-identified already; it passes on unchanged."""
+    problems = audit(data)
+    if problems:
+        return Rejected("not de-identified: " + "; ".join(problems))
+    facts = summary(data)
+    return DeidentifiedInstance(
+        data=data,
+        subject=facts["subject"],
+        study_uid=facts["study"],
+        series_uid=facts["series"],
+        sop_uid=facts["sop"],
+        sop_class_uid=facts["sop_class"],
+        transfer_syntax_uid=facts["transfer_syntax"],
+        identity=Identity(),
+    )
 
 
 def _pem(path: Path) -> bytes:
@@ -108,26 +143,50 @@ class AnonymiseService:
         return deidentifier
 
     async def on_received(self, event: Event) -> None:
-        if not isinstance(event, InstanceReceived):
+        if not isinstance(event, InstancesReceived):
             return
         try:
-            data = await self.store.get(self.buckets.incoming, event.object_key)
+            bundle = await self.store.get(self.buckets.incoming, event.object_key)
         except ObjectNotFound:
             log.info("%s is no longer in incoming: handled before", event.object_key)
             return
-        if self.mode == "verify":
-            await self._verify_only(event, data)
-            return
-        deidentifier = self.deidentifier(event.project)
         try:
-            result = await asyncio.to_thread(deidentifier.deidentify, data)
-        except Rejected as exc:
-            await self._quarantine(event, data, exc.reason, deidentifier.keys.key_id)
-            return
-        await self._pass_on(event, result, deidentifier.keys.key_id)
+            files = unpack(bundle)
+        except MalformedBundle as exc:
+            raise PermanentFailure(f"{event.object_key}: {exc}") from exc
+        if len(files) != len(event.parts):
+            raise PermanentFailure(
+                f"{event.object_key} holds {len(files)} files, the event names {len(event.parts)}"
+            )
+        key_id = ""
+        if self.mode == "deidentify":
+            deidentifier = self.deidentifier(event.project)
+            key_id = deidentifier.keys.key_id
+            outcomes = await asyncio.to_thread(
+                lambda: [_deidentify(deidentifier, f) for f in files]
+            )
+        else:
+            outcomes = await asyncio.to_thread(lambda: [_audit(f) for f in files])
+        limit = asyncio.Semaphore(8)
+
+        async def finish(part: ReceivedPart, data: bytes, outcome: Outcome) -> None:
+            async with limit:
+                if isinstance(outcome, Rejected):
+                    await self._quarantine(event, part, data, outcome.reason, key_id)
+                else:
+                    await self._pass_on(event, part, outcome, key_id)
+
+        async with asyncio.TaskGroup() as group:  # one failure stops the rest: all are retried
+            for part, data, outcome in zip(event.parts, files, outcomes, strict=True):
+                group.create_task(finish(part, data, outcome))
+        await self.store.delete(self.buckets.incoming, event.object_key)
 
     async def _pass_on(
-        self, event: InstanceReceived, result: DeidentifiedInstance, key_id: str
+        self,
+        event: InstancesReceived,
+        part: ReceivedPart,
+        result: DeidentifiedInstance,
+        key_id: str,
     ) -> None:
         out_key = archive_key(event.project, result.study_uid, result.series_uid, result.sop_uid)
         # straight to its place in the archive: archive adds the metadata and announces it
@@ -139,7 +198,7 @@ class AnonymiseService:
                 project=event.project,
                 correlation_id=event.correlation_id,
                 object_key=out_key,
-                received_key=event.object_key,
+                received_key=part.name,
                 sha256=hashlib.sha256(result.data).hexdigest(),
                 size=len(result.data),
                 subject=result.subject,
@@ -151,7 +210,7 @@ class AnonymiseService:
         )
         await self._record(
             Deidentification(
-                object_key=event.object_key,
+                object_key=part.name,
                 project=event.project,
                 outcome="deidentified",
                 subject=result.subject,
@@ -159,26 +218,7 @@ class AnonymiseService:
                 key_id=key_id,
             )
         )
-        await self.store.delete(self.buckets.incoming, event.object_key)
         INSTANCES.labels("anonymise", "deidentified").inc()
-
-    async def _verify_only(self, event: InstanceReceived, data: bytes) -> None:
-        problems = await asyncio.to_thread(audit, data)
-        if problems:
-            await self._quarantine(event, data, "not de-identified: " + "; ".join(problems), "")
-            return
-        facts = summary(data)
-        result = DeidentifiedInstance(
-            data=data,
-            subject=facts["subject"],
-            study_uid=facts["study"],
-            series_uid=facts["series"],
-            sop_uid=facts["sop"],
-            sop_class_uid=facts["sop_class"],
-            transfer_syntax_uid=facts["transfer_syntax"],
-            identity=Identity(),
-        )
-        await self._pass_on(event, result, "")
 
     async def _seal(self, project: str, result: DeidentifiedInstance) -> None:
         assert self.sealer is not None
@@ -251,28 +291,27 @@ class AnonymiseService:
         return [self.opener.open(row.sealed) for row in rows]
 
     async def _quarantine(
-        self, event: InstanceReceived, data: bytes, reason: str, key_id: str
+        self, event: InstancesReceived, part: ReceivedPart, data: bytes, reason: str, key_id: str
     ) -> None:
-        log.warning("rejected %s: %s", event.object_key, reason)
-        await self.store.put(self.buckets.quarantine, event.object_key, data)
+        log.warning("rejected %s: %s", part.name, reason)
+        await self.store.put(self.buckets.quarantine, part.name, data)
         await self.bus.publish(
             InstanceRejected(
                 project=event.project,
                 correlation_id=event.correlation_id,
-                object_key=event.object_key,
+                object_key=part.name,
                 reason=reason,
             )
         )
         await self._record(
             Deidentification(
-                object_key=event.object_key,
+                object_key=part.name,
                 project=event.project,
                 outcome="rejected",
                 reason=reason,
                 key_id=key_id,
             )
         )
-        await self.store.delete(self.buckets.incoming, event.object_key)
         INSTANCES.labels("anonymise", "rejected").inc()
 
     async def _record(self, row: Deidentification) -> None:

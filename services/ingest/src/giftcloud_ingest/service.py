@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from giftcloud_core.batching import Batcher
+from giftcloud_core.bundle import pack
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
 from giftcloud_core.dicom import (
@@ -19,9 +20,10 @@ from giftcloud_core.errors import NotFound
 from giftcloud_core.events import (
     Event,
     InstanceArchived,
-    InstanceReceived,
     InstanceRejected,
+    InstancesReceived,
     ProjectCreated,
+    ReceivedPart,
 )
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
@@ -58,6 +60,40 @@ class StoreResult:
     failed: list[Failed] = field(default_factory=list)
 
 
+#: a bundle holds at most this many instances and, unless one instance is larger, bytes
+BUNDLE_PARTS = 100
+BUNDLE_BYTES = 16 * 1024**2
+
+
+def _check(data: bytes, study_uid: str | None) -> Stored | Failed:
+    try:
+        info = inspect_instance(data)
+    except InvalidInstance as exc:
+        return Failed(exc.sop_class_uid, exc.sop_instance_uid, exc.reason, exc.message)
+    if study_uid is not None and info.study_uid != study_uid:
+        return Failed(
+            info.sop_class_uid,
+            info.sop_instance_uid,
+            STUDY_UID_MISMATCH,
+            f"instance is of study {info.study_uid}, not {study_uid} named in the URL",
+        )
+    return Stored(info.sop_class_uid, info.sop_instance_uid, info.study_uid, info.series_uid)
+
+
+def _bundles(
+    accepted: list[tuple[str, bytes, Stored]],
+) -> list[list[tuple[str, bytes, Stored]]]:
+    bundles: list[list[tuple[str, bytes, Stored]]] = []
+    size = 0
+    for item in accepted:
+        if not bundles or len(bundles[-1]) >= BUNDLE_PARTS or size + len(item[1]) > BUNDLE_BYTES:
+            bundles.append([])
+            size = 0
+        bundles[-1].append(item)
+        size += len(item[1])
+    return bundles
+
+
 class IngestService:
     def __init__(self, settings: Settings, db: Database, bus: Bus, store: ObjectStore) -> None:
         self.settings = settings
@@ -82,21 +118,39 @@ class IngestService:
         source: str = "stow",
         study_uid: str | None = None,
     ) -> StoreResult:
-        """Accept each file that is a whole DICOM instance: encrypted into ``incoming``, then
-        announced. A file is accepted only once both have happened."""
+        """Accept each file that is a whole DICOM instance: encrypted into ``incoming`` (in
+        bundles), then announced. A file is accepted only once both have happened."""
         result = StoreResult(upload_id=uuid.uuid4().hex)
-        # parts are independent: store and announce them concurrently, a few at a time
-        limit = asyncio.Semaphore(8)
-
-        async def accept(index: int, data: bytes) -> Stored | Failed:
-            async with limit:
-                return await self._accept(project, result.upload_id, index, data, source, study_uid)
-
-        for outcome in await asyncio.gather(*(accept(i, d) for i, d in enumerate(files))):
-            if isinstance(outcome, Stored):
-                result.stored.append(outcome)
-            else:
+        checked = await asyncio.to_thread(lambda: [_check(data, study_uid) for data in files])
+        accepted: list[tuple[str, bytes, Stored]] = []
+        for index, (data, outcome) in enumerate(zip(files, checked, strict=True)):
+            if isinstance(outcome, Failed):
+                INSTANCES.labels("ingest", "invalid").inc()
                 result.failed.append(outcome)
+            else:  # named by position: files of one upload may share a SOP Instance UID
+                accepted.append((f"{project}/{result.upload_id}/{index:06d}.dcm", data, outcome))
+        bundles = _bundles(accepted)
+        limit = asyncio.Semaphore(4)  # bundles are big: a few at a time
+
+        async def store(number: int, bundle: list[tuple[str, bytes, Stored]]) -> bool:
+            async with limit:
+                key = f"{project}/{result.upload_id}/{number:04d}.bundle"
+                return await self._store_bundle(project, result.upload_id, key, bundle, source)
+
+        stored = await asyncio.gather(*(store(n, b) for n, b in enumerate(bundles)))
+        for bundle, ok in zip(bundles, stored, strict=True):
+            for _, _, info in bundle:
+                if ok:
+                    result.stored.append(info)
+                else:
+                    result.failed.append(
+                        Failed(
+                            info.sop_class_uid,
+                            info.sop_instance_uid,
+                            OUT_OF_RESOURCES,
+                            "the instance could not be stored; try again",
+                        )
+                    )
         async with self.db.session() as session:
             session.add(
                 Upload(
@@ -110,53 +164,40 @@ class IngestService:
             )
         return result
 
-    async def _accept(
+    async def _store_bundle(
         self,
         project: str,
         upload_id: str,
-        index: int,
-        data: bytes,
+        key: str,
+        bundle: list[tuple[str, bytes, Stored]],
         source: str,
-        study_uid: str | None,
-    ) -> Stored | Failed:
+    ) -> bool:
+        """One object and one message for the bundle's instances; False when either failed."""
         try:
-            info = await asyncio.to_thread(inspect_instance, data)
-            if study_uid is not None and info.study_uid != study_uid:
-                raise InvalidInstance(
-                    f"instance is of study {info.study_uid}, not {study_uid} named in the URL",
-                    STUDY_UID_MISMATCH,
-                    info.sop_class_uid,
-                    info.sop_instance_uid,
-                )
-        except InvalidInstance as exc:
-            INSTANCES.labels("ingest", "invalid").inc()
-            return Failed(exc.sop_class_uid, exc.sop_instance_uid, exc.reason, exc.message)
-        # one key per part: files of one upload may share a SOP Instance UID
-        key = f"{project}/{upload_id}/{index:06d}.dcm"
-        try:
-            await self.store.put(self.settings.storage.buckets.incoming, key, data)
+            await self.store.put(
+                self.settings.storage.buckets.incoming, key, pack([data for _, data, _ in bundle])
+            )
             await self.bus.publish(
-                InstanceReceived(
+                InstancesReceived(
                     project=project,
                     correlation_id=upload_id,
                     object_key=key,
-                    sha256=hashlib.sha256(data).hexdigest(),
-                    size=len(data),
+                    parts=tuple(
+                        ReceivedPart(
+                            name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data)
+                        )
+                        for name, data, _ in bundle
+                    ),
                     source=source,
                 )
             )
         except Exception:
-            log.exception("could not accept %s", info.sop_instance_uid)
+            log.exception("could not accept %d instance(s) as %s", len(bundle), key)
             await self._forget(key)
-            INSTANCES.labels("ingest", "error").inc()
-            return Failed(
-                info.sop_class_uid,
-                info.sop_instance_uid,
-                OUT_OF_RESOURCES,
-                "the instance could not be stored; try again",
-            )
-        INSTANCES.labels("ingest", "accepted").inc()
-        return Stored(info.sop_class_uid, info.sop_instance_uid, info.study_uid, info.series_uid)
+            INSTANCES.labels("ingest", "error").inc(len(bundle))
+            return False
+        INSTANCES.labels("ingest", "accepted").inc(len(bundle))
+        return True
 
     async def _forget(self, key: str) -> None:
         try:
