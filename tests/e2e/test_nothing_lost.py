@@ -11,6 +11,8 @@ from support.dicom_files import distinct_instances
 from support.infra import rabbit_queue_depths, rabbitmq_restart
 
 COUNT = 200
+#: instances per STOW-RS request, so per bundle: small, so that many bundles are in flight
+BATCH = 4
 
 
 def run_with_disruption(
@@ -25,8 +27,8 @@ def run_with_disruption(
     uploads: list[str] = []
 
     def send() -> None:
-        for start in range(0, COUNT, 20):
-            response = deployment.stow(project, files[start : start + 20], admin)
+        for start in range(0, COUNT, BATCH):
+            response = deployment.stow(project, files[start : start + BATCH], admin)
             assert response.status_code == 200, response.text
             uploads.append(response.headers["X-Giftcloud-Upload"])
 
@@ -43,7 +45,7 @@ def run_with_disruption(
     disrupt()
     sender.join()
     assert at_disruption < COUNT, "the pipeline finished before the disruption: nothing was tested"
-    assert len(uploads) == COUNT // 20
+    assert len(uploads) == COUNT // BATCH
 
     statuses = wait_until_settled(deployment, project, uploads, timeout=300)
     admin = deployment.token()
@@ -63,7 +65,7 @@ def run_with_disruption(
     )
     assert len([k for k in archived if k.endswith(".dcm")]) == COUNT
     assert len([k for k in archived if k.endswith(".json")]) == COUNT
-    for bucket in ("INCOMING", "QUARANTINE"):
+    for bucket in ("INCOMING", "OUTGOING", "QUARANTINE"):
         assert (
             asyncio.run(store.list(buckets[f"GIFTCLOUD_STORAGE__BUCKETS__{bucket}"], f"{project}/"))
             == []

@@ -7,7 +7,8 @@ from pathlib import Path
 from giftcloud_anonymise.app import build as build_anonymise
 from giftcloud_anonymise.models import ReidentificationAudit, VaultEntry
 from giftcloud_core.app import Runtime
-from giftcloud_core.events import InstanceDeidentified, InstanceRejected
+from giftcloud_core.bundle import unpack
+from giftcloud_core.events import InstanceRejected, InstancesDeidentified
 from giftcloud_core.tokens import SignerJwks, TokenSigner, TokenVerifier
 from giftcloud_deid.vault import generate_keypair
 from integration.conftest import eventually, next_message, running
@@ -44,11 +45,19 @@ async def test_vault_profiles_and_reidentification(
         GIFTCLOUD_ANONYMISE__VAULT_PRIVATE_KEY=str(tmp_path / "vault.pem"),
         GIFTCLOUD_ANONYMISE__PROFILES_DIR=str(profiles),
     )
-    source = synthetic_instance(patient="Vault^Vera", patient_id="MRN-VAULT-1")
+    source = synthetic_instance(
+        patient="Vault^Vera", patient_id="MRN-VAULT-1", study_uid="1.2.826.0.1.7"
+    )
     async with running(runtime, [build_anonymise(runtime)]) as client:
-        await receive(runtime, "proj", {"proj/u1/a.dcm": source})
-        event = await next_message(stack, "archive.instances")
-        assert isinstance(event, InstanceDeidentified)
+        # two images of one study in one bundle: one vault record
+        neighbour = synthetic_instance(
+            patient="Vault^Vera", patient_id="MRN-VAULT-1", study_uid="1.2.826.0.1.7"
+        )
+        await receive(runtime, "proj", {"proj/u1/a.dcm": source, "proj/u1/b.dcm": neighbour})
+        deidentified = await next_message(stack, "archive.instances")
+        assert isinstance(deidentified, InstancesDeidentified)
+        event, second = deidentified.instances
+        assert event.study_uid == second.study_uid and event.sop_uid != second.sop_uid
 
         async with runtime.db.session() as session:
             sealed = (await session.exec(select(VaultEntry))).all()
@@ -105,11 +114,15 @@ async def test_a_hub_passes_deidentified_data_and_quarantines_the_rest(
         # one bundle, one of each: the clean one passes, its neighbour is held back
         files = {"proj/u1/clean.dcm": site_output.data, "proj/u1/leak.dcm": identifiable}
         await receive(runtime, "proj", files)
-        passed = await next_message(stack, "archive.instances")
-        assert isinstance(passed, InstanceDeidentified)
+        deidentified = await next_message(stack, "archive.instances")
+        assert isinstance(deidentified, InstancesDeidentified)
+        [passed] = deidentified.instances
         assert passed.subject == site_output.subject
         assert passed.sop_uid == site_output.sop_uid
-        assert await runtime.store.get(buckets.archive, passed.object_key) == site_output.data
+        outgoing = buckets.outgoing
+        assert unpack(await runtime.store.get(outgoing, deidentified.object_key)) == [
+            site_output.data
+        ]
 
         rejected = await next_message(stack, "ingest.outcomes")
         assert isinstance(rejected, InstanceRejected)

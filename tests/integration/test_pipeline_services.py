@@ -1,5 +1,6 @@
 """anonymise, archive and api, each alone on the real servers, driven by the events they consume."""
 
+import hashlib
 import json
 from collections.abc import Callable
 
@@ -7,11 +8,13 @@ from giftcloud_anonymise.app import build as build_anonymise
 from giftcloud_api.app import build as build_api
 from giftcloud_archive.app import build as build_archive
 from giftcloud_core.app import Runtime
-from giftcloud_core.bundle import pack
+from giftcloud_core.bundle import pack, unpack
 from giftcloud_core.events import (
-    InstanceArchived,
-    InstanceDeidentified,
+    ArchivedInstance,
+    DeidentifiedPart,
     InstanceRejected,
+    InstancesArchived,
+    InstancesDeidentified,
     ProjectCreated,
 )
 from integration.conftest import eventually, next_message, raw_store, running
@@ -36,19 +39,18 @@ async def test_anonymise_replaces_identifiers_and_clears_incoming(
     )
     async with running(runtime, [build_anonymise(runtime)]):
         sent = await receive(runtime, "proj", {"proj/u1/a.dcm": first, "proj/u1/b.dcm": second})
-        events = [await next_message(stack, "archive.instances") for _ in range(2)]
-        assert all(isinstance(e, InstanceDeidentified) for e in events)
-        by_name = {e.received_key: e for e in events if isinstance(e, InstanceDeidentified)}
-        assert sorted(by_name) == ["proj/u1/a.dcm", "proj/u1/b.dcm"]
-        for name, source in (("proj/u1/a.dcm", first), ("proj/u1/b.dcm", second)):
-            event = by_name[name]
-            out = await runtime.store.get(buckets.archive, event.object_key)
+        event = await next_message(stack, "archive.instances")
+        assert isinstance(event, InstancesDeidentified)
+        outputs = unpack(await runtime.store.get(buckets.outgoing, event.object_key))
+        assert [i.received_key for i in event.instances] == ["proj/u1/a.dcm", "proj/u1/b.dcm"]
+        for instance, out, source in zip(event.instances, outputs, (first, second), strict=True):
             assert b"Doe^Jane" not in out and b"MRN0001" not in out
             ds = read(out)
-            assert ds.PatientID == event.subject and ds.SOPInstanceUID == event.sop_uid
-            assert event.sop_uid != read(source).SOPInstanceUID
+            assert ds.PatientID == instance.subject and ds.SOPInstanceUID == instance.sop_uid
+            assert instance.sop_uid != read(source).SOPInstanceUID
+            assert instance.sha256 == hashlib.sha256(out).hexdigest()
         # the same patient is the same subject
-        assert by_name["proj/u1/a.dcm"].subject == by_name["proj/u1/b.dcm"].subject
+        assert event.instances[0].subject == event.instances[1].subject
 
         async def gone() -> bool:
             return not await runtime.store.exists(buckets.incoming, sent.object_key)
@@ -59,8 +61,9 @@ async def test_anonymise_replaces_identifiers_and_clears_incoming(
         await runtime.bus.publish(sent)
         await receive(runtime, "proj", {"proj/u2/c.dcm": synthetic_instance(sop_uid="1.2.6")})
         after = await next_message(stack, "archive.instances")
-        assert isinstance(after, InstanceDeidentified)
-        assert after.received_key == "proj/u2/c.dcm"  # the redelivered bundle produced nothing
+        assert isinstance(after, InstancesDeidentified)
+        # the redelivered bundle produced nothing
+        assert [i.received_key for i in after.instances] == ["proj/u2/c.dcm"]
 
 
 async def test_anonymise_quarantines_what_it_cannot_deidentify(
@@ -81,8 +84,9 @@ async def test_anonymise_quarantines_what_it_cannot_deidentify(
         )
         assert rejected.object_key == "proj/u1/bad.dcm"
         passed = await next_message(stack, "archive.instances")  # its neighbour went on
-        assert isinstance(passed, InstanceDeidentified)
-        assert passed.received_key == "proj/u1/good.dcm"
+        assert isinstance(passed, InstancesDeidentified)
+        assert [i.received_key for i in passed.instances] == ["proj/u1/good.dcm"]
+        assert len(unpack(await runtime.store.get(buckets.outgoing, passed.object_key))) == 1
         at_rest = await raw_store(stack).get(buckets.quarantine, "proj/u1/bad.dcm")
         assert b"Doe^Jane" not in at_rest  # identifiable: encrypted
 
@@ -110,34 +114,67 @@ async def test_anonymise_dead_letters_a_bundle_that_is_not_what_its_event_says(
         assert await runtime.store.exists(buckets.incoming, "proj/u1/0000.bundle")
 
 
-async def test_archive_lays_out_instance_and_metadata(runtime: Runtime, stack: Stack) -> None:
+def deidentified(data: bytes, sop_uid: str) -> DeidentifiedPart:
+    return DeidentifiedPart(
+        received_key=f"proj/u1/{sop_uid}.dcm",
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        subject="SUBJ-A",
+        study_uid="2.25.1",
+        series_uid="2.25.2",
+        sop_uid=sop_uid,
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.4",
+    )
+
+
+async def test_archive_lays_out_instances_and_metadata(runtime: Runtime, stack: Stack) -> None:
     buckets = runtime.settings.storage.buckets
-    data = synthetic_instance(study_uid="2.25.1", series_uid="2.25.2", sop_uid="2.25.3")
+    files = [
+        synthetic_instance(study_uid="2.25.1", series_uid="2.25.2", sop_uid=uid)
+        for uid in ("2.25.3", "2.25.4")
+    ]
+    event = InstancesDeidentified(
+        project="proj",
+        correlation_id="u1",
+        object_key="proj/u1/0000.bundle",
+        instances=(deidentified(files[0], "2.25.3"), deidentified(files[1], "2.25.4")),
+    )
     async with running(runtime, [build_archive(runtime)]):
-        key = "proj/2.25.1/2.25.2/2.25.3.dcm"  # where anonymise writes it
-        await runtime.store.put(buckets.archive, key, data)
-        await runtime.bus.publish(
-            InstanceDeidentified(
-                project="proj",
-                correlation_id="u1",
-                object_key=key,
-                sha256="0" * 64,
-                size=len(data),
-                subject="SUBJ-A",
-                study_uid="2.25.1",
-                series_uid="2.25.2",
-                sop_uid="2.25.3",
-                sop_class_uid="1.2.840.10008.5.1.4.1.1.4",
-            )
+        await runtime.store.put(buckets.outgoing, event.object_key, pack(files))
+        await runtime.bus.publish(event)
+        archived = await next_message(stack, "api.catalogue")
+        assert isinstance(archived, InstancesArchived)
+        assert [i.object_key for i in archived.instances] == [
+            "proj/2.25.1/2.25.2/2.25.3.dcm",
+            "proj/2.25.1/2.25.2/2.25.4.dcm",
+        ]
+        assert [i.received_key for i in archived.instances] == [
+            "proj/u1/2.25.3.dcm",
+            "proj/u1/2.25.4.dcm",
+        ]
+        for instance, data in zip(archived.instances, files, strict=True):
+            assert instance.modality == "MR" and instance.series_number == 1
+            assert await runtime.store.get(buckets.archive, instance.object_key) == data
+            metadata = json.loads(await runtime.store.get(buckets.archive, instance.metadata_key))
+            assert metadata["00080018"]["Value"] == [instance.sop_uid]
+            assert "BulkDataURI" in metadata["7FE00010"]
+
+        async def gone() -> bool:
+            return not await runtime.store.exists(buckets.outgoing, event.object_key)
+
+        await eventually(gone, what="outgoing bundle deleted")
+        # redelivered once the bundle is gone: nothing more to do, nothing announced twice
+        await runtime.bus.publish(event)
+        other = InstancesDeidentified(
+            project="proj",
+            correlation_id="u2",
+            object_key="proj/u2/0000.bundle",
+            instances=(deidentified(files[0], "2.25.3"),),
         )
-        event = await next_message(stack, "api.catalogue")
-        assert isinstance(event, InstanceArchived)
-        assert event.object_key == "proj/2.25.1/2.25.2/2.25.3.dcm"
-        assert event.modality == "MR" and event.series_number == 1
-        assert await runtime.store.get(buckets.archive, event.object_key) == data
-        metadata = json.loads(await runtime.store.get(buckets.archive, event.metadata_key))
-        assert metadata["00080018"]["Value"] == ["2.25.3"]
-        assert "BulkDataURI" in metadata["7FE00010"]
+        await runtime.store.put(buckets.outgoing, other.object_key, pack(files[:1]))
+        await runtime.bus.publish(other)
+        after = await next_message(stack, "api.catalogue")
+        assert isinstance(after, InstancesArchived) and after.correlation_id == "u2"
 
 
 async def test_api_catalogue_qido_and_wado(runtime: Runtime, bearer: Bearer) -> None:
@@ -150,9 +187,7 @@ async def test_api_catalogue_qido_and_wado(runtime: Runtime, bearer: Bearer) -> 
             buckets.archive, key[:-4] + ".json", b'{"00080018": {"vr": "UI", "Value": ["2.25.30"]}}'
         )
         await runtime.bus.publish(ProjectCreated(project="proj", title="P", correlation_id="c"))
-        archived = InstanceArchived(
-            project="proj",
-            correlation_id="u1",
+        instance = ArchivedInstance(
             object_key=key,
             metadata_key=key[:-4] + ".json",
             sha256="0" * 64,
@@ -165,6 +200,7 @@ async def test_api_catalogue_qido_and_wado(runtime: Runtime, bearer: Bearer) -> 
             modality="MR",
             study_date="20200101",
         )
+        archived = InstancesArchived(project="proj", correlation_id="u1", instances=(instance,))
         await runtime.bus.publish(archived)
         await runtime.bus.publish(archived)  # redelivered: still one instance
         reader = bearer(projects={"proj": "collaborator"})

@@ -34,6 +34,7 @@ class Stack:
             "GIFTCLOUD_STORAGE__BUCKETS__INCOMING": f"gc-{self.tag}-incoming",
             "GIFTCLOUD_STORAGE__BUCKETS__ARCHIVE": f"gc-{self.tag}-archive",
             "GIFTCLOUD_STORAGE__BUCKETS__QUARANTINE": f"gc-{self.tag}-quarantine",
+            "GIFTCLOUD_STORAGE__BUCKETS__OUTGOING": f"gc-{self.tag}-outgoing",
             "GIFTCLOUD_ADMIN_PASSWORD": "admin-test-password",
             **self.secrets,
             **self.extra,

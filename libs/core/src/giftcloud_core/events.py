@@ -52,14 +52,13 @@ class InstancesReceived(Event):
     source: Literal["stow", "upload", "dimse", "pacs", "gateway"]
 
 
-class InstanceDeidentified(Event):
-    """An instance was de-identified; the result is in ``archive`` at its final key, not yet
-    announced (archive adds its metadata, then ``instance.archived``)."""
+class DeidentifiedPart(BaseModel):
+    """One instance of a de-identified bundle."""
 
-    type: Literal["instance.deidentified.v1"] = "instance.deidentified.v1"
-    object_key: str
-    #: the ``incoming`` key it was made from: ties outcomes back to what was uploaded
-    received_key: str = ""
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    #: the received part it was made from: ties outcomes back to what was uploaded
+    received_key: str
     sha256: str
     size: int
     subject: str
@@ -67,6 +66,15 @@ class InstanceDeidentified(Event):
     series_uid: str
     sop_uid: str
     sop_class_uid: str
+
+
+class InstancesDeidentified(Event):
+    """Instances were de-identified; they wait in one ``outgoing`` bundle, in this order, for
+    archive to lay them out and announce them."""
+
+    type: Literal["instances.deidentified.v1"] = "instances.deidentified.v1"
+    object_key: str
+    instances: tuple[DeidentifiedPart, ...]
 
 
 class InstanceRejected(Event):
@@ -77,10 +85,11 @@ class InstanceRejected(Event):
     reason: str
 
 
-class InstanceArchived(Event):
-    """A de-identified instance and its DICOM JSON metadata are in the archive."""
+class ArchivedInstance(BaseModel):
+    """One instance in the archive, with what the catalogue lists of it."""
 
-    type: Literal["instance.archived.v1"] = "instance.archived.v1"
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
     object_key: str
     received_key: str = ""
     metadata_key: str
@@ -100,6 +109,13 @@ class InstanceArchived(Event):
     transfer_syntax_uid: str = ""
 
 
+class InstancesArchived(Event):
+    """De-identified instances and their DICOM JSON metadata are in the archive."""
+
+    type: Literal["instances.archived.v1"] = "instances.archived.v1"
+    instances: tuple[ArchivedInstance, ...]
+
+
 class ProjectCreated(Event):
     """A project exists; services that route by project learn it from here."""
 
@@ -109,9 +125,9 @@ class ProjectCreated(Event):
 
 EVENT_CLASSES: tuple[type[Event], ...] = (
     InstancesReceived,
-    InstanceDeidentified,
+    InstancesDeidentified,
     InstanceRejected,
-    InstanceArchived,
+    InstancesArchived,
     ProjectCreated,
 )
 
@@ -124,10 +140,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
 #: service at start, so no event is published before its queue exists
 QUEUES: dict[str, tuple[str, ...]] = {
     "ingest.projects": ("project.created.v1",),
-    "ingest.outcomes": ("instance.rejected.v1", "instance.archived.v1"),
+    "ingest.outcomes": ("instance.rejected.v1", "instances.archived.v1"),
     "anonymise.instances": ("instances.received.v1",),
-    "archive.instances": ("instance.deidentified.v1",),
-    "api.catalogue": ("instance.archived.v1", "project.created.v1"),
+    "archive.instances": ("instances.deidentified.v1",),
+    "api.catalogue": ("instances.archived.v1", "project.created.v1"),
 }
 
 _any_event: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])

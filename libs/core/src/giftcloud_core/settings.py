@@ -37,9 +37,11 @@ class Buckets(BaseModel):
     incoming: str = "giftcloud-incoming"
     archive: str = "giftcloud-archive"
     quarantine: str = "giftcloud-quarantine"
+    #: de-identified bundles between anonymise and archive (short-lived)
+    outgoing: str = "giftcloud-outgoing"
 
     def all(self) -> list[str]:
-        return [self.incoming, self.archive, self.quarantine]
+        return [self.incoming, self.archive, self.quarantine, self.outgoing]
 
 
 class StorageSettings(BaseModel):

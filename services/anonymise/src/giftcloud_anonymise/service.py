@@ -9,21 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from giftcloud_core.batching import Batcher
-from giftcloud_core.bundle import MalformedBundle, unpack
+from giftcloud_core.bundle import MalformedBundle, pack, unpack
 from giftcloud_core.bus import Bus, PermanentFailure
 from giftcloud_core.db import Database
 from giftcloud_core.errors import Forbidden, NotFound, ObjectNotFound, ServiceUnavailable
 from giftcloud_core.events import (
+    DeidentifiedPart,
     Event,
-    InstanceDeidentified,
     InstanceRejected,
+    InstancesDeidentified,
     InstancesReceived,
     ReceivedPart,
 )
 from giftcloud_core.logs import correlation_id
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
-from giftcloud_core.storage import ObjectStore, archive_key
+from giftcloud_core.storage import ObjectStore
 from giftcloud_core.tokens import Principal
 from giftcloud_deid import (
     DEFAULT_PROFILE,
@@ -167,58 +168,68 @@ class AnonymiseService:
             )
         else:
             outcomes = await asyncio.to_thread(lambda: [_audit(f) for f in files])
-        limit = asyncio.Semaphore(8)
-
-        async def finish(part: ReceivedPart, data: bytes, outcome: Outcome) -> None:
-            async with limit:
-                if isinstance(outcome, Rejected):
-                    await self._quarantine(event, part, data, outcome.reason, key_id)
-                else:
-                    await self._pass_on(event, part, outcome, key_id)
-
+        passed = [
+            (part, outcome)
+            for part, outcome in zip(event.parts, outcomes, strict=True)
+            if not isinstance(outcome, Rejected)
+        ]
         async with asyncio.TaskGroup() as group:  # one failure stops the rest: all are retried
             for part, data, outcome in zip(event.parts, files, outcomes, strict=True):
-                group.create_task(finish(part, data, outcome))
+                if isinstance(outcome, Rejected):
+                    group.create_task(self._quarantine(event, part, data, outcome.reason, key_id))
+            if passed:
+                group.create_task(self._pass_on(event, passed, key_id))
         await self.store.delete(self.buckets.incoming, event.object_key)
 
     async def _pass_on(
         self,
         event: InstancesReceived,
-        part: ReceivedPart,
-        result: DeidentifiedInstance,
+        passed: list[tuple[ReceivedPart, DeidentifiedInstance]],
         key_id: str,
     ) -> None:
-        out_key = archive_key(event.project, result.study_uid, result.series_uid, result.sop_uid)
-        # straight to its place in the archive: archive adds the metadata and announces it
-        await self.store.put(self.buckets.archive, out_key, result.data, "application/dicom")
+        """One bundle in ``outgoing`` (named as the received one) and one message for archive."""
+        await self.store.put(
+            self.buckets.outgoing, event.object_key, pack([result.data for _, result in passed])
+        )
         if self.sealer is not None and self.mode == "deidentify":
-            await self._seal(event.project, result)
+            studies = {(result.subject, result.study_uid): result for _, result in passed}
+            await asyncio.gather(*(self._seal(event.project, r) for r in studies.values()))
         await self.bus.publish(
-            InstanceDeidentified(
+            InstancesDeidentified(
                 project=event.project,
                 correlation_id=event.correlation_id,
-                object_key=out_key,
-                received_key=part.name,
-                sha256=hashlib.sha256(result.data).hexdigest(),
-                size=len(result.data),
-                subject=result.subject,
-                study_uid=result.study_uid,
-                series_uid=result.series_uid,
-                sop_uid=result.sop_uid,
-                sop_class_uid=result.sop_class_uid,
+                object_key=event.object_key,
+                instances=tuple(
+                    DeidentifiedPart(
+                        received_key=part.name,
+                        sha256=hashlib.sha256(result.data).hexdigest(),
+                        size=len(result.data),
+                        subject=result.subject,
+                        study_uid=result.study_uid,
+                        series_uid=result.series_uid,
+                        sop_uid=result.sop_uid,
+                        sop_class_uid=result.sop_class_uid,
+                    )
+                    for part, result in passed
+                ),
             )
         )
-        await self._record(
-            Deidentification(
-                object_key=part.name,
-                project=event.project,
-                outcome="deidentified",
-                subject=result.subject,
-                sop_uid=result.sop_uid,
-                key_id=key_id,
+        await asyncio.gather(
+            *(
+                self._record(
+                    Deidentification(
+                        object_key=part.name,
+                        project=event.project,
+                        outcome="deidentified",
+                        subject=result.subject,
+                        sop_uid=result.sop_uid,
+                        key_id=key_id,
+                    )
+                )
+                for part, result in passed
             )
         )
-        INSTANCES.labels("anonymise", "deidentified").inc()
+        INSTANCES.labels("anonymise", "deidentified").inc(len(passed))
 
     async def _seal(self, project: str, result: DeidentifiedInstance) -> None:
         assert self.sealer is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from giftcloud_core.events import InstanceArchived
+from giftcloud_core.events import InstancesArchived
 from sqlalchemy import distinct, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
@@ -36,47 +36,48 @@ async def project_exists(session: AsyncSession, name: str) -> bool:
     return await session.get(Project, name) is not None
 
 
-async def add_instances(session: AsyncSession, events: list[InstanceArchived]) -> None:
+async def add_instances(session: AsyncSession, events: list[InstancesArchived]) -> None:
     """Upsert instances and their parents, four statements for any number of them;
     a redelivered event changes nothing."""
-    subjects = {(e.project, e.subject): {"project": e.project, "label": e.subject} for e in events}
+    archived = [(e.project, i) for e in events for i in e.instances]
+    subjects = {(p, i.subject): {"project": p, "label": i.subject} for p, i in archived}
     studies = {
-        (e.project, e.study_uid): {
-            "project": e.project,
-            "study_uid": e.study_uid,
-            "subject": e.subject,
-            "study_date": e.study_date,
-            "description": e.study_description,
+        (p, i.study_uid): {
+            "project": p,
+            "study_uid": i.study_uid,
+            "subject": i.subject,
+            "study_date": i.study_date,
+            "description": i.study_description,
         }
-        for e in events
+        for p, i in archived
     }
     series = {
-        (e.project, e.series_uid): {
-            "project": e.project,
-            "series_uid": e.series_uid,
-            "study_uid": e.study_uid,
-            "modality": e.modality,
-            "description": e.series_description,
-            "number": e.series_number,
+        (p, i.series_uid): {
+            "project": p,
+            "series_uid": i.series_uid,
+            "study_uid": i.study_uid,
+            "modality": i.modality,
+            "description": i.series_description,
+            "number": i.series_number,
         }
-        for e in events
+        for p, i in archived
     }
     instances = {
-        (e.project, e.sop_uid): {
-            "project": e.project,
-            "sop_uid": e.sop_uid,
-            "series_uid": e.series_uid,
-            "study_uid": e.study_uid,
-            "subject": e.subject,
-            "sop_class_uid": e.sop_class_uid,
-            "number": e.instance_number,
-            "object_key": e.object_key,
-            "metadata_key": e.metadata_key,
-            "size": e.size,
-            "sha256": e.sha256,
-            "transfer_syntax_uid": e.transfer_syntax_uid,
+        (p, i.sop_uid): {
+            "project": p,
+            "sop_uid": i.sop_uid,
+            "series_uid": i.series_uid,
+            "study_uid": i.study_uid,
+            "subject": i.subject,
+            "sop_class_uid": i.sop_class_uid,
+            "number": i.instance_number,
+            "object_key": i.object_key,
+            "metadata_key": i.metadata_key,
+            "size": i.size,
+            "sha256": i.sha256,
+            "transfer_syntax_uid": i.transfer_syntax_uid,
         }
-        for e in events
+        for p, i in archived
     }
     for table, rows in (
         (Subject, subjects),

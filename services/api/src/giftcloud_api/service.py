@@ -6,7 +6,7 @@ from typing import Any
 from giftcloud_core.batching import Batcher
 from giftcloud_core.db import Database
 from giftcloud_core.errors import NotFound
-from giftcloud_core.events import Event, InstanceArchived, ProjectCreated
+from giftcloud_core.events import Event, InstancesArchived, ProjectCreated
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore
 from giftcloud_core.tokens import READ_ROLES, Principal
@@ -22,16 +22,16 @@ class CatalogueService:
         self.db = db
         self.store = store
         self.archive = settings.storage.buckets.archive
-        self._archived: Batcher[InstanceArchived] = Batcher(self._add_instances)
+        self._archived: Batcher[InstancesArchived] = Batcher(self._add_instances)
 
     async def on_event(self, event: Event) -> None:
-        if isinstance(event, InstanceArchived):
+        if isinstance(event, InstancesArchived):
             await self._archived.submit(event)  # written with its neighbours, then acked
         elif isinstance(event, ProjectCreated):
             async with self.db.session() as session:
                 await repository.add_project(session, event.project, event.title)
 
-    async def _add_instances(self, events: list[InstanceArchived]) -> None:
+    async def _add_instances(self, events: list[InstancesArchived]) -> None:
         async with self.db.session() as session:
             await repository.add_instances(session, events)
 

@@ -4,22 +4,30 @@ import asyncio
 import json
 import logging
 
+from giftcloud_core.bundle import MalformedBundle, unpack
 from giftcloud_core.bus import Bus, PermanentFailure
 from giftcloud_core.errors import ObjectNotFound
-from giftcloud_core.events import Event, InstanceArchived, InstanceDeidentified
+from giftcloud_core.events import (
+    ArchivedInstance,
+    DeidentifiedPart,
+    Event,
+    InstancesArchived,
+    InstancesDeidentified,
+)
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore, archive_key
 
-from giftcloud_archive.metadata import describe
+from giftcloud_archive.metadata import Summary, describe
 
 log = logging.getLogger(__name__)
 
 
 class ArchiveService:
-    """Completes each de-identified instance in the archive: its DICOM JSON metadata beside
-    it, then ``instance.archived``. anonymise wrote the instance at its final key; redelivery
-    at any point repeats idempotent steps only.
+    """Lays out each bundle of de-identified instances in the archive: every instance at its
+    key with its DICOM JSON metadata beside it, then one ``instances.archived`` for the
+    bundle, then the bundle goes from ``outgoing``. Redelivery at any point repeats
+    idempotent steps only; a bundle already gone was finished before.
     """
 
     def __init__(self, settings: Settings, bus: Bus, store: ObjectStore) -> None:
@@ -28,38 +36,54 @@ class ArchiveService:
         self.store = store
 
     async def on_deidentified(self, event: Event) -> None:
-        if not isinstance(event, InstanceDeidentified):
+        if not isinstance(event, InstancesDeidentified):
             return
-        key = archive_key(event.project, event.study_uid, event.series_uid, event.sop_uid)
-        if event.object_key != key:
-            raise PermanentFailure(f"{event.object_key} is not where the archive keeps {key}")
         try:
-            data = await self.store.get(self.buckets.archive, key)
+            bundle = await self.store.get(self.buckets.outgoing, event.object_key)
         except ObjectNotFound:
-            raise PermanentFailure(f"{key} is not in the archive") from None
-        bulk = f"/dicomweb/{event.project}/studies/{event.study_uid}/series/{event.series_uid}/instances/{event.sop_uid}/bulk"
-        metadata, summary = await asyncio.to_thread(describe, data, bulk)
-        metadata_key = key[: -len(".dcm")] + ".json"
-        await self.store.put(
-            self.buckets.archive,
-            metadata_key,
-            json.dumps(metadata).encode(),
-            "application/dicom+json",
+            log.info("%s is no longer in outgoing: archived before", event.object_key)
+            return
+        try:
+            files = unpack(bundle)
+        except MalformedBundle as exc:
+            raise PermanentFailure(f"{event.object_key}: {exc}") from exc
+        if len(files) != len(event.instances):
+            raise PermanentFailure(
+                f"{event.object_key} holds {len(files)} files, the event names "
+                f"{len(event.instances)}"
+            )
+        described = await asyncio.to_thread(
+            lambda: [
+                describe(data, _bulk_uri(event.project, part))
+                for part, data in zip(event.instances, files, strict=True)
+            ]
         )
-        await self.bus.publish(
-            InstanceArchived(
-                project=event.project,
-                correlation_id=event.correlation_id,
+        limit = asyncio.Semaphore(8)
+
+        async def lay_out(
+            part: DeidentifiedPart, data: bytes, metadata: dict[str, object], summary: Summary
+        ) -> ArchivedInstance:
+            key = archive_key(event.project, part.study_uid, part.series_uid, part.sop_uid)
+            metadata_key = key.removesuffix(".dcm") + ".json"
+            async with limit:
+                await self.store.put(self.buckets.archive, key, data, "application/dicom")
+                await self.store.put(
+                    self.buckets.archive,
+                    metadata_key,
+                    json.dumps(metadata).encode(),
+                    "application/dicom+json",
+                )
+            return ArchivedInstance(
                 object_key=key,
-                received_key=event.received_key,
+                received_key=part.received_key,
                 metadata_key=metadata_key,
-                sha256=event.sha256,
+                sha256=part.sha256,
                 size=len(data),
-                subject=event.subject,
-                study_uid=event.study_uid,
-                series_uid=event.series_uid,
-                sop_uid=event.sop_uid,
-                sop_class_uid=event.sop_class_uid,
+                subject=part.subject,
+                study_uid=part.study_uid,
+                series_uid=part.series_uid,
+                sop_uid=part.sop_uid,
+                sop_class_uid=part.sop_class_uid,
                 modality=summary.modality,
                 study_date=summary.study_date,
                 study_description=summary.study_description,
@@ -68,5 +92,27 @@ class ArchiveService:
                 instance_number=summary.instance_number,
                 transfer_syntax_uid=summary.transfer_syntax_uid,
             )
+
+        async with asyncio.TaskGroup() as group:  # one failure stops the rest: all are retried
+            tasks = [
+                group.create_task(lay_out(part, data, metadata, summary))
+                for part, data, (metadata, summary) in zip(
+                    event.instances, files, described, strict=True
+                )
+            ]
+        await self.bus.publish(
+            InstancesArchived(
+                project=event.project,
+                correlation_id=event.correlation_id,
+                instances=tuple(task.result() for task in tasks),
+            )
         )
-        INSTANCES.labels("archive", "archived").inc()
+        await self.store.delete(self.buckets.outgoing, event.object_key)
+        INSTANCES.labels("archive", "archived").inc(len(tasks))
+
+
+def _bulk_uri(project: str, part: DeidentifiedPart) -> str:
+    return (
+        f"/dicomweb/{project}/studies/{part.study_uid}/series/{part.series_uid}"
+        f"/instances/{part.sop_uid}/bulk"
+    )

@@ -19,8 +19,8 @@ from giftcloud_core.dicom import (
 from giftcloud_core.errors import NotFound
 from giftcloud_core.events import (
     Event,
-    InstanceArchived,
     InstanceRejected,
+    InstancesArchived,
     InstancesReceived,
     ProjectCreated,
     ReceivedPart,
@@ -92,6 +92,10 @@ def _bundles(
         bundles[-1].append(item)
         size += len(item[1])
     return bundles
+
+
+def _outcome(upload_id: str, item: str, outcome: str, reason: str = "") -> dict[str, str]:
+    return {"upload_id": upload_id, "item": item, "outcome": outcome, "reason": reason}
 
 
 class IngestService:
@@ -213,19 +217,17 @@ class IngestService:
                 )
 
     async def on_outcome(self, event: Event) -> None:
-        if isinstance(event, InstanceArchived):
-            item, outcome, reason = event.received_key or event.sop_uid, "archived", ""
+        if isinstance(event, InstancesArchived):
+            rows = [
+                _outcome(event.correlation_id, i.received_key or i.sop_uid, "archived")
+                for i in event.instances
+            ]
         elif isinstance(event, InstanceRejected):
-            item, outcome, reason = event.object_key, "rejected", event.reason
+            rows = [_outcome(event.correlation_id, event.object_key, "rejected", event.reason)]
         else:
             return
-        row = {
-            "upload_id": event.correlation_id,
-            "item": item,
-            "outcome": outcome,
-            "reason": reason,
-        }
-        await self._outcomes.submit(row)  # written with its neighbours, then acked
+        # written with their neighbours, then acked
+        await asyncio.gather(*(self._outcomes.submit(row) for row in rows))
 
     async def _write_outcomes(self, rows: list[dict[str, str]]) -> None:
         async with self.db.session() as session:

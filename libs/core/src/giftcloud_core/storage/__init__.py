@@ -23,15 +23,15 @@ def archive_key(project: str, study: str, series: str, sop: str) -> str:
 
 
 def create_store(settings: StorageSettings) -> ObjectStore:
-    """The store the settings name, encrypting ``incoming`` and ``quarantine`` (and ``archive``
-    when ``encrypt_archive``) with the envelope key; without a key, no bucket that must be
-    encrypted can be written."""
+    """The store the settings name, encrypting ``incoming`` and ``quarantine`` (and
+    ``archive`` and ``outgoing`` when ``encrypt_archive``) with the envelope key; without a
+    key, no bucket that must be encrypted can be written."""
     inner: ObjectStore = (
         FileObjectStore(settings.path) if settings.kind == "fs" else S3ObjectStore(settings)
     )
     encrypted = {settings.buckets.incoming, settings.buckets.quarantine}
-    if settings.encrypt_archive:
-        encrypted |= {settings.buckets.archive}
+    if settings.encrypt_archive:  # and what is on its way there
+        encrypted |= {settings.buckets.archive, settings.buckets.outgoing}
     cipher = (
         EnvelopeCipher.from_base64(settings.encryption_key.get_secret_value())
         if settings.encryption_key is not None
