@@ -1,8 +1,9 @@
 # One image for every service: the command picks it (giftcloud serve auth|ingest|anonymise|archive|api).
 FROM python:3.12-slim AS build
-COPY --from=ghcr.io/astral-sh/uv:0.5 /uv /usr/local/bin/uv
+COPY --from=ghcr.io/astral-sh/uv:0.13 /uv /usr/local/bin/uv
 WORKDIR /src
-ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
+# the environment is built where the final image keeps it: its scripts name their python by path
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=/opt/giftcloud
 COPY pyproject.toml uv.lock ./
 COPY libs libs
 COPY services services
@@ -11,7 +12,7 @@ RUN uv sync --frozen --no-dev --no-editable --package giftcloud
 
 FROM python:3.12-slim
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin giftcloud
-COPY --from=build /src/.venv /opt/giftcloud
+COPY --from=build /opt/giftcloud /opt/giftcloud
 ENV PATH=/opt/giftcloud/bin:$PATH PYTHONUNBUFFERED=1 GIFTCLOUD_HOST=0.0.0.0
 USER 10001
 EXPOSE 8000

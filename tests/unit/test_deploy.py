@@ -143,3 +143,86 @@ def test_gateway_config_is_valid_nginx(tmp_path: Path) -> None:
         [nginx, "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def dockerfile_stages() -> list[list[list[str]]]:
+    """The Dockerfile's stages, each a list of instructions split into words."""
+    stages: list[list[list[str]]] = []
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] == "FROM":
+            stages.append([])
+        stages[-1].append(words)
+    return stages
+
+
+def test_the_image_keeps_its_environment_where_it_was_built() -> None:
+    build, final = dockerfile_stages()
+    env = dict(w.split("=", 1) for i in build if i[0] == "ENV" for w in i[1:])
+    [copy] = [i for i in final if i[0] == "COPY" and i[1] == "--from=build"]
+    # a virtual environment's scripts name their python by path: it cannot move
+    assert copy[2] == copy[3] == env["UV_PROJECT_ENVIRONMENT"]
+    final_env = dict(w.split("=", 1) for i in final if i[0] == "ENV" for w in i[1:])
+    assert final_env["PATH"].startswith(f"{copy[3]}/bin:")
+
+
+def image_python() -> str:
+    """Python 3.12 as in the image where this machine has it (pyenv's too), else this one."""
+    candidates = [
+        shutil.which("python3.12"),
+        *map(str, Path.home().glob(".pyenv/versions/3.12*/bin/python3.12")),
+    ]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True
+        )
+        if probe.returncode == 0:
+            return probe.stdout.strip()
+    return sys.executable
+
+
+def test_the_image_build_step_makes_a_runnable_giftcloud(tmp_path: Path) -> None:
+    """The build stage rehearsed without Docker: its files, its environment, its command."""
+    import os
+
+    build, _ = dockerfile_stages()
+    source = tmp_path / "src"
+    source.mkdir()
+    for instruction in build:
+        if instruction[0] == "COPY" and not instruction[1].startswith("--from"):
+            for name in instruction[1:-1]:
+                origin = ROOT / name
+                if origin.is_dir():
+                    shutil.copytree(
+                        origin, source / name, ignore=shutil.ignore_patterns(".venv", "__pycache__")
+                    )
+                else:
+                    shutil.copy(origin, source / name)
+    env = dict(w.split("=", 1) for i in build if i[0] == "ENV" for w in i[1:])
+    target = tmp_path / "opt-giftcloud"
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    assert uv is not None, "uv is missing"
+    [run] = [i for i in build if i[0] == "RUN"]
+    assert run[1] == "uv"
+    python = image_python()
+    built = subprocess.run(
+        [uv, *run[2:]],
+        cwd=source,
+        env={**os.environ, **env, "UV_PROJECT_ENVIRONMENT": str(target), "UV_PYTHON": python},
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    services = (
+        "giftcloud_auth, giftcloud_ingest, giftcloud_anonymise, giftcloud_archive, giftcloud_api"
+    )
+    subprocess.run([target / "bin" / "python", "-c", f"import {services}"], check=True)
+    shown = subprocess.run(
+        [target / "bin" / "giftcloud", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "anonymise" in shown.stdout
