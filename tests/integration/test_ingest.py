@@ -190,3 +190,22 @@ async def test_oversized_and_wrong_media_type(
     )
     assert response.status_code == 415
     assert await _incoming(runtime) == []
+
+
+async def test_a_broker_that_cannot_take_the_bundle_fails_its_instances_and_keeps_nothing(
+    ingest: httpx.AsyncClient,
+    runtime: Runtime,
+    bearer: Bearer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def unreachable(event: object) -> None:
+        raise ConnectionError("the broker is away")
+
+    monkeypatch.setattr(runtime.bus, "publish", unreachable)
+    files = [synthetic_instance(), synthetic_instance()]
+    response = await stow(ingest, [*files, b"junk"], bearer(projects={"proj": "owner"}))
+    assert response.status_code == 400, response.text
+    reasons = sorted(f["00081197"]["Value"][0] for f in failures(response))
+    assert reasons == [0xA700, 0xA700, 0xC000]  # out of resources twice, the junk refused
+    assert "try again" in response.json()["giftcloud:reasons"][1]
+    assert await _incoming(runtime) == []  # the stored bundle was taken back
