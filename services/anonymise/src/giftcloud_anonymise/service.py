@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from giftcloud_core.batching import Batcher
-from giftcloud_core.bundle import MalformedBundle, pack, unpack
-from giftcloud_core.bus import Bus, PermanentFailure
+from giftcloud_core.bundle import fetch, pack
+from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
-from giftcloud_core.errors import Forbidden, NotFound, ObjectNotFound, ServiceUnavailable
+from giftcloud_core.errors import Forbidden, NotFound, ServiceUnavailable
 from giftcloud_core.events import (
     DeidentifiedPart,
     Event,
@@ -146,19 +146,9 @@ class AnonymiseService:
     async def on_received(self, event: Event) -> None:
         if not isinstance(event, InstancesReceived):
             return
-        try:
-            bundle = await self.store.get(self.buckets.incoming, event.object_key)
-        except ObjectNotFound:
-            log.info("%s is no longer in incoming: handled before", event.object_key)
+        files = await fetch(self.store, self.buckets.incoming, event.object_key, len(event.parts))
+        if files is None:
             return
-        try:
-            files = unpack(bundle)
-        except MalformedBundle as exc:
-            raise PermanentFailure(f"{event.object_key}: {exc}") from exc
-        if len(files) != len(event.parts):
-            raise PermanentFailure(
-                f"{event.object_key} holds {len(files)} files, the event names {len(event.parts)}"
-            )
         key_id = ""
         if self.mode == "deidentify":
             deidentifier = self.deidentifier(event.project)

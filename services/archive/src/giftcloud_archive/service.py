@@ -2,11 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 
-from giftcloud_core.bundle import MalformedBundle, unpack
-from giftcloud_core.bus import Bus, PermanentFailure
-from giftcloud_core.errors import ObjectNotFound
+from giftcloud_core.bundle import fetch
+from giftcloud_core.bus import Bus
 from giftcloud_core.events import (
     ArchivedInstance,
     DeidentifiedPart,
@@ -19,8 +17,6 @@ from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore, archive_key
 
 from giftcloud_archive.metadata import Summary, describe
-
-log = logging.getLogger(__name__)
 
 
 class ArchiveService:
@@ -38,20 +34,10 @@ class ArchiveService:
     async def on_deidentified(self, event: Event) -> None:
         if not isinstance(event, InstancesDeidentified):
             return
-        try:
-            bundle = await self.store.get(self.buckets.outgoing, event.object_key)
-        except ObjectNotFound:
-            log.info("%s is no longer in outgoing: archived before", event.object_key)
+        count = len(event.instances)
+        files = await fetch(self.store, self.buckets.outgoing, event.object_key, count)
+        if files is None:
             return
-        try:
-            files = unpack(bundle)
-        except MalformedBundle as exc:
-            raise PermanentFailure(f"{event.object_key}: {exc}") from exc
-        if len(files) != len(event.instances):
-            raise PermanentFailure(
-                f"{event.object_key} holds {len(files)} files, the event names "
-                f"{len(event.instances)}"
-            )
         described = await asyncio.to_thread(
             lambda: [
                 describe(data, _bulk_uri(event.project, part))

@@ -171,9 +171,8 @@ class AuthService:
                 session.add(Project(name=data.name, title=data.title, created_by=caller.subject))
                 await session.flush()
                 session.add(Membership(project=data.name, username=caller.subject, role="owner"))
-                session.add(
-                    OutboxEvent(body=announce.model_dump_json())
-                )  # committed with the project or not at all
+                outbox = OutboxEvent(body=announce.model_dump_json())
+                session.add(outbox)  # committed with the project or not at all
         except IntegrityError as exc:
             raise Conflict(f"project {data.name!r} exists already") from exc
         await self.relay_outbox()  # now if the broker is there, else on a later round
