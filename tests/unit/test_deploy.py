@@ -89,6 +89,28 @@ def test_pods_are_hardened_and_probed(overlay: str) -> None:
         assert {"cpu", "memory"} <= set(container["resources"]["limits"])
 
 
+def quantity(text: str) -> int:
+    units = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
+    return int(text[:-2]) * units[text[-2:]] if text[-2:] in units else int(text)
+
+
+@pytest.mark.parametrize("overlay", ["site", "hub"])
+def test_the_largest_request_fits_ingest_memory(overlay: str) -> None:
+    """ingest holds a request about three times over: the limit must not invite an OOM kill."""
+    docs = render(overlay)
+    config = next(
+        d["data"]
+        for d in docs
+        if d["kind"] == "ConfigMap" and "giftcloud-config" in d["metadata"]["name"]
+    )
+    ingest = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "ingest"
+    )
+    [container] = ingest["spec"]["template"]["spec"]["containers"]
+    memory = quantity(container["resources"]["limits"]["memory"])
+    assert 3 * int(config["GIFTCLOUD_INGEST__MAX_REQUEST_BYTES"]) <= memory
+
+
 def test_dicomweb_is_routed_by_method() -> None:
     [route] = [d for d in render("site") if d["kind"] == "HTTPRoute"]
     by_method = {}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from giftcloud_core.batching import Batcher
+from giftcloud_core.budget import MemoryBudget
 from giftcloud_core.bundle import fetch, pack
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
@@ -125,6 +126,7 @@ class AnonymiseService:
         self._vault: Batcher[dict[str, Any]] = Batcher(self._write_vault)
         #: (project, subject, study) sealed by this process: their vault row exists already
         self._sealed: dict[tuple[str, str, str], None] = {}
+        self._memory = MemoryBudget(settings.bus.memory_budget_bytes)
 
     def _deidentifier(self, project: str) -> Deidentifier:
         keys = ProjectKeys.derive(self._site_secret, project)
@@ -146,6 +148,10 @@ class AnonymiseService:
     async def on_received(self, event: Event) -> None:
         if not isinstance(event, InstancesReceived):
             return
+        async with self._memory.hold(sum(part.size for part in event.parts)):
+            await self._handle(event)
+
+    async def _handle(self, event: InstancesReceived) -> None:
         files = await fetch(self.store, self.buckets.incoming, event.object_key, len(event.parts))
         if files is None:
             return

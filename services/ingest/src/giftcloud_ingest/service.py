@@ -60,9 +60,10 @@ class StoreResult:
     failed: list[Failed] = field(default_factory=list)
 
 
-#: a bundle holds at most this many instances and, unless one instance is larger, bytes
+#: a bundle holds at most this many instances and, unless one instance is larger, bytes:
+#: anonymise and archive hold a few copies of each of their ``prefetch`` bundles at once
 BUNDLE_PARTS = 100
-BUNDLE_BYTES = 16 * 1024**2
+BUNDLE_BYTES = 4 * 1024**2
 
 
 def _check(data: bytes, study_uid: str | None) -> Stored | Failed:
