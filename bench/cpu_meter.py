@@ -17,7 +17,7 @@ def _component(cmdline: list[str], comm: str) -> str | None:
         return "s3 (seaweedfs)"
     if comm.startswith("beam") or comm in {"erl_child_setup", "inet_gethost", "epmd"}:
         return "rabbitmq"
-    if comm == "postgres" or comm.startswith("postgres"):
+    if comm.startswith("postgres"):
         return "postgresql"
     if comm == "nginx":
         return "nginx"

@@ -43,8 +43,9 @@ async def bus_factory(
     )
     made: list[Bus] = []
 
-    async def make() -> Bus:
-        bus: Bus = MemoryBus(settings) if request.param == "memory" else RabbitBus(settings)
+    async def make(**overrides: Any) -> Bus:
+        chosen = settings.model_copy(update=overrides)
+        bus: Bus = MemoryBus(chosen) if request.param == "memory" else RabbitBus(chosen)
         await bus.start()
         made.append(bus)
         return bus
@@ -56,8 +57,8 @@ async def bus_factory(
         await delete_bus_topology(settings.exchange, settings.namespace)
 
 
-def received(project: str = "p1") -> InstancesReceived:
-    part = ReceivedPart(name="p1/u/000000.dcm", sha256="0" * 64, size=1)
+def received(project: str = "p1", size: int = 1) -> InstancesReceived:
+    part = ReceivedPart(name="p1/u/000000.dcm", sha256="0" * 64, size=size)
     return InstancesReceived(
         project=project, correlation_id="c1", object_key="k", parts=(part,), source="stow"
     )
@@ -159,3 +160,26 @@ async def test_close_lets_the_handler_under_way_finish(bus_factory: Any) -> None
     await asyncio.wait_for(started.wait(), 20)
     await bus.close()
     assert finished.is_set()
+
+
+async def test_handlers_hold_no_more_instance_bytes_than_the_budget(bus_factory: Any) -> None:
+    bus = await bus_factory(memory_budget_bytes=100)
+    under_way: list[int] = []
+    seen: list[list[int]] = []  # what was under way each time a handler started
+
+    async def handler(event: Event) -> None:
+        under_way.append(event.payload_bytes())
+        seen.append(list(under_way))
+        await asyncio.sleep(0.05)
+        under_way.remove(event.payload_bytes())
+
+    await bus.subscribe(Subscription("anonymise.instances", handler))
+    for size in (60, 60, 30, 10, 500, 10):  # prefetch is 4: without the budget 160 at once
+        await bus.publish(received(size=size))
+    await eventually(lambda: len(seen) == 6 and not under_way)
+    for together in seen:
+        if 500 in together:
+            assert together == [500]  # larger than the whole budget: alone
+        else:
+            assert sum(together) <= 100
+    assert max(len(together) for together in seen) >= 2  # small ones still ran together

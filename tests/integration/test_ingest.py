@@ -1,3 +1,4 @@
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -12,6 +13,7 @@ from giftcloud_ingest import service as ingest_service
 from giftcloud_ingest.app import build
 from integration.conftest import eventually, next_message, raw_store, running
 from support.dicom_files import pydicom_file, read, synthetic_instance, to_bytes
+from support.infra import rabbitmq_start, rabbitmq_stop
 from support.stack import Stack
 
 Bearer = Callable[..., dict[str, str]]
@@ -193,17 +195,14 @@ async def test_oversized_and_wrong_media_type(
 
 
 async def test_a_broker_that_cannot_take_the_bundle_fails_its_instances_and_keeps_nothing(
-    ingest: httpx.AsyncClient,
-    runtime: Runtime,
-    bearer: Bearer,
-    monkeypatch: pytest.MonkeyPatch,
+    ingest: httpx.AsyncClient, runtime: Runtime, bearer: Bearer
 ) -> None:
-    async def unreachable(event: object) -> None:
-        raise ConnectionError("the broker is away")
-
-    monkeypatch.setattr(runtime.bus, "publish", unreachable)
     files = [synthetic_instance(), synthetic_instance()]
-    response = await stow(ingest, [*files, b"junk"], bearer(projects={"proj": "owner"}))
+    await asyncio.to_thread(rabbitmq_stop)
+    try:
+        response = await stow(ingest, [*files, b"junk"], bearer(projects={"proj": "owner"}))
+    finally:
+        await asyncio.to_thread(rabbitmq_start)
     assert response.status_code == 400, response.text
     reasons = sorted(f["00081197"]["Value"][0] for f in failures(response))
     assert reasons == [0xA700, 0xA700, 0xC000]  # out of resources twice, the junk refused

@@ -152,11 +152,19 @@ class Seaweed:
 # --- RabbitMQ -----------------------------------------------------------------------------
 
 
-def rabbitmq_restart() -> None:
-    """Stop and start the broker application (connections drop, durable queues stay)."""
+def rabbitmq_stop() -> None:
+    """Stop the broker application: connections drop, durable queues stay."""
     subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+
+
+def rabbitmq_start() -> None:
     subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
     subprocess.run(["rabbitmqctl", "await_startup"], check=True, capture_output=True)
+
+
+def rabbitmq_restart() -> None:
+    rabbitmq_stop()
+    rabbitmq_start()
 
 
 def rabbit_queue_depths(namespace: str) -> dict[str, int]:

@@ -53,3 +53,19 @@ async def test_a_failed_write_fails_every_waiter_of_that_batch_only() -> None:
     assert calls == 2
     with pytest.raises(RuntimeError):
         await batcher.submit("bad")
+
+
+async def test_a_group_is_written_whole_in_one_write() -> None:
+    writes: list[list[int]] = []
+
+    async def flush(items: list[int]) -> None:
+        writes.append(items)
+
+    batcher = Batcher(flush, max_items=4, max_delay=0.005)
+    groups = [[1, 2, 3], [10, 11, 12, 13, 14, 15], [20]]
+    await asyncio.gather(*(batcher.submit_all(g) for g in groups), batcher.submit_all([]))
+    for group in groups:  # every group lands in one write, in its order
+        [write] = [w for w in writes if group[0] in w]
+        start = write.index(group[0])
+        assert write[start : start + len(group)] == group
+    assert sorted(i for w in writes for i in w) == sorted(i for g in groups for i in g)

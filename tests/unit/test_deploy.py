@@ -2,6 +2,7 @@
 schemas, the compose file against the compose specification, the gateway with nginx -t."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -180,14 +181,18 @@ def dockerfile_stages() -> list[list[list[str]]]:
     return stages
 
 
+def environment(stage: list[list[str]]) -> dict[str, str]:
+    """What a stage's ENV instructions set."""
+    return dict(w.split("=", 1) for i in stage if i[0] == "ENV" for w in i[1:])
+
+
 def test_the_image_keeps_its_environment_where_it_was_built() -> None:
     build, final = dockerfile_stages()
-    env = dict(w.split("=", 1) for i in build if i[0] == "ENV" for w in i[1:])
+    env = environment(build)
     [copy] = [i for i in final if i[0] == "COPY" and i[1] == "--from=build"]
     # a virtual environment's scripts name their python by path: it cannot move
     assert copy[2] == copy[3] == env["UV_PROJECT_ENVIRONMENT"]
-    final_env = dict(w.split("=", 1) for i in final if i[0] == "ENV" for w in i[1:])
-    assert final_env["PATH"].startswith(f"{copy[3]}/bin:")
+    assert environment(final)["PATH"].startswith(f"{copy[3]}/bin:")
 
 
 def image_python() -> str:
@@ -207,8 +212,6 @@ def image_python() -> str:
 
 def test_the_image_build_step_makes_a_runnable_giftcloud(tmp_path: Path) -> None:
     """The build stage rehearsed without Docker: its files, its environment, its command."""
-    import os
-
     build, _ = dockerfile_stages()
     source = tmp_path / "src"
     source.mkdir()
@@ -222,7 +225,7 @@ def test_the_image_build_step_makes_a_runnable_giftcloud(tmp_path: Path) -> None
                     )
                 else:
                     shutil.copy(origin, source / name)
-    env = dict(w.split("=", 1) for i in build if i[0] == "ENV" for w in i[1:])
+    env = environment(build)
     target = tmp_path / "opt-giftcloud"
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     assert uv is not None, "uv is missing"

@@ -10,7 +10,7 @@ write fails (and redelivers) each of its messages.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -27,16 +27,25 @@ class Batcher(Generic[T]):
         self._flush = flush
         self.max_items = max_items
         self.max_delay = max_delay
-        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._pending: list[tuple[Sequence[T], asyncio.Future[None]]] = []
+        self._count = 0  # items pending
         self._timer: asyncio.TimerHandle | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: T) -> None:
         """Add ``item`` to the next write and wait until that write is committed."""
+        await self.submit_all([item])
+
+    async def submit_all(self, items: Sequence[T]) -> None:
+        """Add ``items`` to the next write, all in the same one (one message's rows are
+        committed together or not at all), and wait until it is committed."""
+        if not items:
+            return
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((item, done))
-        if len(self._pending) >= self.max_items:
+        self._pending.append((items, done))
+        self._count += len(items)
+        if self._count >= self.max_items:
             self._start()
         elif self._timer is None:
             self._timer = loop.call_later(self.max_delay, self._start)
@@ -46,16 +55,16 @@ class Batcher(Generic[T]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._pending = self._pending, []
+        batch, self._pending, self._count = self._pending, [], 0
         if not batch:
             return
         task = asyncio.get_running_loop().create_task(self._write(batch))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _write(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+    async def _write(self, batch: list[tuple[Sequence[T], asyncio.Future[None]]]) -> None:
         try:
-            await self._flush([item for item, _ in batch])
+            await self._flush([item for items, _ in batch for item in items])
         except BaseException as exc:  # every waiter gets the failure, and its message retries
             for _, done in batch:
                 if not done.done():

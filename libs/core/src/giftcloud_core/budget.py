@@ -1,9 +1,10 @@
-"""A bound on the bytes a consumer handles at once.
+"""A bound on the bytes of instances a process's handlers hold at once.
 
 A consumer runs up to ``prefetch`` handlers together; with large instances that is more
-memory than its container has. Each handler holds its share of a :class:`MemoryBudget`
-(the sizes its event announces) while it works: small messages still run ``prefetch`` at
-once, large ones queue, and one larger than the whole budget runs alone.
+memory than its container has. The bus holds each handler's share of its
+:class:`MemoryBudget` (what the event's ``payload_bytes`` announces) while it runs: small
+messages still run ``prefetch`` at once, large ones wait, and one larger than the whole
+budget runs alone.
 """
 
 from __future__ import annotations

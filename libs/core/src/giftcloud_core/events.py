@@ -28,6 +28,11 @@ class Event(BaseModel):
     correlation_id: str
     project: str
 
+    def payload_bytes(self) -> int:
+        """Bytes of instances its consumer holds in memory while it handles it: the bus
+        bounds the sum over the handlers under way (``BusSettings.memory_budget_bytes``)."""
+        return 0
+
 
 class ReceivedPart(BaseModel):
     """One instance of a received bundle."""
@@ -50,6 +55,9 @@ class InstancesReceived(Event):
     object_key: str
     parts: tuple[ReceivedPart, ...]
     source: Literal["stow", "upload", "dimse", "pacs", "gateway"]
+
+    def payload_bytes(self) -> int:
+        return sum(part.size for part in self.parts)
 
 
 class DeidentifiedPart(BaseModel):
@@ -75,6 +83,9 @@ class InstancesDeidentified(Event):
     type: Literal["instances.deidentified.v1"] = "instances.deidentified.v1"
     object_key: str
     instances: tuple[DeidentifiedPart, ...]
+
+    def payload_bytes(self) -> int:
+        return sum(part.size for part in self.instances)
 
 
 class InstanceRejected(Event):

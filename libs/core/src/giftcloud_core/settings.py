@@ -31,8 +31,8 @@ class BusSettings(BaseModel):
     retry_base_seconds: float = 0.5
     #: deliveries before a quorum queue dead-letters a message that keeps crashing its consumer
     delivery_limit: int = 50
-    #: bytes of instances a consumer handles at once, whatever ``prefetch`` lets in (anonymise
-    #: needs about three times this in memory, archive about twice)
+    #: bytes of instances a process's handlers hold at once, whatever ``prefetch`` lets in
+    #: (anonymise needs about three times this in memory, archive about twice)
     memory_budget_bytes: int = 128 * 1024**2
 
 

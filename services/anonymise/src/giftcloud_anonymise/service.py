@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from giftcloud_core.batching import Batcher
-from giftcloud_core.budget import MemoryBudget
 from giftcloud_core.bundle import fetch, pack
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
@@ -126,7 +125,6 @@ class AnonymiseService:
         self._vault: Batcher[dict[str, Any]] = Batcher(self._write_vault)
         #: (project, subject, study) sealed by this process: their vault row exists already
         self._sealed: dict[tuple[str, str, str], None] = {}
-        self._memory = MemoryBudget(settings.bus.memory_budget_bytes)
 
     def _deidentifier(self, project: str) -> Deidentifier:
         keys = ProjectKeys.derive(self._site_secret, project)
@@ -148,10 +146,6 @@ class AnonymiseService:
     async def on_received(self, event: Event) -> None:
         if not isinstance(event, InstancesReceived):
             return
-        async with self._memory.hold(sum(part.size for part in event.parts)):
-            await self._handle(event)
-
-    async def _handle(self, event: InstancesReceived) -> None:
         files = await fetch(self.store, self.buckets.incoming, event.object_key, len(event.parts))
         if files is None:
             return
@@ -188,8 +182,7 @@ class AnonymiseService:
             self.buckets.outgoing, event.object_key, pack([result.data for _, result in passed])
         )
         if self.sealer is not None and self.mode == "deidentify":
-            studies = {(result.subject, result.study_uid): result for _, result in passed}
-            await asyncio.gather(*(self._seal(event.project, r) for r in studies.values()))
+            await self._seal(event.project, [result for _, result in passed])
         await self.bus.publish(
             InstancesDeidentified(
                 project=event.project,
@@ -210,48 +203,52 @@ class AnonymiseService:
                 ),
             )
         )
-        await asyncio.gather(
-            *(
-                self._record(
-                    Deidentification(
-                        object_key=part.name,
-                        project=event.project,
-                        outcome="deidentified",
-                        subject=result.subject,
-                        sop_uid=result.sop_uid,
-                        key_id=key_id,
-                    )
+        await self._log.submit_all(  # written with their neighbours, then acked
+            [
+                Deidentification(
+                    object_key=part.name,
+                    project=event.project,
+                    outcome="deidentified",
+                    subject=result.subject,
+                    sop_uid=result.sop_uid,
+                    key_id=key_id,
                 )
                 for part, result in passed
-            )
+            ]
         )
         INSTANCES.labels("anonymise", "deidentified").inc(len(passed))
 
-    async def _seal(self, project: str, result: DeidentifiedInstance) -> None:
+    async def _seal(self, project: str, results: list[DeidentifiedInstance]) -> None:
+        """One vault record per study: the instances of a study would seal the same again."""
         assert self.sealer is not None
-        key = (project, result.subject, result.study_uid)
-        if key in self._sealed:
-            return  # every instance of a study would seal the same record again
-        identity = result.identity
-        record = VaultRecord(
-            subject=result.subject,
-            patient_id=identity.patient_id,
-            issuer=identity.issuer,
-            name=identity.name,
-            birth_date=identity.birth_date,
-            study_uid=identity.study_uid,
-            pseudonymised_study_uid=result.study_uid,
-        )
-        await self._vault.submit(
-            {
-                "project": project,
-                "subject": result.subject,
-                "study_uid": result.study_uid,
-                "sealed": self.sealer.seal(record),
-                "vault_key_id": self.sealer.key_id,
-            }
-        )
-        self._sealed[key] = None
+        studies = {
+            (project, r.subject, r.study_uid): r
+            for r in results
+            if (project, r.subject, r.study_uid) not in self._sealed
+        }
+        rows = []
+        for result in studies.values():
+            identity = result.identity
+            record = VaultRecord(
+                subject=result.subject,
+                patient_id=identity.patient_id,
+                issuer=identity.issuer,
+                name=identity.name,
+                birth_date=identity.birth_date,
+                study_uid=identity.study_uid,
+                pseudonymised_study_uid=result.study_uid,
+            )
+            rows.append(
+                {
+                    "project": project,
+                    "subject": result.subject,
+                    "study_uid": result.study_uid,
+                    "sealed": self.sealer.seal(record),
+                    "vault_key_id": self.sealer.key_id,
+                }
+            )
+        await self._vault.submit_all(rows)
+        self._sealed.update(dict.fromkeys(studies))
         if len(self._sealed) > 100_000:  # bounded: forget the oldest half
             for old in list(self._sealed)[:50_000]:
                 del self._sealed[old]
@@ -310,7 +307,7 @@ class AnonymiseService:
                 reason=reason,
             )
         )
-        await self._record(
+        await self._log.submit(
             Deidentification(
                 object_key=part.name,
                 project=event.project,
@@ -320,9 +317,6 @@ class AnonymiseService:
             )
         )
         INSTANCES.labels("anonymise", "rejected").inc()
-
-    async def _record(self, row: Deidentification) -> None:
-        await self._log.submit(row)  # written with its neighbours, then acked
 
     async def _write_log(self, rows: list[Deidentification]) -> None:
         latest = {row.object_key: row.model_dump() for row in rows}  # one row per key

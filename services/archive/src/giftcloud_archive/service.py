@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-from giftcloud_core.budget import MemoryBudget
 from giftcloud_core.bundle import fetch
 from giftcloud_core.bus import Bus
 from giftcloud_core.events import (
@@ -31,15 +30,10 @@ class ArchiveService:
         self.buckets = settings.storage.buckets
         self.bus = bus
         self.store = store
-        self._memory = MemoryBudget(settings.bus.memory_budget_bytes)
 
     async def on_deidentified(self, event: Event) -> None:
         if not isinstance(event, InstancesDeidentified):
             return
-        async with self._memory.hold(sum(part.size for part in event.instances)):
-            await self._handle(event)
-
-    async def _handle(self, event: InstancesDeidentified) -> None:
         count = len(event.instances)
         files = await fetch(self.store, self.buckets.outgoing, event.object_key, count)
         if files is None:

@@ -60,6 +60,9 @@ class StoreResult:
     failed: list[Failed] = field(default_factory=list)
 
 
+#: an accepted file on its way into a bundle: its name in the upload, its bytes, what it is
+Accepted = tuple[str, bytes, Stored]
+
 #: a bundle holds at most this many instances and, unless one instance is larger, bytes:
 #: anonymise and archive hold a few copies of each of their ``prefetch`` bundles at once
 BUNDLE_PARTS = 100
@@ -82,9 +85,9 @@ def _check(data: bytes, study_uid: str | None) -> Stored | Failed:
 
 
 def _bundles(
-    accepted: list[tuple[str, bytes, Stored]],
-) -> list[list[tuple[str, bytes, Stored]]]:
-    bundles: list[list[tuple[str, bytes, Stored]]] = []
+    accepted: list[Accepted],
+) -> list[list[Accepted]]:
+    bundles: list[list[Accepted]] = []
     size = 0
     for item in accepted:
         if not bundles or len(bundles[-1]) >= BUNDLE_PARTS or size + len(item[1]) > BUNDLE_BYTES:
@@ -127,7 +130,7 @@ class IngestService:
         bundles), then announced. A file is accepted only once both have happened."""
         result = StoreResult(upload_id=uuid.uuid4().hex)
         checked = await asyncio.to_thread(lambda: [_check(data, study_uid) for data in files])
-        accepted: list[tuple[str, bytes, Stored]] = []
+        accepted: list[Accepted] = []
         for index, (data, outcome) in enumerate(zip(files, checked, strict=True)):
             if isinstance(outcome, Failed):
                 INSTANCES.labels("ingest", "invalid").inc()
@@ -137,7 +140,7 @@ class IngestService:
         bundles = _bundles(accepted)
         limit = asyncio.Semaphore(4)  # bundles are big: a few at a time
 
-        async def store(number: int, bundle: list[tuple[str, bytes, Stored]]) -> bool:
+        async def store(number: int, bundle: list[Accepted]) -> bool:
             async with limit:
                 key = f"{project}/{result.upload_id}/{number:04d}.bundle"
                 return await self._store_bundle(project, result.upload_id, key, bundle, source)
@@ -174,7 +177,7 @@ class IngestService:
         project: str,
         upload_id: str,
         key: str,
-        bundle: list[tuple[str, bytes, Stored]],
+        bundle: list[Accepted],
         source: str,
     ) -> bool:
         """One object and one message for the bundle's instances; False when either failed."""
@@ -227,8 +230,7 @@ class IngestService:
             rows = [_outcome(event.correlation_id, event.object_key, "rejected", event.reason)]
         else:
             return
-        # written with their neighbours, then acked
-        await asyncio.gather(*(self._outcomes.submit(row) for row in rows))
+        await self._outcomes.submit_all(rows)  # written with their neighbours, then acked
 
     async def _write_outcomes(self, rows: list[dict[str, str]]) -> None:
         async with self.db.session() as session:

@@ -5,6 +5,7 @@ import contextlib
 import logging
 from collections import defaultdict
 
+from giftcloud_core.budget import MemoryBudget
 from giftcloud_core.bus.base import PermanentFailure, Subscription, backoff_seconds
 from giftcloud_core.events import QUEUES, Event
 from giftcloud_core.logs import correlation_id
@@ -18,6 +19,7 @@ class MemoryBus:
 
     def __init__(self, settings: BusSettings) -> None:
         self.settings = settings
+        self._memory = MemoryBudget(settings.memory_budget_bytes)
         self._queues: dict[str, asyncio.Queue[tuple[Event, int]]] = {}
         self._dead: dict[str, list[Event]] = defaultdict(list)
         self._workers: list[asyncio.Task[None]] = []
@@ -51,7 +53,8 @@ class MemoryBus:
             self._busy += 1
             token = correlation_id.set(event.correlation_id)
             try:
-                await sub.handler(event)
+                async with self._memory.hold(event.payload_bytes()):
+                    await sub.handler(event)
             except asyncio.CancelledError:
                 queue.put_nowait((event, attempt))  # not acknowledged: back on the queue
                 raise

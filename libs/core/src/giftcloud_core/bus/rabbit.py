@@ -13,6 +13,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from giftcloud_core.budget import MemoryBudget
 from giftcloud_core.bus.base import PermanentFailure, Subscription, backoff_seconds
 from giftcloud_core.events import QUEUES, Event, parse_event
 from giftcloud_core.logs import correlation_id
@@ -37,6 +38,7 @@ class RabbitBus:
 
     def __init__(self, settings: BusSettings) -> None:
         self.settings = settings
+        self._memory = MemoryBudget(settings.memory_budget_bytes)
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -129,7 +131,8 @@ class RabbitBus:
             return
         token = correlation_id.set(event.correlation_id)
         try:
-            await sub.handler(event)
+            async with self._memory.hold(event.payload_bytes()):
+                await sub.handler(event)
         except PermanentFailure:
             log.exception("dead-lettering %s from %s", event.event_id, sub.queue)
             EVENTS_CONSUMED.labels(sub.queue, "dead").inc()
