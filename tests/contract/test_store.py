@@ -9,7 +9,13 @@ import pytest
 from giftcloud_core.crypto import EnvelopeCipher
 from giftcloud_core.errors import ObjectNotFound
 from giftcloud_core.settings import StorageSettings
-from giftcloud_core.storage import EncryptedObjectStore, FileObjectStore, ObjectStore, S3ObjectStore
+from giftcloud_core.storage import (
+    EncryptedObjectStore,
+    FileObjectStore,
+    InvalidKey,
+    ObjectStore,
+    S3ObjectStore,
+)
 from support.infra import Seaweed
 
 
@@ -71,7 +77,45 @@ async def test_encrypted_bucket_without_key_refuses_to_write(
         await encrypted.put(bucket, "p/x.dcm", b"x")
 
 
-async def test_fs_keys_cannot_leave_their_bucket(tmp_path: Path) -> None:
+UNSAFE_KEYS = [
+    "a/2.25.1/../../b/2.25.2/2.25.3/2.25.4.dcm",  # one project's key reaching into another's
+    "../../etc/passwd",
+    "/etc/passwd",
+    "a/./b.dcm",
+    "a//b.dcm",
+    "a/b\x00.dcm",
+    "a/b\n.dcm",
+    "a\\..\\b.dcm",
+    "",
+]
+
+
+@pytest.mark.parametrize("key", UNSAFE_KEYS)
+async def test_every_store_refuses_keys_that_could_leave_their_place(
+    store: ObjectStore, bucket: str, key: str
+) -> None:
+    await store.ensure_buckets([bucket])
+    await store.put(bucket, "b/2.25.2/2.25.3/2.25.4.dcm", b"project b's pixels")
+    for attempt in (
+        store.put(bucket, key, b"overwritten"),
+        store.get(bucket, key),
+        store.exists(bucket, key),
+        store.delete(bucket, key),
+    ):
+        with pytest.raises(InvalidKey, match="refused"):
+            await attempt
+    assert await store.get(bucket, "b/2.25.2/2.25.3/2.25.4.dcm") == b"project b's pixels"
+    assert await store.list(bucket) == ["b/2.25.2/2.25.3/2.25.4.dcm"]
+    if key:
+        with pytest.raises(InvalidKey):
+            await store.list(bucket, key)
+
+
+async def test_fs_keys_cannot_leave_their_bucket_through_a_link(tmp_path: Path) -> None:
     store = FileObjectStore(tmp_path)
-    with pytest.raises(Exception, match="leaves its bucket"):
-        await store.put("b", "../../etc/passwd", b"x")
+    await store.ensure_buckets(["b"])
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "b" / "link").symlink_to(tmp_path / "outside")
+    with pytest.raises(InvalidKey, match="leaves its bucket"):
+        await store.put("b", "link/x.dcm", b"x")
+    assert not (tmp_path / "outside" / "x.dcm").exists()

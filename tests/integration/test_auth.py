@@ -1,4 +1,6 @@
 import asyncio
+import stat
+from pathlib import Path
 
 import httpx
 import pytest
@@ -120,3 +122,77 @@ async def test_a_project_created_while_the_broker_is_away_is_announced_when_it_i
         assert await service.relay_outbox() == 0
         with pytest.raises(AssertionError, match="no message"):
             await next_message(stack, "ingest.projects", timeout=1)
+
+
+async def test_projects_are_made_by_admins_and_creators_only_within_limits(stack: Stack) -> None:
+    runtime = Runtime(stack.settings())
+    part, _ = build(runtime)
+    async with running(runtime, [part]) as client:
+        admin = {"Authorization": f"Bearer {await token(client, 'admin', 'admin-test-password')}"}
+        for name, roles in (("carl", []), ("cora", ["creator"])):
+            response = await client.post(
+                "/auth/users",
+                json={"username": name, "password": f"{name}-password-1", "site_roles": roles},
+                headers=admin,
+            )
+            assert response.status_code == 201
+        carl = {"Authorization": f"Bearer {await token(client, 'carl', 'carl-password-1')}"}
+        cora = {"Authorization": f"Bearer {await token(client, 'cora', 'cora-password-1')}"}
+        refused = await client.post("/auth/projects", json={"name": "carls"}, headers=carl)
+        assert refused.status_code == 403 and "creator" in refused.json()["detail"]
+        made = await client.post("/auth/projects", json={"name": "coras"}, headers=cora)
+        assert made.status_code == 201 and made.json()["role"] == "owner"
+        for too_long in ({"name": "x" * 64}, {"name": "big-title", "title": "t" * 5_000_000}):
+            response = await client.post("/auth/projects", json=too_long, headers=admin)
+            assert response.status_code == 422
+            assert "t" * 1000 not in response.text  # what was sent is not echoed back
+
+        # an owner learns nothing of which accounts exist from adding members
+        cora = {"Authorization": f"Bearer {await token(client, 'cora', 'cora-password-1')}"}
+        answers = []
+        for username in ("carl", "no-such-account"):
+            response = await client.put(
+                "/auth/projects/coras/members",
+                json={"username": username, "role": "member"},
+                headers=cora,
+            )
+            answers.append((response.status_code, response.content))
+        assert answers[0] == answers[1] == (204, b"")
+
+
+async def test_usernames_are_case_insensitive_and_passwords_never_echoed(stack: Stack) -> None:
+    runtime = Runtime(stack.settings())
+    part, _ = build(runtime)
+    async with running(runtime, [part]) as client:
+        await token(client, "ADMIN", "admin-test-password")
+        await token(client, "Admin", "admin-test-password")
+        admin = {"Authorization": f"Bearer {await token(client, 'admin', 'admin-test-password')}"}
+        twin = await client.post(
+            "/auth/users", json={"username": "Admin", "password": "twin-password-1"}, headers=admin
+        )
+        assert twin.status_code == 409
+        made = await client.post(
+            "/auth/users", json={"username": "Dora", "password": "dora-password-1"}, headers=admin
+        )
+        assert made.json()["username"] == "dora"
+        await token(client, "DORA", "dora-password-1")
+        short = await client.post(
+            "/auth/users", json={"username": "ed", "password": "sh0rt!"}, headers=admin
+        )
+        assert short.status_code == 422 and "sh0rt!" not in short.text
+
+
+async def test_a_generated_admin_password_goes_to_a_private_file_not_the_log(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runtime = Runtime(stack.settings(data_dir=tmp_path / "data"))
+    runtime.settings.admin_password = None
+    part, _ = build(runtime)
+    async with running(runtime, [part]) as client:
+        path = tmp_path / "data" / "admin-password"
+        password = path.read_text().strip()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        await token(client, "admin", password)
+    printed = capsys.readouterr()
+    assert password not in printed.out + printed.err
+    assert str(path) in printed.out

@@ -105,3 +105,80 @@ def distinct_instances(count: int, tag: str, rows: int = 8) -> list[bytes]:
             )
         )
     return files
+
+
+def with_uids(data: bytes, **uids: str) -> bytes:
+    """``data`` with some of its UIDs replaced by any text (valid or not), e.g.
+    ``with_uids(data, StudyInstanceUID="2.25.1/../../b")``."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns of the invalid UIDs we plant on purpose
+        ds = read(data)
+        for keyword, value in uids.items():
+            setattr(ds, keyword, value)
+            if keyword == "SOPInstanceUID":
+                ds.file_meta.MediaStorageSOPInstanceUID = value
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=False)
+    return buffer.getvalue()
+
+
+def deflate_bomb(inflated_bytes: int, **uids: str) -> bytes:
+    """A Deflated Explicit VR Little Endian MR image whose dataset inflates to about
+    ``inflated_bytes`` (pixel data of zeros): built as a stream, never held inflated."""
+    import struct
+    import zlib
+
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    def element(tag: int, vr: str, value: bytes) -> bytes:
+        if len(value) % 2:
+            value += b"\x00" if vr == "UI" else b" "
+        group, number = tag >> 16, tag & 0xFFFF
+        if vr in ("OB", "OW", "SQ", "UN", "UT"):
+            return struct.pack("<HH2s2xI", group, number, vr.encode(), len(value)) + value
+        return struct.pack("<HH2sH", group, number, vr.encode(), len(value)) + value
+
+    sop = uids.get("SOPInstanceUID", generate_uid())
+    meta_body = b"".join(
+        (
+            element(0x00020001, "OB", b"\x00\x01"),
+            element(0x00020002, "UI", MRImageStorage.encode()),
+            element(0x00020003, "UI", sop.encode()),
+            element(0x00020010, "UI", DeflatedExplicitVRLittleEndian.encode()),
+            element(0x00020012, "UI", b"1.2.3.4"),
+        )
+    )
+    meta = element(0x00020000, "UL", struct.pack("<I", len(meta_body))) + meta_body
+    side = 4096
+    frames = max(1, inflated_bytes // (side * side * 2))
+    head = b"".join(
+        (
+            element(0x00080016, "UI", MRImageStorage.encode()),
+            element(0x00080018, "UI", sop.encode()),
+            element(0x00080060, "CS", b"MR"),
+            element(0x00100010, "PN", b"Bomb^Bob"),
+            element(0x00100020, "LO", b"MRN-BOMB"),
+            element(0x0020000D, "UI", uids.get("StudyInstanceUID", generate_uid()).encode()),
+            element(0x0020000E, "UI", uids.get("SeriesInstanceUID", generate_uid()).encode()),
+            element(0x00280002, "US", struct.pack("<H", 1)),
+            element(0x00280004, "CS", b"MONOCHROME2"),
+            element(0x00280008, "IS", str(frames).encode()),
+            element(0x00280010, "US", struct.pack("<H", side)),
+            element(0x00280011, "US", struct.pack("<H", side)),
+            element(0x00280100, "US", struct.pack("<H", 16)),
+            element(0x00280101, "US", struct.pack("<H", 16)),
+            element(0x00280102, "US", struct.pack("<H", 15)),
+            element(0x00280103, "US", struct.pack("<H", 0)),
+        )
+    )
+    pixels = frames * side * side * 2
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    chunks = [compressor.compress(head + struct.pack("<HH2s2xI", 0x7FE0, 0x0010, b"OW", pixels))]
+    zeros = bytes(1024 * 1024)
+    for _ in range(pixels // len(zeros)):
+        chunks.append(compressor.compress(zeros))
+    chunks.append(compressor.compress(bytes(pixels % len(zeros))))
+    chunks.append(compressor.flush())
+    return b"\x00" * 128 + b"DICM" + meta + b"".join(chunks)

@@ -84,3 +84,17 @@ def test_roles_decide_access() -> None:
     with pytest.raises(Forbidden):
         member.require("p2")
     assert Principal("root", site_roles=frozenset({"admin"})).require("anything") == "owner"
+
+
+@pytest.mark.parametrize("missing", ["exp", "iat", "sub", "iss", "aud"])
+async def test_a_token_without_a_required_claim_is_refused(
+    signer: TokenSigner, missing: str
+) -> None:
+    """A token without an expiry would be valid for ever: refused, as is one without the
+    other claims every check relies on."""
+    now = int(time.time())
+    claims = {"iss": "giftcloud", "aud": "giftcloud", "sub": "alice", "iat": now, "exp": now + 60}
+    del claims[missing]
+    token = jwt.encode(claims, signer._private_pem, algorithm="RS256", headers={"kid": signer.kid})
+    with pytest.raises(Unauthorized):
+        await verifier_for(signer).verify(token)

@@ -75,6 +75,7 @@ def _up(args: argparse.Namespace) -> int:
     base_url = f"http://{args.host}:{args.port}"
     settings = Settings(
         service="giftcloud",
+        data_dir=data_dir,
         log_json=False,
         db=DatabaseSettings(url=db_url, create_database=True),
         bus=BusSettings(kind="memory"),

@@ -5,6 +5,7 @@ migrations, start hooks). ``create_app`` serves one part (``giftcloud serve NAME
 all of them in one process (``giftcloud up``).
 """
 
+import hmac
 import logging
 import time
 import uuid
@@ -13,11 +14,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import unquote_to_bytes
 
+import asyncpg.exceptions
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from giftcloud_core.bus import Bus, Subscription, create_bus
@@ -120,6 +125,58 @@ class RequestContext:
             correlation_id.reset(token)
 
 
+class RefuseNulBytes:
+    """ASGI middleware: a URL with a NUL byte (in its path or query) is a 400, before any
+    route sees it; no database takes NUL in text, and no name or UID holds one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+            for where, raw in (("path", raw_path), ("query", scope.get("query_string", b""))):
+                if b"\x00" in unquote_to_bytes(raw):
+                    response = JSONResponse(
+                        {"detail": f"the URL's {where} holds a NUL byte"}, status_code=400
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, object]]:
+    """What was wrong with a request, without echoing what was sent (a password, say)."""
+    return [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+
+
+_FORWARDING = ("x-forwarded-for", "forwarded", "x-real-ip")
+
+
+def _may_read_metrics(request: Request, settings: Settings) -> bool:
+    """Metrics are for the cluster's Prometheus: with a token configured, whoever shows it;
+    without, whoever reaches the service directly (a gateway adds forwarding headers)."""
+    token = settings.metrics.token
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode())
+    return not any(name in request.headers for name in _FORWARDING)
+
+
+def _is_bad_value(exc: DBAPIError) -> bool:
+    """True for a value out of range or not text: asyncpg refuses it before sending
+    (``_base.DataError``) or PostgreSQL after (SQLSTATE class 22, ``DataError``)."""
+    cause: BaseException | None = exc.orig
+    while cause is not None:
+        if isinstance(cause, asyncpg.exceptions.DataError | asyncpg.exceptions._base.DataError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def create_app(runtime: Runtime, parts: list[ServicePart], *, title: str) -> FastAPI:
     """An app serving ``parts`` on ``runtime``, with /healthz, /readyz and /metrics."""
     state = {"ready": False}
@@ -160,6 +217,23 @@ def create_app(runtime: Runtime, parts: list[ServicePart], *, title: str) -> Fas
     async def giftcloud_error(request: Request, exc: GiftcloudError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # PS3.18 answers a bad DICOMweb parameter with 400; the REST API keeps FastAPI's 422
+        status = 400 if request.url.path.startswith("/dicomweb/") else 422
+        return JSONResponse({"detail": validation_errors(exc)}, status_code=status)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if _is_bad_value(exc):  # a value the database cannot take: the request's fault
+            log.info("refused a value the database cannot take (%s)", type(exc.orig).__name__)
+            return JSONResponse(
+                {"detail": "a value in the request is out of range or not valid text"},
+                status_code=400,
+            )
+        log.error("database error (%s) on %s", type(exc.orig).__name__, request.url.path)
+        return JSONResponse({"detail": "internal error; it is logged"}, status_code=500)
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -179,11 +253,14 @@ def create_app(runtime: Runtime, parts: list[ServicePart], *, title: str) -> Fas
         )
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if not _may_read_metrics(request, runtime.settings):
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for part in parts:
         for router in part.routers:
             app.include_router(router)
+    app.add_middleware(RefuseNulBytes)
     app.add_middleware(RequestContext, service=title)
     return app

@@ -34,6 +34,8 @@ class Database:
             max_overflow=0,
             pool_timeout=60,
             pool_pre_ping=True,
+            # a statement's values may be a patient's identifiers: never in logs or errors
+            hide_parameters=True,
         )
 
     @asynccontextmanager

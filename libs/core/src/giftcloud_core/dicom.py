@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 
 import pydicom
+from giftcloud_deid.raw import (
+    DEFAULT_MAX_INFLATED,
+    InflateLimit,
+    Malformed,
+    is_deflated,
+    transfer_syntax_of,
+    undeflate,
+)
+from giftcloud_deid.uid import uid_problem
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -21,6 +31,8 @@ OUT_OF_RESOURCES = 0xA700
 STUDY_UID_MISMATCH = 0xC409  # the instance is not of the study named in the URL
 
 _REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+#: deflated instances inflated at once in one process: each may take its ceiling twice over
+_INFLATING = threading.BoundedSemaphore(2)
 
 
 class InvalidInstance(ValueError):
@@ -47,21 +59,45 @@ class InstanceInfo:
     study_uid: str
     series_uid: str
     transfer_syntax_uid: str
+    #: what a deflated instance inflates to (0: not deflated)
+    inflated_size: int = 0
 
 
-def inspect_instance(data: bytes) -> InstanceInfo:
-    """Check that ``data`` is a whole DICOM Part 10 file with the identifying UIDs; say what it is.
+def inspect_instance(data: bytes, *, max_inflated: int = DEFAULT_MAX_INFLATED) -> InstanceInfo:
+    """Check that ``data`` is a whole DICOM Part 10 file with valid identifying UIDs; say what
+    it is. A deflated dataset is inflated as a stream, refused past ``max_inflated`` bytes.
 
-    Raises :class:`InvalidInstance` naming what is wrong (not DICOM, truncated, a missing tag).
+    Raises :class:`InvalidInstance` naming what is wrong (not DICOM, truncated, a missing tag,
+    an invalid UID, a deflate bomb).
     """
     if len(data) < 132 or data[128:132] != b"DICM":
         raise InvalidInstance(
             "not a DICOM Part 10 file: no 'DICM' prefix after the 128-byte preamble"
         )
+    try:
+        if is_deflated(data):
+            with _INFLATING:
+                readable = undeflate(data, max_inflated=max_inflated)
+        else:
+            readable = data
+    except InflateLimit as exc:
+        raise InvalidInstance(f"refused: {exc}", OUT_OF_RESOURCES) from exc
+    except Malformed as exc:
+        raise InvalidInstance(f"not a readable DICOM file: {exc}") from exc
     with warnings.catch_warnings():
         # odd values (an IS of '1A') are the archive's to keep, not a reason to refuse a file
         warnings.simplefilter("ignore")
-        return _inspect(data)
+        info = _inspect(readable)
+    if readable is not data:  # the syntax it came in, not the one it was read in
+        info = InstanceInfo(
+            info.sop_class_uid,
+            info.sop_instance_uid,
+            info.study_uid,
+            info.series_uid,
+            transfer_syntax_of(data),
+            inflated_size=len(readable),
+        )
+    return info
 
 
 def _inspect(data: bytes) -> InstanceInfo:
@@ -81,8 +117,7 @@ def _inspect(data: bytes) -> InstanceInfo:
             sop_class,
             sop_uid,
         )
-    if not transfer_syntax.is_deflated:  # offsets of a deflated file are in the inflated stream
-        _check_ends_at_last_element(ds, len(data), sop_class, sop_uid)
+    _check_ends_at_last_element(ds, len(data), sop_class, sop_uid)
     _check_complete(ds, transfer_syntax.is_encapsulated, sop_class, sop_uid)
     missing = [name for name in _REQUIRED if not ds.get(name)]
     if missing:
@@ -92,6 +127,16 @@ def _inspect(data: bytes) -> InstanceInfo:
             sop_class,
             sop_uid,
         )
+    for name in _REQUIRED:  # they become object keys and URLs: PS3.5 §9.1 or nothing
+        value = str(ds.get(name))
+        problem = uid_problem(value)
+        if problem is not None:
+            raise InvalidInstance(
+                f"{name} {value[:80]!r} is not a valid UID (PS3.5 §9.1): {problem}",
+                CANNOT_UNDERSTAND,
+                sop_class if name != "SOPClassUID" else "",
+                sop_uid if name != "SOPInstanceUID" else "",
+            )
     return InstanceInfo(
         sop_class,
         sop_uid,

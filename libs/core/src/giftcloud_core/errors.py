@@ -38,12 +38,20 @@ class NotFound(GiftcloudError):
     status = 404
 
 
+class RequestTimeout(GiftcloudError):
+    status = 408
+
+
 class Conflict(GiftcloudError):
     status = 409
 
 
 class PayloadTooLarge(GiftcloudError):
     status = 413
+
+
+class TooManyRequests(GiftcloudError):
+    status = 429
 
 
 class UnsupportedMediaType(GiftcloudError):

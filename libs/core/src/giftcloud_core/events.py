@@ -44,6 +44,8 @@ class ReceivedPart(BaseModel):
     name: str
     sha256: str
     size: int
+    #: what a deflated instance inflates to (0: not deflated); readers hold this much
+    inflated_size: int = 0
 
 
 class InstancesReceived(Event):
@@ -57,7 +59,7 @@ class InstancesReceived(Event):
     source: Literal["stow", "upload", "dimse", "pacs", "gateway"]
 
     def payload_bytes(self) -> int:
-        return sum(part.size for part in self.parts)
+        return sum(max(part.size, part.inflated_size) for part in self.parts)
 
 
 class DeidentifiedPart(BaseModel):

@@ -74,9 +74,30 @@ class AuthSettings(BaseModel):
     outbox_interval_seconds: float = 5.0
 
 
+class LimitsSettings(BaseModel):
+    """Sizes every way in and every service keeps to, whatever the input says of itself."""
+
+    #: the largest DICOM instance accepted (a STOW-RS part, a C-STORE, an uploaded file)
+    max_instance_bytes: int = 256 * 1024**2
+    #: the most a deflated instance may inflate to (it is inflated as a stream and refused
+    #: past this); unset: twice ``max_instance_bytes``
+    max_inflated_bytes: int | None = None
+
+    @property
+    def inflated_ceiling(self) -> int:
+        """The ceiling on inflating a deflated instance, in bytes."""
+        if self.max_inflated_bytes is not None:
+            return self.max_inflated_bytes
+        return 2 * self.max_instance_bytes
+
+
 class IngestSettings(BaseModel):
     #: largest STOW-RS request body accepted, in bytes
     max_request_bytes: int = 2 * 1024**3
+    #: most parts (instances) in one STOW-RS request
+    max_parts: int = 10_000
+    #: a request body that sends nothing for this long is refused (408)
+    body_idle_seconds: float = 30.0
     #: public base URL used in STOW-RS RetrieveURL attributes
     public_url: str = "http://127.0.0.1:8000"
 
@@ -97,12 +118,20 @@ class AnonymiseSettings(BaseModel):
     vault_private_key: Path | None = None
 
 
+class MetricsSettings(BaseModel):
+    #: when set, /metrics answers only ``Authorization: Bearer <token>`` (Prometheus's
+    #: ``bearer_token``); when unset, only requests that did not come through a proxy
+    token: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GIFTCLOUD_", env_nested_delimiter="__", extra="ignore"
     )
 
     service: str = "giftcloud"
+    #: where a process keeps what it makes for its operator (the first admin's password)
+    data_dir: Path = Path("./giftcloud-data")
     log_level: str = "INFO"
     log_json: bool = True
     admin_password: SecretStr | None = None
@@ -110,5 +139,7 @@ class Settings(BaseSettings):
     bus: BusSettings = Field(default_factory=BusSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     anonymise: AnonymiseSettings = Field(default_factory=AnonymiseSettings)

@@ -21,7 +21,8 @@ from jose.exceptions import JOSEError
 from giftcloud_core.errors import Forbidden, Unauthorized
 
 ProjectRole = Literal["owner", "member", "collaborator"]
-SiteRole = Literal["admin", "reidentifier"]
+#: admin: everything; creator: may create projects; reidentifier: may read the vault
+SiteRole = Literal["admin", "creator", "reidentifier"]
 READ_ROLES: frozenset[str] = frozenset({"owner", "member", "collaborator"})
 WRITE_ROLES: frozenset[str] = frozenset({"owner", "member"})
 ALGORITHM = "RS256"
@@ -174,7 +175,12 @@ class TokenVerifier:
             raise Unauthorized("token signed by an unknown key")
         try:
             claims = jwt.decode(
-                token, key, algorithms=[ALGORITHM], audience=self.audience, issuer=self.issuer
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options=_REQUIRED_CLAIMS,
             )
         except JOSEError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
@@ -183,6 +189,16 @@ class TokenVerifier:
             site_roles=frozenset(claims.get("roles", [])),
             projects=dict(claims.get("projects", {})),
         )
+
+
+#: a token without an expiry (or a subject, issuer, audience, issue time) is no token
+_REQUIRED_CLAIMS = {
+    "require_exp": True,
+    "require_iat": True,
+    "require_sub": True,
+    "require_iss": True,
+    "require_aud": True,
+}
 
 
 def _find_key(jwks: dict[str, Any], kid: object) -> dict[str, Any] | None:

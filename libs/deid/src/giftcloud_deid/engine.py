@@ -29,6 +29,7 @@ from giftcloud_deid.errors import Rejected
 from giftcloud_deid.keys import ProjectKeys
 from giftcloud_deid.profile import DEFAULT_PROFILE, Profile
 from giftcloud_deid.raw import (
+    DEFAULT_MAX_INFLATED,
     UNDEFINED,
     Element,
     Malformed,
@@ -41,6 +42,7 @@ from giftcloud_deid.raw import (
     header,
     open_part10,
     sequence_bytes,
+    undeflate,
 )
 from giftcloud_deid.rules import (
     BASIC_CODE,
@@ -56,6 +58,7 @@ from giftcloud_deid.rules import (
     load_table,
 )
 from giftcloud_deid.rules import UID as NEW_UID
+from giftcloud_deid.uid import uid_problem
 from giftcloud_deid.verify import Identity, verify
 
 ENGINE_VERSION = "giftcloud-deid 1.0"
@@ -209,8 +212,11 @@ class Deidentifier:
         *,
         verify_output: bool = True,
         burned_in: pixels.BurnedInRules | None = None,
+        max_inflated: int = DEFAULT_MAX_INFLATED,
     ) -> None:
         self.keys = keys
+        #: the most a deflated input may inflate to: a deflate bomb is refused, not inflated
+        self.max_inflated = max_inflated
         self.profile = profile
         self.verify_output = verify_output
         self.action_map = _actions(profile.options)
@@ -229,7 +235,7 @@ class Deidentifier:
 
     def _checked(self, data: bytes, *, dry_run: bool) -> DeidentifiedInstance:
         try:
-            return self._run(data, dry_run=dry_run)
+            return self._run(undeflate(data, max_inflated=self.max_inflated), dry_run=dry_run)
         except (Malformed, struct.error, IndexError, RecursionError) as exc:  # broken structure
             raise Rejected(f"not a well-formed DICOM Part 10 file: {exc}") from exc
 
@@ -285,6 +291,10 @@ class Deidentifier:
             tag: text(tag)[0] if run.actions.get(tag) == KEEP else run.uid(text(tag)[0])
             for tag in (STUDY_UID, SERIES_UID, SOP_INSTANCE)
         }
+        for tag, uid in (*ids.items(), (SOP_CLASS, sop_class)):
+            problem = uid_problem(uid)
+            if problem is not None:  # the output's UIDs name its place in the archive
+                raise Rejected(f"{_REQUIRED[tag]} {uid[:80]!r} is not a valid UID: {problem}")
         if dry_run:
             return _result(b"", run, ids, sop_class, part.transfer_syntax, masked)
         self._stamp(chunks, run, text(PATIENT_AGE), bool(masked))

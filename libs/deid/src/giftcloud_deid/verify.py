@@ -17,6 +17,9 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from giftcloud_deid.raw import DEFAULT_MAX_INFLATED, undeflate
+from giftcloud_deid.uid import uid_problem
+
 #: attributes whose values identify the patient or people around them (top level)
 IDENTIFYING = {
     0x00100010: "PatientName",
@@ -152,15 +155,26 @@ def verify(scanned: bytes, identity: Identity, *, dates: bool = True) -> list[st
     return hits[:10]
 
 
-def audit(data: bytes, *, allow_private: bool = False) -> list[str]:
+def audit(
+    data: bytes, *, allow_private: bool = False, max_inflated: int = DEFAULT_MAX_INFLATED
+) -> list[str]:
     """Problems of a file that should be de-identified, judged without its original."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+            # a deflated file is inflated bounded (Malformed is a ValueError), never whole
+            readable = undeflate(data, max_inflated=max_inflated)
+            ds = pydicom.dcmread(io.BytesIO(readable), stop_before_pixels=True)
     except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, OSError) as exc:
         return [f"not a readable DICOM Part 10 file: {exc}"]
     problems = []
+    for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns of the invalid UID we refuse
+            uid = str(ds.get(keyword, "") or "")
+        problem = uid_problem(uid)
+        if problem is not None:  # these UIDs name the instance's place in the archive
+            problems.append(f"{keyword} {uid[:80]!r} is not a valid UID: {problem}")
     if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
         problems.append("PatientIdentityRemoved is not YES")
     if not str(ds.get("DeidentificationMethod", "")):

@@ -56,12 +56,12 @@ def _deidentify(deidentifier: Deidentifier, data: bytes) -> Outcome:
         return exc
 
 
-def _audit(data: bytes) -> Outcome:
+def _audit(data: bytes, max_inflated: int) -> Outcome:
     """verify mode: what arrives must be de-identified already; it passes on unchanged."""
-    problems = audit(data)
+    problems = audit(data, max_inflated=max_inflated)
     if problems:
         return Rejected("not de-identified: " + "; ".join(problems))
-    facts = summary(data)
+    facts = summary(data, max_inflated=max_inflated)
     return DeidentifiedInstance(
         data=data,
         subject=facts["subject"],
@@ -129,7 +129,10 @@ class AnonymiseService:
     def _deidentifier(self, project: str) -> Deidentifier:
         keys = ProjectKeys.derive(self._site_secret, project)
         return Deidentifier(
-            keys, self.profile(project), verify_output=self.settings.anonymise.verify
+            keys,
+            self.profile(project),
+            verify_output=self.settings.anonymise.verify,
+            max_inflated=self.settings.limits.inflated_ceiling,
         )
 
     def profile(self, project: str) -> Profile:
@@ -157,7 +160,8 @@ class AnonymiseService:
                 lambda: [_deidentify(deidentifier, f) for f in files]
             )
         else:
-            outcomes = await asyncio.to_thread(lambda: [_audit(f) for f in files])
+            ceiling = self.settings.limits.inflated_ceiling
+            outcomes = await asyncio.to_thread(lambda: [_audit(f, ceiling) for f in files])
         passed = [
             (part, outcome)
             for part, outcome in zip(event.parts, outcomes, strict=True)

@@ -70,7 +70,7 @@ def build_router(service: CatalogueService, current: Any) -> APIRouter:
         study_date: Annotated[str | None, Query(alias="StudyDate")] = None,
         modality: Annotated[str | None, Query(alias="ModalitiesInStudy")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> Response:
         """QIDO-RS: search for studies."""
         rows = await service.studies(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydicom
+from giftcloud_deid.raw import transfer_syntax_of, undeflate
 from pydicom.dataelem import DataElement
 
 PIXEL_TAGS = {"7FE00010", "7FE00008", "7FE00009"}
@@ -31,11 +32,15 @@ def _int(value: object) -> int | None:
         return None
 
 
-def describe(data: bytes, bulk_uri: str) -> tuple[dict[str, Any], Summary]:
-    """The instance's DICOM JSON (bulk data as BulkDataURIs under ``bulk_uri``) and a summary."""
+def describe(data: bytes, bulk_uri: str, max_inflated: int) -> tuple[dict[str, Any], Summary]:
+    """The instance's DICOM JSON (bulk data as BulkDataURIs under ``bulk_uri``) and a summary.
+
+    A deflated instance is inflated as a stream, never past ``max_inflated`` bytes.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = pydicom.dcmread(io.BytesIO(data))
+        ds = pydicom.dcmread(io.BytesIO(undeflate(data, max_inflated=max_inflated)))
+        stored_syntax = transfer_syntax_of(data)
 
         def bulk(element: DataElement) -> str:
             return f"{bulk_uri}/{element.tag:08X}"
@@ -47,7 +52,7 @@ def describe(data: bytes, bulk_uri: str) -> tuple[dict[str, Any], Summary]:
         for tag in PIXEL_TAGS & set(metadata):  # pixels are never inline, however small
             metadata[tag] = {"vr": metadata[tag]["vr"], "BulkDataURI": f"{bulk_uri}/{tag}"}
         # the transfer syntax is where a client learns how to read the pixel data
-        metadata["00020010"] = {"vr": "UI", "Value": [str(ds.file_meta.TransferSyntaxUID)]}
+        metadata["00020010"] = {"vr": "UI", "Value": [stored_syntax]}
         summary = Summary(
             modality=str(ds.get("Modality", "") or ""),
             study_date=str(ds.get("StudyDate", "") or ""),
@@ -55,6 +60,6 @@ def describe(data: bytes, bulk_uri: str) -> tuple[dict[str, Any], Summary]:
             series_description=str(ds.get("SeriesDescription", "") or ""),
             series_number=_int(ds.get("SeriesNumber")),
             instance_number=_int(ds.get("InstanceNumber")),
-            transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID),
+            transfer_syntax_uid=stored_syntax,
         )
     return metadata, summary

@@ -4,7 +4,7 @@ import asyncio
 import json
 
 from giftcloud_core.bundle import fetch
-from giftcloud_core.bus import Bus
+from giftcloud_core.bus import Bus, PermanentFailure
 from giftcloud_core.events import (
     ArchivedInstance,
     DeidentifiedPart,
@@ -28,28 +28,39 @@ class ArchiveService:
 
     def __init__(self, settings: Settings, bus: Bus, store: ObjectStore) -> None:
         self.buckets = settings.storage.buckets
+        self.max_inflated = settings.limits.inflated_ceiling
         self.bus = bus
         self.store = store
 
     async def on_deidentified(self, event: Event) -> None:
         if not isinstance(event, InstancesDeidentified):
             return
+        try:  # every key is built before anything is written: all of the bundle or none
+            keys = [
+                archive_key(event.project, part.study_uid, part.series_uid, part.sop_uid)
+                for part in event.instances
+            ]
+        except ValueError as exc:
+            raise PermanentFailure(f"{event.object_key}: {exc}") from exc
         count = len(event.instances)
         files = await fetch(self.store, self.buckets.outgoing, event.object_key, count)
         if files is None:
             return
         described = await asyncio.to_thread(
             lambda: [
-                describe(data, _bulk_uri(event.project, part))
+                describe(data, _bulk_uri(event.project, part), self.max_inflated)
                 for part, data in zip(event.instances, files, strict=True)
             ]
         )
         limit = asyncio.Semaphore(8)
 
         async def lay_out(
-            part: DeidentifiedPart, data: bytes, metadata: dict[str, object], summary: Summary
+            key: str,
+            part: DeidentifiedPart,
+            data: bytes,
+            metadata: dict[str, object],
+            summary: Summary,
         ) -> ArchivedInstance:
-            key = archive_key(event.project, part.study_uid, part.series_uid, part.sop_uid)
             metadata_key = key.removesuffix(".dcm") + ".json"
             async with limit:
                 await self.store.put(self.buckets.archive, key, data, "application/dicom")
@@ -81,9 +92,9 @@ class ArchiveService:
 
         async with asyncio.TaskGroup() as group:  # one failure stops the rest: all are retried
             tasks = [
-                group.create_task(lay_out(part, data, metadata, summary))
-                for part, data, (metadata, summary) in zip(
-                    event.instances, files, described, strict=True
+                group.create_task(lay_out(key, part, data, metadata, summary))
+                for key, part, data, (metadata, summary) in zip(
+                    keys, event.instances, files, described, strict=True
                 )
             ]
         await self.bus.publish(

@@ -1,7 +1,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, status
-from giftcloud_core.errors import Forbidden, NotFound
+from giftcloud_core.errors import BadRequest, Forbidden, NotFound
 from giftcloud_core.tokens import Principal
 
 from giftcloud_auth.schemas import (
@@ -24,6 +24,8 @@ def build_router(service: AuthService, current: Any) -> APIRouter:
         username: Annotated[str, Form()], password: Annotated[str, Form()]
     ) -> TokenResponse:
         """OAuth2 password grant: a short-lived access token."""
+        if "\x00" in username or "\x00" in password:
+            raise BadRequest("the username or password holds a NUL byte")
         access, lifetime = await service.issue_token(username, password)
         return TokenResponse(access_token=access, expires_in=lifetime)
 
@@ -43,6 +45,8 @@ def build_router(service: AuthService, current: Any) -> APIRouter:
 
     @router.post("/projects", response_model=ProjectPublic, status_code=status.HTTP_201_CREATED)
     async def create_project(data: ProjectCreate, caller: Caller) -> ProjectPublic:
+        if not (caller.is_admin or "creator" in caller.site_roles):
+            raise Forbidden("creating a project needs the admin or creator site role")
         return await service.create_project(data, caller)
 
     @router.get("/projects", response_model=list[ProjectPublic])
@@ -51,6 +55,8 @@ def build_router(service: AuthService, current: Any) -> APIRouter:
 
     @router.put("/projects/{project}/members", status_code=status.HTTP_204_NO_CONTENT)
     async def add_member(project: str, data: MemberAdd, caller: Caller) -> None:
+        """Give a user a role on the project. The answer is the same whether or not the
+        account exists (no one learns account names this way); the members list shows it."""
         if not await service.project_exists(project):
             raise NotFound(f"no project {project!r}")
         caller.require(project, frozenset({"owner"}))

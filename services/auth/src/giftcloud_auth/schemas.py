@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from giftcloud_core.names import PROJECT_NAME
+from pydantic import BaseModel, Field, field_validator
 
-PROJECT_NAME = r"^[a-z0-9][a-z0-9-]{1,62}$"
+USERNAME = r"^[A-Za-z0-9_.@-]+$"
 
 
 class TokenResponse(BaseModel):
@@ -14,9 +15,14 @@ class TokenResponse(BaseModel):
 
 
 class UserCreate(BaseModel):
-    username: str = Field(min_length=2, max_length=128, pattern=r"^[A-Za-z0-9_.@-]+$")
+    username: str = Field(min_length=2, max_length=128, pattern=USERNAME)
     password: str = Field(min_length=8, max_length=1024)
-    site_roles: list[Literal["admin", "reidentifier"]] = []
+    site_roles: list[Literal["admin", "creator", "reidentifier"]] = []
+
+    @field_validator("username")
+    @classmethod
+    def fold(cls, value: str) -> str:
+        return value.lower()  # one account whatever the case it is typed in
 
 
 class UserPublic(BaseModel):
@@ -26,7 +32,7 @@ class UserPublic(BaseModel):
 
 class ProjectCreate(BaseModel):
     name: str = Field(pattern=PROJECT_NAME, description="lower-case letters, digits and '-'")
-    title: str = ""
+    title: str = Field(default="", max_length=200)
 
 
 class ProjectPublic(BaseModel):
@@ -36,5 +42,5 @@ class ProjectPublic(BaseModel):
 
 
 class MemberAdd(BaseModel):
-    username: str
+    username: str = Field(min_length=1, max_length=128)
     role: Literal["owner", "member", "collaborator"]

@@ -3,7 +3,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
@@ -13,8 +15,10 @@ from giftcloud_core.errors import Conflict, NotFound, Unauthorized
 from giftcloud_core.events import ProjectCreated, parse_event
 from giftcloud_core.settings import Settings
 from giftcloud_core.tokens import Principal, TokenSigner, generate_private_key_pem
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from giftcloud_auth.models import Membership, OutboxEvent, Project, SigningKey, User
 from giftcloud_auth.schemas import MemberAdd, ProjectCreate, ProjectPublic, UserCreate, UserPublic
@@ -115,9 +119,15 @@ class AuthService:
             session.add(
                 User(username="admin", password_hash=self.hasher.hash(password), site_roles="admin")
             )
+            if given is None:  # before the commit: no admin whose password nobody has
+                path = _write_secret(self.settings.data_dir / "admin-password", password)
         if given is None:
-            # printed once, on the first start with an empty database
-            print(f"giftcloud: created user 'admin' with password {password}", flush=True)
+            # never the password itself: stdout ends up in container logs
+            print(
+                f"giftcloud: created user 'admin'; its password is in {path} (readable by you"
+                " only): read it, sign in, change it, delete the file",
+                flush=True,
+            )
         log.info("created the first user 'admin'")
 
     async def _announce_projects(self) -> None:
@@ -132,9 +142,13 @@ class AuthService:
 
     async def issue_token(self, username: str, password: str) -> tuple[str, int]:
         async with self.db.session() as session:
-            user = (await session.exec(select(User).where(User.username == username))).first()
+            user = await _user(session, username)
             memberships = (
-                await session.exec(select(Membership).where(Membership.username == username))
+                await session.exec(
+                    select(Membership).where(
+                        Membership.username == (user.username if user else username)
+                    )
+                )
             ).all()
         try:
             self.hasher.verify(user.password_hash if user else self._dummy_hash, password)
@@ -160,7 +174,7 @@ class AuthService:
         try:
             async with self.db.session() as session:
                 session.add(user)
-        except IntegrityError as exc:
+        except IntegrityError as exc:  # the same name in any case
             raise Conflict(f"user {data.username!r} exists already") from exc
         return UserPublic(username=user.username, site_roles=user.roles())
 
@@ -200,16 +214,17 @@ class AuthService:
         ]
 
     async def add_member(self, project: str, data: MemberAdd) -> None:
+        """Set a user's role on a project; an unknown user changes nothing, and says nothing."""
         async with self.db.session() as session:
             if await session.get(Project, project) is None:
                 raise NotFound(f"no project {project!r}")
-            if (
-                await session.exec(select(User).where(User.username == data.username))
-            ).first() is None:
-                raise NotFound(f"no user {data.username!r}")
-            existing = await session.get(Membership, (project, data.username))
+            user = await _user(session, data.username)
+            if user is None:
+                log.info("membership of an unknown account on %s: nothing to change", project)
+                return
+            existing = await session.get(Membership, (project, user.username))
             if existing is None:
-                session.add(Membership(project=project, username=data.username, role=data.role))
+                session.add(Membership(project=project, username=user.username, role=data.role))
             else:
                 existing.role = data.role
                 session.add(existing)
@@ -217,3 +232,25 @@ class AuthService:
     async def project_exists(self, project: str) -> bool:
         async with self.db.session() as session:
             return await session.get(Project, project) is not None
+
+
+async def _user(session: AsyncSession, username: str) -> User | None:
+    """The account of ``username`` in any case (admin, Admin and ADMIN are one)."""
+    statement = select(User).where(func.lower(User.username) == username.lower())
+    return (await session.exec(statement)).first()
+
+
+def _write_secret(path: Path, secret: str) -> Path:
+    """Write ``secret`` to a new file only its owner can read; a clear error if it cannot."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret + "\n")
+        os.chmod(path, 0o600)  # an older file of another mode is made private too
+    except OSError as exc:
+        raise RuntimeError(
+            f"cannot write the generated admin password to {path} ({exc.strerror}): set"
+            " GIFTCLOUD_ADMIN_PASSWORD, or GIFTCLOUD_DATA_DIR to a folder this process may write"
+        ) from exc
+    return path.resolve()

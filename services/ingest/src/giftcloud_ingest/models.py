@@ -45,4 +45,6 @@ class Upload(SQLModel, table=True):
     source: str
     accepted: int = 0
     failed: int = 0
+    #: receiving while its files still arrive, then received
+    state: str = "receiving"
     created_at: datetime = Field(default_factory=_now)

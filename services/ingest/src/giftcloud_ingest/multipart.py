@@ -1,23 +1,39 @@
-"""multipart/related bodies (RFC 2387), as STOW-RS sends them."""
+"""multipart/related bodies (RFC 2387), as STOW-RS sends them, parsed as a stream.
+
+python-multipart does the parsing; :class:`PartReader` adds what STOW-RS needs around it:
+a preamble before the first boundary, a ceiling on each part and on the number of parts
+(a part past its ceiling is counted, not kept), and a body that stops before its closing
+boundary is refused.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from giftcloud_core.errors import BadRequest, UnsupportedMediaType
+from giftcloud_core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser
 
 _PARAM = re.compile(r';\s*([A-Za-z0-9_-]+)\s*=\s*("([^"]*)"|[^;\s]+)')
+#: bytes of preamble looked through for the first boundary before the body is refused
+_MAX_PREAMBLE = 64 * 1024
 
 
 @dataclass(frozen=True)
 class Part:
     headers: dict[str, str]
     body: bytes
+    #: bytes the part had; more than ``len(body)`` when it passed the ceiling and was dropped
+    size: int
 
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "application/dicom").split(";")[0].strip().lower()
+
+    @property
+    def too_large(self) -> bool:
+        return self.size > len(self.body)
 
 
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
@@ -41,38 +57,125 @@ def boundary_of(content_type: str) -> bytes:
     boundary = params.get("boundary")
     if not boundary:
         raise BadRequest("the Content-Type has no multipart boundary")
+    if len(boundary) > 70:  # RFC 2046 §5.1.1
+        raise BadRequest("the multipart boundary is longer than 70 characters")
     return boundary.encode("latin-1")
 
 
-def split_parts(body: bytes, boundary: bytes) -> list[Part]:
-    delimiter = b"--" + boundary
-    position = body.find(delimiter)
-    if position < 0:
-        raise BadRequest("the body does not contain the multipart boundary")
-    parts: list[Part] = []
-    while True:
-        position += len(delimiter)
-        if body[position : position + 2] == b"--":
-            return parts
-        line_end = body.find(b"\r\n", position)
-        if line_end < 0:
-            raise BadRequest("the multipart body ends inside a boundary line")
-        start = line_end + 2
-        end = body.find(b"\r\n" + delimiter, start)
-        if end < 0:
-            raise BadRequest("the multipart body has no closing boundary (truncated upload?)")
-        parts.append(_part(body[start:end]))
-        position = end + 2
+@dataclass
+class _Current:
+    headers: dict[str, str] = field(default_factory=dict)
+    name: bytearray = field(default_factory=bytearray)
+    value: bytearray = field(default_factory=bytearray)
+    chunks: list[bytes] = field(default_factory=list)
+    size: int = 0
 
 
-def _part(raw: bytes) -> Part:
-    if raw.startswith(b"\r\n"):
-        return Part({}, raw[2:])
-    head_end = raw.find(b"\r\n\r\n")
-    if head_end < 0:
-        raise BadRequest("a multipart part has no blank line after its headers")
-    headers: dict[str, str] = {}
-    for line in raw[:head_end].decode("latin-1").split("\r\n"):
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return Part(headers, raw[head_end + 4 :])
+class PartReader:
+    """Feed it the body chunk by chunk; each :meth:`feed` returns the parts it completed.
+
+    It holds at most one part (up to ``max_part_bytes``) and the parts completed by one
+    chunk. Past ``max_parts`` parts it raises :class:`PayloadTooLarge`; :meth:`close` raises
+    :class:`BadRequest` for a body that ended before its closing boundary.
+    """
+
+    def __init__(self, boundary: bytes, *, max_part_bytes: int, max_parts: int) -> None:
+        self._delimiter = b"--" + boundary
+        self._max_part_bytes = max_part_bytes
+        self._max_parts = max_parts
+        self._preamble = bytearray()
+        self._started = False
+        self._ended = False
+        self._count = 0
+        self._current = _Current()
+        self._done: list[Part] = []
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._begin,
+                "on_header_field": self._header_name,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_part_data": self._data,
+                "on_part_end": self._end_part,
+                "on_end": self._end,
+            },
+            max_header_count=16,
+        )
+
+    def feed(self, chunk: bytes) -> list[Part]:
+        if not self._started:
+            chunk = self._skip_preamble(chunk)
+            if not chunk:
+                return []
+        if self._ended:
+            return []  # the epilogue, ignored (RFC 2046)
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError as exc:
+            raise BadRequest(f"the multipart body is malformed: {exc}") from exc
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> None:
+        if not self._started:
+            raise BadRequest("the body does not contain the multipart boundary")
+        if not self._ended:
+            raise BadRequest(
+                f"the multipart body has no closing boundary after part {self._count}"
+                " (truncated upload?)"
+            )
+
+    def _skip_preamble(self, chunk: bytes) -> bytes:
+        """What follows the preamble (RFC 2046 allows text before the first boundary)."""
+        self._preamble += chunk
+        buffered = bytes(self._preamble)
+        if buffered.startswith(self._delimiter):
+            start = 0
+        else:
+            found = buffered.find(b"\r\n" + self._delimiter)
+            if found < 0:
+                if len(buffered) > _MAX_PREAMBLE:
+                    raise BadRequest("the body does not contain the multipart boundary")
+                return b""
+            start = found + 2
+        self._started = True
+        self._preamble = bytearray()
+        return buffered[start:]
+
+    def _begin(self) -> None:
+        self._count += 1
+        if self._count > self._max_parts:
+            raise PayloadTooLarge(
+                f"more than {self._max_parts} parts in one request; send them in several"
+            )
+        self._current = _Current()
+
+    def _header_name(self, data: bytes, start: int, end: int) -> None:
+        self._current.name += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._current.value += data[start:end]
+
+    def _header_end(self) -> None:
+        current = self._current
+        name = current.name.decode("latin-1").strip().lower()
+        current.headers[name] = current.value.decode("latin-1").strip()
+        current.name, current.value = bytearray(), bytearray()
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        current = self._current
+        current.size += end - start
+        if current.size <= self._max_part_bytes:
+            current.chunks.append(bytes(data[start:end]))
+        elif current.chunks:
+            current.chunks = []  # past the ceiling: counted, not kept
+
+    def _end_part(self) -> None:
+        current = self._current
+        body = b"".join(current.chunks) if current.size <= self._max_part_bytes else b""
+        self._done.append(Part(current.headers, body, current.size))
+        self._current = _Current()
+
+    def _end(self) -> None:
+        self._ended = True

@@ -1,33 +1,80 @@
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from giftcloud_core.dicom import STUDY_UID_MISMATCH
-from giftcloud_core.errors import PayloadTooLarge
+from giftcloud_core.dicom import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, STUDY_UID_MISMATCH
+from giftcloud_core.errors import BadRequest, GiftcloudError, PayloadTooLarge, RequestTimeout
 from giftcloud_core.tokens import Principal
+from giftcloud_deid.uid import uid_problem
+from starlette.requests import ClientDisconnect
 
-from giftcloud_ingest.multipart import boundary_of, split_parts
-from giftcloud_ingest.service import IngestService, StoreResult
+from giftcloud_ingest.multipart import PartReader, boundary_of
+from giftcloud_ingest.service import IngestService, StoreResult, UploadSession
 
 DICOM_JSON = "application/dicom+json"
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+def check_declared_length(request: Request, limit: int) -> None:
+    """413 at once for a body that says it is larger than ``limit``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the request is {declared} bytes; the limit is {limit}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+
+
+async def body_chunks(request: Request, limit: int, idle_seconds: float) -> AsyncIterator[bytes]:
+    """The request body as it arrives: 413 past ``limit`` bytes, 408 when it stalls."""
+    stream = request.stream().__aiter__()
+    received = 0
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), idle_seconds)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the request body stalled: nothing arrived for {idle_seconds:g} s"
+                f" after {received} bytes"
+            ) from None
+        except ClientDisconnect:
+            raise BadRequest(f"the client went away after {received} bytes") from None
+        received += len(chunk)
+        if received > limit:
             raise PayloadTooLarge(f"the request passed the limit of {limit} bytes")
-    return bytes(body)
+        yield chunk
 
 
-def stow_response(result: StoreResult, base_url: str, project: str) -> JSONResponse:
+async def receive_parts(
+    request: Request, upload: UploadSession, reader: PartReader, limit: int, idle: float
+) -> None:
+    """Stream the body into the upload, part by part."""
+    max_instance = upload.service.settings.limits.max_instance_bytes
+    async for chunk in body_chunks(request, limit, idle):
+        for part in reader.feed(chunk):
+            if part.too_large:
+                upload.refuse(
+                    OUT_OF_RESOURCES,
+                    f"the instance is {part.size} bytes; the limit for one instance is"
+                    f" {max_instance} (GIFTCLOUD_LIMITS__MAX_INSTANCE_BYTES)",
+                )
+            elif part.content_type != "application/dicom":
+                upload.refuse(
+                    CANNOT_UNDERSTAND,
+                    f"a part of type {part.content_type[:64]} was sent; STOW-RS here takes"
+                    " application/dicom parts",
+                )
+            else:
+                await upload.add(part.body)
+    reader.close()
+
+
+def stow_response(
+    result: StoreResult, base_url: str, project: str, error: GiftcloudError | None = None
+) -> JSONResponse:
     """The PS3.18 STOW-RS response: 200 all stored, 202 some stored, 400 (409 for a study
-    conflict) none stored; each failure with its reason code and a readable reason."""
+    conflict) none stored; each failure with its reason code and a readable reason. A request
+    refused part way (``error``) answers with its status and says what was stored before."""
     body: dict[str, Any] = {}
     if result.stored:
         body["00081199"] = {
@@ -57,11 +104,16 @@ def stow_response(result: StoreResult, base_url: str, project: str) -> JSONRespo
                 for f in result.failed
             ],
         }
-        body["giftcloud:reasons"] = [
-            f.message for f in result.failed
-        ]  # the whole text, untruncated
+    reasons = [f.message for f in result.failed]  # the whole text, untruncated
+    if error is not None:
+        reasons.append(f"{error.message}; {len(result.stored)} instance(s) before it were stored")
+        body["detail"] = reasons[-1]
+    if reasons:
+        body["giftcloud:reasons"] = reasons
     body["00081190"] = {"vr": "UR", "Value": [f"{base_url}/dicomweb/{project}/studies"]}
-    if not result.failed:
+    if error is not None:
+        status = error.status
+    elif not result.failed:
         status = 200
     elif result.stored:
         status = 202
@@ -80,17 +132,33 @@ def stow_response(result: StoreResult, base_url: str, project: str) -> JSONRespo
 def build_router(service: IngestService, current: Any) -> APIRouter:
     router = APIRouter(tags=["ingest"])
     Caller = Annotated[Principal, Depends(current)]
-    limit = service.settings.ingest.max_request_bytes
-    base_url = service.settings.ingest.public_url.rstrip("/")
+    settings = service.settings
+    limit = settings.ingest.max_request_bytes
+    base_url = settings.ingest.public_url.rstrip("/")
 
     async def stow(
         project: str, request: Request, caller: Principal, study: str | None
     ) -> JSONResponse:
         await service.check_project(project, caller)
-        boundary = boundary_of(request.headers.get("content-type", ""))
-        parts = split_parts(await read_body(request, limit), boundary)
-        result = await service.receive(project, caller, [p.body for p in parts], study_uid=study)
-        return stow_response(result, base_url, project)
+        if study is not None and (problem := uid_problem(study)) is not None:
+            raise BadRequest(f"the study UID in the URL is not a valid UID: {problem}")
+        check_declared_length(request, limit)
+        reader = PartReader(
+            boundary_of(request.headers.get("content-type", "")),
+            max_part_bytes=settings.limits.max_instance_bytes,
+            max_parts=settings.ingest.max_parts,
+        )
+        upload = await service.open_upload(project, caller, study_uid=study)
+        error: GiftcloudError | None = None
+        try:
+            await receive_parts(request, upload, reader, limit, settings.ingest.body_idle_seconds)
+        except GiftcloudError as exc:  # what arrived whole before it is kept, and said so
+            error = exc
+        except Exception:
+            await upload.finish()
+            raise
+        result = await upload.finish()
+        return stow_response(result, base_url, project, error)
 
     @router.post("/dicomweb/{project}/studies")
     async def store_instances(project: str, request: Request, caller: Caller) -> JSONResponse:

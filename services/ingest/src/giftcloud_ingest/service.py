@@ -29,6 +29,7 @@ from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore
 from giftcloud_core.tokens import WRITE_ROLES, Principal
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
@@ -43,6 +44,8 @@ class Stored:
     sop_instance_uid: str
     study_uid: str
     series_uid: str
+    #: bytes a reader holds: the file's size, or what it inflates to
+    held_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,9 @@ BUNDLE_PARTS = 100
 BUNDLE_BYTES = 4 * 1024**2
 
 
-def _check(data: bytes, study_uid: str | None) -> Stored | Failed:
+def _check(data: bytes, study_uid: str | None, max_inflated: int) -> Stored | Failed:
     try:
-        info = inspect_instance(data)
+        info = inspect_instance(data, max_inflated=max_inflated)
     except InvalidInstance as exc:
         return Failed(exc.sop_class_uid, exc.sop_instance_uid, exc.reason, exc.message)
     if study_uid is not None and info.study_uid != study_uid:
@@ -81,7 +84,13 @@ def _check(data: bytes, study_uid: str | None) -> Stored | Failed:
             STUDY_UID_MISMATCH,
             f"instance is of study {info.study_uid}, not {study_uid} named in the URL",
         )
-    return Stored(info.sop_class_uid, info.sop_instance_uid, info.study_uid, info.series_uid)
+    return Stored(
+        info.sop_class_uid,
+        info.sop_instance_uid,
+        info.study_uid,
+        info.series_uid,
+        max(len(data), info.inflated_size),
+    )
 
 
 def _bundles(
@@ -90,16 +99,125 @@ def _bundles(
     bundles: list[list[Accepted]] = []
     size = 0
     for item in accepted:
-        if not bundles or len(bundles[-1]) >= BUNDLE_PARTS or size + len(item[1]) > BUNDLE_BYTES:
+        held = item[2].held_bytes
+        if not bundles or len(bundles[-1]) >= BUNDLE_PARTS or size + held > BUNDLE_BYTES:
             bundles.append([])
             size = 0
         bundles[-1].append(item)
-        size += len(item[1])
+        size += held
     return bundles
 
 
 def _outcome(upload_id: str, item: str, outcome: str, reason: str = "") -> dict[str, str]:
     return {"upload_id": upload_id, "item": item, "outcome": outcome, "reason": reason}
+
+
+class UploadSession:
+    """One upload as its files arrive (a STOW-RS body as it streams, an association):
+    files are checked and stored in bundles as they fill, a few bundles at a time, so an
+    upload of any size holds only a few bundles' worth of files in memory.
+
+    Each accepted file is whole in ``incoming`` and announced, or reported failed; the
+    upload's row says how many were accepted and refused.
+    """
+
+    def __init__(
+        self,
+        service: IngestService,
+        project: str,
+        caller: Principal,
+        source: str,
+        study_uid: str | None,
+    ) -> None:
+        self.service = service
+        self.project = project
+        self.caller = caller
+        self.source = source
+        self.study_uid = study_uid
+        self.result = StoreResult(upload_id=uuid.uuid4().hex)
+        self._files = 0
+        self._bundles = 0
+        self._pending: list[tuple[int, bytes]] = []
+        self._pending_bytes = 0
+        self._slots = asyncio.Semaphore(4)  # batches being checked and stored at once
+        self._tasks: list[asyncio.Task[None]] = []
+        self._outcomes: dict[int, Stored | Failed] = {}
+
+    async def add(self, data: bytes) -> None:
+        """One file of the upload; stored with its neighbours once a bundle's worth is here."""
+        self._pending.append((self._next(), data))
+        self._pending_bytes += len(data)
+        if len(self._pending) >= BUNDLE_PARTS or self._pending_bytes >= BUNDLE_BYTES:
+            await self._flush()
+
+    def refuse(self, reason: int, message: str) -> None:
+        """One file of the upload refused before it was read whole (too large, say)."""
+        self._outcomes[self._next()] = Failed("", "", reason, message)
+
+    async def finish(self) -> StoreResult:
+        """Store what is still pending, wait for every batch, record the upload's counts."""
+        try:
+            await self._flush()
+            await asyncio.gather(*self._tasks)
+        finally:
+            for index in sorted(self._outcomes):
+                outcome = self._outcomes[index]
+                if isinstance(outcome, Failed):
+                    self.result.failed.append(outcome)
+                else:
+                    self.result.stored.append(outcome)
+            await self.service._record_counts(self.result)
+        return self.result
+
+    def _next(self) -> int:
+        self._files += 1
+        return self._files - 1
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        await self._slots.acquire()  # back-pressure: the body is not read while all are busy
+        self._tasks.append(asyncio.create_task(self._store(batch)))
+
+    async def _store(self, batch: list[tuple[int, bytes]]) -> None:
+        try:
+            service = self.service
+            ceiling = service.settings.limits.inflated_ceiling
+            checked = await asyncio.to_thread(
+                lambda: [_check(data, self.study_uid, ceiling) for _, data in batch]
+            )
+            accepted: list[Accepted] = []
+            names: dict[str, int] = {}
+            for (index, data), outcome in zip(batch, checked, strict=True):
+                if isinstance(outcome, Failed):
+                    INSTANCES.labels("ingest", "invalid").inc()
+                    self._outcomes[index] = outcome
+                else:
+                    name = f"{self.project}/{self.result.upload_id}/{index:06d}.dcm"
+                    names[name] = index
+                    accepted.append((name, data, outcome))
+            for bundle in _bundles(accepted):
+                number, self._bundles = self._bundles, self._bundles + 1
+                key = f"{self.project}/{self.result.upload_id}/{number:04d}.bundle"
+                ok = await service._store_bundle(
+                    self.project, self.result.upload_id, key, bundle, self.source
+                )
+                if ok:
+                    await service._count_accepted(self.result.upload_id, len(bundle))
+                for name, _, info in bundle:
+                    self._outcomes[names[name]] = info if ok else _not_stored(info)
+        finally:
+            self._slots.release()
+
+
+def _not_stored(info: Stored) -> Failed:
+    return Failed(
+        info.sop_class_uid,
+        info.sop_instance_uid,
+        OUT_OF_RESOURCES,
+        "the instance could not be stored; try again",
+    )
 
 
 class IngestService:
@@ -117,6 +235,45 @@ class IngestService:
                 raise NotFound(f"no project {project!r}")
         caller.require(project, WRITE_ROLES)
 
+    async def open_upload(
+        self,
+        project: str,
+        caller: Principal,
+        *,
+        source: str = "stow",
+        study_uid: str | None = None,
+    ) -> UploadSession:
+        """A new upload, recorded before its first file is announced (so its status exists
+        for every outcome); :meth:`UploadSession.finish` records its counts."""
+        session = UploadSession(self, project, caller, source, study_uid)
+        async with self.db.session() as db:
+            db.add(
+                Upload(
+                    id=session.result.upload_id,
+                    project=project,
+                    username=caller.subject,
+                    source=source,
+                )
+            )
+        return session
+
+    async def _record_counts(self, result: StoreResult) -> None:
+        async with self.db.session() as session:
+            await session.exec(
+                update(Upload)
+                .where(col(Upload.id) == result.upload_id)
+                .values(accepted=len(result.stored), failed=len(result.failed), state="received")
+            )
+
+    async def _count_accepted(self, upload_id: str, count: int) -> None:
+        """As each bundle is announced: an upload cut short still says what it accepted."""
+        async with self.db.session() as session:
+            await session.exec(
+                update(Upload)
+                .where(col(Upload.id) == upload_id)
+                .values(accepted=col(Upload.accepted) + count)
+            )
+
     async def receive(
         self,
         project: str,
@@ -128,49 +285,10 @@ class IngestService:
     ) -> StoreResult:
         """Accept each file that is a whole DICOM instance: encrypted into ``incoming`` (in
         bundles), then announced. A file is accepted only once both have happened."""
-        result = StoreResult(upload_id=uuid.uuid4().hex)
-        checked = await asyncio.to_thread(lambda: [_check(data, study_uid) for data in files])
-        accepted: list[Accepted] = []
-        for index, (data, outcome) in enumerate(zip(files, checked, strict=True)):
-            if isinstance(outcome, Failed):
-                INSTANCES.labels("ingest", "invalid").inc()
-                result.failed.append(outcome)
-            else:  # named by position: files of one upload may share a SOP Instance UID
-                accepted.append((f"{project}/{result.upload_id}/{index:06d}.dcm", data, outcome))
-        bundles = _bundles(accepted)
-        limit = asyncio.Semaphore(4)  # bundles are big: a few at a time
-
-        async def store(number: int, bundle: list[Accepted]) -> bool:
-            async with limit:
-                key = f"{project}/{result.upload_id}/{number:04d}.bundle"
-                return await self._store_bundle(project, result.upload_id, key, bundle, source)
-
-        stored = await asyncio.gather(*(store(n, b) for n, b in enumerate(bundles)))
-        for bundle, ok in zip(bundles, stored, strict=True):
-            for _, _, info in bundle:
-                if ok:
-                    result.stored.append(info)
-                else:
-                    result.failed.append(
-                        Failed(
-                            info.sop_class_uid,
-                            info.sop_instance_uid,
-                            OUT_OF_RESOURCES,
-                            "the instance could not be stored; try again",
-                        )
-                    )
-        async with self.db.session() as session:
-            session.add(
-                Upload(
-                    id=result.upload_id,
-                    project=project,
-                    username=caller.subject,
-                    source=source,
-                    accepted=len(result.stored),
-                    failed=len(result.failed),
-                )
-            )
-        return result
+        upload = await self.open_upload(project, caller, source=source, study_uid=study_uid)
+        for data in files:
+            await upload.add(data)
+        return await upload.finish()
 
     async def _store_bundle(
         self,
@@ -192,9 +310,12 @@ class IngestService:
                     object_key=key,
                     parts=tuple(
                         ReceivedPart(
-                            name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data)
+                            name=name,
+                            sha256=hashlib.sha256(data).hexdigest(),
+                            size=len(data),
+                            inflated_size=info.held_bytes if info.held_bytes > len(data) else 0,
                         )
-                        for name, data, _ in bundle
+                        for name, data, info in bundle
                     ),
                     source=source,
                 )
@@ -258,11 +379,12 @@ class IngestService:
             "project": upload.project,
             "source": upload.source,
             "created_at": upload.created_at.isoformat(),
+            "state": upload.state,
             "accepted": upload.accepted,
             "refused": upload.failed,
             "archived": archived,
             "rejected": rejected,
-            "pending": upload.accepted - archived - len(rejected),
+            "pending": max(0, upload.accepted - archived - len(rejected)),
         }
 
     async def uploads(self, project: str) -> list[Upload]:

@@ -1,8 +1,11 @@
 """Object storage: S3 (MinIO in deployment, SeaweedFS in tests) or a folder, same interface."""
 
+from giftcloud_deid.uid import check_uid
+
 from giftcloud_core.crypto import EnvelopeCipher
+from giftcloud_core.names import check_project_name
 from giftcloud_core.settings import StorageSettings
-from giftcloud_core.storage.base import ObjectStore
+from giftcloud_core.storage.base import InvalidKey, ObjectStore, check_key
 from giftcloud_core.storage.encrypted import EncryptedObjectStore
 from giftcloud_core.storage.fs import FileObjectStore
 from giftcloud_core.storage.s3 import S3ObjectStore
@@ -10,15 +13,25 @@ from giftcloud_core.storage.s3 import S3ObjectStore
 __all__ = [
     "EncryptedObjectStore",
     "FileObjectStore",
+    "InvalidKey",
     "ObjectStore",
     "S3ObjectStore",
     "archive_key",
+    "check_key",
     "create_store",
 ]
 
 
 def archive_key(project: str, study: str, series: str, sop: str) -> str:
-    """Where an instance lives in the archive bucket; its metadata sits beside it as ``.json``."""
+    """Where an instance lives in the archive bucket; its metadata sits beside it as ``.json``.
+
+    Built only from a valid project name and valid UIDs (:class:`ValueError` otherwise), so
+    one project's instance can never be written over another's.
+    """
+    check_project_name(project)
+    check_uid(study, "StudyInstanceUID")
+    check_uid(series, "SeriesInstanceUID")
+    check_uid(sop, "SOPInstanceUID")
     return f"{project}/{study}/{series}/{sop}.dcm"
 
 

@@ -5,7 +5,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from giftcloud_core.errors import BadRequest, ObjectNotFound
+from giftcloud_core.errors import ObjectNotFound
+from giftcloud_core.storage.base import InvalidKey, check_key
 
 
 class FileObjectStore:
@@ -15,9 +16,9 @@ class FileObjectStore:
         self.root = root
 
     def _path(self, bucket: str, key: str) -> Path:
-        path = (self.root / bucket / key).resolve()
-        if not path.is_relative_to((self.root / bucket).resolve()) or not key:
-            raise BadRequest(f"object key {key!r} leaves its bucket")
+        path = (self.root / bucket / check_key(key)).resolve()
+        if not path.is_relative_to((self.root / bucket).resolve()):  # a symlink, say
+            raise InvalidKey(f"object key {key!r} leaves its bucket")
         return path
 
     async def ensure_buckets(self, buckets: list[str]) -> None:
@@ -55,6 +56,7 @@ class FileObjectStore:
         self._path(bucket, key).unlink(missing_ok=True)
 
     async def list(self, bucket: str, prefix: str = "") -> list[str]:
+        check_key(prefix, prefix=True)
         base = self.root / bucket
         if not base.is_dir():
             return []

@@ -9,6 +9,7 @@ from minio.error import S3Error
 
 from giftcloud_core.errors import ObjectNotFound
 from giftcloud_core.settings import StorageSettings
+from giftcloud_core.storage.base import check_key
 
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
 
@@ -46,12 +47,17 @@ class S3ObjectStore:
         self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> None:
         await asyncio.to_thread(
-            self._client.put_object, bucket, key, io.BytesIO(data), len(data), content_type
+            self._client.put_object,
+            bucket,
+            check_key(key),
+            io.BytesIO(data),
+            len(data),
+            content_type,
         )
 
     def _get(self, bucket: str, key: str) -> bytes:
         try:
-            response = self._client.get_object(bucket, key)
+            response = self._client.get_object(bucket, check_key(key))
         except S3Error as exc:
             if exc.code in _MISSING:
                 raise ObjectNotFound(f"no object {bucket}/{key}") from exc
@@ -67,7 +73,7 @@ class S3ObjectStore:
 
     def _exists(self, bucket: str, key: str) -> bool:
         try:
-            self._client.stat_object(bucket, key)
+            self._client.stat_object(bucket, check_key(key))
         except S3Error as exc:
             if exc.code in _MISSING:
                 return False
@@ -78,12 +84,14 @@ class S3ObjectStore:
         return await asyncio.to_thread(self._exists, bucket, key)
 
     async def delete(self, bucket: str, key: str) -> None:
-        await asyncio.to_thread(self._client.remove_object, bucket, key)
+        await asyncio.to_thread(self._client.remove_object, bucket, check_key(key))
 
     def _list(self, bucket: str, prefix: str) -> list[str]:
         return sorted(
             str(o.object_name)
-            for o in self._client.list_objects(bucket, prefix=prefix, recursive=True)
+            for o in self._client.list_objects(
+                bucket, prefix=check_key(prefix, prefix=True), recursive=True
+            )
         )
 
     async def list(self, bucket: str, prefix: str = "") -> list[str]:

@@ -1,0 +1,19 @@
+"""Names that cross service boundaries and end up in keys, queues and URLs."""
+
+from __future__ import annotations
+
+import re
+
+#: a project's name: lower-case letters, digits and '-', 2 to 63 characters
+PROJECT_NAME = r"^[a-z0-9][a-z0-9-]{1,62}$"
+_PROJECT = re.compile(PROJECT_NAME)
+
+
+def check_project_name(name: str) -> str:
+    """``name`` itself when it is a valid project name; :class:`ValueError` otherwise."""
+    if not _PROJECT.fullmatch(name):
+        raise ValueError(
+            f"project name {name[:80]!r} is not valid: lower-case letters, digits and '-',"
+            " 2 to 63 characters, not starting with '-'"
+        )
+    return name
