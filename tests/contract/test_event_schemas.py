@@ -5,7 +5,7 @@ After an intended change: ``uv run python scripts/snapshot_events.py`` and commi
 
 import json
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args, get_origin
 
 from giftcloud_core.events import EVENT_TYPES, QUEUES, event_json_schemas, parse_event
 from pydantic import BaseModel
@@ -37,8 +37,8 @@ def sample(cls: type[BaseModel]) -> dict[str, Any]:
         (item,) = get_args(field.annotation)[:1] or (None,)
         if field.annotation is int:
             fields[name] = 1
-        elif name == "source":
-            fields[name] = "stow"
+        elif get_origin(field.annotation) is Literal:  # the first allowed value
+            fields[name] = get_args(field.annotation)[0]
         elif isinstance(item, type) and issubclass(item, BaseModel):
             fields[name] = (item(**sample(item)),)
         else:

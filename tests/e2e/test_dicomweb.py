@@ -149,10 +149,10 @@ def test_bad_input_through_the_gateway(deployment: Deployment) -> None:
     created = httpx.post(
         f"{deployment.url}/auth/users",
         headers=admin,
-        json={"username": "outsider", "password": "outsider-password"},
+        json={"username": "outsider", "password": "outsider rides a blue bicycle"},
     )
     assert created.status_code in (201, 409)
-    outsider = deployment.token("outsider", "outsider-password")
+    outsider = deployment.token("outsider", "outsider rides a blue bicycle")
     assert deployment.stow("e2e-bad", [b"x"], outsider).status_code == 403
     assert (
         httpx.get(f"{deployment.url}/dicomweb/e2e-bad/studies", headers=outsider).status_code == 403

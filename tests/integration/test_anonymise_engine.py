@@ -8,7 +8,7 @@ from giftcloud_anonymise.app import build as build_anonymise
 from giftcloud_anonymise.models import ReidentificationAudit, VaultEntry
 from giftcloud_core.app import Runtime
 from giftcloud_core.bundle import unpack
-from giftcloud_core.events import InstanceRejected, InstancesDeidentified
+from giftcloud_core.events import InstanceRejected, InstancesDeidentified, ProjectCreated
 from giftcloud_core.tokens import SignerJwks, TokenSigner, TokenVerifier
 from giftcloud_deid.vault import generate_keypair
 from integration.conftest import eventually, next_message, running
@@ -49,6 +49,7 @@ async def test_vault_profiles_and_reidentification(
         patient="Vault^Vera", patient_id="MRN-VAULT-1", study_uid="1.2.826.0.1.7"
     )
     async with running(runtime, [build_anonymise(runtime)]) as client:
+        await runtime.bus.publish(ProjectCreated(project="proj", correlation_id="t"))
         # two images of one study in one bundle: one vault record
         neighbour = synthetic_instance(
             patient="Vault^Vera", patient_id="MRN-VAULT-1", study_uid="1.2.826.0.1.7"

@@ -8,7 +8,6 @@ from typing import Protocol
 from fastapi import FastAPI
 from giftcloud_core.app import Runtime, ServicePart, create_app
 from giftcloud_core.settings import Settings
-from giftcloud_core.tokens import SignerJwks, TokenVerifier
 
 SERVICES = ("auth", "ingest", "anonymise", "archive", "api")
 DEFAULT_PORTS = {"auth": 8001, "ingest": 8002, "anonymise": 8003, "archive": 8004, "api": 8005}
@@ -32,14 +31,12 @@ def all_in_one(settings: Settings) -> FastAPI:
     from giftcloud_api.app import build as build_api
     from giftcloud_archive.app import build as build_archive
     from giftcloud_auth.app import build as build_auth
+    from giftcloud_auth.app import in_process
     from giftcloud_ingest.app import build as build_ingest
 
     runtime = Runtime(settings)
     auth_part, auth_service = build_auth(runtime)
-
-    runtime.verifier = TokenVerifier(
-        SignerJwks(lambda: auth_service.signer), settings.auth.issuer, settings.auth.audience
-    )
+    runtime.verifier, runtime.keys = in_process(auth_service, settings)
     parts: list[ServicePart] = [
         auth_part,
         build_ingest(runtime),

@@ -7,32 +7,36 @@ all of them in one process (``giftcloud up``).
 
 import hmac
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import unquote_to_bytes
 
 import asyncpg.exceptions
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from giftcloud_core.access import Auditor
 from giftcloud_core.bus import Bus, Subscription, create_bus
+from giftcloud_core.credentials import KeyExchange, http_exchange
 from giftcloud_core.db import Database
 from giftcloud_core.errors import GiftcloudError, Unauthorized
-from giftcloud_core.logs import correlation_id
-from giftcloud_core.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from giftcloud_core.middleware import (
+    BodyLimit,
+    RateLimit,
+    RefuseNulBytes,
+    RequestContext,
+    SecurityHeaders,
+)
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore, create_store
-from giftcloud_core.tokens import HttpJwks, Principal, TokenVerifier
+from giftcloud_core.tokens import API_KEY_PREFIX, HttpJwks, Principal, TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +54,15 @@ class ServicePart:
     migrations: Path | None = None
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
+    #: largest request body under a path prefix (413 beyond)
+    body_limits: dict[str, int] = field(default_factory=dict)
+    #: requests a second one address may make under a path prefix (429 beyond)
+    rate_limits: dict[str, float] = field(default_factory=dict)
 
 
 class Runtime:
-    """The infrastructure a process shares between its parts: database, bus, store, token check."""
+    """The infrastructure a process shares between its parts: database, bus, store, token
+    check, API-key exchange, audit."""
 
     def __init__(
         self,
@@ -70,79 +79,38 @@ class Runtime:
         self.verifier = verifier or TokenVerifier(
             HttpJwks(settings.auth.jwks_url), settings.auth.issuer, settings.auth.audience
         )
+        self.keys = KeyExchange(http_exchange(settings.auth.token_url))
+        self.audit = Auditor(self.bus)
+
+    def authenticated(self) -> Callable[..., Awaitable[Principal]]:
+        """A FastAPI dependency: the caller's :class:`Principal` (a bearer token or an API
+        key), or 401. Looked up at call time, so ``giftcloud up`` can rewire the runtime."""
+        return authenticated(lambda: self.verifier, lambda: self.keys)
 
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def authenticated(verifier: TokenVerifier) -> Callable[..., Awaitable[Principal]]:
-    """A FastAPI dependency: the caller's :class:`Principal`, or 401."""
+def authenticated(
+    verifier: Callable[[], TokenVerifier], keys: Callable[[], KeyExchange]
+) -> Callable[..., Awaitable[Principal]]:
+    """A FastAPI dependency: the caller's :class:`Principal`, or 401. An API key
+    (``Bearer gck_...``) is exchanged at auth for an access token first."""
 
     async def principal(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthorized()
-        return await verifier.verify(credentials.credentials)
+        token = credentials.credentials
+        if token.startswith(API_KEY_PREFIX):
+            token = await keys().token_for(token)
+        caller = await verifier().verify(token)
+        request.state.principal = caller
+        return caller
 
     return principal
-
-
-class RequestContext:
-    """ASGI middleware: correlation id in and out, request metrics (pure ASGI: streams pass)."""
-
-    def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        cid = headers.get(b"x-correlation-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
-        token = correlation_id.set(cid)
-        status = 500
-        started = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-correlation-id", cid.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            HTTP_REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
-            HTTP_SECONDS.labels(self.service, scope["method"], path).observe(
-                time.perf_counter() - started
-            )
-            correlation_id.reset(token)
-
-
-class RefuseNulBytes:
-    """ASGI middleware: a URL with a NUL byte (in its path or query) is a 400, before any
-    route sees it; no database takes NUL in text, and no name or UID holds one."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
-            for where, raw in (("path", raw_path), ("query", scope.get("query_string", b""))):
-                if b"\x00" in unquote_to_bytes(raw):
-                    response = JSONResponse(
-                        {"detail": f"the URL's {where} holds a NUL byte"}, status_code=400
-                    )
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
 
 
 def validation_errors(exc: RequestValidationError) -> list[dict[str, object]]:
@@ -210,11 +178,29 @@ def create_app(runtime: Runtime, parts: list[ServicePart], *, title: str) -> Fas
             await runtime.db.close()
             log.info("%s stopped", title)
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    docs = runtime.settings.http.docs
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.runtime = runtime
 
     @app.exception_handler(GiftcloudError)
     async def giftcloud_error(request: Request, exc: GiftcloudError) -> JSONResponse:
+        if exc.status == 403:  # a refusal is an access attempt: it goes in the audit too
+            route = request.scope.get("route")
+            await runtime.audit.record(
+                request,
+                f"{request.method} {getattr(route, 'path', request.url.path)}",
+                project=str(request.path_params.get("project", ""))[:64],
+                target=request.url.path,
+                outcome="denied",
+                detail=exc.message,
+                required=False,
+            )
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -261,6 +247,22 @@ def create_app(runtime: Runtime, parts: list[ServicePart], *, title: str) -> Fas
     for part in parts:
         for router in part.routers:
             app.include_router(router)
+    trusted = runtime.settings.network.trusted_proxies
+    body_limits = {k: v for part in parts for k, v in part.body_limits.items()}
+    rate_limits = {k: v for part in parts for k, v in part.rate_limits.items()}
+    if body_limits:
+        app.add_middleware(BodyLimit, limits=body_limits)
+    if rate_limits:
+        app.add_middleware(RateLimit, rates=rate_limits, trusted_proxies=trusted)
     app.add_middleware(RefuseNulBytes)
+    if runtime.settings.http.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=runtime.settings.http.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Correlation-Id"],
+            expose_headers=["X-Giftcloud-Upload", "X-Correlation-Id", "Warning"],
+        )
+    app.add_middleware(SecurityHeaders, trusted_proxies=trusted)
     app.add_middleware(RequestContext, service=title)
     return app

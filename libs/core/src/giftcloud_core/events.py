@@ -136,12 +136,41 @@ class ProjectCreated(Event):
     title: str = ""
 
 
+class ProjectUpdated(Event):
+    """A project's state that other services enforce, whole: its title and the networks its
+    data may be reached from (empty: anywhere). Consumers keep the latest; auth sends every
+    project's at start, so a consumer whose database was rebuilt learns them again."""
+
+    type: Literal["project.updated.v1"] = "project.updated.v1"
+    title: str = ""
+    networks: tuple[str, ...] = ()
+
+
+class AuditRecorded(Event):
+    """Who did (or tried) what, to which project's data, from where, and how it ended.
+    api keeps them append-only; ``project`` is empty for what concerns no one project."""
+
+    type: Literal["audit.recorded.v1"] = "audit.recorded.v1"
+    #: the user, ``key <id> of <user>`` for a machine credential, or empty when unknown
+    actor: str
+    #: what was done: ``auth.sign-in``, ``dicomweb.search``, ``ingest.upload`` ...
+    action: str
+    outcome: Literal["success", "denied", "failure"]
+    #: what it was done to: a study/series/instance, a query, an account, a key
+    target: str = ""
+    #: the client's address
+    address: str = ""
+    detail: str = ""
+
+
 EVENT_CLASSES: tuple[type[Event], ...] = (
     InstancesReceived,
     InstancesDeidentified,
     InstanceRejected,
     InstancesArchived,
     ProjectCreated,
+    ProjectUpdated,
+    AuditRecorded,
 )
 
 #: routing key -> event class
@@ -152,11 +181,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
 #: every consumer queue and the event types bound to it: declared by every
 #: service at start, so no event is published before its queue exists
 QUEUES: dict[str, tuple[str, ...]] = {
-    "ingest.projects": ("project.created.v1",),
+    "ingest.projects": ("project.created.v1", "project.updated.v1"),
     "ingest.outcomes": ("instance.rejected.v1", "instances.archived.v1"),
     "anonymise.instances": ("instances.received.v1",),
+    "anonymise.projects": ("project.created.v1", "project.updated.v1"),
     "archive.instances": ("instances.deidentified.v1",),
-    "api.catalogue": ("instances.archived.v1", "project.created.v1"),
+    "api.catalogue": ("instances.archived.v1", "project.created.v1", "project.updated.v1"),
+    "api.audit": ("audit.recorded.v1",),
 }
 
 _any_event: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])

@@ -65,13 +65,53 @@ class StorageSettings(BaseModel):
 class AuthSettings(BaseModel):
     #: where services other than auth fetch the token-signing keys
     jwks_url: str = "http://127.0.0.1:8001/auth/.well-known/jwks.json"
+    #: where services other than auth exchange an API key for an access token
+    token_url: str = "http://127.0.0.1:8001/auth/token"  # noqa: S105 (a URL)
     issuer: str = "giftcloud"
     audience: str = "giftcloud"
     access_token_minutes: int = 15
+    refresh_token_days: int = 14
     #: PEM of the RSA private key that signs tokens; generated and kept in the database if unset
     signing_key: SecretStr | None = None
+    #: after a signing-key rotation, how long the new key is published before it signs (the
+    #: services' JWKS cache holds keys for five minutes)
+    key_publish_seconds: int = 360
     #: how often events committed but not yet published (broker away) are retried, in seconds
     outbox_interval_seconds: float = 5.0
+    #: failed sign-ins of an account or address before each attempt must wait (2^n s)
+    throttle_after: int = 5
+    #: failed sign-ins of one address (any accounts) before it must wait
+    address_throttle_after: int = 20
+    #: failed sign-ins (throttled attempts count too) before an account locks
+    lockout_after: int = 20
+    #: how long a lockout lasts; 0: until an admin lifts it
+    lockout_minutes: int = 60
+    #: requests per second one address may make to /auth (and a burst of this many times 5)
+    rate_per_second: float = 20.0
+    invite_hours: int = 72
+    reset_hours: int = 24
+    #: OpenID Connect: the identity provider's issuer URL; unset: no single sign-on
+    oidc_issuer: str | None = None
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    #: the provider's claim matched to a giftcloud username when an account is made
+    oidc_username_claim: str = "preferred_username"
+    #: make an account (no roles) for a new identity, or refuse it until an admin makes one
+    oidc_create_users: bool = True
+
+
+class NetworkSettings(BaseModel):
+    #: CIDRs of the proxies in front (the gateway, the ingress): only their X-Forwarded-For
+    #: is believed; JSON list, e.g. ``["10.0.0.0/8"]``
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+
+class HttpSettings(BaseModel):
+    #: origins allowed to call the API from a browser (CORS); none by default
+    cors_origins: list[str] = Field(default_factory=list)
+    #: serve the API documentation at /docs and /openapi.json
+    docs: bool = True
 
 
 class LimitsSettings(BaseModel):
@@ -141,5 +181,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     anonymise: AnonymiseSettings = Field(default_factory=AnonymiseSettings)

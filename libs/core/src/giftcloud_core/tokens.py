@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -21,6 +22,10 @@ from jose.exceptions import JOSEError
 from giftcloud_core.errors import Forbidden, Unauthorized
 
 ProjectRole = Literal["owner", "member", "collaborator"]
+#: a project role and the roles it includes: a credential never holds more than its maker
+ROLE_RANK = {"collaborator": 1, "member": 2, "owner": 3}
+#: bearer credentials that are API keys (exchanged at auth for an access token), not tokens
+API_KEY_PREFIX = "gck_"
 #: admin: everything; creator: may create projects; reidentifier: may read the vault
 SiteRole = Literal["admin", "creator", "reidentifier"]
 READ_ROLES: frozenset[str] = frozenset({"owner", "member", "collaborator"})
@@ -55,6 +60,10 @@ class TokenSigner:
         self.issuer = issuer
         self.audience = audience
 
+    @property
+    def public_jwk(self) -> dict[str, Any]:
+        return dict(self._public_jwk)
+
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self._public_jwk]}
 
@@ -62,20 +71,30 @@ class TokenSigner:
         self,
         subject: str,
         *,
-        site_roles: list[str],
+        site_roles: Sequence[str],
         projects: Mapping[str, str],
         lifetime_seconds: int,
+        kind: Literal["user", "client"] = "user",
+        networks: Sequence[str] = (),
+        creator: str = "",
     ) -> str:
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": subject,
             "iat": now,
             "exp": now + lifetime_seconds,
+            "jti": uuid.uuid4().hex,
             "roles": sorted(site_roles),
             "projects": dict(projects),
         }
+        if kind != "user":
+            claims["kind"] = kind
+        if networks:
+            claims["nets"] = list(networks)
+        if creator:
+            claims["creator"] = creator
         return str(
             jwt.encode(claims, self._private_pem, algorithm=ALGORITHM, headers={"kid": self.kid})
         )
@@ -83,11 +102,26 @@ class TokenSigner:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling, and with which roles."""
+    """Who is calling, and with which roles.
+
+    ``kind`` is ``client`` for a machine credential (an API key, a site's forwarder): then
+    ``creator`` is the person who made it and ``networks`` the CIDRs it may be used from.
+    """
 
     subject: str
     site_roles: frozenset[str] = frozenset()
     projects: Mapping[str, str] = field(default_factory=dict)
+    kind: str = "user"
+    networks: tuple[str, ...] = ()
+    creator: str = ""
+    token_id: str = ""
+
+    @property
+    def name(self) -> str:
+        """How audit records and messages name the caller."""
+        if self.kind == "client":
+            return f"key {self.subject} of {self.creator}" if self.creator else self.subject
+        return self.subject
 
     @property
     def is_admin(self) -> bool:
@@ -103,7 +137,7 @@ class Principal:
         role = self.role_on(project)
         if role not in roles:
             raise Forbidden(
-                f"user {self.subject!r} has no role on project {project!r} that allows this"
+                f"{self.name} has no role on project {project!r} that allows this"
                 f" (needs one of: {', '.join(sorted(roles))})"
             )
         return role
@@ -115,10 +149,14 @@ class JwksSource(Protocol):
     async def __call__(self, refresh: bool = False) -> dict[str, Any]: ...
 
 
+class HasJwks(Protocol):
+    def jwks(self) -> dict[str, Any]: ...
+
+
 class SignerJwks:
     """The keys of a signer in this process (auth itself, ``giftcloud up``, tests): always fresh."""
 
-    def __init__(self, signer: Callable[[], TokenSigner]) -> None:
+    def __init__(self, signer: Callable[[], HasJwks]) -> None:
         self._signer = signer  # a callable: auth loads its key at start, after wiring
 
     async def __call__(self, refresh: bool = False) -> dict[str, Any]:
@@ -161,9 +199,12 @@ class TokenVerifier:
     async def verify(self, token: str) -> Principal:
         """The principal a valid token names; :class:`Unauthorized` otherwise."""
         try:
-            kid = jwt.get_unverified_header(token).get("kid")
+            header = jwt.get_unverified_header(token)
         except JOSEError as exc:
             raise Unauthorized("malformed bearer token") from exc
+        if header.get("alg") != ALGORITHM:  # pinned: never none, never HMAC with a public key
+            raise Unauthorized(f"tokens are signed with {ALGORITHM}, not {header.get('alg')!r}")
+        kid = header.get("kid")
         try:
             keys = await self._jwks()
             key = _find_key(keys, kid)
@@ -188,6 +229,10 @@ class TokenVerifier:
             subject=str(claims["sub"]),
             site_roles=frozenset(claims.get("roles", [])),
             projects=dict(claims.get("projects", {})),
+            kind=str(claims.get("kind", "user")),
+            networks=tuple(claims.get("nets", ())),
+            creator=str(claims.get("creator", "")),
+            token_id=str(claims.get("jti", "")),
         )
 
 

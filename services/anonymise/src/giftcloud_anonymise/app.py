@@ -1,9 +1,11 @@
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI
-from giftcloud_core.app import Runtime, ServicePart, authenticated, create_app
+from fastapi import APIRouter, Depends, FastAPI, Request
+from giftcloud_core.access import request_address
+from giftcloud_core.app import Runtime, ServicePart, create_app
 from giftcloud_core.bus import Subscription
+from giftcloud_core.errors import NotFound
 from giftcloud_core.settings import Settings
 from giftcloud_core.tokens import Principal
 
@@ -15,14 +17,27 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build(runtime: Runtime) -> ServicePart:
     service = AnonymiseService(runtime.settings, runtime.db, runtime.bus, runtime.store)
-    current = authenticated(runtime.verifier)
+    current = runtime.authenticated()
     Caller = Annotated[Principal, Depends(current)]
     router = APIRouter(prefix="/anonymise", tags=["anonymise"])
 
     @router.get("/reidentify/{project}/{subject}")
-    async def reidentify(project: str, subject: str, caller: Caller) -> dict[str, Any]:
+    async def reidentify(
+        project: str, subject: str, request: Request, caller: Caller
+    ) -> dict[str, Any]:
         """Who a subject was (reidentifier role only; every read is audited)."""
+        await service.check_project(project, caller, request_address(request))
         records = await service.reidentify(caller, project, subject)
+        await runtime.audit.record(
+            request,
+            "anonymise.reidentify",
+            project=project,
+            target=f"subject {subject}",
+            outcome="success" if records else "failure",
+            detail=f"{len(records)} record(s)",
+        )
+        if not records:
+            raise NotFound(f"no vault record for subject {subject!r} in project {project!r}")
         return {
             "project": project,
             "subject": subject,
@@ -42,7 +57,10 @@ def build(runtime: Runtime) -> ServicePart:
     return ServicePart(
         name="anonymise",
         routers=[router],
-        subscriptions=[Subscription("anonymise.instances", service.on_received)],
+        subscriptions=[
+            Subscription("anonymise.instances", service.on_received),
+            Subscription("anonymise.projects", service.on_project_event),
+        ],
         schema=SCHEMA,
         migrations=MIGRATIONS,
     )

@@ -54,3 +54,13 @@ class ReidentificationAudit(SQLModel, table=True):
     records: int
     correlation_id: str = ""
     created_at: datetime = Field(default_factory=_now)
+
+
+class KnownProject(SQLModel, table=True):
+    """Projects learned from auth's events, with the networks their data may be reached from."""
+
+    __tablename__ = "projects"
+    __table_args__ = {"schema": SCHEMA}
+
+    name: str = Field(primary_key=True)
+    networks: str = ""

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from giftcloud_core.access import authorize
 from giftcloud_core.batching import Batcher
 from giftcloud_core.bundle import fetch, pack
 from giftcloud_core.bus import Bus
@@ -19,13 +20,15 @@ from giftcloud_core.events import (
     InstanceRejected,
     InstancesDeidentified,
     InstancesReceived,
+    ProjectCreated,
+    ProjectUpdated,
     ReceivedPart,
 )
 from giftcloud_core.logs import correlation_id
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore
-from giftcloud_core.tokens import Principal
+from giftcloud_core.tokens import READ_ROLES, Principal
 from giftcloud_deid import (
     DEFAULT_PROFILE,
     DeidentifiedInstance,
@@ -41,7 +44,12 @@ from giftcloud_deid.verify import Identity
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import select
 
-from giftcloud_anonymise.models import Deidentification, ReidentificationAudit, VaultEntry
+from giftcloud_anonymise.models import (
+    Deidentification,
+    KnownProject,
+    ReidentificationAudit,
+    VaultEntry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +269,34 @@ class AnonymiseService:
         async with self.db.session() as session:
             await session.exec(insert(VaultEntry).values(rows).on_conflict_do_nothing())
 
+    async def on_project_event(self, event: Event) -> None:
+        if isinstance(event, ProjectCreated | ProjectUpdated):
+            networks = ",".join(event.networks) if isinstance(event, ProjectUpdated) else ""
+            statement = insert(KnownProject).values(name=event.project, networks=networks)
+            if isinstance(event, ProjectUpdated):
+                statement = statement.on_conflict_do_update(
+                    index_elements=["name"], set_={"networks": networks}
+                )
+            else:
+                statement = statement.on_conflict_do_nothing()
+            async with self.db.session() as session:
+                await session.exec(statement)
+
+    async def check_project(self, project: str, caller: Principal, address: str) -> None:
+        """404 for a project anonymise has not heard of; 403 unless the caller may read it from
+        where they are, and is a reidentifier."""
+        async with self.db.session() as session:
+            known = await session.get(KnownProject, project)
+        if known is None:
+            raise NotFound(f"no project {project!r}")
+        networks = [n for n in known.networks.split(",") if n]
+        authorize(caller, project, READ_ROLES, networks=networks, address=address)
+        if "reidentifier" not in caller.site_roles:
+            raise Forbidden("re-identification needs the reidentifier role")
+
     async def reidentify(self, caller: Principal, project: str, subject: str) -> list[VaultRecord]:
-        """The vault's records of a subject, for a reidentifier; every read is audited."""
+        """The vault's records of a subject, for a reidentifier (checked by
+        :meth:`check_project`); every read is audited, a miss too."""
         if "reidentifier" not in caller.site_roles:
             raise Forbidden("re-identification needs the reidentifier role")
         caller.require(project)
@@ -294,8 +328,6 @@ class AnonymiseService:
             subject,
             project,
         )
-        if not rows:
-            raise NotFound(f"no vault record for subject {subject!r} in project {project!r}")
         return [self.opener.open(row.sealed) for row in rows]
 
     async def _quarantine(

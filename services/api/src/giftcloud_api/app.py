@@ -4,7 +4,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
-from giftcloud_core.app import Runtime, ServicePart, authenticated, create_app
+from giftcloud_core.app import Runtime, ServicePart, create_app
 from giftcloud_core.bus import Subscription
 from giftcloud_core.settings import Settings
 
@@ -17,7 +17,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
     service = CatalogueService(runtime.settings, runtime.db, runtime.store)
-    current = authenticated(runtime.verifier)
+    current = runtime.authenticated()
     home = APIRouter()
 
     @home.get("/", include_in_schema=False)
@@ -28,10 +28,13 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
         name="api",
         routers=[
             home,
-            routes.build_router(service, current),
-            dicomweb.build_router(service, current),
+            routes.build_router(service, current, runtime.audit),
+            dicomweb.build_router(service, current, runtime.audit),
         ],
-        subscriptions=[Subscription("api.catalogue", service.on_event)],
+        subscriptions=[
+            Subscription("api.catalogue", service.on_event),
+            Subscription("api.audit", service.on_audit),
+        ],
         schema=SCHEMA,
         migrations=MIGRATIONS,
     )

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from giftcloud_core.access import Auditor, request_address
 from giftcloud_core.errors import NotFound
 from giftcloud_core.tokens import Principal
 
@@ -49,12 +50,21 @@ async def _multipart(instances: list[Instance], service: CatalogueService) -> St
     )
 
 
-def build_router(service: CatalogueService, current: Any) -> APIRouter:
+def build_router(service: CatalogueService, current: Any, audit: Auditor) -> APIRouter:
     router = APIRouter(prefix="/dicomweb/{project}", tags=["dicomweb"])
 
-    async def reader(project: str, caller: Annotated[Principal, Depends(current)]) -> str:
-        await service.check(project, caller)
+    async def reader(
+        project: str, request: Request, caller: Annotated[Principal, Depends(current)]
+    ) -> str:
+        await service.check(project, caller, request_address(request))
         return project
+
+    async def record(request: Request, project: str, action: str, detail: str = "") -> None:
+        """Every search and retrieval is in the audit before its answer goes out."""
+        query = f"?{request.url.query}" if request.url.query else ""
+        await audit.record(
+            request, action, project=project, target=request.url.path + query, detail=detail
+        )
 
     Project = Annotated[str, Depends(reader)]
 
@@ -82,6 +92,7 @@ def build_router(service: CatalogueService, current: Any) -> APIRouter:
             limit=limit,
             offset=offset,
         )
+        await record(request, project, "dicomweb.search", f"{len(rows)} study(ies)")
         root = base(request, project)
         return _json(
             [
@@ -108,6 +119,7 @@ def build_router(service: CatalogueService, current: Any) -> APIRouter:
         series_uid: str | None,
     ) -> Response:
         rows = await service.series(project, study, modality=modality, series_uid=series_uid)
+        await record(request, project, "dicomweb.search", f"{len(rows)} series")
         root = base(request, project)
         return _json(
             [
@@ -170,6 +182,7 @@ def build_router(service: CatalogueService, current: Any) -> APIRouter:
     ) -> Response:
         """QIDO-RS: search for instances in the project."""
         rows = await service.instances(project, sop_uid=sop_uid)
+        await record(request, project, "dicomweb.search", f"{len(rows)} instance(s)")
         return _json([_instance_json(base(request, project), i) for i in rows])
 
     @router.get("/studies/{study}/series/{series}/instances")
@@ -182,22 +195,27 @@ def build_router(service: CatalogueService, current: Any) -> APIRouter:
     ) -> Response:
         """QIDO-RS: search for instances of a series."""
         rows = await service.instances(project, study_uid=study, series_uid=series, sop_uid=sop_uid)
+        await record(request, project, "dicomweb.search", f"{len(rows)} instance(s)")
         return _json([_instance_json(base(request, project), i) for i in rows])
 
     @router.get("/studies/{study}")
-    async def retrieve_study(project: Project, study: str) -> StreamingResponse:
+    async def retrieve_study(request: Request, project: Project, study: str) -> StreamingResponse:
         """WADO-RS: every instance of a study, multipart/related."""
         found = await service.instances(project, study_uid=study)
         if not found:
             raise NotFound(f"no study {study} in project {project!r}")
+        await record(request, project, "dicomweb.retrieve", f"{len(found)} instance(s)")
         return await _multipart(found, service)
 
     @router.get("/studies/{study}/series/{series}")
-    async def retrieve_series(project: Project, study: str, series: str) -> StreamingResponse:
+    async def retrieve_series(
+        request: Request, project: Project, study: str, series: str
+    ) -> StreamingResponse:
         """WADO-RS: every instance of a series, multipart/related."""
         found = await service.instances(project, study_uid=study, series_uid=series)
         if not found:
             raise NotFound(f"no series {series} of study {study} in project {project!r}")
+        await record(request, project, "dicomweb.retrieve", f"{len(found)} instance(s)")
         return await _multipart(found, service)
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}")
@@ -206,6 +224,7 @@ def build_router(service: CatalogueService, current: Any) -> APIRouter:
     ) -> Response:
         """WADO-RS: one instance, multipart/related (or the bare file for Accept: application/dicom)."""
         instance = await service.instance(project, study, series, sop)
+        await record(request, project, "dicomweb.retrieve", "1 instance")
         accept = request.headers.get("accept", "")
         if accept.strip().lower().startswith("application/dicom") and "multipart" not in accept:
             return Response(await service.file(instance), media_type="application/dicom")
@@ -213,18 +232,22 @@ def build_router(service: CatalogueService, current: Any) -> APIRouter:
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}/metadata")
     async def instance_metadata(
-        project: Project, study: str, series: str, sop: str
+        request: Request, project: Project, study: str, series: str, sop: str
     ) -> JSONResponse:
         """WADO-RS: the instance's DICOM JSON metadata (computed at archive time)."""
         instance = await service.instance(project, study, series, sop)
+        await record(request, project, "dicomweb.metadata", "1 instance")
         return JSONResponse([await service.metadata(instance)], media_type=DICOM_JSON)
 
     @router.get("/studies/{study}/series/{series}/metadata")
-    async def series_metadata(project: Project, study: str, series: str) -> JSONResponse:
+    async def series_metadata(
+        request: Request, project: Project, study: str, series: str
+    ) -> JSONResponse:
         """WADO-RS: DICOM JSON metadata of every instance of a series."""
         found = await service.instances(project, study_uid=study, series_uid=series)
         if not found:
             raise NotFound(f"no series {series} of study {study} in project {project!r}")
+        await record(request, project, "dicomweb.metadata", f"{len(found)} instance(s)")
         return JSONResponse([await service.metadata(i) for i in found], media_type=DICOM_JSON)
 
     return router

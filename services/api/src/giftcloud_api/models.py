@@ -17,6 +17,8 @@ class Project(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     title: str = ""
+    #: CIDRs its data may be reached from, comma-separated; empty: anywhere
+    networks: str = ""
 
 
 class Subject(SQLModel, table=True):
@@ -67,3 +69,23 @@ class Instance(SQLModel, table=True):
     sha256: str
     transfer_syntax_uid: str = ""
     archived_at: datetime = Field(default_factory=_now)
+
+
+class AuditRecord(SQLModel, table=True):
+    """One access or change, as a service recorded it (append-only: a trigger refuses
+    UPDATE, DELETE and TRUNCATE)."""
+
+    __tablename__ = "audit"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    occurred_at: datetime
+    project: str
+    actor: str
+    action: str
+    outcome: str
+    target: str = ""
+    address: str = ""
+    detail: str = ""
+    correlation_id: str = ""

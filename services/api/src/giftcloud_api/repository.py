@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from giftcloud_core.events import InstancesArchived
+from giftcloud_core.events import AuditRecorded, InstancesArchived
 from sqlalchemy import distinct, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from giftcloud_api.models import Instance, Project, Series, Study, Subject
+from giftcloud_api.models import AuditRecord, Instance, Project, Series, Study, Subject
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,62 @@ async def add_project(session: AsyncSession, name: str, title: str) -> None:
     await session.exec(insert(Project).values(name=name, title=title).on_conflict_do_nothing())
 
 
-async def project_exists(session: AsyncSession, name: str) -> bool:
-    return await session.get(Project, name) is not None
+async def update_project(session: AsyncSession, name: str, title: str, networks: str) -> None:
+    statement = insert(Project).values(name=name, title=title, networks=networks)
+    await session.exec(
+        statement.on_conflict_do_update(
+            index_elements=["name"], set_={"title": title, "networks": networks}
+        )
+    )
+
+
+async def add_audit(session: AsyncSession, events: list[AuditRecorded]) -> None:
+    """Append the records; a redelivered one (same event id) is not added twice."""
+    rows = {
+        str(e.event_id): {
+            "event_id": str(e.event_id),
+            "occurred_at": e.occurred_at,
+            "project": e.project,
+            "actor": e.actor,
+            "action": e.action,
+            "outcome": e.outcome,
+            "target": e.target,
+            "address": e.address,
+            "detail": e.detail,
+            "correlation_id": e.correlation_id,
+        }
+        for e in events
+    }
+    await session.exec(insert(AuditRecord).values(list(rows.values())).on_conflict_do_nothing())
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    actor: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def audit_records(
+    session: AsyncSession, project: str, filters: AuditFilters, limit: int, offset: int
+) -> list[AuditRecord]:
+    """A project's records, newest first."""
+    query = select(AuditRecord).where(AuditRecord.project == project)
+    if filters.actor:
+        query = query.where(AuditRecord.actor == filters.actor)
+    if filters.action:  # a prefix: 'dicomweb.' finds every DICOMweb access
+        query = query.where(col(AuditRecord.action).startswith(filters.action, autoescape=True))
+    if filters.outcome:
+        query = query.where(AuditRecord.outcome == filters.outcome)
+    if filters.since:
+        query = query.where(col(AuditRecord.occurred_at) >= filters.since)
+    if filters.until:
+        query = query.where(col(AuditRecord.occurred_at) < filters.until)
+    query = query.order_by(col(AuditRecord.occurred_at).desc(), col(AuditRecord.id).desc())
+    rows = await session.exec(query.limit(limit).offset(offset))
+    return list(rows.all())
 
 
 async def add_instances(session: AsyncSession, events: list[InstancesArchived]) -> None:

@@ -1,34 +1,72 @@
-"""The REST catalogue and the start page."""
+"""The REST catalogue, the access audit and the start page."""
 
+import csv
+import io
+from datetime import datetime
 from html import escape
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from giftcloud_core.access import Auditor, request_address
 from giftcloud_core.tokens import Principal
+from pydantic import BaseModel
 
+from giftcloud_api.repository import AuditFilters
 from giftcloud_api.service import CatalogueService
 
+AUDIT_FIELDS = (
+    "occurred_at",
+    "project",
+    "actor",
+    "action",
+    "outcome",
+    "target",
+    "address",
+    "detail",
+    "correlation_id",
+)
 
-def build_router(service: CatalogueService, current: Any) -> APIRouter:
+
+class AuditEntry(BaseModel):
+    occurred_at: datetime
+    project: str
+    actor: str
+    action: str
+    outcome: str
+    target: str
+    address: str
+    detail: str
+    correlation_id: str
+
+
+def build_router(service: CatalogueService, current: Any, audit: Auditor) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["catalogue"])
     Caller = Annotated[Principal, Depends(current)]
 
+    async def reader(project: str, request: Request, caller: Caller) -> str:
+        await service.check(project, caller, request_address(request))
+        await audit.record(request, "api.catalogue", project=project, target=request.url.path)
+        return project
+
+    Project = Annotated[str, Depends(reader)]
+
     @router.get("/projects")
     async def projects(caller: Caller) -> list[dict[str, Any]]:
+        """The projects you have a role on."""
         return [
             {"name": p.name, "title": p.title, "role": caller.role_on(p.name)}
             for p in await service.projects(caller)
         ]
 
     @router.get("/projects/{project}/subjects")
-    async def subjects(project: str, caller: Caller) -> list[dict[str, Any]]:
-        await service.check(project, caller)
+    async def subjects(project: Project) -> list[dict[str, Any]]:
+        """The project's subjects (pseudonyms) and how many studies each has."""
         return [{"label": label, "studies": n} for label, n in await service.subjects(project)]
 
     @router.get("/projects/{project}/subjects/{subject}/studies")
-    async def subject_studies(project: str, subject: str, caller: Caller) -> list[dict[str, Any]]:
-        await service.check(project, caller)
+    async def subject_studies(project: Project, subject: str) -> list[dict[str, Any]]:
+        """One subject's studies."""
         return [
             {
                 "study_uid": r.study.study_uid,
@@ -40,7 +78,48 @@ def build_router(service: CatalogueService, current: Any) -> APIRouter:
             for r in await service.studies(project, subject=subject, limit=1000)
         ]
 
+    @router.get("/projects/{project}/audit", response_model=list[AuditEntry])
+    async def audit_trail(
+        project: str,
+        request: Request,
+        caller: Caller,
+        actor: Annotated[str | None, Query(max_length=200)] = None,
+        action: Annotated[str | None, Query(max_length=100, description="a prefix")] = None,
+        outcome: Literal["success", "denied", "failure"] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+        format: Literal["json", "csv"] = "json",
+    ) -> Any:
+        """Who read, searched, downloaded, uploaded, re-identified or changed what in the
+        project, newest first (owners and admins); ``format=csv`` for a spreadsheet."""
+        await service.check(project, caller, request_address(request), frozenset({"owner"}))
+        filters = AuditFilters(actor, action, outcome, since, until)
+        rows = await service.audit_records(project, filters, limit, offset)
+        await audit.record(
+            request, "api.audit-read", project=project, detail=f"{len(rows)} record(s), {format}"
+        )
+        if format == "csv":
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(AUDIT_FIELDS)
+            for row in rows:
+                writer.writerow(_cell(getattr(row, f)) for f in AUDIT_FIELDS)
+            return Response(
+                out.getvalue(),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{project}-audit.csv"'},
+            )
+        return [AuditEntry.model_validate(row, from_attributes=True) for row in rows]
+
     return router
+
+
+def _cell(value: object) -> str:
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula."""
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def start_page(services: list[str], base_url: str) -> HTMLResponse:

@@ -3,16 +3,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from giftcloud_core.access import authorize
 from giftcloud_core.batching import Batcher
 from giftcloud_core.db import Database
 from giftcloud_core.errors import NotFound
-from giftcloud_core.events import Event, InstancesArchived, ProjectCreated
+from giftcloud_core.events import (
+    AuditRecorded,
+    Event,
+    InstancesArchived,
+    ProjectCreated,
+    ProjectUpdated,
+)
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore
 from giftcloud_core.tokens import READ_ROLES, Principal
 
 from giftcloud_api import repository
-from giftcloud_api.models import Instance, Project
+from giftcloud_api.models import AuditRecord, Instance, Project
 from giftcloud_api.repository import SeriesRow, StudyRow
 
 
@@ -23,6 +30,7 @@ class CatalogueService:
         self.store = store
         self.archive = settings.storage.buckets.archive
         self._archived: Batcher[InstancesArchived] = Batcher(self._add_instances)
+        self._audit: Batcher[AuditRecorded] = Batcher(self._add_audit)
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, InstancesArchived):
@@ -30,17 +38,45 @@ class CatalogueService:
         elif isinstance(event, ProjectCreated):
             async with self.db.session() as session:
                 await repository.add_project(session, event.project, event.title)
+        elif isinstance(event, ProjectUpdated):
+            async with self.db.session() as session:
+                await repository.update_project(
+                    session, event.project, event.title, ",".join(event.networks)
+                )
+
+    async def on_audit(self, event: Event) -> None:
+        if isinstance(event, AuditRecorded):
+            await self._audit.submit(event)  # written with its neighbours, then acked
+
+    async def _add_audit(self, events: list[AuditRecorded]) -> None:
+        async with self.db.session() as session:
+            await repository.add_audit(session, events)
 
     async def _add_instances(self, events: list[InstancesArchived]) -> None:
         async with self.db.session() as session:
             await repository.add_instances(session, events)
 
-    async def check(self, project: str, caller: Principal) -> None:
-        """404 for an unknown project, 403 when the caller has no role on it."""
+    async def check(
+        self,
+        project: str,
+        caller: Principal,
+        address: str,
+        roles: frozenset[str] = READ_ROLES,
+    ) -> str:
+        """404 for an unknown project, 403 unless the caller may read it from where they are
+        (its role, the project's networks, the credential's networks); the caller's role."""
         async with self.db.session() as session:
-            if not await repository.project_exists(session, project):
-                raise NotFound(f"no project {project!r}")
-        caller.require(project, READ_ROLES)
+            found = await session.get(Project, project)
+        if found is None:
+            raise NotFound(f"no project {project!r}")
+        networks = [n for n in found.networks.split(",") if n]
+        return authorize(caller, project, roles, networks=networks, address=address)
+
+    async def audit_records(
+        self, project: str, filters: repository.AuditFilters, limit: int, offset: int
+    ) -> list[AuditRecord]:
+        async with self.db.session() as session:
+            return await repository.audit_records(session, project, filters, limit, offset)
 
     async def projects(self, caller: Principal) -> list[Project]:
         async with self.db.session() as session:

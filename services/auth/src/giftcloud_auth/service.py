@@ -1,65 +1,164 @@
+"""auth: accounts, sign-in (passwords, refresh tokens, machine credentials), projects and
+their members and networks, signing keys. Every change and every sign-in, good or bad, is
+an audit record committed in the same transaction (the outbox) and published after."""
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
+from argon2.exceptions import InvalidHashError, VerificationError
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
-from giftcloud_core.errors import Conflict, NotFound, Unauthorized
-from giftcloud_core.events import ProjectCreated, parse_event
+from giftcloud_core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from giftcloud_core.events import AuditRecorded, Event, ProjectCreated, ProjectUpdated, parse_event
+from giftcloud_core.logs import correlation_id
+from giftcloud_core.network import InvalidNetwork, normalise_networks
 from giftcloud_core.settings import Settings
-from giftcloud_core.tokens import Principal, TokenSigner, generate_private_key_pem
-from sqlalchemy import func
+from giftcloud_core.tokens import ROLE_RANK, Principal, TokenSigner, generate_private_key_pem
+from sqlalchemy import delete, func, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from giftcloud_auth.models import Membership, OutboxEvent, Project, SigningKey, User
-from giftcloud_auth.schemas import MemberAdd, ProjectCreate, ProjectPublic, UserCreate, UserPublic
+from giftcloud_auth.errors import AccountLocked, SignInRefused, SignInThrottled
+from giftcloud_auth.keyring import KeyRing, RingKey
+from giftcloud_auth.models import (
+    Client,
+    ClientGrant,
+    Membership,
+    OneTimeLink,
+    OutboxEvent,
+    Project,
+    RefreshToken,
+    SignInFailures,
+    SigningKey,
+    SiteSetting,
+    User,
+)
+from giftcloud_auth.passwords import WeakPassword, check_password
+from giftcloud_auth.schemas import (
+    ClientCreate,
+    InviteAccept,
+    InviteCreate,
+    KeyCreate,
+    KeyCreated,
+    KeyPublic,
+    MemberAdd,
+    MemberPublic,
+    OneTimeLinkPublic,
+    ProjectCreate,
+    ProjectPublic,
+    TokenResponse,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+)
 
 log = logging.getLogger(__name__)
+
+SITE_NETWORKS = "site_networks"
+Outcome = Literal["success", "denied", "failure"]
+#: a lockout that lasts until an admin lifts it
+FOREVER = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def digest(secret: str) -> str:
+    """How a random secret (refresh token, key, link) is kept: its SHA-256."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _split(text: str | None) -> list[str]:
+    return [item for item in (text or "").split(",") if item]
+
+
+def _networks(values: Sequence[str]) -> tuple[str, ...]:
+    try:
+        return normalise_networks(values)
+    except InvalidNetwork as exc:
+        raise BadRequest(str(exc)) from exc
+
+
+def _policy(password: str, username: str) -> str:
+    try:
+        return check_password(password, username=username)
+    except WeakPassword as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 class AuthService:
     def __init__(self, settings: Settings, db: Database, bus: Bus) -> None:
         self.settings = settings
+        self.config = settings.auth
         self.db = db
         self.bus = bus
-        self.hasher = PasswordHasher()
-        self._signer: TokenSigner | None = None
+        self.hasher = PasswordHasher()  # argon2id
         # a constant-time answer for unknown users: verify against a real hash
         self._dummy_hash = self.hasher.hash(secrets.token_hex(16))
+        self._ring: KeyRing | None = None
         self._relay_lock = asyncio.Lock()
-        self._relay_task: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    @property
+    def ring(self) -> KeyRing:
+        if self._ring is None:
+            raise RuntimeError("AuthService.start() was not called")
+        return self._ring
 
     @property
     def signer(self) -> TokenSigner:
-        if self._signer is None:
-            raise RuntimeError("AuthService.start() was not called")
-        return self._signer
+        """The key that signs now."""
+        return self.ring.active(_now())
+
+    def jwks(self) -> dict[str, object]:
+        return self.ring.jwks(_now())
 
     async def start(self) -> None:
-        await self._load_signing_key()
+        await self.load_signing_keys()
         await self._ensure_admin()
         await self._announce_projects()
-        self._relay_task = asyncio.create_task(self._relay_forever())
+        self._tasks = [
+            asyncio.create_task(self._relay_forever()),
+            asyncio.create_task(self._reload_keys_forever()),
+        ]
 
     async def stop(self) -> None:
-        if self._relay_task is not None:
-            self._relay_task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._relay_task
+                await task
 
     async def _relay_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.auth.outbox_interval_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.config.outbox_interval_seconds)
+            self._kick.clear()
             await self.relay_outbox()
+
+    async def _reload_keys_forever(self) -> None:
+        while True:  # another replica may have rotated the keys
+            await asyncio.sleep(10)
+            with contextlib.suppress(Exception):
+                await self.load_signing_keys()
 
     async def relay_outbox(self) -> int:
         """Publish the events committed but not yet published, oldest first, and delete each
@@ -73,7 +172,7 @@ class AuthService:
                         await session.exec(
                             select(OutboxEvent)
                             .order_by(col(OutboxEvent.id))
-                            .limit(100)
+                            .limit(500)
                             .with_for_update(skip_locked=True)  # replicas share the work
                         )
                     ).all()
@@ -91,24 +190,93 @@ class AuthService:
                 return 0  # the deletions were rolled back with the failure
             return sent
 
-    async def _load_signing_key(self) -> None:
-        configured = self.settings.auth.signing_key
+    def _emit(self, session: AsyncSession, event: Event) -> None:
+        """Publish ``event`` once the transaction of ``session`` commits (the outbox)."""
+        session.add(OutboxEvent(body=event.model_dump_json()))
+        self._kick.set()
+
+    def _audit(
+        self,
+        session: AsyncSession,
+        action: str,
+        *,
+        actor: str,
+        address: str,
+        outcome: Outcome = "success",
+        project: str = "",
+        target: str = "",
+        detail: str = "",
+    ) -> None:
+        self._emit(
+            session,
+            AuditRecorded(
+                project=project,
+                correlation_id=correlation_id.get() or "-",
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                target=target,
+                address=address,
+                detail=detail,
+            ),
+        )
+
+    # --- signing keys -----------------------------------------------------------------
+
+    async def load_signing_keys(self) -> None:
+        configured = self.config.signing_key
+        issuer, audience = self.config.issuer, self.config.audience
         if configured is not None:
-            pem = configured.get_secret_value()
-        else:
-            async with self.db.session() as session:
-                stored = (
-                    await session.exec(select(SigningKey).order_by(col(SigningKey.created_at)))
-                ).first()
-                if stored is None:
-                    pem = generate_private_key_pem()
-                    signer = TokenSigner(
-                        pem, self.settings.auth.issuer, self.settings.auth.audience
-                    )
-                    session.add(SigningKey(kid=signer.kid, private_pem=pem))
-                else:
-                    pem = stored.private_pem
-        self._signer = TokenSigner(pem, self.settings.auth.issuer, self.settings.auth.audience)
+            signer = TokenSigner(configured.get_secret_value(), issuer, audience)
+            self._ring = KeyRing([RingKey(signer, datetime.min.replace(tzinfo=UTC), None)])
+            return
+        async with self.db.session() as session:
+            stored = list((await session.exec(select(SigningKey))).all())
+            if not stored:
+                pem = generate_private_key_pem()
+                first = SigningKey(
+                    kid=TokenSigner(pem, issuer, audience).kid,
+                    private_pem=pem,
+                    activates_at=_now() - timedelta(seconds=1),
+                )
+                session.add(first)
+                stored = [first]
+        self._ring = KeyRing(
+            [
+                RingKey(TokenSigner(k.private_pem, issuer, audience), k.activates_at, k.retires_at)
+                for k in stored
+            ]
+        )
+
+    async def rotate_signing_key(self) -> SigningKey:
+        """A new signing key: published now, signing after ``key_publish_seconds``; the keys
+        it replaces leave the JWKS once the last token they signed has expired."""
+        if self.config.signing_key is not None:
+            raise RuntimeError(
+                "the signing key comes from GIFTCLOUD_AUTH__SIGNING_KEY: rotate it there"
+            )
+        pem = generate_private_key_pem()
+        signer = TokenSigner(pem, self.config.issuer, self.config.audience)
+        activates = _now() + timedelta(seconds=self.config.key_publish_seconds)
+        retires = KeyRing.retirement(activates, self.config.access_token_minutes * 60)
+        key = SigningKey(kid=signer.kid, private_pem=pem, activates_at=activates)
+        async with self.db.session() as session:
+            await session.exec(
+                update(SigningKey)
+                .where(col(SigningKey.retires_at).is_(None))
+                .values(retires_at=retires)
+            )
+            session.add(key)
+            self._audit(
+                session, "auth.signing-key-rotate", actor="operator", address="", target=key.kid
+            )
+            await session.exec(  # long retired keys go
+                delete(SigningKey).where(col(SigningKey.retires_at) < _now() - timedelta(days=1))
+            )
+        await self.load_signing_keys()
+        return key
+
+    # --- first start ------------------------------------------------------------------
 
     async def _ensure_admin(self) -> None:
         async with self.db.session() as session:
@@ -135,74 +303,625 @@ class AuthService:
         was rebuilt learns the projects again."""
         async with self.db.session() as session:
             projects = (await session.exec(select(Project))).all()
+            default = await self._site_networks(session)
         for project in projects:
-            await self.bus.publish(
-                ProjectCreated(project=project.name, title=project.title, correlation_id="startup")
-            )
+            await self.bus.publish(self._state(project, default, "startup"))
 
-    async def issue_token(self, username: str, password: str) -> tuple[str, int]:
+    def _state(self, project: Project, default: list[str], cid: str) -> ProjectUpdated:
+        networks = _split(project.networks) if project.networks is not None else default
+        return ProjectUpdated(
+            project=project.name, title=project.title, networks=tuple(networks), correlation_id=cid
+        )
+
+    # --- sign-in ----------------------------------------------------------------------
+
+    async def _failures(self, session: AsyncSession, key: str) -> SignInFailures | None:
+        return await session.get(SignInFailures, key)
+
+    def _wait_seconds(self, row: SignInFailures | None, after: int, now: datetime) -> int:
+        """Seconds an account or address must still wait before its next attempt."""
+        if row is None or row.failures < after:
+            return 0
+        backoff = min(2 ** (row.failures - after), 3600)
+        ready = row.last_failure_at + timedelta(seconds=backoff)
+        return max(0, int((ready - now).total_seconds() + 0.999))
+
+    async def _count_failure(self, name: str, address: str) -> None:
+        now = _now()
+        lock_for = self.config.lockout_minutes
         async with self.db.session() as session:
-            user = await _user(session, username)
-            memberships = (
+            for key in (f"user:{name}", f"address:{address}"):
+                statement = insert(SignInFailures).values(key=key, failures=1, last_failure_at=now)
                 await session.exec(
-                    select(Membership).where(
-                        Membership.username == (user.username if user else username)
+                    statement.on_conflict_do_update(
+                        index_elements=["key"],
+                        set_={
+                            "failures": SignInFailures.failures + 1,
+                            "last_failure_at": now,
+                        },
                     )
                 )
-            ).all()
+            row = await session.get(SignInFailures, f"user:{name}")
+            if (
+                row is not None
+                and row.failures >= self.config.lockout_after
+                and not row.locked_until
+            ):
+                row.locked_until = now + timedelta(minutes=lock_for) if lock_for else FOREVER
+                session.add(row)
+
+    async def password_grant(self, username: str, password: str, address: str) -> TokenResponse:
+        name = username.strip().lower()[:128]
+        now = _now()
+        async with self.db.session() as session:
+            account = await self._failures(session, f"user:{name}")
+            origin = await self._failures(session, f"address:{address}")
+            user = await _user(session, name)
+        refusal: AccountLocked | SignInThrottled | None = None
+        if account is not None and account.locked_until and account.locked_until > now:
+            until = (
+                "until an admin unlocks it"
+                if account.locked_until == FOREVER
+                else f"until {account.locked_until:%Y-%m-%d %H:%M} UTC"
+            )
+            refusal = AccountLocked(until)
+        elif wait := self._wait_seconds(account, self.config.throttle_after, now):
+            refusal = SignInThrottled(wait, "account")
+        elif wait := self._wait_seconds(origin, self.config.address_throttle_after, now):
+            refusal = SignInThrottled(wait, "address")
+        if refusal is not None:  # a throttled attempt counts: hammering locks the account
+            await self._count_failure(name, address)
+            await self._record_sign_in(name, address, "denied", str(refusal))
+            raise refusal
+        stored = user.password_hash if user is not None and user.password_hash else None
         try:
-            self.hasher.verify(user.password_hash if user else self._dummy_hash, password)
-        except VerificationError:
-            user = None
-        if user is None:
-            raise Unauthorized("wrong username or password")
-        lifetime = self.settings.auth.access_token_minutes * 60
-        token = self.signer.sign(
+            self.hasher.verify(stored or self._dummy_hash, password)
+            ok = stored is not None
+        except (VerificationError, InvalidHashError):
+            ok = False
+        if not ok or user is None:
+            await self._count_failure(name, address)
+            await self._record_sign_in(name, address, "failure", "wrong username or password")
+            raise SignInRefused()
+        if user.disabled:
+            await self._record_sign_in(name, address, "denied", "the account is disabled")
+            raise SignInRefused("this account is disabled")
+        async with self.db.session() as session:
+            await session.exec(
+                delete(SignInFailures).where(col(SignInFailures.key) == f"user:{name}")
+            )
+            if origin is not None and origin.last_failure_at < now - timedelta(minutes=15):
+                await session.exec(
+                    delete(SignInFailures).where(col(SignInFailures.key) == f"address:{address}")
+                )
+            if self.hasher.check_needs_rehash(user.password_hash):
+                user.password_hash = self.hasher.hash(password)
+                session.add(user)
+            response = await self._tokens_for(session, user, family=uuid.uuid4().hex)
+            self._audit(session, "auth.sign-in", actor=user.username, address=address)
+        return response
+
+    async def _record_sign_in(self, name: str, address: str, outcome: Outcome, detail: str) -> None:
+        async with self.db.session() as session:
+            self._audit(
+                session, "auth.sign-in", actor=name, address=address, outcome=outcome, detail=detail
+            )
+
+    async def _roles(self, session: AsyncSession, username: str) -> dict[str, str]:
+        rows = await session.exec(select(Membership).where(Membership.username == username))
+        return {m.project: m.role for m in rows.all()}
+
+    async def _tokens_for(self, session: AsyncSession, user: User, family: str) -> TokenResponse:
+        """An access token with the user's roles as they are now, and the next refresh token."""
+        lifetime = self.config.access_token_minutes * 60
+        access = self.signer.sign(
             user.username,
             site_roles=user.roles(),
-            projects={m.project: m.role for m in memberships},
+            projects=await self._roles(session, user.username),
             lifetime_seconds=lifetime,
         )
-        return token, lifetime
+        refresh = secrets.token_urlsafe(32)
+        refresh_lifetime = timedelta(days=self.config.refresh_token_days)
+        session.add(
+            RefreshToken(
+                token_hash=digest(refresh),
+                family=family,
+                username=user.username,
+                expires_at=_now() + refresh_lifetime,
+            )
+        )
+        return TokenResponse(
+            access_token=access,
+            expires_in=lifetime,
+            refresh_token=refresh,
+            refresh_expires_in=int(refresh_lifetime.total_seconds()),
+        )
 
-    async def create_user(self, data: UserCreate) -> UserPublic:
+    async def refresh_grant(self, token: str, address: str) -> TokenResponse:
+        """The next token pair for a refresh token, used once; a token used twice was copied:
+        the whole family (every token of that sign-in) is revoked."""
+        now = _now()
+        async with self.db.session() as session:
+            row = (
+                await session.exec(
+                    select(RefreshToken)
+                    .where(RefreshToken.token_hash == digest(token))
+                    .with_for_update()
+                )
+            ).first()
+            if row is None:
+                raise Unauthorized("unknown refresh token")
+            user = await _user(session, row.username)
+            if row.used_at is not None and row.revoked_at is None:
+                await self._revoke_family(session, row.family, now)
+                self._audit(
+                    session,
+                    "auth.refresh",
+                    actor=row.username,
+                    address=address,
+                    outcome="denied",
+                    detail="a refresh token was used twice: every token of its sign-in revoked",
+                )
+                refusal: Exception = Unauthorized(
+                    "this refresh token was used before: the sign-in it belongs to is ended"
+                )
+            elif row.revoked_at is not None or row.used_at is not None:
+                refusal = Unauthorized("this refresh token is revoked; sign in again")
+            elif row.expires_at <= now:
+                refusal = Unauthorized("this refresh token has expired; sign in again")
+            elif user is None or user.disabled:
+                refusal = Unauthorized("this account is disabled; sign in again")
+            else:
+                row.used_at = now
+                session.add(row)
+                response = await self._tokens_for(session, user, family=row.family)
+                self._audit(session, "auth.refresh", actor=user.username, address=address)
+                return response
+        raise refusal  # after the commit: a revoked family stays revoked
+
+    async def _revoke_family(self, session: AsyncSession, family: str, now: datetime) -> None:
+        await session.exec(
+            update(RefreshToken)
+            .where(col(RefreshToken.family) == family, col(RefreshToken.revoked_at).is_(None))
+            .values(revoked_at=now)
+        )
+
+    async def _revoke_sessions(self, session: AsyncSession, username: str) -> None:
+        await session.exec(
+            update(RefreshToken)
+            .where(col(RefreshToken.username) == username, col(RefreshToken.revoked_at).is_(None))
+            .values(revoked_at=_now())
+        )
+
+    async def sign_out(self, token: str, address: str) -> None:
+        """Revoke the sign-in a refresh token belongs to (every token of its family)."""
+        async with self.db.session() as session:
+            row = await session.get(RefreshToken, digest(token))
+            if row is None:
+                return  # nothing to end: the same answer as for a real one
+            await self._revoke_family(session, row.family, _now())
+            self._audit(session, "auth.sign-out", actor=row.username, address=address)
+
+    async def client_grant(self, client_id: str, secret: str, address: str) -> TokenResponse:
+        """OAuth2 client credentials (and API keys): an access token with the credential's
+        grants, each no more than its creator holds now."""
+        now = _now()
+        async with self.db.session() as session:
+            client = await session.get(Client, client_id[:64])
+            ok = client is not None and hmac.compare_digest(client.secret_hash, digest(secret))
+            creator = await _user(session, client.created_by) if client is not None else None
+            refusal = None
+            if client is None or not ok:
+                refusal = "unknown client or wrong secret"
+            elif client.revoked_at is not None:
+                refusal = "this key was revoked"
+            elif client.expires_at is not None and client.expires_at <= now:
+                refusal = "this key has expired"
+            elif creator is None or creator.disabled:
+                refusal = "the account that made this key is disabled or deleted"
+            if refusal is not None or client is None or creator is None:
+                self._audit(
+                    session,
+                    "auth.key-use",
+                    actor=client_id[:64],
+                    address=address,
+                    outcome="denied",
+                    target=client_id[:64],
+                    detail=refusal or "",
+                )
+            else:
+                response = await self._client_token(session, client, creator, now, address)
+                return response
+        raise Unauthorized(refusal or "refused")  # after the commit: the refusal is recorded
+
+    async def _client_token(
+        self, session: AsyncSession, client: Client, creator: User, now: datetime, address: str
+    ) -> TokenResponse:
+        held = await self._roles(session, creator.username)
+        admin = "admin" in creator.roles()
+        grants = (
+            await session.exec(select(ClientGrant).where(ClientGrant.client_id == client.id))
+        ).all()
+        projects = {
+            g.project: role
+            for g in grants
+            if (role := _lesser(g.role, "owner" if admin else held.get(g.project))) is not None
+        }
+        client.last_used_at = now
+        session.add(client)
+        lifetime = self.config.access_token_minutes * 60
+        token = self.signer.sign(
+            client.id,
+            site_roles=[],
+            projects=projects,
+            lifetime_seconds=lifetime,
+            kind="client",
+            networks=_split(client.networks),
+            creator=creator.username,
+        )
+        self._audit(
+            session,
+            "auth.key-use",
+            actor=f"key {client.id} of {creator.username}",
+            address=address,
+            project=next(iter(projects)) if len(projects) == 1 else "",
+            target=client.id,
+        )
+        return TokenResponse(access_token=token, expires_in=lifetime)
+
+    # --- accounts ---------------------------------------------------------------------
+
+    async def me(self, caller: Principal) -> User | None:
+        async with self.db.session() as session:
+            return await _user(session, caller.subject)
+
+    def _public(self, user: User, locked: bool = False) -> UserPublic:
+        return UserPublic(
+            username=user.username,
+            site_roles=user.roles(),
+            email=user.email,
+            disabled=user.disabled,
+            locked=locked,
+            single_sign_on=bool(user.oidc_subject),
+            created_at=user.created_at,
+        )
+
+    async def list_users(self) -> list[UserPublic]:
+        now = _now()
+        async with self.db.session() as session:
+            users = (await session.exec(select(User).order_by(col(User.username)))).all()
+            locked = {
+                row.key.removeprefix("user:")
+                for row in (
+                    await session.exec(
+                        select(SignInFailures).where(col(SignInFailures.locked_until) > now)
+                    )
+                ).all()
+            }
+        return [self._public(u, u.username in locked) for u in users]
+
+    async def create_user(self, data: UserCreate, caller: Principal, address: str) -> UserPublic:
+        password_hash = ""
+        if data.password is not None:
+            password_hash = self.hasher.hash(_policy(data.password, data.username))
         user = User(
             username=data.username,
-            password_hash=self.hasher.hash(data.password),
+            password_hash=password_hash,
+            email=data.email,
             site_roles=",".join(sorted(set(data.site_roles))),
         )
         try:
             async with self.db.session() as session:
                 session.add(user)
+                await session.flush()
+                self._audit(
+                    session,
+                    "auth.user-create",
+                    actor=caller.name,
+                    address=address,
+                    target=user.username,
+                    detail=f"site roles: {user.site_roles or 'none'}",
+                )
         except IntegrityError as exc:  # the same name in any case
             raise Conflict(f"user {data.username!r} exists already") from exc
-        return UserPublic(username=user.username, site_roles=user.roles())
+        return self._public(user)
 
-    async def create_project(self, data: ProjectCreate, caller: Principal) -> ProjectPublic:
-        announce = ProjectCreated(project=data.name, title=data.title, correlation_id=data.name)
+    async def _admins(self, session: AsyncSession) -> list[str]:
+        users = (await session.exec(select(User).where(col(User.disabled).is_(False)))).all()
+        return [u.username for u in users if "admin" in u.roles()]
+
+    async def update_user(
+        self, username: str, data: UserUpdate, caller: Principal, address: str
+    ) -> UserPublic:
+        async with self.db.session() as session:
+            user = await _user(session, username)
+            if user is None:
+                raise NotFound(f"no user {username!r}")
+            changes = []
+            losing_admin = (data.disabled is True) or (
+                data.site_roles is not None and "admin" not in data.site_roles
+            )
+            if losing_admin and await self._admins(session) == [user.username]:
+                raise Conflict("the last admin cannot be disabled or lose the admin role")
+            if data.disabled is not None and data.disabled != user.disabled:
+                user.disabled = data.disabled
+                changes.append("disabled" if data.disabled else "enabled")
+                if data.disabled:  # no more sessions; its keys stop at their next use
+                    await self._revoke_sessions(session, user.username)
+            if data.site_roles is not None:
+                user.site_roles = ",".join(sorted(set(data.site_roles)))
+                changes.append(f"site roles: {user.site_roles or 'none'}")
+            if data.email is not None:
+                user.email = data.email
+                changes.append("email")
+            session.add(user)
+            self._audit(
+                session,
+                "auth.user-update",
+                actor=caller.name,
+                address=address,
+                target=user.username,
+                detail="; ".join(changes),
+            )
+        return self._public(user)
+
+    async def delete_user(self, username: str, caller: Principal, address: str) -> None:
+        async with self.db.session() as session:
+            user = await _user(session, username)
+            if user is None:
+                raise NotFound(f"no user {username!r}")
+            if await self._admins(session) == [user.username]:
+                raise Conflict("the last admin cannot be deleted")
+            name = user.username
+            await self._revoke_sessions(session, name)
+            await session.exec(
+                update(Client)
+                .where(col(Client.created_by) == name, col(Client.revoked_at).is_(None))
+                .values(revoked_at=_now())
+            )
+            for table, column in (
+                (Membership, Membership.username),
+                (RefreshToken, RefreshToken.username),
+                (OneTimeLink, OneTimeLink.username),
+            ):
+                await session.exec(delete(table).where(col(column) == name))
+            await session.delete(user)
+            self._audit(
+                session, "auth.user-delete", actor=caller.name, address=address, target=name
+            )
+
+    async def unlock(self, username: str, caller: Principal, address: str) -> None:
+        name = username.lower()
+        async with self.db.session() as session:
+            await session.exec(
+                delete(SignInFailures).where(col(SignInFailures.key) == f"user:{name}")
+            )
+            self._audit(
+                session, "auth.user-unlock", actor=caller.name, address=address, target=name
+            )
+
+    async def change_password(
+        self, caller: Principal, current: str, new: str, address: str
+    ) -> None:
+        async with self.db.session() as session:
+            user = await _user(session, caller.subject)
+            try:
+                if user is None or not user.password_hash:
+                    raise VerificationError
+                self.hasher.verify(user.password_hash, current)
+            except (VerificationError, InvalidHashError):
+                raise SignInRefused("the current password is wrong") from None
+            user.password_hash = self.hasher.hash(_policy(new, user.username))
+            user.password_changed_at = _now()
+            session.add(user)
+            await self._revoke_sessions(session, user.username)
+            self._audit(session, "auth.password-change", actor=user.username, address=address)
+
+    async def _link(
+        self, session: AsyncSession, link: OneTimeLink, secret: str, path: str
+    ) -> OneTimeLinkPublic:
+        session.add(link)
+        base = self.settings.ingest.public_url.rstrip("/")
+        return OneTimeLinkPublic(
+            url=f"{base}{path}?token={secret}", token=secret, expires_at=link.expires_at
+        )
+
+    async def reset_link(self, username: str, caller: Principal, address: str) -> OneTimeLinkPublic:
+        secret = secrets.token_urlsafe(32)
+        async with self.db.session() as session:
+            user = await _user(session, username)
+            if user is None:
+                raise NotFound(f"no user {username!r}")
+            self._audit(
+                session,
+                "auth.password-reset-link",
+                actor=caller.name,
+                address=address,
+                target=user.username,
+            )
+            return await self._link(
+                session,
+                OneTimeLink(
+                    token_hash=digest(secret),
+                    kind="reset",
+                    created_by=caller.subject,
+                    username=user.username,
+                    expires_at=_now() + timedelta(hours=self.config.reset_hours),
+                ),
+                secret,
+                "/auth/reset",
+            )
+
+    async def _take_link(self, session: AsyncSession, secret: str, kind: str) -> OneTimeLink:
+        link = (
+            await session.exec(
+                select(OneTimeLink)
+                .where(OneTimeLink.token_hash == digest(secret))
+                .with_for_update()
+            )
+        ).first()
+        if link is None or link.kind != kind:
+            raise NotFound("this link is not known: ask for a new one")
+        if link.used_at is not None:
+            raise Conflict("this link was used already: ask for a new one")
+        if link.expires_at <= _now():
+            raise Conflict("this link has expired: ask for a new one")
+        link.used_at = _now()
+        session.add(link)
+        return link
+
+    async def reset_password(self, secret: str, new: str, address: str) -> None:
+        async with self.db.session() as session:
+            link = await self._take_link(session, secret, "reset")
+            user = await _user(session, link.username)
+            if user is None:
+                raise NotFound("the account of this link no longer exists")
+            user.password_hash = self.hasher.hash(_policy(new, user.username))
+            user.password_changed_at = _now()
+            session.add(user)
+            await self._revoke_sessions(session, user.username)
+            await session.exec(
+                delete(SignInFailures).where(col(SignInFailures.key) == f"user:{user.username}")
+            )
+            self._audit(session, "auth.password-reset", actor=user.username, address=address)
+
+    async def invite(
+        self, data: InviteCreate, caller: Principal, address: str
+    ) -> OneTimeLinkPublic:
+        if (data.project is None) != (data.role is None):
+            raise BadRequest("an invitation names both a project and a role, or neither")
+        if data.site_roles and not caller.is_admin:
+            raise Forbidden("only an admin invites with site roles")
+        if data.project is None and not caller.is_admin:
+            raise Forbidden("only an admin invites without a project")
+        secret = secrets.token_urlsafe(32)
+        async with self.db.session() as session:
+            if data.project is not None:
+                if await session.get(Project, data.project) is None:
+                    raise NotFound(f"no project {data.project!r}")
+                caller.require(data.project, frozenset({"owner"}))
+            self._audit(
+                session,
+                "auth.invite-create",
+                actor=caller.name,
+                address=address,
+                project=data.project or "",
+                target=data.email,
+                detail=f"role {data.role or 'none'}; site roles {','.join(data.site_roles) or 'none'}",
+            )
+            return await self._link(
+                session,
+                OneTimeLink(
+                    token_hash=digest(secret),
+                    kind="invite",
+                    created_by=caller.subject,
+                    project=data.project or "",
+                    role=data.role or "",
+                    site_roles=",".join(sorted(set(data.site_roles))),
+                    email=data.email,
+                    expires_at=_now() + timedelta(hours=self.config.invite_hours),
+                ),
+                secret,
+                "/auth/invite",
+            )
+
+    async def accept_invite(self, data: InviteAccept, address: str) -> UserPublic:
+        password_hash = self.hasher.hash(_policy(data.password, data.username))
         try:
             async with self.db.session() as session:
-                session.add(Project(name=data.name, title=data.title, created_by=caller.subject))
+                link = await self._take_link(session, data.token, "invite")
+                user = User(
+                    username=data.username,
+                    password_hash=password_hash,
+                    email=link.email,
+                    site_roles=link.site_roles,
+                )
+                session.add(user)
+                await session.flush()
+                if link.project and await session.get(Project, link.project) is not None:
+                    session.add(
+                        Membership(project=link.project, username=user.username, role=link.role)
+                    )
+                self._audit(
+                    session,
+                    "auth.invite-accept",
+                    actor=user.username,
+                    address=address,
+                    project=link.project,
+                    detail=f"invited by {link.created_by}; role {link.role or 'none'}",
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"the username {data.username!r} is taken: choose another") from exc
+        return self._public(user)
+
+    # --- projects, members, networks --------------------------------------------------
+
+    async def _site_networks(self, session: AsyncSession) -> list[str]:
+        row = await session.get(SiteSetting, SITE_NETWORKS)
+        return _split(row.value if row else "")
+
+    async def create_project(
+        self, data: ProjectCreate, caller: Principal, address: str
+    ) -> ProjectPublic:
+        try:
+            async with self.db.session() as session:
+                project = Project(name=data.name, title=data.title, created_by=caller.subject)
+                session.add(project)
                 await session.flush()
                 session.add(Membership(project=data.name, username=caller.subject, role="owner"))
-                outbox = OutboxEvent(body=announce.model_dump_json())
-                session.add(outbox)  # committed with the project or not at all
+                self._emit(
+                    session,
+                    ProjectCreated(project=data.name, title=data.title, correlation_id=data.name),
+                )
+                self._emit(
+                    session, self._state(project, await self._site_networks(session), data.name)
+                )
+                self._audit(
+                    session,
+                    "auth.project-create",
+                    actor=caller.name,
+                    address=address,
+                    project=data.name,
+                )
         except IntegrityError as exc:
             raise Conflict(f"project {data.name!r} exists already") from exc
         await self.relay_outbox()  # now if the broker is there, else on a later round
         return ProjectPublic(name=data.name, title=data.title, role="owner")
 
+    async def project(self, name: str) -> Project:
+        async with self.db.session() as session:
+            project = await session.get(Project, name)
+        if project is None:
+            raise NotFound(f"no project {name!r}")
+        return project
+
+    async def project_exists(self, project: str) -> bool:
+        async with self.db.session() as session:
+            return await session.get(Project, project) is not None
+
+    async def update_project(
+        self, name: str, title: str, caller: Principal, address: str
+    ) -> ProjectPublic:
+        async with self.db.session() as session:
+            project = await session.get(Project, name)
+            if project is None:
+                raise NotFound(f"no project {name!r}")
+            project.title = title
+            session.add(project)
+            self._emit(session, self._state(project, await self._site_networks(session), name))
+            self._audit(
+                session, "auth.project-update", actor=caller.name, address=address, project=name
+            )
+        return ProjectPublic(name=name, title=title, role=caller.role_on(name))
+
     async def projects_of(self, caller: Principal) -> list[ProjectPublic]:
         async with self.db.session() as session:
-            projects = (await session.exec(select(Project).order_by(Project.name))).all()
-            roles = {
-                m.project: m.role
-                for m in (
-                    await session.exec(
-                        select(Membership).where(Membership.username == caller.subject)
-                    )
-                ).all()
-            }
+            projects = (await session.exec(select(Project).order_by(col(Project.name)))).all()
+            roles = (
+                await self._roles(session, caller.subject)
+                if caller.kind == "user"
+                else dict(caller.projects)
+            )
         return [
             ProjectPublic(
                 name=p.name,
@@ -213,25 +932,284 @@ class AuthService:
             if caller.is_admin or p.name in roles
         ]
 
-    async def add_member(self, project: str, data: MemberAdd) -> None:
+    async def members(self, project: str) -> list[MemberPublic]:
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(Membership)
+                .where(Membership.project == project)
+                .order_by(col(Membership.username))
+            )
+            return [MemberPublic(username=m.username, role=m.role) for m in rows.all()]
+
+    async def _last_owner(self, session: AsyncSession, project: str, username: str) -> bool:
+        owners = (
+            await session.exec(
+                select(Membership.username).where(
+                    Membership.project == project, Membership.role == "owner"
+                )
+            )
+        ).all()
+        return list(owners) == [username]
+
+    async def set_member(
+        self, project: str, data: MemberAdd, caller: Principal, address: str
+    ) -> None:
         """Set a user's role on a project; an unknown user changes nothing, and says nothing."""
         async with self.db.session() as session:
             if await session.get(Project, project) is None:
                 raise NotFound(f"no project {project!r}")
             user = await _user(session, data.username)
             if user is None:
-                log.info("membership of an unknown account on %s: nothing to change", project)
+                self._audit(
+                    session,
+                    "auth.member-set",
+                    actor=caller.name,
+                    address=address,
+                    project=project,
+                    outcome="failure",
+                    detail="no such account: nothing changed",
+                )
                 return
             existing = await session.get(Membership, (project, user.username))
             if existing is None:
                 session.add(Membership(project=project, username=user.username, role=data.role))
             else:
+                if (
+                    existing.role == "owner"
+                    and data.role != "owner"
+                    and await self._last_owner(session, project, user.username)
+                ):
+                    raise Conflict(
+                        "the last owner of a project cannot step down: make another owner first"
+                    )
                 existing.role = data.role
                 session.add(existing)
+            self._audit(
+                session,
+                "auth.member-set",
+                actor=caller.name,
+                address=address,
+                project=project,
+                target=user.username,
+                detail=f"role {data.role}",
+            )
 
-    async def project_exists(self, project: str) -> bool:
+    async def remove_member(
+        self, project: str, username: str, caller: Principal, address: str
+    ) -> None:
         async with self.db.session() as session:
-            return await session.get(Project, project) is not None
+            user = await _user(session, username)
+            membership = await session.get(Membership, (project, user.username)) if user else None
+            if membership is None:
+                return  # the same answer whether the account exists or not
+            if membership.role == "owner" and await self._last_owner(
+                session, project, membership.username
+            ):
+                raise Conflict(
+                    "the last owner of a project cannot be removed: make another owner first"
+                )
+            await session.delete(membership)
+            self._audit(
+                session,
+                "auth.member-remove",
+                actor=caller.name,
+                address=address,
+                project=project,
+                target=membership.username,
+            )
+
+    async def project_networks(self, project: str) -> tuple[list[str] | None, list[str]]:
+        """The project's own networks (None: the site's default) and the site's default."""
+        async with self.db.session() as session:
+            row = await session.get(Project, project)
+            if row is None:
+                raise NotFound(f"no project {project!r}")
+            own = _split(row.networks) if row.networks is not None else None
+            return own, await self._site_networks(session)
+
+    async def set_project_networks(
+        self, project: str, networks: list[str] | None, caller: Principal, address: str
+    ) -> None:
+        clean = list(_networks(networks)) if networks is not None else None
+        async with self.db.session() as session:
+            row = await session.get(Project, project)
+            if row is None:
+                raise NotFound(f"no project {project!r}")
+            row.networks = ",".join(clean) if clean is not None else None
+            session.add(row)
+            self._emit(session, self._state(row, await self._site_networks(session), project))
+            self._audit(
+                session,
+                "auth.networks-set",
+                actor=caller.name,
+                address=address,
+                project=project,
+                detail="site default" if clean is None else (", ".join(clean) or "anywhere"),
+            )
+
+    async def site_networks(self) -> list[str]:
+        async with self.db.session() as session:
+            return await self._site_networks(session)
+
+    async def set_site_networks(self, networks: list[str], caller: Principal, address: str) -> None:
+        clean = _networks(networks)
+        async with self.db.session() as session:
+            await session.merge(SiteSetting(key=SITE_NETWORKS, value=",".join(clean)))
+            following = (
+                await session.exec(select(Project).where(col(Project.networks).is_(None)))
+            ).all()
+            for project in following:  # the projects that follow the default change with it
+                self._emit(session, self._state(project, list(clean), "site-networks"))
+            self._audit(
+                session,
+                "auth.networks-set",
+                actor=caller.name,
+                address=address,
+                detail="site default: " + (", ".join(clean) or "anywhere"),
+            )
+
+    # --- machine credentials ----------------------------------------------------------
+
+    def _key_public(self, client: Client, grants: dict[str, str]) -> KeyPublic:
+        return KeyPublic(
+            id=client.id,
+            name=client.name,
+            grants=grants,
+            created_by=client.created_by,
+            created_at=client.created_at,
+            expires_at=client.expires_at,
+            last_used_at=client.last_used_at,
+            revoked_at=client.revoked_at,
+            networks=_split(client.networks),
+        )
+
+    async def _new_client(
+        self,
+        session: AsyncSession,
+        name: str,
+        grants: dict[str, str],
+        caller: Principal,
+        days: int,
+        networks: list[str],
+    ) -> KeyCreated:
+        client_id = "gck_" + secrets.token_hex(5)
+        secret = secrets.token_urlsafe(32)
+        client = Client(
+            id=client_id,
+            name=name,
+            secret_hash=digest(secret),
+            created_by=caller.subject,
+            networks=",".join(_networks(networks)),
+            expires_at=_now() + timedelta(days=days),
+        )
+        session.add(client)
+        await session.flush()
+        for project, role in grants.items():
+            session.add(ClientGrant(client_id=client_id, project=project, role=role))
+        public = self._key_public(client, grants)
+        return KeyCreated(
+            **public.model_dump(),
+            key=f"{client_id}_{secret}",
+            client_id=client_id,
+            client_secret=secret,
+        )
+
+    async def create_key(
+        self, project: str, data: KeyCreate, caller: Principal, address: str
+    ) -> KeyCreated:
+        if caller.kind != "user":
+            raise Forbidden("a key cannot make keys: sign in as a person")
+        held = caller.require(project)
+        if ROLE_RANK[data.role] > ROLE_RANK[held]:
+            raise Forbidden(f"a key cannot grant more than its maker holds ({held} on {project!r})")
+        async with self.db.session() as session:
+            if await session.get(Project, project) is None:
+                raise NotFound(f"no project {project!r}")
+            created = await self._new_client(
+                session, data.name, {project: data.role}, caller, data.expires_days, data.networks
+            )
+            self._audit(
+                session,
+                "auth.key-create",
+                actor=caller.name,
+                address=address,
+                project=project,
+                target=created.id,
+                detail=f"role {data.role}",
+            )
+        return created
+
+    async def create_client(
+        self, data: ClientCreate, caller: Principal, address: str
+    ) -> KeyCreated:
+        grants: dict[str, str] = {g.project: g.role for g in data.grants}
+        async with self.db.session() as session:
+            for project in grants:
+                if await session.get(Project, project) is None:
+                    raise NotFound(f"no project {project!r}")
+            created = await self._new_client(
+                session, data.name, grants, caller, data.expires_days, data.networks
+            )
+            self._audit(
+                session,
+                "auth.key-create",
+                actor=caller.name,
+                address=address,
+                target=created.id,
+                detail="client for " + ", ".join(f"{p} ({r})" for p, r in grants.items()),
+            )
+        return created
+
+    async def keys(self, project: str | None, caller: Principal) -> list[KeyPublic]:
+        """Keys of a project (its owners and admins see all, others their own), or every
+        client (project None, admins)."""
+        async with self.db.session() as session:
+            statement = select(Client, ClientGrant).join(
+                ClientGrant, col(ClientGrant.client_id) == col(Client.id)
+            )
+            if project is not None:
+                statement = statement.where(ClientGrant.project == project)
+                if caller.role_on(project) != "owner":
+                    statement = statement.where(Client.created_by == caller.subject)
+            rows = (await session.exec(statement.order_by(col(Client.created_at)))).all()
+        found: dict[str, tuple[Client, dict[str, str]]] = {}
+        for client, grant in rows:
+            found.setdefault(client.id, (client, {}))[1][grant.project] = grant.role
+        return [self._key_public(client, grants) for client, grants in found.values()]
+
+    async def revoke_key(
+        self, key_id: str, project: str | None, caller: Principal, address: str
+    ) -> None:
+        async with self.db.session() as session:
+            client = await session.get(Client, key_id)
+            grant = await session.get(ClientGrant, (key_id, project)) if project else None
+            if client is None or (project is not None and grant is None):
+                raise NotFound(
+                    f"no key {key_id!r}" + (f" in project {project!r}" if project else "")
+                )
+            may = caller.is_admin or client.created_by == caller.subject
+            if project is not None and caller.role_on(project) == "owner":
+                may = True
+            if not may:
+                raise Forbidden("a key is revoked by its maker, the project's owners, or an admin")
+            if client.revoked_at is None:
+                client.revoked_at = _now()
+                session.add(client)
+            self._audit(
+                session,
+                "auth.key-revoke",
+                actor=caller.name,
+                address=address,
+                project=project or "",
+                target=key_id,
+            )
+
+
+def _lesser(granted: str, held: str | None) -> str | None:
+    """The weaker of a key's role and what its maker holds now (None: nothing)."""
+    if held is None:
+        return None
+    return granted if ROLE_RANK[granted] <= ROLE_RANK[held] else held
 
 
 async def _user(session: AsyncSession, username: str) -> User | None:

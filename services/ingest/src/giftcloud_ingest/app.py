@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from giftcloud_core.app import Runtime, ServicePart, authenticated, create_app
+from giftcloud_core.app import Runtime, ServicePart, create_app
 from giftcloud_core.bus import Subscription
 from giftcloud_core.settings import Settings
 
@@ -18,7 +18,7 @@ def build(runtime: Runtime) -> ServicePart:
     service = IngestService(runtime.settings, runtime.db, runtime.bus, runtime.store)
     return ServicePart(
         name="ingest",
-        routers=[build_router(service, authenticated(runtime.verifier))],
+        routers=[build_router(service, runtime.authenticated(), runtime.audit)],
         subscriptions=[
             Subscription("ingest.projects", service.on_project_event),
             Subscription("ingest.outcomes", service.on_outcome),

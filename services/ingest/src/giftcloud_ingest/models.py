@@ -18,6 +18,8 @@ class KnownProject(SQLModel, table=True):
     __table_args__ = {"schema": SCHEMA}
 
     name: str = Field(primary_key=True)
+    #: CIDRs its data may be reached from, comma-separated; empty: anywhere
+    networks: str = ""
 
 
 class UploadOutcome(SQLModel, table=True):

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from giftcloud_core.access import Auditor, request_address
 from giftcloud_core.dicom import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, STUDY_UID_MISMATCH
 from giftcloud_core.errors import BadRequest, GiftcloudError, PayloadTooLarge, RequestTimeout
 from giftcloud_core.tokens import Principal
@@ -129,7 +130,7 @@ def stow_response(
     )
 
 
-def build_router(service: IngestService, current: Any) -> APIRouter:
+def build_router(service: IngestService, current: Any, audit: Auditor) -> APIRouter:
     router = APIRouter(tags=["ingest"])
     Caller = Annotated[Principal, Depends(current)]
     settings = service.settings
@@ -139,7 +140,7 @@ def build_router(service: IngestService, current: Any) -> APIRouter:
     async def stow(
         project: str, request: Request, caller: Principal, study: str | None
     ) -> JSONResponse:
-        await service.check_project(project, caller)
+        await service.check_project(project, caller, request_address(request))
         if study is not None and (problem := uid_problem(study)) is not None:
             raise BadRequest(f"the study UID in the URL is not a valid UID: {problem}")
         check_declared_length(request, limit)
@@ -158,6 +159,18 @@ def build_router(service: IngestService, current: Any) -> APIRouter:
             await upload.finish()
             raise
         result = await upload.finish()
+        await audit.record(
+            request,
+            "ingest.upload",
+            project=project,
+            target=f"upload {result.upload_id}" + (f" to study {study}" if study else ""),
+            outcome="success" if result.stored else "failure",
+            detail=f"stored {len(result.stored)}, refused {len(result.failed)}"
+            + (f"; {error.message}" if error else ""),
+            # what was stored is stored, and ingest's own upload record names who sent it:
+            # an audit trail out of reach does not turn the answer into a failure
+            required=False,
+        )
         return stow_response(result, base_url, project, error)
 
     @router.post("/dicomweb/{project}/studies")
@@ -173,14 +186,17 @@ def build_router(service: IngestService, current: Any) -> APIRouter:
         return await stow(project, request, caller, study)
 
     @router.get("/ingest/{project}/uploads/{upload_id}")
-    async def upload(project: str, upload_id: str, caller: Caller) -> dict[str, Any]:
+    async def upload(
+        project: str, upload_id: str, request: Request, caller: Caller
+    ) -> dict[str, Any]:
         """What became of an upload's instances (the id is in the X-Giftcloud-Upload header)."""
-        await service.check_project(project, caller)
+        await service.check_project(project, caller, request_address(request))
         return await service.upload(project, upload_id)
 
     @router.get("/ingest/{project}/uploads")
-    async def uploads(project: str, caller: Caller) -> list[dict[str, Any]]:
-        await service.check_project(project, caller)
+    async def uploads(project: str, request: Request, caller: Caller) -> list[dict[str, Any]]:
+        """The project's latest uploads (100), newest first."""
+        await service.check_project(project, caller, request_address(request))
         return [u.model_dump(mode="json") for u in await service.uploads(project)]
 
     return router

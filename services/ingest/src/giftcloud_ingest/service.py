@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from giftcloud_core.access import authorize
 from giftcloud_core.batching import Batcher
 from giftcloud_core.bundle import pack
 from giftcloud_core.bus import Bus
@@ -23,6 +24,7 @@ from giftcloud_core.events import (
     InstancesArchived,
     InstancesReceived,
     ProjectCreated,
+    ProjectUpdated,
     ReceivedPart,
 )
 from giftcloud_core.metrics import INSTANCES
@@ -106,6 +108,10 @@ def _bundles(
         bundles[-1].append(item)
         size += held
     return bundles
+
+
+def _split(text: str) -> list[str]:
+    return [item for item in text.split(",") if item]
 
 
 def _outcome(upload_id: str, item: str, outcome: str, reason: str = "") -> dict[str, str]:
@@ -228,12 +234,14 @@ class IngestService:
         self.store = store
         self._outcomes: Batcher[dict[str, str]] = Batcher(self._write_outcomes)
 
-    async def check_project(self, project: str, caller: Principal) -> None:
-        """404 for an unknown project, 403 when the caller may not write to it."""
+    async def check_project(self, project: str, caller: Principal, address: str) -> None:
+        """404 for an unknown project, 403 when the caller may not write to it (its role, the
+        project's networks, the credential's networks)."""
         async with self.db.session() as session:
-            if await session.get(KnownProject, project) is None:
-                raise NotFound(f"no project {project!r}")
-        caller.require(project, WRITE_ROLES)
+            known = await session.get(KnownProject, project)
+        if known is None:
+            raise NotFound(f"no project {project!r}")
+        authorize(caller, project, WRITE_ROLES, networks=_split(known.networks), address=address)
 
     async def open_upload(
         self,
@@ -339,6 +347,15 @@ class IngestService:
             async with self.db.session() as session:
                 await session.exec(
                     insert(KnownProject).values(name=event.project).on_conflict_do_nothing()
+                )
+        elif isinstance(event, ProjectUpdated):
+            networks = ",".join(event.networks)
+            statement = insert(KnownProject).values(name=event.project, networks=networks)
+            async with self.db.session() as session:
+                await session.exec(
+                    statement.on_conflict_do_update(
+                        index_elements=["name"], set_={"networks": networks}
+                    )
                 )
 
     async def on_outcome(self, event: Event) -> None:

@@ -1,0 +1,29 @@
+"""auth's own refusals (each carries its HTTP status, like every giftcloud error)."""
+
+from __future__ import annotations
+
+from giftcloud_core.errors import Forbidden, GiftcloudError, TooManyRequests
+
+
+class SignInRefused(GiftcloudError):
+    """Wrong credentials: the same answer whether or not the account exists."""
+
+    status = 401
+
+    def __init__(self, message: str = "wrong username or password") -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class SignInThrottled(TooManyRequests):
+    def __init__(self, seconds: int, what: str) -> None:
+        super().__init__(
+            f"too many failed sign-ins for this {what}: wait {seconds} s before trying again",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+class AccountLocked(Forbidden):
+    def __init__(self, until: str) -> None:
+        super().__init__(
+            f"too many failed sign-ins: this account is locked {until}; an admin can unlock it"
+        )
