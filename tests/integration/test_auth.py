@@ -55,13 +55,17 @@ async def test_admin_projects_members_and_tokens(stack: Stack) -> None:
         assert isinstance(announced, ProjectCreated) and announced.project == "brain-mri"
 
         created = await client.post(
-            "/auth/users", json={"username": "bob", "password": "bob rides a blue bicycle"}, headers=admin
+            "/auth/users",
+            json={"username": "bob", "password": "bob rides a blue bicycle"},
+            headers=admin,
         )
         assert created.status_code == 201
         bob = {"Authorization": f"Bearer {await token(client, 'bob', 'bob rides a blue bicycle')}"}
         assert (
             await client.post(
-                "/auth/users", json={"username": "eve", "password": "eve rides a blue bicycle"}, headers=bob
+                "/auth/users",
+                json={"username": "eve", "password": "eve rides a blue bicycle"},
+                headers=bob,
             )
         ).status_code == 403
         assert (await client.get("/auth/projects", headers=bob)).json() == []
@@ -134,12 +138,20 @@ async def test_projects_are_made_by_admins_and_creators_only_within_limits(stack
         for name, roles in (("carl", []), ("cora", ["creator"])):
             response = await client.post(
                 "/auth/users",
-                json={"username": name, "password": f"{name} rides a blue bicycle", "site_roles": roles},
+                json={
+                    "username": name,
+                    "password": f"{name} rides a blue bicycle",
+                    "site_roles": roles,
+                },
                 headers=admin,
             )
             assert response.status_code == 201, response.text
-        carl = {"Authorization": f"Bearer {await token(client, 'carl', 'carl rides a blue bicycle')}"}
-        cora = {"Authorization": f"Bearer {await token(client, 'cora', 'cora rides a blue bicycle')}"}
+        carl = {
+            "Authorization": f"Bearer {await token(client, 'carl', 'carl rides a blue bicycle')}"
+        }
+        cora = {
+            "Authorization": f"Bearer {await token(client, 'cora', 'cora rides a blue bicycle')}"
+        }
         refused = await client.post("/auth/projects", json={"name": "carls"}, headers=carl)
         assert refused.status_code == 403 and "creator" in refused.json()["detail"]
         made = await client.post("/auth/projects", json={"name": "coras"}, headers=cora)
@@ -154,7 +166,9 @@ async def test_projects_are_made_by_admins_and_creators_only_within_limits(stack
             assert "t" * 200 not in response.text  # what was sent is not echoed back
 
         # an owner learns nothing of which accounts exist from adding members
-        cora = {"Authorization": f"Bearer {await token(client, 'cora', 'cora rides a blue bicycle')}"}
+        cora = {
+            "Authorization": f"Bearer {await token(client, 'cora', 'cora rides a blue bicycle')}"
+        }
         answers = []
         for username in ("carl", "no-such-account"):
             response = await client.put(
@@ -174,11 +188,15 @@ async def test_usernames_are_case_insensitive_and_passwords_never_echoed(stack: 
         await token(client, "Admin", "admin-test-password")
         admin = {"Authorization": f"Bearer {await token(client, 'admin', 'admin-test-password')}"}
         twin = await client.post(
-            "/auth/users", json={"username": "Admin", "password": "twin rides a blue bicycle"}, headers=admin
+            "/auth/users",
+            json={"username": "Admin", "password": "twin rides a blue bicycle"},
+            headers=admin,
         )
         assert twin.status_code == 409
         made = await client.post(
-            "/auth/users", json={"username": "Dora", "password": "dora rides a blue bicycle"}, headers=admin
+            "/auth/users",
+            json={"username": "Dora", "password": "dora rides a blue bicycle"},
+            headers=admin,
         )
         assert made.json()["username"] == "dora"
         await token(client, "DORA", "dora rides a blue bicycle")

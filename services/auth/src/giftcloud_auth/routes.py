@@ -1,6 +1,5 @@
 """auth's HTTP interface: tokens (OAuth2), accounts, projects, members, networks, keys."""
 
-
 import base64
 import binascii
 from typing import Annotated, Any
