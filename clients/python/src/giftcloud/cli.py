@@ -124,6 +124,43 @@ def _send(args: argparse.Namespace) -> int:
     return 0 if failed == 0 else 1
 
 
+def _rotate_signing_key(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from giftcloud_auth.service import AuthService
+    from giftcloud_core.bus import create_bus
+    from giftcloud_core.db import Database
+    from giftcloud_core.settings import Settings
+
+    settings = Settings(service="auth")
+
+    async def rotate() -> str:
+        db = Database(settings.db)
+        try:
+            service = AuthService(settings, db, create_bus(settings.bus))
+            key = await service.rotate_signing_key()
+        finally:
+            await db.close()
+        return (
+            f"giftcloud: new signing key {key.kid}: in the JWKS now, signing from"
+            f" {key.activates_at:%Y-%m-%d %H:%M:%S} UTC; the keys it replaces stay published"
+            " until their last tokens expire"
+        )
+
+    try:
+        print(asyncio.run(rotate()))
+    except RuntimeError as exc:
+        print(f"giftcloud: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"giftcloud: cannot reach the database ({exc}); is GIFTCLOUD_DB__URL set?",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="giftcloud", description="giftcloud: share de-identified medical images"
@@ -150,6 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("--batch", type=int, default=50, help="files per STOW-RS request")
     send.add_argument("--password", default=None, help="or GIFTCLOUD_PASSWORD")
     send.set_defaults(run=_send)
+
+    rotate = commands.add_parser(
+        "rotate-signing-key",
+        help="make a new token-signing key (auth's database, from the environment)",
+        description="Publish a new token-signing key now and sign with it once every service"
+        " has seen it; the old keys stay published until the tokens they signed expire.",
+    )
+    rotate.set_defaults(run=_rotate_signing_key)
 
     from giftcloud import anonymise
 

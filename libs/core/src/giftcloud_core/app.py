@@ -36,7 +36,13 @@ from giftcloud_core.middleware import (
 )
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore, create_store
-from giftcloud_core.tokens import API_KEY_PREFIX, HttpJwks, Principal, TokenVerifier
+from giftcloud_core.tokens import (
+    API_KEY_PREFIX,
+    HttpJwks,
+    HttpRevocations,
+    Principal,
+    TokenVerifier,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +83,10 @@ class Runtime:
         self.bus: Bus = bus or create_bus(settings.bus)
         self.store: ObjectStore = store or create_store(settings.storage)
         self.verifier = verifier or TokenVerifier(
-            HttpJwks(settings.auth.jwks_url), settings.auth.issuer, settings.auth.audience
+            HttpJwks(settings.auth.jwks_url),
+            settings.auth.issuer,
+            settings.auth.audience,
+            HttpRevocations(settings.auth.revocations_url, settings.auth.revocation_poll_seconds),
         )
         self.keys = KeyExchange(http_exchange(settings.auth.token_url))
         self.audit = Auditor(self.bus)

@@ -65,8 +65,12 @@ class StorageSettings(BaseModel):
 class AuthSettings(BaseModel):
     #: where services other than auth fetch the token-signing keys
     jwks_url: str = "http://127.0.0.1:8001/auth/.well-known/jwks.json"
-    #: where services other than auth exchange an API key for an access token
-    token_url: str = "http://127.0.0.1:8001/auth/token"  # noqa: S105 (a URL)
+    #: where services other than auth reach it directly (not through the gateway): to
+    #: exchange API keys for tokens and to learn which tokens were revoked
+    url: str = "http://127.0.0.1:8001"
+    #: how often services ask auth which tokens were revoked (a disabled account, a
+    #: removed member, a revoked key stop working within this many seconds)
+    revocation_poll_seconds: float = 10.0
     issuer: str = "giftcloud"
     audience: str = "giftcloud"
     access_token_minutes: int = 15
@@ -90,6 +94,7 @@ class AuthSettings(BaseModel):
     rate_per_second: float = 20.0
     invite_hours: int = 72
     reset_hours: int = 24
+
     #: OpenID Connect: the identity provider's issuer URL; unset: no single sign-on
     oidc_issuer: str | None = None
     oidc_client_id: str = ""
@@ -99,6 +104,14 @@ class AuthSettings(BaseModel):
     oidc_username_claim: str = "preferred_username"
     #: make an account (no roles) for a new identity, or refuse it until an admin makes one
     oidc_create_users: bool = True
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.url.rstrip('/')}/auth/token"
+
+    @property
+    def revocations_url(self) -> str:
+        return f"{self.url.rstrip('/')}/auth/internal/revocations"
 
 
 class NetworkSettings(BaseModel):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +21,8 @@ from jose import jwk, jwt
 from jose.exceptions import JOSEError
 
 from giftcloud_core.errors import Forbidden, Unauthorized
+
+log = logging.getLogger(__name__)
 
 ProjectRole = Literal["owner", "member", "collaborator"]
 #: a project role and the roles it includes: a credential never holds more than its maker
@@ -78,12 +81,15 @@ class TokenSigner:
         networks: Sequence[str] = (),
         creator: str = "",
     ) -> str:
-        now = int(time.time())
+        moment = time.time()
+        now = int(moment)
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": subject,
             "iat": now,
+            #: the issue time to the millisecond: a revocation refuses exactly what came before
+            "iat_ms": int(moment * 1000),
             "exp": now + lifetime_seconds,
             "jti": uuid.uuid4().hex,
             "roles": sorted(site_roles),
@@ -190,11 +196,61 @@ class HttpJwks:
             return self._cached
 
 
+class RevocationSource(Protocol):
+    """Which subjects' tokens were revoked: SHA-256 of the subject -> tokens issued before
+    this time (milliseconds since the epoch) are refused."""
+
+    async def __call__(self) -> Mapping[str, int]: ...
+
+
+def subject_digest(subject: str) -> str:
+    """How revocation lists name a subject (not in the clear)."""
+    return hashlib.sha256(subject.encode()).hexdigest()
+
+
+class HttpRevocations:
+    """Auth's revocation list over HTTP, fetched again every ``interval`` seconds; when auth
+    cannot be reached the last list stands (and the failure is logged)."""
+
+    def __init__(
+        self, url: str, interval: float = 10.0, client: httpx.AsyncClient | None = None
+    ) -> None:
+        self.url = url
+        self.interval = interval
+        self._client = client
+        self._revoked: dict[str, int] = {}
+        self._fetched_at = -1e9
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> Mapping[str, int]:
+        async with self._lock:
+            if time.monotonic() - self._fetched_at >= self.interval:
+                client = self._client or httpx.AsyncClient(timeout=5)
+                try:
+                    response = await client.get(self.url)
+                    response.raise_for_status()
+                    self._revoked = {str(k): int(v) for k, v in response.json()["revoked"].items()}
+                except (httpx.HTTPError, KeyError, ValueError) as exc:
+                    log.warning("cannot fetch revoked tokens from %s: %s", self.url, exc)
+                finally:
+                    self._fetched_at = time.monotonic()
+                    if self._client is None:
+                        await client.aclose()
+            return self._revoked
+
+
 class TokenVerifier:
-    def __init__(self, jwks: JwksSource, issuer: str, audience: str) -> None:
+    def __init__(
+        self,
+        jwks: JwksSource,
+        issuer: str,
+        audience: str,
+        revocations: RevocationSource | None = None,
+    ) -> None:
         self._jwks = jwks
         self.issuer = issuer
         self.audience = audience
+        self._revocations = revocations
 
     async def verify(self, token: str) -> Principal:
         """The principal a valid token names; :class:`Unauthorized` otherwise."""
@@ -225,6 +281,13 @@ class TokenVerifier:
             )
         except JOSEError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
+        if self._revocations is not None:
+            revoked = await self._revocations()
+            issued = int(claims.get("iat_ms", int(claims["iat"]) * 1000))
+            for whose in (claims["sub"], claims.get("creator")):
+                before = revoked.get(subject_digest(str(whose))) if whose else None
+                if before is not None and issued < before:
+                    raise Unauthorized("this token was revoked: sign in again")
         return Principal(
             subject=str(claims["sub"]),
             site_roles=frozenset(claims.get("roles", [])),

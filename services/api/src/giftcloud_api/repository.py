@@ -72,10 +72,12 @@ class AuditFilters:
 
 
 async def audit_records(
-    session: AsyncSession, project: str, filters: AuditFilters, limit: int, offset: int
+    session: AsyncSession, project: str | None, filters: AuditFilters, limit: int, offset: int
 ) -> list[AuditRecord]:
-    """A project's records, newest first."""
-    query = select(AuditRecord).where(AuditRecord.project == project)
+    """A project's records (None: every record), newest first."""
+    query = select(AuditRecord)
+    if project is not None:
+        query = query.where(AuditRecord.project == project)
     if filters.actor:
         query = query.where(AuditRecord.actor == filters.actor)
     if filters.action:  # a prefix: 'dicomweb.' finds every DICOMweb access

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from giftcloud_core.access import Auditor, request_address
+from giftcloud_core.errors import Forbidden
 from giftcloud_core.tokens import Principal
 from pydantic import BaseModel
 
@@ -78,8 +79,37 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
             for r in await service.studies(project, subject=subject, limit=1000)
         ]
 
+    async def trail(
+        request: Request,
+        project: str | None,
+        filters: AuditFilters,
+        limit: int,
+        offset: int,
+        format: str,
+    ) -> Any:
+        rows = await service.audit_records(project, filters, limit, offset)
+        await audit.record(
+            request,
+            "api.audit-read",
+            project=project or "",
+            detail=f"{len(rows)} record(s), {format}",
+        )
+        if format == "csv":
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(AUDIT_FIELDS)
+            for row in rows:
+                writer.writerow(_cell(getattr(row, f)) for f in AUDIT_FIELDS)
+            name = project or "site"
+            return Response(
+                out.getvalue(),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}-audit.csv"'},
+            )
+        return [AuditEntry.model_validate(row, from_attributes=True) for row in rows]
+
     @router.get("/projects/{project}/audit", response_model=list[AuditEntry])
-    async def audit_trail(
+    async def project_audit(
         project: str,
         request: Request,
         caller: Caller,
@@ -96,22 +126,28 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         project, newest first (owners and admins); ``format=csv`` for a spreadsheet."""
         await service.check(project, caller, request_address(request), frozenset({"owner"}))
         filters = AuditFilters(actor, action, outcome, since, until)
-        rows = await service.audit_records(project, filters, limit, offset)
-        await audit.record(
-            request, "api.audit-read", project=project, detail=f"{len(rows)} record(s), {format}"
-        )
-        if format == "csv":
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(AUDIT_FIELDS)
-            for row in rows:
-                writer.writerow(_cell(getattr(row, f)) for f in AUDIT_FIELDS)
-            return Response(
-                out.getvalue(),
-                media_type="text/csv; charset=utf-8",
-                headers={"Content-Disposition": f'attachment; filename="{project}-audit.csv"'},
-            )
-        return [AuditEntry.model_validate(row, from_attributes=True) for row in rows]
+        return await trail(request, project, filters, limit, offset, format)
+
+    @router.get("/audit", response_model=list[AuditEntry])
+    async def site_audit(
+        request: Request,
+        caller: Caller,
+        project: Annotated[str | None, Query(max_length=64, description="'' for site-wide")] = None,
+        actor: Annotated[str | None, Query(max_length=200)] = None,
+        action: Annotated[str | None, Query(max_length=100, description="a prefix")] = None,
+        outcome: Literal["success", "denied", "failure"] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+        format: Literal["json", "csv"] = "json",
+    ) -> Any:
+        """The whole site's trail (admins): sign-ins and account changes (project ''), and
+        every project's records."""
+        if not caller.is_admin:
+            raise Forbidden("the site's audit trail is for admins")
+        filters = AuditFilters(actor, action, outcome, since, until)
+        return await trail(request, project, filters, limit, offset, format)
 
     return router
 

@@ -73,7 +73,7 @@ class CatalogueService:
         return authorize(caller, project, roles, networks=networks, address=address)
 
     async def audit_records(
-        self, project: str, filters: repository.AuditFilters, limit: int, offset: int
+        self, project: str | None, filters: repository.AuditFilters, limit: int, offset: int
     ) -> list[AuditRecord]:
         async with self.db.session() as session:
             return await repository.audit_records(session, project, filters, limit, offset)

@@ -22,7 +22,10 @@ def in_process(service: AuthService, settings: Settings) -> tuple[TokenVerifier,
     """Token checks and API-key exchange against this process's auth (auth itself, and every
     service in ``giftcloud up``)."""
     verifier = TokenVerifier(
-        SignerJwks(lambda: service.ring), settings.auth.issuer, settings.auth.audience
+        SignerJwks(lambda: service.ring),
+        settings.auth.issuer,
+        settings.auth.audience,
+        service.revocations,
     )
 
     async def exchange(client_id: str, secret: str) -> tuple[str, int]:

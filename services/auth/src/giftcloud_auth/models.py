@@ -154,6 +154,17 @@ class SignInFailures(SQLModel, table=True):
     locked_until: datetime | None = None
 
 
+class Revocation(SQLModel, table=True):
+    """Access tokens of a subject (a user, a key) issued before a moment are refused: the
+    services learn these from auth every few seconds."""
+
+    __tablename__ = "revocations"
+    __table_args__ = {"schema": SCHEMA}
+
+    subject: str = Field(primary_key=True)
+    revoked_before: datetime
+
+
 class OutboxEvent(SQLModel, table=True):
     """An event committed in the transaction of the change it announces; the relay publishes
     it and then deletes it, so a broker that is away loses no event."""

@@ -128,6 +128,13 @@ def build_router(service: AuthService, current: Any) -> APIRouter:
         """Sign out: the refresh token and every token of its sign-in stop working."""
         await service.sign_out(data.refresh_token, request_address(request))
 
+    @router.get("/internal/revocations", include_in_schema=False)
+    async def revocations(request: Request) -> dict[str, Any]:
+        """For the services, directly (never through a proxy): whose tokens are revoked."""
+        if any(h in request.headers for h in ("x-forwarded-for", "forwarded", "x-real-ip")):
+            raise NotFound("Not Found")
+        return {"revoked": await service.revocations()}
+
     @router.get("/.well-known/jwks.json")
     async def jwks() -> dict[str, Any]:
         """The public keys that verify access tokens (every service checks tokens locally)."""

@@ -26,7 +26,13 @@ from giftcloud_core.events import AuditRecorded, Event, ProjectCreated, ProjectU
 from giftcloud_core.logs import correlation_id
 from giftcloud_core.network import InvalidNetwork, normalise_networks
 from giftcloud_core.settings import Settings
-from giftcloud_core.tokens import ROLE_RANK, Principal, TokenSigner, generate_private_key_pem
+from giftcloud_core.tokens import (
+    ROLE_RANK,
+    Principal,
+    TokenSigner,
+    generate_private_key_pem,
+    subject_digest,
+)
 from sqlalchemy import delete, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +49,7 @@ from giftcloud_auth.models import (
     OutboxEvent,
     Project,
     RefreshToken,
+    Revocation,
     SignInFailures,
     SigningKey,
     SiteSetting,
@@ -115,6 +122,7 @@ class AuthService:
         self._relay_lock = asyncio.Lock()
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._revoked: tuple[float, dict[str, int]] = (-1e9, {})
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -493,6 +501,35 @@ class AuthService:
             .values(revoked_at=_now())
         )
 
+    async def _revoke_access(self, session: AsyncSession, subject: str) -> None:
+        """Refuse the subject's access tokens issued until now (the services learn it within
+        ``revocation_poll_seconds``)."""
+        moment = _now()
+        statement = insert(Revocation).values(subject=subject, revoked_before=moment)
+        await session.exec(
+            statement.on_conflict_do_update(
+                index_elements=["subject"], set_={"revoked_before": moment}
+            )
+        )
+        self._revoked = (-1e9, {})
+
+    async def revocations(self) -> dict[str, int]:
+        """The revocation list the services check tokens against (subjects hashed), of the
+        last token lifetime (older tokens have expired anyway); cached for a second."""
+        loop = asyncio.get_running_loop()
+        fetched, cached = self._revoked
+        if loop.time() - fetched < 1:
+            return cached
+        horizon = _now() - timedelta(minutes=self.config.access_token_minutes, seconds=60)
+        async with self.db.session() as session:
+            await session.exec(delete(Revocation).where(col(Revocation.revoked_before) < horizon))
+            rows = (await session.exec(select(Revocation))).all()
+        revoked = {
+            subject_digest(r.subject): int(r.revoked_before.timestamp() * 1000) for r in rows
+        }
+        self._revoked = (loop.time(), revoked)
+        return revoked
+
     async def sign_out(self, token: str, address: str) -> None:
         """Revoke the sign-in a refresh token belongs to (every token of its family)."""
         async with self.db.session() as session:
@@ -646,11 +683,13 @@ class AuthService:
             if data.disabled is not None and data.disabled != user.disabled:
                 user.disabled = data.disabled
                 changes.append("disabled" if data.disabled else "enabled")
-                if data.disabled:  # no more sessions; its keys stop at their next use
+                if data.disabled:  # at once: no sessions, no tokens, no keys
                     await self._revoke_sessions(session, user.username)
+                    await self._revoke_access(session, user.username)
             if data.site_roles is not None:
                 user.site_roles = ",".join(sorted(set(data.site_roles)))
                 changes.append(f"site roles: {user.site_roles or 'none'}")
+                await self._revoke_access(session, user.username)  # roles are in tokens
             if data.email is not None:
                 user.email = data.email
                 changes.append("email")
@@ -674,6 +713,7 @@ class AuthService:
                 raise Conflict("the last admin cannot be deleted")
             name = user.username
             await self._revoke_sessions(session, name)
+            await self._revoke_access(session, name)
             await session.exec(
                 update(Client)
                 .where(col(Client.created_by) == name, col(Client.revoked_at).is_(None))
@@ -715,6 +755,7 @@ class AuthService:
             user.password_changed_at = _now()
             session.add(user)
             await self._revoke_sessions(session, user.username)
+            await self._revoke_access(session, user.username)
             self._audit(session, "auth.password-change", actor=user.username, address=address)
 
     async def _link(
@@ -780,6 +821,7 @@ class AuthService:
             user.password_changed_at = _now()
             session.add(user)
             await self._revoke_sessions(session, user.username)
+            await self._revoke_access(session, user.username)
             await session.exec(
                 delete(SignInFailures).where(col(SignInFailures.key) == f"user:{user.username}")
             )
@@ -984,6 +1026,7 @@ class AuthService:
                     )
                 existing.role = data.role
                 session.add(existing)
+                await self._revoke_access(session, user.username)  # the old role is in tokens
             self._audit(
                 session,
                 "auth.member-set",
@@ -1009,6 +1052,7 @@ class AuthService:
                     "the last owner of a project cannot be removed: make another owner first"
                 )
             await session.delete(membership)
+            await self._revoke_access(session, membership.username)  # at once, not in 15 min
             self._audit(
                 session,
                 "auth.member-remove",
@@ -1195,6 +1239,7 @@ class AuthService:
             if client.revoked_at is None:
                 client.revoked_at = _now()
                 session.add(client)
+                await self._revoke_access(session, client.id)
             self._audit(
                 session,
                 "auth.key-revoke",

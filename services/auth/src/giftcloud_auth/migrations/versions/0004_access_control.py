@@ -87,6 +87,12 @@ def upgrade() -> None:
         schema=S,
     )
     op.create_table(
+        "revocations",
+        sa.Column("subject", sa.String, primary_key=True),
+        sa.Column("revoked_before", TS, nullable=False),
+        schema=S,
+    )
+    op.create_table(
         "sign_in_failures",
         sa.Column("key", sa.String, primary_key=True),
         sa.Column("failures", sa.Integer, nullable=False),
@@ -97,7 +103,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("sign_in_failures", "one_time_links", "client_grants", "clients", "refresh_tokens", "site_settings"):
+    for table in ("revocations", "sign_in_failures", "one_time_links", "client_grants", "clients", "refresh_tokens", "site_settings"):
         op.drop_table(table, schema=S)
     op.drop_column("signing_keys", "retires_at", schema=S)
     op.drop_column("signing_keys", "activates_at", schema=S)
