@@ -16,5 +16,7 @@ COPY --from=build /opt/giftcloud /opt/giftcloud
 ENV PATH=/opt/giftcloud/bin:$PATH PYTHONUNBUFFERED=1 GIFTCLOUD_HOST=0.0.0.0
 USER 10001
 EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
 ENTRYPOINT ["giftcloud"]
 CMD ["serve", "api", "--port", "8000"]

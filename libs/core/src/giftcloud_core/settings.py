@@ -6,11 +6,17 @@ down; nothing in giftcloud reads the environment at import time.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
 class DatabaseSettings(BaseModel):
@@ -178,9 +184,33 @@ class MetricsSettings(BaseModel):
 
 
 class Settings(BaseSettings):
+    """Every setting; from the environment, and from files in ``GIFTCLOUD_SECRETS_DIR`` (one
+    file per variable, named like it: how Kubernetes mounts a Secret), the environment first."""
+
     model_config = SettingsConfigDict(
         env_prefix="GIFTCLOUD_", env_nested_delimiter="__", extra="ignore"
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        folder = os.environ.get("GIFTCLOUD_SECRETS_DIR")
+        if not folder:
+            return init_settings, env_settings, dotenv_settings
+        secrets = NestedSecretsSettingsSource(
+            file_secret_settings,
+            secrets_dir=folder,
+            secrets_dir_missing="error",
+            secrets_nested_delimiter="__",
+            env_prefix="GIFTCLOUD_",
+        )
+        return init_settings, env_settings, dotenv_settings, secrets
 
     service: str = "giftcloud"
     #: where a process keeps what it makes for its operator (the first admin's password)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from giftcloud_core.access import authorize
 from giftcloud_core.batching import Batcher
+from giftcloud_core.budget import MemoryBudget
 from giftcloud_core.bundle import pack
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
@@ -184,37 +185,46 @@ class UploadSession:
             return
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         await self._slots.acquire()  # back-pressure: the body is not read while all are busy
-        self._tasks.append(asyncio.create_task(self._store(batch)))
+        holding = asyncio.Event()
+        self._tasks.append(asyncio.create_task(self._store(batch, holding)))
+        await holding.wait()  # and not while the process holds its budget of instances
 
-    async def _store(self, batch: list[tuple[int, bytes]]) -> None:
+    async def _store(self, batch: list[tuple[int, bytes]], holding: asyncio.Event) -> None:
         try:
-            service = self.service
-            ceiling = service.settings.limits.inflated_ceiling
-            checked = await asyncio.to_thread(
-                lambda: [_check(data, self.study_uid, ceiling) for _, data in batch]
-            )
-            accepted: list[Accepted] = []
-            names: dict[str, int] = {}
-            for (index, data), outcome in zip(batch, checked, strict=True):
-                if isinstance(outcome, Failed):
-                    INSTANCES.labels("ingest", "invalid").inc()
-                    self._outcomes[index] = outcome
-                else:
-                    name = f"{self.project}/{self.result.upload_id}/{index:06d}.dcm"
-                    names[name] = index
-                    accepted.append((name, data, outcome))
-            for bundle in _bundles(accepted):
-                number, self._bundles = self._bundles, self._bundles + 1
-                key = f"{self.project}/{self.result.upload_id}/{number:04d}.bundle"
-                ok = await service._store_bundle(
-                    self.project, self.result.upload_id, key, bundle, self.source
-                )
-                if ok:
-                    await service._count_accepted(self.result.upload_id, len(bundle))
-                for name, _, info in bundle:
-                    self._outcomes[names[name]] = info if ok else _not_stored(info)
+            size = sum(len(data) for _, data in batch)
+            async with self.service.budget.hold(size):
+                holding.set()
+                await self._check_and_store(batch)
         finally:
+            holding.set()
             self._slots.release()
+
+    async def _check_and_store(self, batch: list[tuple[int, bytes]]) -> None:
+        service = self.service
+        ceiling = service.settings.limits.inflated_ceiling
+        checked = await asyncio.to_thread(
+            lambda: [_check(data, self.study_uid, ceiling) for _, data in batch]
+        )
+        accepted: list[Accepted] = []
+        names: dict[str, int] = {}
+        for (index, data), outcome in zip(batch, checked, strict=True):
+            if isinstance(outcome, Failed):
+                INSTANCES.labels("ingest", "invalid").inc()
+                self._outcomes[index] = outcome
+            else:
+                name = f"{self.project}/{self.result.upload_id}/{index:06d}.dcm"
+                names[name] = index
+                accepted.append((name, data, outcome))
+        for bundle in _bundles(accepted):
+            number, self._bundles = self._bundles, self._bundles + 1
+            key = f"{self.project}/{self.result.upload_id}/{number:04d}.bundle"
+            ok = await service._store_bundle(
+                self.project, self.result.upload_id, key, bundle, self.source
+            )
+            if ok:
+                await service._count_accepted(self.result.upload_id, len(bundle))
+            for name, _, info in bundle:
+                self._outcomes[names[name]] = info if ok else _not_stored(info)
 
 
 def _not_stored(info: Stored) -> Failed:
@@ -232,6 +242,9 @@ class IngestService:
         self.db = db
         self.bus = bus
         self.store = store
+        #: bytes of received instances this process checks and stores at once, whatever the
+        #: number of uploads (one batch larger than the budget goes alone)
+        self.budget = MemoryBudget(settings.bus.memory_budget_bytes)
         self._outcomes: Batcher[dict[str, str]] = Batcher(self._write_outcomes)
 
     async def check_project(self, project: str, caller: Principal, address: str) -> None:
