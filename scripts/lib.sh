@@ -19,6 +19,19 @@ ensure_system_packages() {
   fi
 }
 
+ensure_node() {
+  # the single sign-on tests run a real OpenID Connect provider (node-oidc-provider)
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    log "installing nodejs and npm"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if [ ! -d tests/support/oidc/node_modules/oidc-provider ]; then
+    log "installing the test identity provider (npm)"
+    (cd tests/support/oidc && npm ci --no-audit --no-fund --silent)
+  fi
+}
+
 python_for_uv() {
   for candidate in python3.12 python3.11; do
     if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then

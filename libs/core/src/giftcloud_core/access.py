@@ -37,6 +37,18 @@ def request_address(request: Request) -> str:
     return address
 
 
+def over_tls(request: Request) -> bool:
+    """True when the client reached us over HTTPS (directly, or through a trusted proxy that
+    says so in X-Forwarded-Proto)."""
+    if request.url.scheme == "https":
+        return True
+    trusted = request.app.state.runtime.settings.network.trusted_proxies
+    peer = request.client.host if request.client else ""
+    if not trusted or not address_in(peer, trusted):
+        return False
+    return request.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https"
+
+
 def authorize(
     caller: Principal,
     project: str,

@@ -309,6 +309,50 @@ _REQUIRED_CLAIMS = {
 }
 
 
+#: what an identity provider may sign ID tokens with (never none, never HMAC)
+ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384")
+
+
+def verify_id_token(
+    token: str,
+    jwks: dict[str, Any],
+    *,
+    issuer: str,
+    client_id: str,
+    nonce: str,
+    access_token: str | None = None,
+) -> dict[str, Any]:
+    """The claims of an OpenID Connect ID token that the provider's keys sign, issued by
+    ``issuer`` to ``client_id`` for this sign-in (``nonce``); :class:`Unauthorized` otherwise."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except JOSEError as exc:
+        raise Unauthorized("the identity provider sent a malformed ID token") from exc
+    algorithm = header.get("alg")
+    if algorithm not in ID_TOKEN_ALGORITHMS:
+        raise Unauthorized(f"ID tokens signed with {algorithm!r} are not accepted")
+    key = _find_key(jwks, header.get("kid"))
+    if key is None and len(jwks.get("keys", [])) == 1 and "kid" not in header:
+        key = dict(jwks["keys"][0])
+    if key is None:
+        raise Unauthorized("the ID token is signed by a key the identity provider does not publish")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=client_id,
+            issuer=issuer,
+            access_token=access_token,
+            options={"require_exp": True, "require_iat": True, "require_sub": True},
+        )
+    except JOSEError as exc:
+        raise Unauthorized(f"the identity provider's ID token is not valid: {exc}") from exc
+    if not nonce or claims.get("nonce") != nonce:
+        raise Unauthorized("the ID token is not of this sign-in (nonce)")
+    return claims
+
+
 def _find_key(jwks: dict[str, Any], kid: object) -> dict[str, Any] | None:
     for key in jwks.get("keys", []):
         if key.get("kid") == kid:

@@ -8,7 +8,7 @@ from giftcloud_core.credentials import KeyExchange
 from giftcloud_core.settings import Settings
 from giftcloud_core.tokens import SignerJwks, TokenVerifier
 
-from giftcloud_auth import pages
+from giftcloud_auth import pages, sessions
 from giftcloud_auth.models import SCHEMA
 from giftcloud_auth.routes import build_router
 from giftcloud_auth.service import AuthService
@@ -43,7 +43,11 @@ def build(runtime: Runtime) -> tuple[ServicePart, AuthService]:
     current = authenticated(lambda: verifier, lambda: keys)
     part = ServicePart(
         name="auth",
-        routers=[build_router(service, current), pages.build_router(service)],
+        routers=[
+            build_router(service, current),
+            pages.build_router(service),
+            sessions.build_router(service),
+        ],
         schema=SCHEMA,
         migrations=MIGRATIONS,
         on_start=[service.start],

@@ -154,6 +154,20 @@ class SignInFailures(SQLModel, table=True):
     locked_until: datetime | None = None
 
 
+class OidcRequest(SQLModel, table=True):
+    """A sign-in sent to the identity provider, until it comes back (once, within minutes):
+    its PKCE verifier and nonce, and where the person was going."""
+
+    __tablename__ = "oidc_requests"
+    __table_args__ = {"schema": SCHEMA}
+
+    state_hash: str = Field(primary_key=True)
+    verifier: str
+    nonce: str
+    next_path: str = "/"
+    expires_at: datetime
+
+
 class Revocation(SQLModel, table=True):
     """Access tokens of a subject (a user, a key) issued before a moment are refused: the
     services learn these from auth every few seconds."""

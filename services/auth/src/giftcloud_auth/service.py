@@ -45,6 +45,7 @@ from giftcloud_auth.models import (
     Client,
     ClientGrant,
     Membership,
+    OidcRequest,
     OneTimeLink,
     OutboxEvent,
     Project,
@@ -55,6 +56,7 @@ from giftcloud_auth.models import (
     SiteSetting,
     User,
 )
+from giftcloud_auth.oidc import Identity, OidcClient, pkce_pair, safe_next, username_from
 from giftcloud_auth.passwords import WeakPassword, check_password
 from giftcloud_auth.schemas import (
     ClientCreate,
@@ -123,6 +125,7 @@ class AuthService:
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._revoked: tuple[float, dict[str, int]] = (-1e9, {})
+        self._oidc: OidcClient | None = None
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -292,6 +295,10 @@ class AuthService:
                 return
             given = self.settings.admin_password
             password = given.get_secret_value() if given else secrets.token_urlsafe(18)
+            try:
+                check_password(password, username="admin")
+            except WeakPassword as exc:
+                raise RuntimeError(f"GIFTCLOUD_ADMIN_PASSWORD is too weak: {exc}") from None
             session.add(
                 User(username="admin", password_hash=self.hasher.hash(password), site_roles="admin")
             )
@@ -605,6 +612,147 @@ class AuthService:
             target=client.id,
         )
         return TokenResponse(access_token=token, expires_in=lifetime)
+
+    # --- single sign-on ----------------------------------------------------------------
+
+    @property
+    def oidc(self) -> OidcClient:
+        if self._oidc is None:
+            self._oidc = OidcClient(self.config)  # NotFound when SSO is not configured
+        return self._oidc
+
+    def sso_redirect_uri(self) -> str:
+        return f"{self.settings.ingest.public_url.rstrip('/')}/auth/oidc/callback"
+
+    async def sso_begin(self, next_path: str | None) -> tuple[str, str]:
+        """The provider's sign-in URL, and the state to bind to the browser."""
+        state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        verifier, challenge = pkce_pair()
+        url = await self.oidc.authorization_url(
+            state=state, nonce=nonce, challenge=challenge, redirect_uri=self.sso_redirect_uri()
+        )
+        async with self.db.session() as session:
+            await session.exec(delete(OidcRequest).where(col(OidcRequest.expires_at) < _now()))
+            session.add(
+                OidcRequest(
+                    state_hash=digest(state),
+                    verifier=verifier,
+                    nonce=nonce,
+                    next_path=safe_next(next_path),
+                    expires_at=_now() + timedelta(minutes=10),
+                )
+            )
+        return url, state
+
+    async def sso_finish(
+        self, *, bound_state: str, state: str, code: str, address: str
+    ) -> tuple[TokenResponse, str]:
+        """Check the provider's answer belongs to this browser's sign-in, who it says the
+        person is, and sign them in: a token pair (the refresh token is the session) and
+        where they were going."""
+        if not bound_state or not hmac.compare_digest(bound_state, state):
+            raise Unauthorized("this sign-in was not started in this browser: start again")
+        async with self.db.session() as session:
+            request = await session.get(OidcRequest, digest(state))
+            if request is not None:
+                await session.delete(request)  # used once
+        if request is None or request.expires_at <= _now():
+            raise Unauthorized("this sign-in is unknown or took too long: start again")
+        identity = await self.oidc.identify(
+            code=code,
+            verifier=request.verifier,
+            nonce=request.nonce,
+            redirect_uri=self.sso_redirect_uri(),
+        )
+        async with self.db.session() as session:
+            user = await self._user_of(session, identity, address)
+            if user is None or user.disabled:
+                self._audit(
+                    session,
+                    "auth.sign-in",
+                    actor=user.username if user else identity.subject,
+                    address=address,
+                    outcome="denied",
+                    detail=f"single sign-on via {identity.issuer}: "
+                    + ("the account is disabled" if user else "no account for this identity"),
+                )
+                refusal = Forbidden(
+                    "this account is disabled"
+                    if user
+                    else "there is no giftcloud account for this identity: ask an admin"
+                )
+            else:
+                response = await self._tokens_for(session, user, family=uuid.uuid4().hex)
+                self._audit(
+                    session,
+                    "auth.sign-in",
+                    actor=user.username,
+                    address=address,
+                    detail=f"single sign-on via {identity.issuer}",
+                )
+                return response, request.next_path
+        raise refusal
+
+    async def _user_of(
+        self, session: AsyncSession, identity: Identity, address: str
+    ) -> User | None:
+        """The account of an identity: linked before, or the one with its verified email
+        (linked now), or a new one without roles (when the site makes accounts for SSO)."""
+        linked = (
+            await session.exec(
+                select(User).where(
+                    User.oidc_issuer == identity.issuer, User.oidc_subject == identity.subject
+                )
+            )
+        ).first()
+        if linked is not None:
+            return linked
+        if identity.email and identity.email_verified:
+            by_email = (
+                await session.exec(
+                    select(User).where(
+                        func.lower(User.email) == identity.email.lower(), User.oidc_subject == ""
+                    )
+                )
+            ).first()
+            if by_email is not None:
+                by_email.oidc_issuer, by_email.oidc_subject = identity.issuer, identity.subject
+                session.add(by_email)
+                return by_email
+        if not self.config.oidc_create_users:
+            return None
+        base = username_from(identity.claims, self.config.oidc_username_claim)
+        name, number = base, 1
+        while await _user(session, name) is not None:
+            number += 1
+            name = f"{base}-{number}"
+        user = User(
+            username=name,
+            password_hash="",
+            email=identity.email if identity.email_verified else "",
+            oidc_issuer=identity.issuer,
+            oidc_subject=identity.subject,
+        )
+        session.add(user)
+        await session.flush()
+        self._audit(
+            session,
+            "auth.user-create",
+            actor="single sign-on",
+            address=address,
+            target=name,
+            detail=f"first sign-in via {identity.issuer}",
+        )
+        return user
+
+    async def session_user(self, refresh_token: str) -> User | None:
+        """Who a browser session (its refresh token, not used here) belongs to, if it is live."""
+        async with self.db.session() as session:
+            row = await session.get(RefreshToken, digest(refresh_token))
+            if row is None or row.used_at or row.revoked_at or row.expires_at <= _now():
+                return None
+            user = await _user(session, row.username)
+        return None if user is None or user.disabled else user
 
     # --- accounts ---------------------------------------------------------------------
 

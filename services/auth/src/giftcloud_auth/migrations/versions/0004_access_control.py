@@ -87,6 +87,15 @@ def upgrade() -> None:
         schema=S,
     )
     op.create_table(
+        "oidc_requests",
+        sa.Column("state_hash", sa.String, primary_key=True),
+        sa.Column("verifier", sa.String, nullable=False),
+        sa.Column("nonce", sa.String, nullable=False),
+        sa.Column("next_path", sa.String, nullable=False),
+        sa.Column("expires_at", TS, nullable=False),
+        schema=S,
+    )
+    op.create_table(
         "revocations",
         sa.Column("subject", sa.String, primary_key=True),
         sa.Column("revoked_before", TS, nullable=False),
@@ -103,7 +112,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("revocations", "sign_in_failures", "one_time_links", "client_grants", "clients", "refresh_tokens", "site_settings"):
+    for table in ("oidc_requests", "revocations", "sign_in_failures", "one_time_links", "client_grants", "clients", "refresh_tokens", "site_settings"):
         op.drop_table(table, schema=S)
     op.drop_column("signing_keys", "retires_at", schema=S)
     op.drop_column("signing_keys", "activates_at", schema=S)
