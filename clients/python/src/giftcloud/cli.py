@@ -105,6 +105,7 @@ def _send(args: argparse.Namespace) -> int:
         args.url,
         username=args.username,
         password=args.password or os.environ.get("GIFTCLOUD_PASSWORD", ""),
+        api_key=args.api_key or os.environ.get("GIFTCLOUD_API_KEY", ""),
     )
     files = [
         p
@@ -186,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("--username", default="admin")
     send.add_argument("--batch", type=int, default=50, help="files per STOW-RS request")
     send.add_argument("--password", default=None, help="or GIFTCLOUD_PASSWORD")
+    send.add_argument(
+        "--api-key", default=None, help="a project's API key instead (or GIFTCLOUD_API_KEY)"
+    )
     send.set_defaults(run=_send)
 
     rotate = commands.add_parser(

@@ -34,9 +34,22 @@ def multipart_related(files: list[bytes]) -> tuple[bytes, str]:
 
 
 class Client:
-    def __init__(self, url: str, *, username: str, password: str, timeout: float = 120) -> None:
+    """Signed in with a username and password, or with an API key (``gck_...``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        username: str = "",
+        password: str = "",
+        api_key: str = "",
+        timeout: float = 120,
+    ) -> None:
         self.url = url.rstrip("/")
         self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        if api_key:  # every service takes the key itself as a bearer credential
+            self.http.headers["Authorization"] = f"Bearer {api_key}"
+            return
         response = self.http.post("/auth/token", data={"username": username, "password": password})
         response.raise_for_status()
         self.http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"

@@ -8,8 +8,9 @@ too. Each refusal says which rule refused it. Every access, allowed or refused, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
 from starlette.requests import Request
@@ -79,12 +80,20 @@ def caller_of(request: Request) -> Principal | None:
     return principal if isinstance(principal, Principal) else None
 
 
-class Auditor:
-    """Publishes audit records. A record of an access that was allowed is published before
-    the answer goes out: when it cannot be, the request fails (503) rather than go unrecorded."""
+#: where a process that keeps the audit store (api) puts records itself
+AuditSink = Callable[[AuditRecorded], Awaitable[None]]
 
-    def __init__(self, bus: Bus) -> None:
+
+class Auditor:
+    """Records audit events: published for api to keep, or, in the process that keeps them,
+    put straight into the store (``sink``). A record of an access that was allowed is kept
+    before the answer goes out; when it cannot be (the broker away for longer than
+    ``patience`` seconds), the request fails (503) rather than go unrecorded."""
+
+    def __init__(self, bus: Bus, sink: AuditSink | None = None, patience: float = 10.0) -> None:
         self.bus = bus
+        self.sink = sink
+        self.patience = patience
 
     async def record(
         self,
@@ -116,10 +125,24 @@ class Auditor:
             detail=detail[:2000],
         )
         try:
-            await self.bus.publish(event)
+            await self._keep(event, self.patience if required else 0.0)
         except Exception as exc:
             log.error("could not record %s by %s in the audit: %s", action, actor, exc)
             if required:
                 raise ServiceUnavailable(
                     "the access could not be recorded in the audit trail; try again"
                 ) from exc
+
+    async def _keep(self, event: AuditRecorded, patience: float) -> None:
+        if self.sink is not None:
+            await self.sink(event)
+            return
+        deadline = asyncio.get_running_loop().time() + patience
+        while True:  # a broker that restarts is back within seconds: wait for it that long
+            try:
+                await self.bus.publish(event)
+                return
+            except Exception:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)

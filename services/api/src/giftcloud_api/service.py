@@ -48,6 +48,11 @@ class CatalogueService:
         if isinstance(event, AuditRecorded):
             await self._audit.submit(event)  # written with its neighbours, then acked
 
+    async def keep_audit(self, event: AuditRecorded) -> None:
+        """A record of this process (or of every service, in ``giftcloud up``): committed
+        with its neighbours before the access it records is answered."""
+        await self._audit.submit(event)
+
     async def _add_audit(self, events: list[AuditRecorded]) -> None:
         async with self.db.session() as session:
             await repository.add_audit(session, events)
