@@ -3,6 +3,7 @@
 import csv
 import io
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import Annotated, Any, Literal
@@ -40,6 +41,20 @@ class AuditEntry(BaseModel):
     address: str
     detail: str
     correlation_id: str
+
+
+@dataclass
+class AuditQuery:
+    """Filters and paging of an audit trail."""
+
+    actor: Annotated[str | None, Query(max_length=200)] = None
+    action: Annotated[str | None, Query(max_length=100, description="a prefix")] = None
+    outcome: Literal["success", "denied", "failure"] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0
+    format: Literal["json", "csv"] = "json"
 
 
 def build_router(service: CatalogueService, current: Any, audit: Auditor) -> APIRouter:
@@ -80,22 +95,16 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
             for r in await service.studies(project, subject=subject, limit=1000)
         ]
 
-    async def trail(
-        request: Request,
-        project: str | None,
-        filters: AuditFilters,
-        limit: int,
-        offset: int,
-        format: str,
-    ) -> Any:
-        rows = await service.audit_records(project, filters, limit, offset)
+    async def trail(request: Request, project: str | None, query: AuditQuery) -> Any:
+        filters = AuditFilters(query.actor, query.action, query.outcome, query.since, query.until)
+        rows = await service.audit_records(project, filters, query.limit, query.offset)
         await audit.record(
             request,
             "api.audit-read",
             project=project or "",
-            detail=f"{len(rows)} record(s), {format}",
+            detail=f"{len(rows)} record(s), {query.format}",
         )
-        if format == "csv":
+        if query.format == "csv":
             out = io.StringIO()
             writer = csv.writer(out)
             writer.writerow(AUDIT_FIELDS)
@@ -111,44 +120,25 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
 
     @router.get("/projects/{project}/audit", response_model=list[AuditEntry])
     async def project_audit(
-        project: str,
-        request: Request,
-        caller: Caller,
-        actor: Annotated[str | None, Query(max_length=200)] = None,
-        action: Annotated[str | None, Query(max_length=100, description="a prefix")] = None,
-        outcome: Literal["success", "denied", "failure"] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-        format: Literal["json", "csv"] = "json",
+        project: str, request: Request, caller: Caller, query: Annotated[AuditQuery, Depends()]
     ) -> Any:
         """Who read, searched, downloaded, uploaded, re-identified or changed what in the
         project, newest first (owners and admins); ``format=csv`` for a spreadsheet."""
         await service.check(project, caller, request_address(request), frozenset({"owner"}))
-        filters = AuditFilters(actor, action, outcome, since, until)
-        return await trail(request, project, filters, limit, offset, format)
+        return await trail(request, project, query)
 
     @router.get("/audit", response_model=list[AuditEntry])
     async def site_audit(
         request: Request,
         caller: Caller,
+        query: Annotated[AuditQuery, Depends()],
         project: Annotated[str | None, Query(max_length=64, description="'' for site-wide")] = None,
-        actor: Annotated[str | None, Query(max_length=200)] = None,
-        action: Annotated[str | None, Query(max_length=100, description="a prefix")] = None,
-        outcome: Literal["success", "denied", "failure"] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-        format: Literal["json", "csv"] = "json",
     ) -> Any:
         """The whole site's trail (admins): sign-ins and account changes (project ''), and
         every project's records."""
         if not caller.is_admin:
             raise Forbidden("the site's audit trail is for admins")
-        filters = AuditFilters(actor, action, outcome, since, until)
-        return await trail(request, project, filters, limit, offset, format)
+        return await trail(request, project, query)
 
     return router
 
