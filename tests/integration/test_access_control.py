@@ -630,3 +630,47 @@ async def test_security_headers_cors_docs_and_metrics(stack: Stack) -> None:
         assert (await client.get("/metrics")).status_code == 404
         scraped = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
         assert scraped.status_code == 200 and "giftcloud" in scraped.text
+
+
+async def test_failed_sign_ins_are_forgotten_after_a_quiet_quarter_hour(hospital: Site) -> None:
+    s = hospital
+    admin = await s.token()
+    await make_user(s, admin, "pia")
+    async with s.client("203.0.113.80") as client:
+        statuses = [
+            (
+                await client.post("/auth/token", data={"username": "pia", "password": "nope"})
+            ).status_code
+            for _ in range(6)
+        ]
+        assert statuses == [401] * 5 + [429]
+        async with s.runtime.db.session() as session:
+            await session.exec(  # type: ignore[call-overload]
+                text("UPDATE auth.sign_in_failures SET last_failure_at = now() - interval '16 min'")
+            )
+        later = await client.post("/auth/token", data={"username": "pia", "password": "nope"})
+        assert later.status_code == 401  # judged again, not made to wait
+        async with s.runtime.db.session() as session:
+            failures = (
+                await session.exec(  # type: ignore[call-overload]
+                    text("SELECT failures FROM auth.sign_in_failures WHERE key = 'user:pia'")
+                )
+            ).scalar()
+        assert failures == 1
+
+
+async def test_a_key_bound_to_networks_is_of_no_use_elsewhere(hospital: Site) -> None:
+    s = hospital
+    admin = await s.token()
+    await make_project(s, admin, "hip")
+    async with s.client() as client:
+        key = await client.post(
+            "/auth/projects/hip/keys",
+            json={"name": "lab", "role": "collaborator", "networks": ["10.7.0.0/16"]},
+            headers=admin,
+        )
+    bound = {"Authorization": f"Bearer {key.json()['key']}"}
+    async with s.client("10.7.1.1") as inside, s.client("10.8.1.1") as outside:
+        assert (await inside.get("/api/projects", headers=bound)).status_code == 200
+        refused = await outside.get("/api/projects", headers=bound)
+        assert refused.status_code == 403 and "10.7.0.0/16" in refused.json()["detail"]

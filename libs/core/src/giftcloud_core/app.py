@@ -22,11 +22,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
 
-from giftcloud_core.access import Auditor
+from giftcloud_core.access import Auditor, request_address
 from giftcloud_core.bus import Bus, Subscription, create_bus
 from giftcloud_core.credentials import KeyExchange, http_exchange
 from giftcloud_core.db import Database
-from giftcloud_core.errors import GiftcloudError, Unauthorized
+from giftcloud_core.errors import Forbidden, GiftcloudError, Unauthorized
 from giftcloud_core.middleware import (
     BodyLimit,
     RateLimit,
@@ -34,6 +34,7 @@ from giftcloud_core.middleware import (
     RequestContext,
     SecurityHeaders,
 )
+from giftcloud_core.network import address_in
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore, create_store
 from giftcloud_core.tokens import (
@@ -117,6 +118,10 @@ def authenticated(
             token = await keys().token_for(token)
         caller = await verifier().verify(token)
         request.state.principal = caller
+        if caller.networks and not address_in(request_address(request), caller.networks):
+            raise Forbidden(  # a credential bound to networks is of no use anywhere else
+                f"{caller.name} may be used only from {', '.join(caller.networks)}"
+            )
         return caller
 
     return principal

@@ -33,7 +33,7 @@ from giftcloud_core.tokens import (
     generate_private_key_pem,
     subject_digest,
 )
-from sqlalchemy import delete, func, update
+from sqlalchemy import case, delete, func, or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -126,6 +126,7 @@ class AuthService:
         self._tasks: list[asyncio.Task[None]] = []
         self._revoked: tuple[float, dict[str, int]] = (-1e9, {})
         self._oidc: OidcClient | None = None
+        self._pruned_at = datetime.min.replace(tzinfo=UTC)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -335,24 +336,32 @@ class AuthService:
 
     def _wait_seconds(self, row: SignInFailures | None, after: int, now: datetime) -> int:
         """Seconds an account or address must still wait before its next attempt."""
-        if row is None or row.failures < after:
+        if row is None or row.failures < after or row.last_failure_at < now - timedelta(minutes=15):
             return 0
         backoff = min(2 ** (row.failures - after), 3600)
         ready = row.last_failure_at + timedelta(seconds=backoff)
         return max(0, int((ready - now).total_seconds() + 0.999))
 
     async def _count_failure(self, name: str, address: str) -> None:
+        """One more failure of the account name and of the address. After a quarter of an
+        hour without one the count starts again (an expired lockout with it)."""
         now = _now()
+        quiet = now - timedelta(minutes=15)
         lock_for = self.config.lockout_minutes
         async with self.db.session() as session:
             for key in (f"user:{name}", f"address:{address}"):
                 statement = insert(SignInFailures).values(key=key, failures=1, last_failure_at=now)
+                stale = col(SignInFailures.last_failure_at) < quiet
+                expired = col(SignInFailures.locked_until) < now
                 await session.exec(
                     statement.on_conflict_do_update(
                         index_elements=["key"],
                         set_={
-                            "failures": SignInFailures.failures + 1,
+                            "failures": case((stale, 1), else_=SignInFailures.failures + 1),
                             "last_failure_at": now,
+                            "locked_until": case(
+                                (expired, None), else_=col(SignInFailures.locked_until)
+                            ),
                         },
                     )
                 )
@@ -360,10 +369,21 @@ class AuthService:
             if (
                 row is not None
                 and row.failures >= self.config.lockout_after
-                and not row.locked_until
+                and (row.locked_until is None or row.locked_until <= now)
             ):
                 row.locked_until = now + timedelta(minutes=lock_for) if lock_for else FOREVER
                 session.add(row)
+            if self._pruned_at < now - timedelta(minutes=1):  # names sprayed once, long ago
+                self._pruned_at = now
+                await session.exec(
+                    delete(SignInFailures).where(
+                        col(SignInFailures.last_failure_at) < now - timedelta(days=1),
+                        or_(
+                            col(SignInFailures.locked_until).is_(None),
+                            col(SignInFailures.locked_until) < now,
+                        ),
+                    )
+                )
 
     async def password_grant(self, username: str, password: str, address: str) -> TokenResponse:
         name = username.strip().lower()[:128]
