@@ -8,7 +8,12 @@ from giftcloud_anonymise.app import build as build_anonymise
 from giftcloud_anonymise.models import ReidentificationAudit, VaultEntry
 from giftcloud_core.app import Runtime
 from giftcloud_core.bundle import unpack
-from giftcloud_core.events import InstanceRejected, InstancesDeidentified, ProjectCreated
+from giftcloud_core.events import (
+    AuditRecorded,
+    InstanceRejected,
+    InstancesDeidentified,
+    ProjectCreated,
+)
 from giftcloud_core.tokens import SignerJwks, TokenSigner, TokenVerifier
 from giftcloud_deid.vault import generate_keypair
 from integration.conftest import eventually, next_message, running
@@ -91,6 +96,17 @@ async def test_vault_profiles_and_reidentification(
             ("rita", event.subject, 1),
             ("rita", "SUBJ-NOBODY", 0),
         ]
+        # and in the site's access audit (api keeps it): the read, the miss, the refusals
+        recorded = [await next_message(stack, "api.audit") for _ in range(5)]
+        assert all(isinstance(r, AuditRecorded) for r in recorded)
+        seen = {(r.actor, r.action, r.outcome) for r in recorded if isinstance(r, AuditRecorded)}
+        assert seen >= {
+            ("rita", "anonymise.reidentify", "success"),
+            ("rita", "anonymise.reidentify", "failure"),
+            ("root", "GET /anonymise/reidentify/{project}/{subject}", "denied"),
+            ("olga", "GET /anonymise/reidentify/{project}/{subject}", "denied"),
+            ("sam", "GET /anonymise/reidentify/{project}/{subject}", "denied"),
+        }
 
         # the project's profile: a SOP class outside its allow-list is refused with a reason
         await receive(runtime, "ct-only", {"ct-only/u2/a.dcm": source})
