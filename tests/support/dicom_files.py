@@ -182,3 +182,30 @@ def deflate_bomb(inflated_bytes: int, **uids: str) -> bytes:
     chunks.append(compressor.compress(bytes(pixels % len(zeros))))
     chunks.append(compressor.flush())
     return b"\x00" * 128 + b"DICM" + meta + b"".join(chunks)
+
+
+def patient_file(
+    patient_id: str = "MRN123",
+    issuer: str | None = None,
+    universal: str | None = None,
+    others: list[tuple[str, str]] | None = None,
+) -> bytes:
+    """A file of the same patient as written by some modality: with or without issuer."""
+    ds = read(synthetic_instance(patient="Same^Patient", patient_id=patient_id))
+    if issuer is not None:
+        ds.IssuerOfPatientID = issuer
+    if universal is not None:
+        qualifier = Dataset()
+        qualifier.UniversalEntityID = universal
+        qualifier.UniversalEntityIDType = "ISO"
+        ds.IssuerOfPatientIDQualifiersSequence = [qualifier]
+    if others:
+        items = []
+        for other_id, other_issuer in others:
+            item = Dataset()
+            item.PatientID = other_id
+            item.IssuerOfPatientID = other_issuer
+            item.TypeOfPatientID = "TEXT"
+            items.append(item)
+        ds.OtherPatientIDsSequence = items
+    return to_bytes(ds)

@@ -169,6 +169,9 @@ class AnonymiseSettings(BaseModel):
     secret: SecretStr | None = None
     #: a folder of per-project profiles, ``{project}.yaml``; others get the default profile
     profiles_dir: Path | None = None
+    #: the site's patient namespace (YAML: its own name, issuer aliases, what to do with an
+    #: unknown issuer); unset: every patient is the site's own. A profile may set its own.
+    namespace_file: Path | None = None
     #: scan every output for the input's identifiers (reject on a hit)
     verify: bool = True
     #: PEM file of the re-identification vault's public key (X25519): writers seal with it

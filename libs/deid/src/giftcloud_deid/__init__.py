@@ -7,23 +7,29 @@ from giftcloud_deid.engine import (
     Change,
     DeidentifiedInstance,
     Deidentifier,
+    PatientKey,
     cap_age,
     deidentify,
     well_known_uid,
 )
 from giftcloud_deid.errors import Rejected
 from giftcloud_deid.keys import ProjectKeys
+from giftcloud_deid.namespace import DEFAULT_NAMESPACE, NamespaceError, PatientNamespace
 from giftcloud_deid.profile import DEFAULT_PROFILE, Profile, ProfileError
 from giftcloud_deid.rules import Option
 from giftcloud_deid.verify import Identity, audit, verify
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
     "DEFAULT_PROFILE",
     "Change",
     "DeidentifiedInstance",
     "Deidentifier",
     "Identity",
+    "NamespaceError",
     "Option",
+    "PatientKey",
+    "PatientNamespace",
     "Profile",
     "ProfileError",
     "ProjectKeys",

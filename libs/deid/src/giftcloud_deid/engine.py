@@ -27,6 +27,7 @@ from pydicom.errors import InvalidDicomError
 from giftcloud_deid import pixels
 from giftcloud_deid.errors import Rejected
 from giftcloud_deid.keys import ProjectKeys
+from giftcloud_deid.namespace import DEFAULT_NAMESPACE, PatientNamespace
 from giftcloud_deid.profile import DEFAULT_PROFILE, Profile
 from giftcloud_deid.raw import (
     DEFAULT_MAX_INFLATED,
@@ -71,6 +72,11 @@ SOP_CLASS = 0x00080016
 SOP_INSTANCE = 0x00080018
 STUDY_UID = 0x0020000D
 SERIES_UID = 0x0020000E
+ISSUER = 0x00100021
+ISSUER_QUALIFIERS = 0x00100024
+LOCAL_NAMESPACE_ID = 0x00400031
+UNIVERSAL_ENTITY_ID = 0x00400032
+OTHER_PATIENT_IDS = 0x00101002
 PIXEL_DATA = 0x7FE00010
 IDENTITY_REMOVED = 0x00120062
 METHOD = 0x00120063
@@ -142,6 +148,22 @@ class DeidentifiedInstance:
     identity: Identity
     changes: tuple[Change, ...] = ()
     pixels_cleaned: str = ""
+    #: the patient namespace the subject was keyed in, and the settings' fingerprint
+    namespace: str = ""
+    namespace_id: str = ""
+
+
+@dataclass(frozen=True)
+class PatientKey:
+    """Who the subject of a file is: (namespace, patient) after the namespace's aliases."""
+
+    namespace: str
+    patient: str
+    #: the issuer values the file named (as written)
+    issuers: tuple[str, ...]
+    subject: str
+    #: the patient was recognised by an ID of the site's namespace in OtherPatientIDsSequence
+    from_other_ids: bool = False
 
 
 @lru_cache(maxsize=8192)
@@ -213,8 +235,11 @@ class Deidentifier:
         verify_output: bool = True,
         burned_in: pixels.BurnedInRules | None = None,
         max_inflated: int = DEFAULT_MAX_INFLATED,
+        namespace: PatientNamespace = DEFAULT_NAMESPACE,
     ) -> None:
         self.keys = keys
+        #: the site's patient namespace; a project's profile may set its own
+        self.namespace = profile.namespace or namespace
         #: the most a deflated input may inflate to: a deflate bomb is refused, not inflated
         self.max_inflated = max_inflated
         self.profile = profile
@@ -233,6 +258,48 @@ class Deidentifier:
         """What the profile would change in one file, without writing anything."""
         return self._checked(data, dry_run=True).changes
 
+    def patient_key(self, data: bytes) -> PatientKey:
+        """Who the file's subject would be, and why (nothing de-identified); :class:`Rejected`
+        for a file the namespace refuses or that cannot be read."""
+        try:
+            part = open_part10(undeflate(data, max_inflated=self.max_inflated))
+            reader = Reader(part.buf)
+            by_tag = {e.tag: e for e in reader.elements(part.start, len(part.buf), part.syntax)}
+            text = _text_of(reader, by_tag, part.syntax)
+            identity = Identity.from_values(text)
+            return self._patient(
+                reader, by_tag, part.syntax, identity, (text(STUDY_UID) or [""])[0]
+            )
+        except (Malformed, struct.error, IndexError, RecursionError) as exc:
+            raise Rejected(f"not a well-formed DICOM Part 10 file: {exc}") from exc
+
+    def _patient(
+        self,
+        reader: Reader,
+        by_tag: dict[int, Element],
+        syntax: Syntax,
+        identity: Identity,
+        study: str,
+    ) -> PatientKey:
+        text = _text_of(reader, by_tag, syntax)
+        issuers = (
+            *text(ISSUER)[:1],
+            *_qualifier_issuers(reader, by_tag.get(ISSUER_QUALIFIERS), syntax),
+        )
+        namespace = self.namespace.resolve(issuers)
+        patient = identity.grouping_id(study)
+        from_other = False
+        site = self.namespace.site
+        if self.namespace.use_other_patient_ids and namespace != site:
+            for other_id, other_issuers in _other_ids(
+                reader, by_tag.get(OTHER_PATIENT_IDS), syntax
+            ):
+                if other_id and self.namespace.known(other_issuers) == site:
+                    namespace, patient, from_other = site, other_id, True
+                    break
+        subject = self.keys.subject(namespace, patient)
+        return PatientKey(namespace, patient, tuple(issuers), subject, from_other)
+
     def _checked(self, data: bytes, *, dry_run: bool) -> DeidentifiedInstance:
         try:
             return self._run(undeflate(data, max_inflated=self.max_inflated), dry_run=dry_run)
@@ -245,14 +312,7 @@ class Deidentifier:
         top = reader.elements(part.start, len(part.buf), part.syntax)
         by_tag = {e.tag: e for e in top}
 
-        def text(tag: int) -> list[str]:
-            element = by_tag.get(tag)
-            if element is None or element.vr == "SQ":
-                return []
-            if element.vr in _NUMBER_VRS:
-                return [str(n) for n in reader.number(element, part.syntax)]
-            return reader.text(element)
-
+        text = _text_of(reader, by_tag, part.syntax)
         missing = [name for tag, name in _REQUIRED.items() if not text(tag)]
         if missing:
             raise Rejected(f"missing required attribute(s): {', '.join(missing)}")
@@ -260,19 +320,20 @@ class Deidentifier:
         allowed = self.profile.sop_classes
         if allowed is not None and sop_class not in allowed:
             raise Rejected(f"SOP Class {sop_class} is not in this project's allow-list")
+        identity = Identity.from_values(text)
+        study = text(STUDY_UID)[0]
+        patient = self._patient(reader, by_tag, part.syntax, identity, study)  # may refuse
 
         if PIXEL_DATA in by_tag and not masked and not dry_run:
             rule = self._pixel_rule(by_tag, text, part)
             if rule is not None:
                 return self._run(self._mask(data, rule), dry_run=False, masked=rule.label)
 
-        identity = Identity.from_values(text)
         for tag, extra in self.profile.rules.items():
             if extra.action == "keep":  # the project keeps these on purpose
                 for value in text(tag):
                     identity.identifiers.pop(value, None)
-        study = text(STUDY_UID)[0]
-        subject = self.keys.subject(identity.issuer, identity.grouping_id(study))
+        subject = patient.subject
         run = _Run(
             reader=reader,
             syntax=part.syntax,
@@ -295,8 +356,9 @@ class Deidentifier:
             problem = uid_problem(uid)
             if problem is not None:  # the output's UIDs name its place in the archive
                 raise Rejected(f"{_REQUIRED[tag]} {uid[:80]!r} is not a valid UID: {problem}")
+        namespace = (patient.namespace, self.namespace.fingerprint)
         if dry_run:
-            return _result(b"", run, ids, sop_class, part.transfer_syntax, masked)
+            return _result(b"", run, ids, sop_class, part.transfer_syntax, masked, namespace)
         self._stamp(chunks, run, text(PATIENT_AGE), bool(masked))
         body = b"".join(chunks[tag] for tag in sorted(chunks))
         output = (
@@ -311,7 +373,7 @@ class Deidentifier:
             )
             if hits:
                 raise Rejected(f"verification found identifiers in the output: {'; '.join(hits)}")
-        return _result(output, run, ids, sop_class, part.transfer_syntax, masked)
+        return _result(output, run, ids, sop_class, part.transfer_syntax, masked, namespace)
 
     def _pixel_rule(
         self, by_tag: dict[int, Element], text: Callable[[int], list[str]], part: Part10
@@ -350,7 +412,12 @@ class Deidentifier:
         chunks[PATIENT_NAME] = element_bytes(PATIENT_NAME, "PN", run.subject, syntax)
         chunks[PATIENT_ID] = element_bytes(PATIENT_ID, "LO", run.subject, syntax)
         chunks[IDENTITY_REMOVED] = element_bytes(IDENTITY_REMOVED, "CS", "YES", syntax)
-        method = [ENGINE_VERSION, self.profile.description[:64], f"key {self.keys.key_id}"]
+        method = [
+            ENGINE_VERSION,
+            self.profile.description[:64],
+            f"key {self.keys.key_id}",
+            f"patient namespace {self.namespace.fingerprint}",
+        ]
         chunks[METHOD] = element_bytes(METHOD, "LO", method, syntax)
         codes = [BASIC_CODE]
         codes += [OPTION_CODES[o] for o in sorted(options) if o in OPTION_CODES]
@@ -381,6 +448,7 @@ def _result(
     sop_class: str,
     transfer_syntax: str,
     cleaned: str,
+    namespace: tuple[str, str],
 ) -> DeidentifiedInstance:
     return DeidentifiedInstance(
         data=data,
@@ -393,6 +461,8 @@ def _result(
         identity=run.identity,
         changes=tuple(run.changes),
         pixels_cleaned=cleaned,
+        namespace=namespace[0],
+        namespace_id=namespace[1],
     )
 
 
@@ -570,3 +640,56 @@ def deidentify(
 ) -> DeidentifiedInstance:
     """De-identify one file with a project's keys and a profile (default: the site default)."""
     return Deidentifier(keys, profile).deidentify(data)
+
+
+def _text_of(
+    reader: Reader, by_tag: dict[int, Element], syntax: Syntax
+) -> Callable[[int], list[str]]:
+    """The (top-level) values of a tag as strings."""
+
+    def text(tag: int) -> list[str]:
+        element = by_tag.get(tag)
+        if element is None or element.vr == "SQ":
+            return []
+        if element.vr in _NUMBER_VRS:
+            return [str(n) for n in reader.number(element, syntax)]
+        return reader.text(element)
+
+    return text
+
+
+def _items(reader: Reader, element: Element | None, syntax: Syntax) -> list[dict[int, Element]]:
+    """The items of a sequence, each as its elements by tag (an empty list for no sequence)."""
+    if element is None or element.vr not in ("SQ", "UN") or element.length == 0:
+        return []
+    if element.vr == "UN" and not element.implicit_items:
+        return []
+    inner = Syntax(True, True) if element.implicit_items else syntax
+    undefined = element.length == UNDEFINED
+    return [
+        {e.tag: e for e in reader.elements(start, stop, inner)}
+        for start, stop, _ in reader.items(element.value, element.end, inner, undefined=undefined)
+    ]
+
+
+def _qualifier_issuers(reader: Reader, element: Element | None, syntax: Syntax) -> list[str]:
+    """UniversalEntityID and LocalNamespaceEntityID of IssuerOfPatientIDQualifiersSequence."""
+    found = []
+    for item in _items(reader, element, syntax):
+        for tag in (UNIVERSAL_ENTITY_ID, LOCAL_NAMESPACE_ID):
+            if tag in item:
+                found += reader.text(item[tag])[:1]
+    return found
+
+
+def _other_ids(
+    reader: Reader, element: Element | None, syntax: Syntax
+) -> list[tuple[str, list[str]]]:
+    """(PatientID, its issuer values) of each item of OtherPatientIDsSequence."""
+    others = []
+    for item in _items(reader, element, syntax):
+        patient = reader.text(item[PATIENT_ID])[:1] if PATIENT_ID in item else []
+        issuers = reader.text(item[ISSUER])[:1] if ISSUER in item else []
+        issuers += _qualifier_issuers(reader, item.get(ISSUER_QUALIFIERS), syntax)
+        others.append(((patient or [""])[0], issuers))
+    return others

@@ -16,6 +16,9 @@ In YAML (every key optional)::
       - label: ACME console captures
         match: {Manufacturer: ACME, Rows: 480, Columns: 640}
         regions: [{x: 0, y: 0, width: 640, height: 40}]
+    patient_namespace:           # this project's own (else the site's): see namespace.py
+      site: st-elsewhere
+      issuers: {st-elsewhere: [HOSP-A, HOSPA]}
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 import yaml
 from pydicom.datadict import tag_for_keyword
 
+from giftcloud_deid.namespace import NamespaceError, PatientNamespace
 from giftcloud_deid.rules import DEFAULT_OPTIONS, Option
 
 PROFILE_VERSION = "1"
@@ -64,6 +68,8 @@ class Profile:
     sop_classes: frozenset[str] | None = None
     dry_run: bool = False
     burned_in: tuple[RegionRule, ...] = ()
+    #: the project's patient namespace (None: the site's)
+    namespace: PatientNamespace | None = None
 
     def __post_init__(self) -> None:
         if {Option.RETAIN_FULL_DATES, Option.RETAIN_MODIFIED_DATES} <= self.options:
@@ -91,7 +97,8 @@ class Profile:
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> Profile:
-        unknown = set(raw) - {"name", "options", "rules", "sop_classes", "dry_run", "burned_in"}
+        known = {"name", "options", "rules", "sop_classes", "dry_run", "burned_in"}
+        unknown = set(raw) - known - {"patient_namespace"}
         if unknown:
             raise ProfileError(f"unknown profile key(s): {', '.join(sorted(unknown))}")
         options: frozenset[Option] = DEFAULT_OPTIONS
@@ -102,6 +109,12 @@ class Profile:
                 valid = ", ".join(o.value for o in Option)
                 raise ProfileError(f"{exc}; options are: {valid}") from exc
         sop_classes = raw.get("sop_classes")
+        namespace = None
+        if raw.get("patient_namespace") is not None:
+            try:
+                namespace = PatientNamespace.from_mapping(raw["patient_namespace"])
+            except (NamespaceError, AttributeError) as exc:
+                raise ProfileError(f"patient_namespace: {exc}") from exc
         return cls(
             name=str(raw.get("name", "custom")),
             options=options,
@@ -109,6 +122,7 @@ class Profile:
             sop_classes=frozenset(str(s) for s in sop_classes) if sop_classes else None,
             dry_run=bool(raw.get("dry_run", False)),
             burned_in=tuple(_region_rule(r) for r in raw.get("burned_in") or []),
+            namespace=namespace,
         )
 
 

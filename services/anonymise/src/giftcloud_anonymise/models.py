@@ -24,6 +24,8 @@ class Deidentification(SQLModel, table=True):
     sop_uid: str = ""
     reason: str = ""
     key_id: str = ""
+    #: the patient namespace the subject was keyed in, and the settings' fingerprint
+    namespace: str = ""
     created_at: datetime = Field(default_factory=_now)
 
 

@@ -30,9 +30,12 @@ from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore
 from giftcloud_core.tokens import READ_ROLES, Principal
 from giftcloud_deid import (
+    DEFAULT_NAMESPACE,
     DEFAULT_PROFILE,
     DeidentifiedInstance,
     Deidentifier,
+    NamespaceError,
+    PatientNamespace,
     Profile,
     ProjectKeys,
     Rejected,
@@ -82,6 +85,15 @@ def _audit(data: bytes, max_inflated: int) -> Outcome:
     )
 
 
+def _namespace(path: Path | None) -> PatientNamespace:
+    if path is None:
+        return DEFAULT_NAMESPACE
+    try:
+        return PatientNamespace.load(path)
+    except NamespaceError as exc:
+        raise RuntimeError(f"GIFTCLOUD_ANONYMISE__NAMESPACE_FILE: {exc}") from exc
+
+
 def _pem(path: Path) -> bytes:
     if not path.is_file():
         raise RuntimeError(
@@ -128,6 +140,7 @@ class AnonymiseService:
                 "no vault public key (GIFTCLOUD_ANONYMISE__VAULT_PUBLIC_KEY): "
                 "de-identified subjects cannot be re-identified at this site"
             )
+        self.namespace = _namespace(config.namespace_file)
         self._deidentifiers = lru_cache(maxsize=256)(self._deidentifier)
         self._log: Batcher[Deidentification] = Batcher(self._write_log)
         self._vault: Batcher[dict[str, Any]] = Batcher(self._write_vault)
@@ -141,6 +154,7 @@ class AnonymiseService:
             self.profile(project),
             verify_output=self.settings.anonymise.verify,
             max_inflated=self.settings.limits.inflated_ceiling,
+            namespace=self.namespace,
         )
 
     def profile(self, project: str) -> Profile:
@@ -224,6 +238,7 @@ class AnonymiseService:
                     subject=result.subject,
                     sop_uid=result.sop_uid,
                     key_id=key_id,
+                    namespace=f"{result.namespace} {result.namespace_id}".strip(),
                 )
                 for part, result in passed
             ]
@@ -357,7 +372,7 @@ class AnonymiseService:
     async def _write_log(self, rows: list[Deidentification]) -> None:
         latest = {row.object_key: row.model_dump() for row in rows}  # one row per key
         statement = insert(Deidentification).values(list(latest.values()))
-        columns = ("outcome", "subject", "sop_uid", "reason", "key_id", "created_at")
+        columns = ("outcome", "subject", "sop_uid", "reason", "key_id", "namespace", "created_at")
         async with self.db.session() as session:
             await session.exec(
                 statement.on_conflict_do_update(
