@@ -1,4 +1,5 @@
-"""One suite, two buses: the in-process bus and RabbitMQ must behave alike."""
+"""One suite, three buses: the in-process bus, RabbitMQ and the PostgreSQL bus of
+``giftcloud up`` must behave alike."""
 
 import asyncio
 import uuid
@@ -6,10 +7,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from giftcloud_core.bus import Bus, MemoryBus, PermanentFailure, RabbitBus, Subscription
+from giftcloud_core.bus import (
+    Bus,
+    MemoryBus,
+    PermanentFailure,
+    PostgresBus,
+    RabbitBus,
+    Subscription,
+)
 from giftcloud_core.events import Event, InstancesReceived, ProjectCreated, ReceivedPart
-from giftcloud_core.settings import BusSettings
-from support.infra import AMQP, delete_bus_topology
+from giftcloud_core.settings import BusSettings, DatabaseSettings
+from support.infra import AMQP, create_database, db_url, delete_bus_topology, drop_database
 
 pytestmark = pytest.mark.usefixtures("real_services")
 
@@ -27,7 +35,7 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture(params=["memory", "rabbitmq"])
+@pytest.fixture(params=["memory", "rabbitmq", "postgres"])
 async def bus_factory(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[Callable[[], Awaitable[Bus]]]:
@@ -42,10 +50,17 @@ async def bus_factory(
         prefetch=4,
     )
     made: list[Bus] = []
+    database = await asyncio.to_thread(create_database) if request.param == "postgres" else ""
 
     async def make(**overrides: Any) -> Bus:
         chosen = settings.model_copy(update=overrides)
-        bus: Bus = MemoryBus(chosen) if request.param == "memory" else RabbitBus(chosen)
+        bus: Bus
+        if request.param == "memory":
+            bus = MemoryBus(chosen)
+        elif request.param == "postgres":
+            bus = PostgresBus(chosen, DatabaseSettings(url=db_url(database)))
+        else:
+            bus = RabbitBus(chosen)
         await bus.start()
         made.append(bus)
         return bus
@@ -55,6 +70,8 @@ async def bus_factory(
         await bus.close()
     if request.param == "rabbitmq":
         await delete_bus_topology(settings.exchange, settings.namespace)
+    if database:
+        await asyncio.to_thread(drop_database, database)
 
 
 def received(project: str = "p1", size: int = 1) -> InstancesReceived:
@@ -183,3 +200,36 @@ async def test_handlers_hold_no_more_instance_bytes_than_the_budget(bus_factory:
         else:
             assert sum(together) <= 100
     assert max(len(together) for together in seen) >= 2  # small ones still ran together
+
+
+async def test_the_postgres_bus_keeps_what_a_dead_process_held() -> None:
+    """What ``giftcloud up`` promises: an event published before a stop is there after it,
+    and one a killed process had taken comes back when its lease runs out."""
+    database = await asyncio.to_thread(create_database)
+    settings = BusSettings(kind="postgres", prefetch=4)
+    where = DatabaseSettings(url=db_url(database))
+    try:
+        first = PostgresBus(settings, where, lease_seconds=1)
+        await first.start()
+        sent, taken = received(project="kept"), received(project="taken")
+        await first.publish(sent)
+        await first.publish(taken)
+        leased = await first._lease(first._queue("anonymise.instances"), 1)
+        assert len(leased) == 1
+        await first.engine.dispose()  # killed: nothing settled, nothing released
+
+        second = PostgresBus(settings, where, lease_seconds=1)
+        await second.start()
+        seen: list[Event] = []
+
+        async def handler(event: Event) -> None:
+            seen.append(event)
+
+        await second.subscribe(Subscription("anonymise.instances", handler))
+        try:
+            await eventually(lambda: len(seen) == 2, timeout=20)
+        finally:
+            await second.close()
+        assert {e.project for e in seen} == {"kept", "taken"}
+    finally:
+        await asyncio.to_thread(drop_database, database)

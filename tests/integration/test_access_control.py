@@ -571,15 +571,19 @@ async def test_every_access_leaves_its_record(hospital: Site) -> None:
 
         # sign-ins name no project: they are in the site's trail, for admins
         admin = await s.token()
-        site_trail = await client.get(
-            "/api/audit", params={"project": "", "actor": "ana", "limit": 1000}, headers=admin
-        )
-        assert {(r["action"], r["outcome"]) for r in site_trail.json()} >= {
-            ("auth.sign-in", "success"),
-            ("auth.sign-in", "failure"),
-            ("auth.refresh", "success"),
-            ("auth.sign-out", "success"),
-        }
+
+        async def signed_in_recorded() -> bool:
+            site_trail = await client.get(
+                "/api/audit", params={"project": "", "actor": "ana", "limit": 1000}, headers=admin
+            )
+            return {(r["action"], r["outcome"]) for r in site_trail.json()} >= {
+                ("auth.sign-in", "success"),
+                ("auth.sign-in", "failure"),
+                ("auth.refresh", "success"),
+                ("auth.sign-out", "success"),
+            }
+
+        await wait_until(signed_in_recorded, "ana's sign-ins in the site's trail")
         assert (await client.get("/api/audit", headers=ana)).status_code == 403
 
     async with s.runtime.db.session() as session:

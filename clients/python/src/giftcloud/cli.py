@@ -35,7 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 class _Server:
     """uvicorn's server, but SIGTERM/SIGINT end ``run()`` normally (uvicorn re-raises them
-    after shutdown, which would skip stopping the embedded PostgreSQL)."""
+    after shutdown, which would skip stopping the embedded PostgreSQL), and a second Ctrl-C
+    does not cut the shutdown short (work under way finishes; nothing is lost either way)."""
 
     def __init__(self, config: object) -> None:
         import uvicorn
@@ -46,6 +47,13 @@ class _Server:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, self.handle_exit)
                 yield
+
+            def handle_exit(self, sig: int, frame: object) -> None:
+                if self.should_exit:
+                    print("giftcloud: still stopping: finishing what is under way", flush=True)
+                    return
+                print("giftcloud: stopping (Ctrl-C again changes nothing)", flush=True)
+                self.should_exit = True
 
         self._server = Server(config)  # type: ignore[arg-type]
 
@@ -78,7 +86,8 @@ def _up(args: argparse.Namespace) -> int:
         data_dir=data_dir,
         log_json=False,
         db=DatabaseSettings(url=db_url, create_database=True),
-        bus=BusSettings(kind="memory"),
+        # durable: what was acknowledged survives a Ctrl-C, a kill -9, a power cut
+        bus=BusSettings(kind="postgres"),
         storage=StorageSettings(
             kind="fs", path=data_dir / "objects", encryption_key=secrets["encryption_key"]
         ),

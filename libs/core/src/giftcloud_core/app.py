@@ -81,7 +81,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.db = Database(settings.db)
-        self.bus: Bus = bus or create_bus(settings.bus)
+        self.bus: Bus = bus or create_bus(settings.bus, settings.db)
         self.store: ObjectStore = store or create_store(settings.storage)
         self.verifier = verifier or TokenVerifier(
             HttpJwks(settings.auth.jwks_url),

@@ -27,7 +27,9 @@ class DatabaseSettings(BaseModel):
 
 
 class BusSettings(BaseModel):
-    kind: Literal["rabbitmq", "memory"] = "rabbitmq"
+    #: rabbitmq (deployments), postgres (``giftcloud up``: durable, in the database), or
+    #: memory (one process, nothing kept: unit tests)
+    kind: Literal["rabbitmq", "postgres", "memory"] = "rabbitmq"
     url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     exchange: str = "giftcloud"
     #: prefix of every queue name: several deployments (or test runs) can share one vhost
@@ -37,6 +39,8 @@ class BusSettings(BaseModel):
     retry_base_seconds: float = 0.5
     #: deliveries before a quorum queue dead-letters a message that keeps crashing its consumer
     delivery_limit: int = 50
+    #: the postgres bus's schema in the database (``db.url``)
+    table_schema: str = "bus"
     #: bytes of instances a process's handlers hold at once, whatever ``prefetch`` lets in
     #: (anonymise needs about three times this in memory, archive about twice)
     memory_budget_bytes: int = 128 * 1024**2

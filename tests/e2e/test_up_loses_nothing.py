@@ -1,0 +1,160 @@
+"""`giftcloud up` keeps the pipeline's promises: stopped (Ctrl-C) or killed (-9) while 300
+instances are in flight, then started again, every instance STOW-RS acknowledged is
+archived and catalogued exactly once, every upload ends with nothing pending, and the log
+holds no traceback."""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from giftcloud.client import multipart_related
+from support.dicom_files import distinct_instances
+from support.infra import VENV_BIN, free_port, stop_process, wait_for
+
+PASSWORD = "up durable password"
+COUNT = 300
+BATCH = 10
+
+
+@dataclass
+class Up:
+    data: Path
+    log: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                str(VENV_BIN / "giftcloud"),
+                "up",
+                "--data-dir",
+                str(self.data),
+                "--port",
+                str(self.port),
+            ],
+            env={**os.environ, "GIFTCLOUD_ADMIN_PASSWORD": PASSWORD},
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(
+            lambda: httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200,
+            timeout=120,
+            what="giftcloud up",
+        )
+
+    def token(self) -> dict[str, str]:
+        response = httpx.post(
+            f"{self.url}/auth/token", data={"username": "admin", "password": PASSWORD}
+        )
+        response.raise_for_status()
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    def instances(self, project: str, headers: dict[str, str]) -> int:
+        response = httpx.get(
+            f"{self.url}/dicomweb/{project}/studies", params={"limit": 1000}, headers=headers
+        )
+        if response.status_code == 204:
+            return 0
+        return sum(int(s["00201208"]["Value"][0]) for s in response.json())
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[Up]:
+    running = Up(tmp_path / "data", tmp_path / "up.log")
+    try:
+        yield running
+    finally:
+        if running.process is not None:
+            stop_process(running.process, signal.SIGTERM, timeout=90)
+        # the embedded PostgreSQL outlives a kill -9 of its parent: stop whatever is left
+        postgres = running.data / "postgres"
+        subprocess.run(["pkill", "-f", f"postgres -D {postgres}"], check=False, capture_output=True)
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill -9", "Ctrl-C"])
+def test_up_stopped_midway_loses_nothing(up: Up, how: signal.Signals) -> None:
+    up.start()
+    admin = up.token()
+    created = httpx.post(f"{up.url}/auth/projects", json={"name": "durable"}, headers=admin)
+    assert created.status_code == 201
+    wait_for(
+        lambda: httpx.get(f"{up.url}/ingest/durable/uploads", headers=admin).status_code == 200,
+        what="the project known to ingest",
+    )
+    files = distinct_instances(COUNT, f"9{how.value}")
+    acknowledged: list[str] = []  # upload ids whose STOW-RS answer came back
+
+    batches = list(range(0, COUNT, BATCH))
+    taking = threading.Lock()
+
+    def send() -> None:  # four at once: ingest outruns the pipeline, so much is in flight
+        while True:
+            with taking:
+                if not batches:
+                    return
+                start = batches.pop(0)
+            body, content_type = multipart_related(files[start : start + BATCH])
+            try:
+                response = httpx.post(
+                    f"{up.url}/dicomweb/durable/studies",
+                    content=body,
+                    headers={**admin, "Content-Type": content_type},
+                    timeout=60,
+                )
+            except httpx.HTTPError:
+                return  # the server went away mid-request: this batch was never acknowledged
+            if response.status_code != 200:
+                return
+            acknowledged.append(response.headers["X-Giftcloud-Upload"])
+
+    senders = [threading.Thread(target=send) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    deadline = time.monotonic() + 120
+    while up.instances("durable", admin) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at_stop = up.instances("durable", admin)
+    assert up.process is not None
+    up.process.send_signal(how)
+    up.process.wait(90)
+    for sender in senders:
+        sender.join()
+    assert 0 < at_stop < COUNT, f"{at_stop} archived at the stop: nothing was in flight"
+    assert len(acknowledged) * BATCH > at_stop, "the stop came after the last acknowledgement"
+
+    up.start()  # the same data folder
+    admin = up.token()
+
+    def settled() -> list[dict[str, object]] | None:
+        statuses = [
+            httpx.get(f"{up.url}/ingest/durable/uploads/{u}", headers=admin).json()
+            for u in acknowledged
+        ]
+        return statuses if all(s["pending"] == 0 for s in statuses) else None
+
+    statuses = wait_for(settled, timeout=240, what="every acknowledged upload settled")
+    assert all(s["archived"] == BATCH and s["rejected"] == [] for s in statuses), statuses
+    stored = up.instances("durable", admin)
+    # acknowledged ones all there, and nothing twice: at most what was ever sent
+    assert len(acknowledged) * BATCH <= stored <= COUNT
+    archived = list((up.data / "objects" / "giftcloud-archive" / "durable").rglob("*.dcm"))
+    assert len(archived) == stored
+    for bucket in ("giftcloud-incoming", "giftcloud-outgoing"):
+        assert not list((up.data / "objects" / bucket).rglob("*.bundle"))
+    stop_process(up.process, signal.SIGTERM, timeout=90)
+    said = up.log.read_text()
+    assert "Traceback" not in said, said[-4000:]
+    print(f"stopped with {at_stop} of {COUNT} archived; {len(acknowledged)} uploads acknowledged")
