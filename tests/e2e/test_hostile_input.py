@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from giftcloud.client import stow_reasons
 from support.deployment import SERVICES, Deployment, deployed
 from support.dicom_files import deflate_bomb, synthetic_instance
 from support.infra import Seaweed
@@ -65,7 +66,7 @@ def test_three_deflate_bombs_at_once_are_refused_and_cost_little_memory(
         responses = list(pool.map(lambda _: hostile.stow("hostile", [bomb], admin), range(3)))
     for response in responses:
         assert response.status_code == 400, response.text
-        reason = response.json()["giftcloud:reasons"][0]
+        reason = stow_reasons(response.json())[0]
         assert f"inflates to more than {2 * MAX_INSTANCE} bytes" in reason
     for name, was in before.items():
         grew = memory(hostile, name)["VmHWM"] - was["VmRSS"]

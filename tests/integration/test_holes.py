@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from giftcloud.client import multipart_related
+from giftcloud.client import multipart_related, stow_reasons
 from giftcloud_anonymise.app import build as build_anonymise
 from giftcloud_api.app import build as build_api
 from giftcloud_archive.app import build as build_archive
@@ -95,7 +95,7 @@ async def test_a_member_of_one_project_cannot_overwrite_another_projects_archive
         # 1. STOW-RS refuses it, saying which UID and why
         response = await stow(client, "proj-a", [evil], alice)
         assert response.status_code == 400, response.text
-        [reason] = response.json()["giftcloud:reasons"]
+        [reason] = stow_reasons(response.json())
         assert "StudyInstanceUID" in reason and "not a valid UID" in reason
 
         # 2. should it reach anonymise another way, verify mode refuses it (quarantine)
@@ -160,7 +160,7 @@ async def test_a_deflate_bomb_is_refused_with_a_reason_at_ingest_and_at_anonymis
         assert response.status_code == 400
         [failure] = response.json()["00081198"]["Value"]
         assert failure["00081197"]["Value"] == [0xA700]
-        assert "inflates to more than 33554432 bytes" in response.json()["giftcloud:reasons"][0]
+        assert "inflates to more than 33554432 bytes" in stow_reasons(response.json())[0]
         assert await runtime.store.list(buckets.incoming) == []
 
         # handed to anonymise some other way: quarantined with the reason, never inflated whole

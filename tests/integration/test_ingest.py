@@ -5,7 +5,7 @@ from typing import Any
 
 import httpx
 import pytest
-from giftcloud.client import multipart_related
+from giftcloud.client import multipart_related, stow_reasons
 from giftcloud_core.app import Runtime
 from giftcloud_core.bundle import unpack
 from giftcloud_core.events import InstancesReceived, ProjectCreated
@@ -128,7 +128,7 @@ async def test_unusable_parts_are_refused_with_reasons_and_nothing_is_stored(
     assert response.status_code == 400
     [failure] = failures(response)
     assert failure["00081197"]["Value"] == [reason]
-    assert text in response.json()["giftcloud:reasons"][0]
+    assert text in stow_reasons(response.json())[0]
     assert await _incoming(runtime) == []
 
 
@@ -140,7 +140,7 @@ async def test_missing_sop_instance_uid(
     response = await stow(ingest, [to_bytes(ds)], bearer(projects={"proj": "owner"}))
     assert response.status_code == 400
     assert failures(response)[0]["00081197"]["Value"] == [0xA900]
-    assert "SOPInstanceUID" in response.json()["giftcloud:reasons"][0]
+    assert "SOPInstanceUID" in stow_reasons(response.json())[0]
     assert await _incoming(runtime) == []
 
 
@@ -206,5 +206,102 @@ async def test_a_broker_that_cannot_take_the_bundle_fails_its_instances_and_keep
     assert response.status_code == 400, response.text
     reasons = sorted(f["00081197"]["Value"][0] for f in failures(response))
     assert reasons == [0xA700, 0xA700, 0xC000]  # out of resources twice, the junk refused
-    assert "try again" in response.json()["giftcloud:reasons"][1]
+    assert "try again" in stow_reasons(response.json())[1]
     assert await _incoming(runtime) == []  # the stored bundle was taken back
+
+
+async def test_a_stow_answer_is_valid_dicom_json_and_each_instance_has_a_retrieve_url(
+    ingest: httpx.AsyncClient, runtime: Runtime, bearer: Bearer
+) -> None:
+    import warnings
+
+    from giftcloud.client import stow_reasons
+    from giftcloud_core.events import ArchivedInstance, InstancesArchived
+    from pydicom import Dataset
+
+    member = bearer(projects={"proj": "member"})
+    good = pydicom_file("CT_small.dcm").read_bytes()
+    response = await stow(ingest, [b"no DICOM here", good], member)
+    assert response.status_code == 202
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # valid DICOM JSON: not even a validation warning
+        answer = Dataset.from_json(response.json())
+    [failed] = answer.FailedSOPSequence
+    assert failed.FailureReason == 0xC000 and len(failed.ErrorComment) <= 64
+    assert "DICM" in stow_reasons(response.json())[0]  # the whole reason, in a private UT
+    [stored] = answer.ReferencedSOPSequence
+    upload = response.headers["X-Giftcloud-Upload"]
+    assert response.headers["link"].endswith(f'/ingest/proj/uploads/{upload}>; rel="status"')
+    retrieve = stored.RetrieveURL.split("testserver", 1)[-1].split(":", 1)[-1]
+    retrieve = retrieve[retrieve.index("/ingest/") :]
+    assert retrieve == f"/ingest/proj/uploads/{upload}/instances/1"
+    pending = await ingest.get(retrieve, headers=member)
+    assert pending.status_code == 404 and "not archived yet" in pending.json()["detail"]
+
+    # archived under its de-identified UIDs: the RetrieveURL leads there
+    await runtime.bus.publish(
+        InstancesArchived(
+            project="proj",
+            correlation_id=upload,
+            instances=(
+                ArchivedInstance(
+                    object_key="proj/2.25.1/2.25.2/2.25.3.dcm",
+                    received_key=f"proj/{upload}/000001.dcm",
+                    metadata_key="proj/2.25.1/2.25.2/2.25.3.json",
+                    sha256="0" * 64,
+                    size=1,
+                    subject="SUBJ-X",
+                    study_uid="2.25.1",
+                    series_uid="2.25.2",
+                    sop_uid="2.25.3",
+                    sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+                ),
+            ),
+        )
+    )
+
+    async def archived() -> bool:
+        found = await ingest.get(retrieve, headers=member)
+        return found.status_code == 303
+
+    await eventually(archived, what="the RetrieveURL leads to the archived instance")
+    found = await ingest.get(retrieve, headers=member)
+    assert found.headers["location"].endswith(
+        "/dicomweb/proj/studies/2.25.1/series/2.25.2/instances/2.25.3"
+    )
+
+
+async def test_what_the_profile_decides_from_a_header_is_refused_at_stow_time(
+    runtime: Runtime, bearer: Bearer, tmp_path
+) -> None:
+    from giftcloud.client import stow_reasons
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "ct-only.yaml").write_text("sop_classes: [1.2.840.10008.5.1.4.1.1.2]\n")
+    runtime.settings.anonymise.profiles_dir = profiles
+    async with running(runtime, [build(runtime)]) as client:
+        for project in ("ct-only", "proj"):
+            await runtime.bus.publish(ProjectCreated(project=project, correlation_id="t"))
+        owner = bearer(projects={"ct-only": "owner", "proj": "owner"})
+
+        async def known() -> bool:
+            return (await client.get("/ingest/proj/uploads", headers=owner)).status_code == 200
+
+        await eventually(known, what="ingest learns the projects")
+        mr = synthetic_instance()
+        refused = await stow(client, [mr], owner, project="ct-only")
+        assert refused.status_code == 400
+        [item] = refused.json()["00081198"]["Value"]
+        assert item["00081197"]["Value"] == [0x0122]
+        assert "allow-list" in stow_reasons(refused.json())[0]
+        # a secondary capture without BurnedInAnnotation: no rule covers what it may show
+        capture = read(synthetic_instance())
+        capture.SOPClassUID = capture.file_meta.MediaStorageSOPClassUID = (
+            "1.2.840.10008.5.1.4.1.1.7"
+        )
+        capture.Modality = "OT"
+        burned = await stow(client, [to_bytes(capture)], owner)
+        assert burned.status_code == 400
+        assert "burned-in text" in stow_reasons(burned.json())[0]
+        assert (await stow(client, [mr], owner)).status_code == 200

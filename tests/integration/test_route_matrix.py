@@ -64,6 +64,7 @@ ACCESS = {
     ("POST", "/dicomweb/{project}/studies/{study}"): "write",
     ("GET", "/ingest/{project}/uploads/{upload_id}"): "write",
     ("GET", "/ingest/{project}/uploads"): "write",
+    ("GET", "/ingest/{project}/uploads/{upload_id}/instances/{index}"): "write",
     ("GET", "/anonymise/reidentify/{project}/{subject}"): "reidentifier",
     ("GET", "/api/projects"): "signed-in",
     ("GET", "/api/projects/{project}/subjects"): "read",
@@ -172,6 +173,7 @@ def fill(path: str) -> str:
         .replace("{username}", "mx-target")
         .replace("{subject}", "SUBJ-NOBODY")
         .replace("{upload_id}", "0" * 32)
+        .replace("{index}", "0")
         .replace("{key_id}", "gck_0000000000")
         .replace("{client_id}", "gck_0000000000")
     )

@@ -9,6 +9,21 @@ from typing import Any
 
 import httpx
 
+#: giftcloud's private attributes in STOW-RS answers (see giftcloud_ingest.routes)
+WHOLE_REASON, REQUEST_REFUSED, PART_INDEX = "00091001", "00091002", "00091003"
+
+
+def stow_reasons(body: dict[str, Any]) -> list[str]:
+    """Every reason a STOW-RS answer of giftcloud gives, in full: each failed part's, then
+    the request's own refusal if it was refused part way."""
+    reasons = [
+        str(item.get(WHOLE_REASON, item.get("00000902", {})).get("Value", [""])[0])
+        for item in body.get("00081198", {}).get("Value", [])
+    ]
+    if REQUEST_REFUSED in body:
+        reasons.append(str(body[REQUEST_REFUSED]["Value"][0]))
+    return reasons
+
 
 @dataclass
 class StoreResult:
@@ -78,6 +93,6 @@ class Client:
             status=response.status_code,
             stored=len(data.get("00081199", {}).get("Value", [])),
             failed=len(data.get("00081198", {}).get("Value", [])),
-            reasons=list(data.get("giftcloud:reasons", [])),
+            reasons=stow_reasons(data),
             body=data,
         )

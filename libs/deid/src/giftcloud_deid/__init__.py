@@ -4,6 +4,7 @@ Used by the anonymise service and by the ``giftcloud`` command alike.
 """
 
 from giftcloud_deid.engine import (
+    Admission,
     Change,
     DeidentifiedInstance,
     Deidentifier,
@@ -22,6 +23,7 @@ from giftcloud_deid.verify import Identity, audit, verify
 __all__ = [
     "DEFAULT_NAMESPACE",
     "DEFAULT_PROFILE",
+    "Admission",
     "Change",
     "DeidentifiedInstance",
     "Deidentifier",

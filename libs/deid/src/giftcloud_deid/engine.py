@@ -325,7 +325,7 @@ class Deidentifier:
         patient = self._patient(reader, by_tag, part.syntax, identity, study)  # may refuse
 
         if PIXEL_DATA in by_tag and not masked and not dry_run:
-            rule = self._pixel_rule(by_tag, text, part)
+            rule = burned_in_rule(self.burned_in, by_tag, text, part)
             if rule is not None:
                 return self._run(self._mask(data, rule), dry_run=False, masked=rule.label)
 
@@ -374,21 +374,6 @@ class Deidentifier:
             if hits:
                 raise Rejected(f"verification found identifiers in the output: {'; '.join(hits)}")
         return _result(output, run, ids, sop_class, part.transfer_syntax, masked, namespace)
-
-    def _pixel_rule(
-        self, by_tag: dict[int, Element], text: Callable[[int], list[str]], part: Part10
-    ) -> pixels.Rule | None:
-        def fields(name: str) -> str | None:
-            tag = tag_for_keyword(name)
-            if tag is None:
-                return None
-            if tag >> 16 == 2:
-                return part.meta.get(tag)
-            if tag not in by_tag:
-                return None
-            return "\\".join(text(tag))
-
-        return self.burned_in.needs_cleaning(fields)
 
     def _mask(self, data: bytes, rule: pixels.Rule) -> bytes:
         try:
@@ -693,3 +678,65 @@ def _other_ids(
         issuers += _qualifier_issuers(reader, item.get(ISSUER_QUALIFIERS), syntax)
         others.append(((patient or [""])[0], issuers))
     return others
+
+
+def burned_in_rule(
+    rules: pixels.BurnedInRules,
+    by_tag: dict[int, Element],
+    text: Callable[[int], list[str]],
+    part: Part10,
+) -> pixels.Rule | None:
+    """The region rule that cleans the image, None if it may pass as it is; :class:`Rejected`
+    for an image that may carry burned-in text that no rule covers. Decided from the header."""
+
+    def fields(name: str) -> str | None:
+        tag = tag_for_keyword(name)
+        if tag is None:
+            return None
+        if tag >> 16 == 2:
+            return part.meta.get(tag)
+        if tag not in by_tag:
+            return None
+        return "\\".join(text(tag))
+
+    return rules.needs_cleaning(fields)
+
+
+class Admission:
+    """What a project's profile decides from a file's header alone, before anything of it is
+    kept: a SOP class outside the allow-list, an issuer the patient namespace refuses, an
+    image that may carry burned-in text that no rule covers. Needs no keys (ingest runs it
+    at STOW time, so a 200 means the instance will be archived unless its pixels or the
+    verifier say otherwise)."""
+
+    def __init__(
+        self,
+        profile: Profile = DEFAULT_PROFILE,
+        namespace: PatientNamespace = DEFAULT_NAMESPACE,
+        max_inflated: int = DEFAULT_MAX_INFLATED,
+    ) -> None:
+        self.profile = profile
+        self.namespace = profile.namespace or namespace
+        self.burned_in = pixels.BurnedInRules.default(profile.burned_in)
+        self.max_inflated = max_inflated
+
+    def check(self, data: bytes) -> None:
+        """None when the file may come in; :class:`Rejected` with the reason otherwise."""
+        try:
+            part = open_part10(undeflate(data, max_inflated=self.max_inflated))
+            reader = Reader(part.buf)
+            by_tag = {e.tag: e for e in reader.elements(part.start, len(part.buf), part.syntax)}
+            text = _text_of(reader, by_tag, part.syntax)
+            sop_class = (text(SOP_CLASS) or [""])[0]
+            allowed = self.profile.sop_classes
+            if allowed is not None and sop_class not in allowed:
+                raise Rejected(f"SOP Class {sop_class} is not in this project's allow-list")
+            issuers = (
+                *text(ISSUER)[:1],
+                *_qualifier_issuers(reader, by_tag.get(ISSUER_QUALIFIERS), part.syntax),
+            )
+            self.namespace.resolve(issuers)
+            if PIXEL_DATA in by_tag:
+                burned_in_rule(self.burned_in, by_tag, text, part)
+        except (Malformed, struct.error, IndexError, RecursionError) as exc:
+            raise Rejected(f"not a well-formed DICOM Part 10 file: {exc}") from exc

@@ -32,6 +32,10 @@ class UploadOutcome(SQLModel, table=True):
     item: str = Field(primary_key=True)  # the received object's key
     outcome: str  # archived | rejected
     reason: str = ""
+    #: where an archived instance now is (its de-identified UIDs)
+    study_uid: str = ""
+    series_uid: str = ""
+    sop_uid: str = ""
     created_at: datetime = Field(default_factory=_now)
 
 

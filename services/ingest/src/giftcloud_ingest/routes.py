@@ -2,8 +2,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse, RedirectResponse
 from giftcloud_core.access import Auditor, request_address
 from giftcloud_core.dicom import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, STUDY_UID_MISMATCH
 from giftcloud_core.errors import BadRequest, GiftcloudError, PayloadTooLarge, RequestTimeout
@@ -70,20 +70,42 @@ async def receive_parts(
     reader.close()
 
 
+#: giftcloud's private block in STOW-RS answers: (0009,0010) names it, (0009,1001) holds a
+#: failure's whole reason (ErrorComment is LO: 64 characters), (0009,1002) the request's own
+#: refusal, (0009,1003) the part's place in the request (0-based), so a client ties each
+#: answer to the file it sent
+PRIVATE_CREATOR = {"00090010": {"vr": "LO", "Value": ["GIFTCLOUD"]}}
+WHOLE_REASON, REQUEST_REFUSED, PART_INDEX = "00091001", "00091002", "00091003"
+
+
+def _uid(value: str) -> dict[str, Any]:
+    return {"vr": "UI", "Value": [value]} if value else {"vr": "UI"}
+
+
 def stow_response(
-    result: StoreResult, base_url: str, project: str, error: GiftcloudError | None = None
+    result: StoreResult,
+    base_url: str,
+    project: str,
+    error: GiftcloudError | None = None,
+    first_index: int = 0,
 ) -> JSONResponse:
-    """The PS3.18 STOW-RS response: 200 all stored, 202 some stored, 400 (409 for a study
-    conflict) none stored; each failure with its reason code and a readable reason. A request
-    refused part way (``error``) answers with its status and says what was stored before."""
+    """The PS3.18 STOW-RS response, valid DICOM JSON: 200 all stored, 202 some stored, 400
+    (409 for a study conflict) none stored; each stored instance with a RetrieveURL that
+    leads to it once it is archived (under its de-identified UIDs), each failure with its
+    reason code and its reason. A request refused part way (``error``) answers with its
+    status and says what was stored before."""
+    status_url = f"{base_url}/ingest/{project}/uploads/{result.upload_id}"
     body: dict[str, Any] = {}
     if result.stored:
         body["00081199"] = {
             "vr": "SQ",
             "Value": [
                 {
-                    "00081150": {"vr": "UI", "Value": [s.sop_class_uid]},
-                    "00081155": {"vr": "UI", "Value": [s.sop_instance_uid]},
+                    "00081150": _uid(s.sop_class_uid),
+                    "00081155": _uid(s.sop_instance_uid),
+                    "00081190": {"vr": "UR", "Value": [f"{status_url}/instances/{s.index}"]},
+                    **PRIVATE_CREATOR,
+                    PART_INDEX: {"vr": "UL", "Value": [s.index - first_index]},
                 }
                 for s in result.stored
             ],
@@ -93,24 +115,21 @@ def stow_response(
             "vr": "SQ",
             "Value": [
                 {
-                    "00081150": {"vr": "UI", "Value": [f.sop_class_uid]}
-                    if f.sop_class_uid
-                    else {"vr": "UI"},
-                    "00081155": {"vr": "UI", "Value": [f.sop_instance_uid]}
-                    if f.sop_instance_uid
-                    else {"vr": "UI"},
+                    "00081150": _uid(f.sop_class_uid),
+                    "00081155": _uid(f.sop_instance_uid),
                     "00081197": {"vr": "US", "Value": [f.reason]},
                     "00000902": {"vr": "LO", "Value": [f.message[:64]]},
+                    **PRIVATE_CREATOR,
+                    WHOLE_REASON: {"vr": "UT", "Value": [f.message]},
+                    PART_INDEX: {"vr": "UL", "Value": [f.index - first_index]},
                 }
                 for f in result.failed
             ],
         }
-    reasons = [f.message for f in result.failed]  # the whole text, untruncated
     if error is not None:
-        reasons.append(f"{error.message}; {len(result.stored)} instance(s) before it were stored")
-        body["detail"] = reasons[-1]
-    if reasons:
-        body["giftcloud:reasons"] = reasons
+        stored = f"{len(result.stored)} instance(s) before it were stored"
+        body.update(PRIVATE_CREATOR)
+        body[REQUEST_REFUSED] = {"vr": "UT", "Value": [f"{error.message}; {stored}"]}
     body["00081190"] = {"vr": "UR", "Value": [f"{base_url}/dicomweb/{project}/studies"]}
     if error is not None:
         status = error.status
@@ -126,7 +145,7 @@ def stow_response(
         body,
         status_code=status,
         media_type=DICOM_JSON,
-        headers={"X-Giftcloud-Upload": result.upload_id},
+        headers={"X-Giftcloud-Upload": result.upload_id, "Link": f'<{status_url}>; rel="status"'},
     )
 
 
@@ -192,6 +211,21 @@ def build_router(service: IngestService, current: Any, audit: Auditor) -> APIRou
         """What became of an upload's instances (the id is in the X-Giftcloud-Upload header)."""
         await service.check_project(project, caller, request_address(request))
         return await service.upload(project, upload_id)
+
+    @router.get("/ingest/{project}/uploads/{upload_id}/instances/{index}")
+    async def archived_instance(
+        project: str,
+        upload_id: str,
+        index: Annotated[int, Path(ge=0, le=10_000_000)],
+        request: Request,
+        caller: Caller,
+    ) -> RedirectResponse:
+        """The RetrieveURL of a stored instance: leads (303) to its WADO-RS URL once it is
+        archived under its de-identified UIDs; 404 saying why before (or if rejected)."""
+        await service.check_project(project, caller, request_address(request))
+        return RedirectResponse(
+            base_url + await service.archived_at(project, upload_id, index), status_code=303
+        )
 
     @router.get("/ingest/{project}/uploads")
     async def uploads(project: str, request: Request, caller: Caller) -> list[dict[str, Any]]:

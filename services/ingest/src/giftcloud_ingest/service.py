@@ -4,7 +4,8 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from giftcloud_core.access import authorize
 from giftcloud_core.batching import Batcher
@@ -14,6 +15,8 @@ from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
 from giftcloud_core.dicom import (
     OUT_OF_RESOURCES,
+    PROCESSING_FAILURE,
+    SOP_CLASS_NOT_SUPPORTED,
     STUDY_UID_MISMATCH,
     InvalidInstance,
     inspect_instance,
@@ -32,6 +35,14 @@ from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore
 from giftcloud_core.tokens import WRITE_ROLES, Principal
+from giftcloud_deid import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_PROFILE,
+    Admission,
+    PatientNamespace,
+    Profile,
+    Rejected,
+)
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
@@ -49,6 +60,8 @@ class Stored:
     series_uid: str
     #: bytes a reader holds: the file's size, or what it inflates to
     held_bytes: int = 0
+    #: its place in the upload (0-based): how clients tie an answer to the file they sent
+    index: int = -1
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,7 @@ class Failed:
     sop_instance_uid: str
     reason: int
     message: str
+    index: int = -1
 
 
 @dataclass
@@ -75,7 +89,9 @@ BUNDLE_PARTS = 100
 BUNDLE_BYTES = 4 * 1024**2
 
 
-def _check(data: bytes, study_uid: str | None, max_inflated: int) -> Stored | Failed:
+def _check(
+    data: bytes, study_uid: str | None, max_inflated: int, admission: Admission | None
+) -> Stored | Failed:
     try:
         info = inspect_instance(data, max_inflated=max_inflated)
     except InvalidInstance as exc:
@@ -87,6 +103,12 @@ def _check(data: bytes, study_uid: str | None, max_inflated: int) -> Stored | Fa
             STUDY_UID_MISMATCH,
             f"instance is of study {info.study_uid}, not {study_uid} named in the URL",
         )
+    if admission is not None:
+        try:  # what the project's profile decides from the header: refused now, not later
+            admission.check(data)
+        except Rejected as exc:
+            code = SOP_CLASS_NOT_SUPPORTED if "allow-list" in exc.reason else PROCESSING_FAILURE
+            return Failed(info.sop_class_uid, info.sop_instance_uid, code, exc.reason)
     return Stored(
         info.sop_class_uid,
         info.sop_instance_uid,
@@ -115,8 +137,23 @@ def _split(text: str) -> list[str]:
     return [item for item in text.split(",") if item]
 
 
-def _outcome(upload_id: str, item: str, outcome: str, reason: str = "") -> dict[str, str]:
-    return {"upload_id": upload_id, "item": item, "outcome": outcome, "reason": reason}
+def _outcome(
+    upload_id: str,
+    item: str,
+    outcome: str,
+    reason: str = "",
+    uids: tuple[str, str, str] = ("", "", ""),
+) -> dict[str, str]:
+    study, series, sop = uids
+    return {
+        "upload_id": upload_id,
+        "item": item,
+        "outcome": outcome,
+        "reason": reason,
+        "study_uid": study,
+        "series_uid": series,
+        "sop_uid": sop,
+    }
 
 
 class UploadSession:
@@ -168,7 +205,7 @@ class UploadSession:
             await asyncio.gather(*self._tasks)
         finally:
             for index in sorted(self._outcomes):
-                outcome = self._outcomes[index]
+                outcome = replace(self._outcomes[index], index=index)
                 if isinstance(outcome, Failed):
                     self.result.failed.append(outcome)
                 else:
@@ -202,8 +239,9 @@ class UploadSession:
     async def _check_and_store(self, batch: list[tuple[int, bytes]]) -> None:
         service = self.service
         ceiling = service.settings.limits.inflated_ceiling
+        admission = service.admission(self.project)
         checked = await asyncio.to_thread(
-            lambda: [_check(data, self.study_uid, ceiling) for _, data in batch]
+            lambda: [_check(data, self.study_uid, ceiling, admission) for _, data in batch]
         )
         accepted: list[Accepted] = []
         names: dict[str, int] = {}
@@ -245,7 +283,28 @@ class IngestService:
         #: bytes of received instances this process checks and stores at once, whatever the
         #: number of uploads (one batch larger than the budget goes alone)
         self.budget = MemoryBudget(settings.bus.memory_budget_bytes)
+        self._admissions = lru_cache(maxsize=256)(self._admission)
         self._outcomes: Batcher[dict[str, str]] = Batcher(self._write_outcomes)
+
+    def admission(self, project: str) -> Admission | None:
+        """At a site, what the project's profile (as anonymise reads it) decides from a
+        header; a hub de-identifies nothing and decides nothing here."""
+        if self.settings.anonymise.mode != "deidentify":
+            return None
+        found: Admission = self._admissions(project)
+        return found
+
+    def _admission(self, project: str) -> Admission:
+        config = self.settings.anonymise
+        folder = config.profiles_dir
+        path = folder / f"{project}.yaml" if folder else None
+        profile = Profile.load(path) if path is not None and path.is_file() else DEFAULT_PROFILE
+        namespace = PatientNamespace.load(config.namespace_file) if config.namespace_file else None
+        return Admission(
+            profile,
+            namespace or DEFAULT_NAMESPACE,
+            max_inflated=self.settings.limits.inflated_ceiling,
+        )
 
     async def check_project(self, project: str, caller: Principal, address: str) -> None:
         """404 for an unknown project, 403 when the caller may not write to it (its role, the
@@ -374,7 +433,12 @@ class IngestService:
     async def on_outcome(self, event: Event) -> None:
         if isinstance(event, InstancesArchived):
             rows = [
-                _outcome(event.correlation_id, i.received_key or i.sop_uid, "archived")
+                _outcome(
+                    event.correlation_id,
+                    i.received_key or i.sop_uid,
+                    "archived",
+                    uids=(i.study_uid, i.series_uid, i.sop_uid),
+                )
                 for i in event.instances
             ]
         elif isinstance(event, InstanceRejected):
@@ -416,6 +480,24 @@ class IngestService:
             "rejected": rejected,
             "pending": max(0, upload.accepted - archived - len(rejected)),
         }
+
+    async def archived_at(self, project: str, upload_id: str, index: int) -> str:
+        """Where the instance sent as part ``index`` of an upload is now (a WADO-RS path);
+        :class:`NotFound` saying why when it is not there (yet)."""
+        item = f"{project}/{upload_id}/{index:06d}.dcm"
+        async with self.db.session() as session:
+            upload = await session.get(Upload, upload_id)
+            outcome = await session.get(UploadOutcome, (upload_id, item))
+        if upload is None or upload.project != project:
+            raise NotFound(f"no upload {upload_id!r} in project {project!r}")
+        if outcome is None:
+            raise NotFound(f"instance {index} of upload {upload_id} is not archived yet: try again")
+        if outcome.outcome != "archived" or not outcome.sop_uid:
+            raise NotFound(f"instance {index} of upload {upload_id} was rejected: {outcome.reason}")
+        return (
+            f"/dicomweb/{project}/studies/{outcome.study_uid}/series/{outcome.series_uid}"
+            f"/instances/{outcome.sop_uid}"
+        )
 
     async def uploads(self, project: str) -> list[Upload]:
         async with self.db.session() as session:
