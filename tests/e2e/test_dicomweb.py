@@ -165,31 +165,3 @@ def test_bad_input_through_the_gateway(deployment: Deployment) -> None:
     )
     for name in ("auth", "ingest", "api"):
         assert httpx.get(f"{deployment.services[name].url}/metrics").status_code == 200
-
-
-def test_a_script_sends_with_an_api_key(deployment: Deployment, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import subprocess
-
-    from support.dicom_files import synthetic_instance
-    from support.infra import VENV_BIN
-
-    deployment.create_project("e2e-key")
-    admin = deployment.token()
-    made = httpx.post(
-        f"{deployment.url}/auth/projects/e2e-key/keys",
-        json={"name": "nightly", "role": "member"},
-        headers=admin,
-    )
-    assert made.status_code == 201, made.text
-    for i in range(3):
-        (tmp_path / f"{i}.dcm").write_bytes(synthetic_instance(patient_id=f"MRN-KEY-{i}"))
-    command = [str(VENV_BIN / "giftcloud"), "send", "--url", deployment.url]
-    command += ["--project", "e2e-key", "--api-key", made.json()["key"], str(tmp_path)]
-    sent = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert sent.returncode == 0, sent.stderr
-    assert "stored 3, failed 0" in sent.stdout

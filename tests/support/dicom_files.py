@@ -209,3 +209,14 @@ def patient_file(
             items.append(item)
         ds.OtherPatientIDsSequence = items
     return to_bytes(ds)
+
+
+def uncleanable_instance(patient_id: str = "MRN-1BIT") -> bytes:
+    """An ultrasound image a burned-in text rule covers (GE LOGIQ9: blank the top band), so
+    it passes the header checks at STOW time, but 1-bit: its pixels cannot be cleaned, and
+    de-identification rejects it."""
+    ds = read(synthetic_instance(patient_id=patient_id))
+    ds.Modality, ds.Manufacturer, ds.ManufacturerModelName = "US", "GE", "LOGIQ9"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 1, 0
+    ds.PixelData = bytes(ds.Rows * ds.Columns // 8)
+    return to_bytes(ds)

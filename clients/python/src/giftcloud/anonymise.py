@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,10 @@ class Outcome:
 
 _engine: Deidentifier | None = None
 _dest: Path | None = None
+
+
+#: the CLI's factory of subcommands: (name, help, run) -> its parser
+Command = Callable[[str, str, Callable[[argparse.Namespace], int]], argparse.ArgumentParser]
 
 
 def _start(keys: ProjectKeys, profile: Profile, dest: Path, namespace: PatientNamespace) -> None:
@@ -325,13 +329,18 @@ def vault_keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "anonymise", help="de-identify DICOM files offline (files or folder trees)"
+def add_parser(command: Command) -> None:
+    """``giftcloud anonymise`` and ``giftcloud vault-keys``, made by the CLI's ``command``."""
+    parser = command(
+        "anonymise",
+        "de-identify DICOM files offline (files or folder trees) into DEST, with a report",
+        run,
     )
-    parser.add_argument("sources", nargs="+", metavar="SRC")
-    parser.add_argument("dest", metavar="DEST")
-    parser.add_argument("--project", default="local")
+    parser.add_argument("sources", nargs="+", metavar="SRC", help="DICOM files or folders")
+    parser.add_argument("dest", metavar="DEST", help="the folder the results go to")
+    parser.add_argument(
+        "--project", default="local", help="the project whose keys and pseudonyms are used"
+    )
     parser.add_argument("--profile", default=None, help="a project profile (YAML)")
     parser.add_argument(
         "--keys",
@@ -353,8 +362,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--workers", type=int, default=0, help="processes (default: the CPUs available)"
     )
-    parser.set_defaults(run=run)
 
-    keys = commands.add_parser("vault-keys", help="make the re-identification vault's key pair")
-    keys.add_argument("folder")
-    keys.set_defaults(run=vault_keys)
+    keys = command("vault-keys", "make the re-identification vault's key pair", vault_keys)
+    keys.add_argument(
+        "folder", help="where vault.pem (mode 0600) and vault.pub are written; must not hold them"
+    )

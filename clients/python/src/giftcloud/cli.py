@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -107,33 +107,6 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _send(args: argparse.Namespace) -> int:
-    from giftcloud.client import Client
-
-    client = Client(
-        args.url,
-        username=args.username,
-        password=args.password or os.environ.get("GIFTCLOUD_PASSWORD", ""),
-        api_key=args.api_key or os.environ.get("GIFTCLOUD_API_KEY", ""),
-    )
-    files = [
-        p
-        for f in args.files
-        for p in (sorted(Path(f).rglob("*")) if Path(f).is_dir() else [Path(f)])
-        if p.is_file()
-    ]
-    stored = failed = 0
-    for start in range(0, len(files), args.batch):  # bounded requests, whatever the folder's size
-        result = client.store(
-            args.project, [p.read_bytes() for p in files[start : start + args.batch]]
-        )
-        stored, failed = stored + result.stored, failed + result.failed
-        for reason in result.reasons:
-            print(f"  failed: {reason}", file=sys.stderr)
-    print(f"stored {stored}, failed {failed}")
-    return 0 if failed == 0 else 1
-
-
 def _rotate_signing_key(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -171,50 +144,184 @@ def _rotate_signing_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+EXIT_CODES = """exit codes: 0 all done; 1 something was refused or rejected (each named with
+its reason); 2 usage, sign-in or connection trouble; 130 interrupted (Ctrl-C)"""
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, unless there is none or the help says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action) or text
+
+
+def _parser() -> argparse.ArgumentParser:
+    from importlib.metadata import version
+
+    from giftcloud import anonymise, commands, sending
+
     parser = argparse.ArgumentParser(
-        prog="giftcloud", description="giftcloud: share de-identified medical images"
+        prog="giftcloud",
+        description="giftcloud: share medical images without patient identifiers."
+        " Start with: giftcloud up (a server here), giftcloud login, giftcloud send.",
+        epilog=EXIT_CODES,
+        formatter_class=_Help,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"giftcloud {version('giftcloud')}")
+    commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    up = commands.add_parser("up", help="run every service in one process on embedded parts")
-    up.add_argument("--data-dir", default="./giftcloud-data")
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=8000)
-    up.set_defaults(run=_up)
+    def command(
+        name: str, help_text: str, run: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
+        sub = commands_.add_parser(
+            name, help=help_text, description=help_text, epilog=EXIT_CODES, formatter_class=_Help
+        )
+        sub.set_defaults(run=run)
+        return sub
 
-    serve = commands.add_parser("serve", help="run one service, configured from the environment")
-    serve.add_argument("service", choices=["auth", "ingest", "anonymise", "archive", "api"])
-    serve.add_argument("--host", default=os.environ.get("GIFTCLOUD_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=None)
-    serve.set_defaults(run=_serve)
+    def server(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--url",
+            default=None,
+            help="the server (default: GIFTCLOUD_URL, else the last one you signed in to,"
+            " else http://127.0.0.1:8000)",
+        )
+        sub.add_argument(
+            "--username", default=None, help="with GIFTCLOUD_PASSWORD, instead of a sign-in"
+        )
+        sub.add_argument(
+            "--api-key",
+            default=None,
+            help="a project's API key, instead of a sign-in (default: GIFTCLOUD_API_KEY)",
+        )
 
-    send = commands.add_parser("send", help="store DICOM files in a project (STOW-RS)")
-    send.add_argument("files", nargs="+")
-    send.add_argument("--url", default="http://127.0.0.1:8000")
-    send.add_argument("--project", required=True)
-    send.add_argument("--username", default="admin")
+    up = command("up", "run every service in one process on embedded parts", _up)
+    up.add_argument("--data-dir", default="./giftcloud-data", help="where everything is kept")
+    up.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    up.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("GIFTCLOUD_PORT", "8000")),
+        help="the port (GIFTCLOUD_PORT sets the default)",
+    )
+
+    serve = command("serve", "run one service, configured from the environment", _serve)
+    serve.add_argument(
+        "service",
+        choices=["auth", "ingest", "anonymise", "archive", "api"],
+        help="the service to run",
+    )
+    serve.add_argument(
+        "--host",
+        default=os.environ.get("GIFTCLOUD_HOST", "127.0.0.1"),
+        help="the address to listen on (GIFTCLOUD_HOST sets the default)",
+    )
+    serve.add_argument(
+        "--port", type=int, default=None, help="default: GIFTCLOUD_PORT, else the service's own"
+    )
+
+    login = command(
+        "login",
+        "sign in to a server (the password is asked for; GIFTCLOUD_PASSWORD for scripts);"
+        " other commands use the sign-in",
+        commands.login,
+    )
+    login.add_argument(
+        "server", nargs="?", help="the server's URL (default: as --url of other commands)"
+    )
+    login.add_argument("--username", default=None, help="asked for when not given")
+    logout = command("logout", "sign out (the server ends the sign-in too)", commands.logout)
+    logout.add_argument(
+        "server", nargs="?", help="the server's URL (default: as --url of other commands)"
+    )
+
+    whoami = command("whoami", "who you are signed in as", commands.whoami)
+    server(whoami)
+    projects = command("projects", "the projects you have a role on", commands.projects)
+    server(projects)
+    ls = command("ls", "a project's subjects, a subject's studies, a study's series", commands.ls)
+    ls.add_argument("project", help="a project (giftcloud projects lists yours)")
+    ls.add_argument("subject", nargs="?", help="a subject's label: list their studies")
+    ls.add_argument("study", nargs="?", help="a StudyInstanceUID: list its series")
+    server(ls)
+
+    download = command(
+        "download",
+        "fetch a project, subject, study or series into DEST/subject/study/series/sop.dcm"
+        " (a second run fetches only what is missing)",
+        commands.download,
+    )
+    download.add_argument("project", help="the project")
+    download.add_argument("dest", metavar="DEST", help="the folder to fetch into")
+    download.add_argument("--subject", default=None, help="only this subject (a label)")
+    download.add_argument("--study", default=None, help="only this StudyInstanceUID")
+    download.add_argument("--series", default=None, help="only this SeriesInstanceUID")
+    server(download)
+
+    send = command(
+        "send",
+        "send DICOM files, folders, zip files or DICOMDIR media into a project (STOW-RS);"
+        " every file not archived is named with the reason",
+        sending.send,
+    )
+    send.add_argument("files", nargs="+", metavar="PATH", help="files, folders or zip files")
+    send.add_argument("--project", required=True, help="the project to send to")
     send.add_argument("--batch", type=int, default=50, help="files per STOW-RS request")
-    send.add_argument("--password", default=None, help="or GIFTCLOUD_PASSWORD")
     send.add_argument(
-        "--api-key", default=None, help="a project's API key instead (or GIFTCLOUD_API_KEY)"
+        "--no-wait", action="store_true", help="do not wait for de-identification's outcome"
     )
-    send.set_defaults(run=_send)
+    send.add_argument("--wait", type=float, default=600, help="seconds to wait for the outcome")
+    send.add_argument(
+        "--deidentify",
+        action="store_true",
+        help="de-identify here first, with giftcloud anonymise's engine and keys (a one-person site)",
+    )
+    send.add_argument("--profile", default=None, help="with --deidentify: a profile (YAML)")
+    send.add_argument(
+        "--keys",
+        default=os.environ.get("GIFTCLOUD_KEYS", "~/.giftcloud/keys"),
+        help="with --deidentify: the key store (GIFTCLOUD_KEYS sets the default)",
+    )
+    server(send)
 
-    rotate = commands.add_parser(
+    command(
         "rotate-signing-key",
-        help="make a new token-signing key (auth's database, from the environment)",
-        description="Publish a new token-signing key now and sign with it once every service"
-        " has seen it; the old keys stay published until the tokens they signed expire.",
+        "publish a new token-signing key now and sign with it once every service has seen it"
+        " (auth's database, from the environment)",
+        _rotate_signing_key,
     )
-    rotate.set_defaults(run=_rotate_signing_key)
+    anonymise.add_parser(command)
+    return parser
 
-    from giftcloud import anonymise
 
-    anonymise.add_parser(commands)
+def main(argv: list[str] | None = None) -> int:
+    from giftcloud.session import INTERRUPTED, TROUBLE, CommandError
 
+    parser = _parser()
     args = parser.parse_args(argv)
-    code: int = args.run(args)
+    try:
+        code: int = args.run(args)
+    except CommandError as exc:
+        print(f"giftcloud: {exc.message}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("giftcloud: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except EOFError:
+        print("giftcloud: no answer to a question (stdin is closed)", file=sys.stderr)
+        return TROUBLE
+    except Exception as exc:  # the user's tool says what broke in one line, never a traceback
+        if os.environ.get("GIFTCLOUD_DEBUG"):
+            raise
+        print(
+            f"giftcloud: {args.command} failed: {type(exc).__name__}: {exc}"
+            " (GIFTCLOUD_DEBUG=1 shows where)",
+            file=sys.stderr,
+        )
+        return TROUBLE
     return code
 
 

@@ -1,0 +1,250 @@
+"""``giftcloud login / logout / projects / ls / download``: the user's view of a server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from giftcloud.session import (
+    DONE,
+    TROUBLE,
+    CommandError,
+    Credentials,
+    Session,
+    default_url,
+    detail,
+    normal,
+    open_session,
+    reaching,
+    read_password,
+    sign_in,
+)
+
+
+def session_for(args: argparse.Namespace) -> Session:
+    return open_session(
+        default_url(getattr(args, "url", None)),
+        username=getattr(args, "username", None),
+        api_key=getattr(args, "api_key", None),
+    )
+
+
+def login(args: argparse.Namespace) -> int:
+    url = normal(args.server or default_url(None))
+    username = (
+        args.username
+        or os.environ.get("GIFTCLOUD_USERNAME")
+        or input(f"username on {url}: ").strip()
+    )
+    password = os.environ.get("GIFTCLOUD_PASSWORD") or read_password(f"password of {username}: ")
+    entry = sign_in(url, username, password)
+    Credentials().put(url, entry)
+    print(f"signed in to {url} as {entry['username']}")
+    return DONE
+
+
+def logout(args: argparse.Namespace) -> int:
+    url = normal(args.server or default_url(None))
+    credentials = Credentials()
+    entry = credentials.get(url)
+    if entry is None:
+        print(f"not signed in to {url}")
+        return DONE
+    if entry.get("refresh_token"):  # ends the sign-in at the server too
+        with reaching(url):
+            httpx.post(f"{url}/auth/logout", json={"refresh_token": entry["refresh_token"]})
+    credentials.put(url, None)
+    print(f"signed out of {url}")
+    return DONE
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+
+
+def projects(args: argparse.Namespace) -> int:
+    session = session_for(args)
+    found = session.get("/api/projects", "listing projects").json()
+    if not found:
+        print(f"{session.who} has no role on any project at {session.url}")
+        return DONE
+    _table([[p["name"], p["role"] or "", p["title"]] for p in found], ["PROJECT", "ROLE", "TITLE"])
+    return DONE
+
+
+def _value(item: dict[str, Any], tag: str) -> str:
+    values = item.get(tag, {}).get("Value", [""])
+    return str(values[0]) if values else ""
+
+
+def _studies(
+    session: Session, project: str, subject: str | None, study: str | None
+) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {"limit": 1000}
+    if subject:
+        params["PatientID"] = subject
+    if study:
+        params["StudyInstanceUID"] = study
+    response = session.get(
+        f"/dicomweb/{quote(project)}/studies", f"searching {project}", params=params
+    )
+    return [] if response.status_code == 204 else list(response.json())
+
+
+def _series(session: Session, project: str, study: str) -> list[dict[str, Any]]:
+    response = session.get(
+        f"/dicomweb/{quote(project)}/studies/{study}/series", f"searching study {study}"
+    )
+    return [] if response.status_code == 204 else list(response.json())
+
+
+def ls(args: argparse.Namespace) -> int:
+    """PROJECT: its subjects; PROJECT SUBJECT: their studies; PROJECT SUBJECT STUDY: its series."""
+    session = session_for(args)
+    project = quote(args.project)
+    if args.subject is None:
+        subjects = session.get(
+            f"/api/projects/{project}/subjects", f"listing {args.project}"
+        ).json()
+        _table([[s["label"], str(s["studies"])] for s in subjects], ["SUBJECT", "STUDIES"])
+    elif args.study is None:
+        studies = session.get(
+            f"/api/projects/{project}/subjects/{quote(args.subject)}/studies",
+            f"listing {args.subject}",
+        ).json()
+        _table(
+            [
+                [
+                    s["study_uid"],
+                    s["study_date"],
+                    ",".join(s["modalities"]),
+                    str(s["series"]),
+                    str(s["instances"]),
+                ]
+                for s in studies
+            ],
+            ["STUDY", "DATE", "MODALITIES", "SERIES", "INSTANCES"],
+        )
+    else:
+        series = _series(session, args.project, args.study)
+        _table(
+            [
+                [
+                    _value(s, "0020000E"),
+                    _value(s, "00080060"),
+                    _value(s, "00200011"),
+                    _value(s, "00201209"),
+                    _value(s, "0008103E"),
+                ]
+                for s in series
+            ],
+            ["SERIES", "MODALITY", "NUMBER", "INSTANCES", "DESCRIPTION"],
+        )
+    return DONE
+
+
+def download(args: argparse.Namespace) -> int:
+    """Every instance of the project (or of a subject, study or series) into
+    DEST/subject/study/series/sop.dcm; what is there already is not fetched again."""
+    session = session_for(args)
+    dest = Path(args.dest)
+    wanted: list[tuple[str, str, str]] = []  # (subject, study, series)
+    for study in _studies(session, args.project, args.subject, args.study):
+        subject, study_uid = _value(study, "00100020"), _value(study, "0020000D")
+        for series in _series(session, args.project, study_uid):
+            series_uid = _value(series, "0020000E")
+            if args.series is None or series_uid == args.series:
+                wanted.append((subject, study_uid, series_uid))
+    if not wanted:
+        raise CommandError(
+            f"nothing in {args.project} matches: check the project, subject, study or series"
+        )
+    instances: list[tuple[Path, str]] = []
+    for subject, study_uid, series_uid in wanted:
+        path = f"/dicomweb/{quote(args.project)}/studies/{study_uid}/series/{series_uid}/instances"
+        found = session.get(path, f"listing series {series_uid}", params={"limit": 1000})
+        for item in [] if found.status_code == 204 else found.json():
+            sop = _value(item, "00080018")
+            target = dest / subject / study_uid / series_uid / f"{sop}.dcm"
+            instances.append((target, f"{path}/{sop}"))
+    todo = [(t, u) for t, u in instances if not t.is_file()]
+    skipped = len(instances) - len(todo)
+    progress = Progress(len(todo), "downloaded")
+    try:
+        for target, url in todo:
+            with reaching(session.url):
+                response = session.http.get(url, headers={"Accept": "application/dicom"})
+            session.check(response, f"fetching {target.name}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".part")
+            partial.write_bytes(response.content)
+            partial.replace(target)  # a file under its name is always whole: resumable
+            progress.step(len(response.content))
+    except KeyboardInterrupt:
+        progress.done()
+        print(
+            f"interrupted after {progress.count} of {len(todo)}: run the same command again to fetch the rest"
+        )
+        return 130
+    progress.done()
+    note = f"; {skipped} were there already" if skipped else ""
+    print(f"downloaded {len(todo)} instance(s) into {dest}{note}")
+    return DONE
+
+
+class Progress:
+    """A progress line on stderr: count, rate, bytes."""
+
+    def __init__(self, total: int, what: str) -> None:
+        self.total, self.what, self.count, self.bytes = total, what, 0, 0
+        self.started = time.monotonic()
+        self.tty = sys.stderr.isatty()
+        self._shown = 0.0
+
+    def step(self, size: int = 0, count: int = 1) -> None:
+        self.count += count
+        self.bytes += size
+        now = time.monotonic()
+        if now - self._shown < (0.2 if self.tty else 5) and self.count < self.total:
+            return
+        self._shown = now
+        rate = self.count / max(now - self.started, 1e-6)
+        width = 30
+        filled = width * self.count // max(self.total, 1)
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {self.count}/{self.total} {self.what}"
+            f"  {rate:.0f}/s  {self.bytes / 1e6:.1f} MB"
+        )
+        print(
+            ("\r" if self.tty else "") + line,
+            end="" if self.tty else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def done(self) -> None:
+        if self.tty and self.count:
+            print(file=sys.stderr)
+
+
+def whoami(args: argparse.Namespace) -> int:
+    session = session_for(args)
+    me = session.get("/auth/me", "asking who you are").json()
+    print(f"{me['username']} at {session.url}; site roles: {', '.join(me['site_roles']) or 'none'}")
+    return DONE
+
+
+__all__ = ["TROUBLE", "detail", "download", "login", "logout", "ls", "projects", "whoami"]
