@@ -26,6 +26,7 @@ from giftcloud_core.access import Auditor, request_address
 from giftcloud_core.bus import Bus, Subscription, create_bus
 from giftcloud_core.credentials import KeyExchange, http_exchange
 from giftcloud_core.db import Database
+from giftcloud_core.docs import docs_router
 from giftcloud_core.errors import Forbidden, GiftcloudError, Unauthorized
 from giftcloud_core.middleware import (
     BodyLimit,
@@ -65,6 +66,11 @@ class ServicePart:
     body_limits: dict[str, int] = field(default_factory=dict)
     #: requests a second one address may make under a path prefix (429 beyond)
     rate_limits: dict[str, float] = field(default_factory=dict)
+    #: the prefix the gateway routes to this service, where its OpenAPI document is too
+    #: (``/auth`` → ``/auth/openapi.json``)
+    prefix: str = ""
+    #: other services' OpenAPI documents (name, URL) its /docs page offers besides its own
+    peer_docs: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Runtime:
@@ -196,7 +202,7 @@ def create_app(runtime: Runtime, parts: list[ServicePart], *, title: str) -> Fas
     app = FastAPI(
         title=title,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        docs_url=None,  # served by giftcloud_core.docs, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
@@ -261,6 +267,10 @@ def create_app(runtime: Runtime, parts: list[ServicePart], *, title: str) -> Fas
     for part in parts:
         for router in part.routers:
             app.include_router(router)
+    if docs:
+        specs = [(title, "/openapi.json"), *(p for part in parts for p in part.peer_docs)]
+        aliases = [f"{part.prefix}/openapi.json" for part in parts if part.prefix]
+        app.include_router(docs_router(app, title, specs, aliases if len(parts) == 1 else []))
     trusted = runtime.settings.network.trusted_proxies
     body_limits = {k: v for part in parts for k, v in part.body_limits.items()}
     rate_limits = {k: v for part in parts for k, v in part.rate_limits.items()}

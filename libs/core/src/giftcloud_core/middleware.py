@@ -89,16 +89,15 @@ class RefuseNulBytes:
         await self.app(scope, receive, send)
 
 
-#: pages that load Swagger UI / ReDoc, which need their CDN and an inline script
+#: the Swagger UI / ReDoc pages: their own assets, and an inline script that starts them
 _DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
 _PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';"
     " img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net;"
-    " style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net;"
-    " img-src 'self' data: https://fastapi.tiangolo.com; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline';"
+    " img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'"
 )
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 

@@ -56,6 +56,7 @@ def build(runtime: Runtime) -> ServicePart:
 
     return ServicePart(
         name="anonymise",
+        prefix="/anonymise",
         routers=[router],
         subscriptions=[
             Subscription("anonymise.instances", service.on_received),

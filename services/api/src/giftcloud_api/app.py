@@ -39,6 +39,10 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
         ],
         schema=SCHEMA,
         migrations=MIGRATIONS,
+        # alone behind the gateway, its /docs offers the other services' documents too
+        peer_docs=[]
+        if services
+        else [(name, f"/{name}/openapi.json") for name in ("auth", "ingest", "anonymise")],
     )
 
 

@@ -43,6 +43,7 @@ def build(runtime: Runtime) -> tuple[ServicePart, AuthService]:
     current = authenticated(lambda: verifier, lambda: keys)
     part = ServicePart(
         name="auth",
+        prefix="/auth",
         routers=[
             build_router(service, current),
             pages.build_router(service),

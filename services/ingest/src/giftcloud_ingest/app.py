@@ -18,6 +18,7 @@ def build(runtime: Runtime) -> ServicePart:
     service = IngestService(runtime.settings, runtime.db, runtime.bus, runtime.store)
     return ServicePart(
         name="ingest",
+        prefix="/ingest",
         routers=[build_router(service, runtime.authenticated(), runtime.audit)],
         subscriptions=[
             Subscription("ingest.projects", service.on_project_event),
