@@ -49,9 +49,7 @@ class Page:
 
         self.context.route("**/*", route)
         self.page = self.context.new_page()
-        self.page.on(
-            "console", lambda m: self.errors.append(m.text) if m.type == "error" else None
-        )
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
 
     def close(self) -> None:
@@ -111,11 +109,11 @@ def test_docs_pages_name_nothing_outside(deployment: Deployment) -> None:
 
 def test_the_all_in_one_process_documents_everything(tmp_path: Path) -> None:
     """``giftcloud up`` is one app: one document with every service's operations."""
-    from giftcloud.services import all_in_one
-    from giftcloud_core.settings import Settings, StorageSettings
-
     import base64
     import os
+
+    from giftcloud.services import all_in_one
+    from giftcloud_core.settings import Settings, StorageSettings
 
     settings = Settings(
         service="giftcloud",
