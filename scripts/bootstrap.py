@@ -120,8 +120,11 @@ def main(argv: list[str]) -> int:
         print(uv)
         return 0
     environment = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    command = [str(uv), "sync", "--frozen", "--no-dev", "--quiet"]
+    if not (ROOT / ".venv" / "bin" / "python").exists():  # else keep the one it was made with
+        command += ["--python", sys.executable]
     synced = subprocess.run(
-        [str(uv), "sync", "--frozen", "--no-dev", "--quiet", "--python", sys.executable],
+        command,
         cwd=ROOT,
         env=environment,
         check=False,

@@ -6,7 +6,8 @@ log() { printf '\n== %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 ensure_system_packages() {
-  local want=(postgresql rabbitmq-server nginx orthanc orthanc-dicomweb dcmtk)
+  # python3: Debian's own (the Quick start test runs on it); chromium: the browser tests
+  local want=(postgresql rabbitmq-server nginx orthanc orthanc-dicomweb dcmtk python3 chromium)
   local missing=()
   for pkg in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -42,9 +43,13 @@ python_for_uv() {
 }
 
 ensure_uv() {
+  # as the Quick start does: uv from PyPI into a private folder (no pip, no root; PEP 668)
   if ! command -v uv >/dev/null; then
-    log "installing uv"
-    "$(python_for_uv)" -m pip install -q uv
+    log "fetching uv (scripts/bootstrap.py)"
+    local uv
+    uv=$("$(python_for_uv)" scripts/bootstrap.py --print-uv)
+    PATH="$(dirname "$uv"):$PATH"
+    export PATH
   fi
 }
 

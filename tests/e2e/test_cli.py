@@ -125,7 +125,7 @@ def test_mistakes_are_one_line_and_exit_2(
     denied = user.run("ls", project, "--url", url, env=wrong, code=2)
     assert "signing in" in one_line(denied) and "failed" in one_line(denied)
     no_name = user.run("projects", "--url", url, env={"GIFTCLOUD_PASSWORD": PASSWORD}, code=2)
-    assert "needs a --username" in one_line(no_name)
+    assert "needs a --user" in one_line(no_name)
     assert user.run("send", "--project", code=2).stderr.startswith("usage:")
     for command in ("", "up", "login", "logout", "projects", "ls", "download", "send"):
         helped = user.run(*command.split(), "--help")
@@ -248,6 +248,46 @@ def test_ctrl_c_says_how_to_resume_and_a_second_run_sends_the_rest(
     )
     time.sleep(1)
     assert deployment.instance_count("cli-resume", headers) == 400
+
+
+def test_an_admin_makes_a_project_an_account_and_a_member(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    admin = User(tmp_path / "admin")
+    admin.run("login", deployment.url, "--username", "admin", stdin=PASSWORD + "\n")
+    made = admin.run("project", "create", "cli-team", "--title", "A team")
+    assert made.stdout.startswith("created project cli-team; you own it")
+    assert ["cli-team", "owner", "A", "team"] in [
+        line.split() for line in admin.run("projects").stdout.splitlines()
+    ]
+    added = admin.run("user", "add", "alice", "--email", "alice@example.org")
+    token = added.stdout.split("?token=")[1].split()[0]
+    reset = httpx.post(
+        f"{deployment.url}/auth/password-reset",
+        json={"token": token, "new_password": "alice's long passphrase"},
+    )
+    assert reset.status_code == 204, reset.text
+    admin.run("member", "add", "cli-team", "alice", "--role", "collaborator")
+    listed = [line.split() for line in admin.run("member", "ls", "cli-team").stdout.splitlines()]
+    assert ["alice", "collaborator"] in listed and ["admin", "owner"] in listed
+    nobody = admin.run("member", "add", "cli-team", "nobody", code=2)
+    assert "no account 'nobody'" in one_line(nobody)
+
+    alice = User(tmp_path / "alice")
+    alice.run("login", deployment.url, "--username", "alice", stdin="alice's long passphrase\n")
+    assert ["cli-team", "collaborator", "A", "team"] in [
+        line.split() for line in alice.run("projects").stdout.splitlines()
+    ]
+    file = tmp_path / "a.dcm"
+    file.write_bytes(synthetic_instance())
+    refused = alice.run("send", "--project", "cli-team", str(file), code=2)
+    assert "sending to cli-team" in one_line(refused), refused.stderr
+    admin.run("member", "remove", "cli-team", "alice")
+    assert ["alice", "collaborator"] not in [
+        line.split() for line in admin.run("member", "ls", "cli-team").stdout.splitlines()
+    ]
+    not_admin = alice.run("user", "add", "mallory", code=2)
+    assert "adding mallory" in one_line(not_admin)
 
 
 def test_a_script_sends_with_an_api_key(deployment: Deployment, tmp_path: Path) -> None:

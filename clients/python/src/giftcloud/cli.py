@@ -161,7 +161,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 def _parser() -> argparse.ArgumentParser:
     from importlib.metadata import version
 
-    from giftcloud import anonymise, commands, sending
+    from giftcloud import admin, anonymise, commands, sending
 
     parser = argparse.ArgumentParser(
         prog="giftcloud",
@@ -182,6 +182,29 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
+    def group(name: str, help_text: str) -> Callable[..., argparse.ArgumentParser]:
+        """A command with subcommands (``giftcloud member add``)."""
+        parent = commands_.add_parser(
+            name, help=help_text, description=help_text, epilog=EXIT_CODES, formatter_class=_Help
+        )
+        subs = parent.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+
+        def sub(
+            sub_name: str, sub_help: str, run: Callable[[argparse.Namespace], int]
+        ) -> argparse.ArgumentParser:
+            made = subs.add_parser(
+                sub_name,
+                help=sub_help,
+                description=sub_help,
+                epilog=EXIT_CODES,
+                formatter_class=_Help,
+            )
+            made.set_defaults(run=run)
+            server(made)
+            return made
+
+        return sub
+
     def server(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--url",
@@ -190,7 +213,11 @@ def _parser() -> argparse.ArgumentParser:
             " else http://127.0.0.1:8000)",
         )
         sub.add_argument(
-            "--username", default=None, help="with GIFTCLOUD_PASSWORD, instead of a sign-in"
+            "--user",
+            dest="sign_in_user",
+            default=None,
+            help="for scripts: the account whose password is GIFTCLOUD_PASSWORD"
+            " (default: GIFTCLOUD_USERNAME)",
         )
         sub.add_argument(
             "--api-key",
@@ -247,6 +274,42 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("subject", nargs="?", help="a subject's label: list their studies")
     ls.add_argument("study", nargs="?", help="a StudyInstanceUID: list its series")
     server(ls)
+
+    project = group("project", "make a project")
+    create = project(
+        "create", "a new project, owned by you (admins and creators)", admin.project_create
+    )
+    create.add_argument("name", help="lower-case letters, digits and '-'")
+    create.add_argument("--title", default="", help="a title people will read")
+    user = group("user", "accounts (admins)")
+    add_user = user(
+        "add",
+        "an account, and a one-time link with which its owner sets their password",
+        admin.user_add,
+    )
+    add_user.add_argument("username", help="the account's name")
+    add_user.add_argument("--email", default="", help="their e-mail address (kept, not mailed)")
+    add_user.add_argument(
+        "--site-role",
+        action="append",
+        choices=["admin", "creator", "reidentifier"],
+        help="a site role; repeat for more (creator: may make projects)",
+    )
+    member = group("member", "who has which role on a project (its owners)")
+    add_member = member("add", "give an account a role on a project", admin.member_add)
+    add_member.add_argument("project", help="the project")
+    add_member.add_argument("username", help="the account")
+    add_member.add_argument(
+        "--role",
+        default="member",
+        choices=["owner", "member", "collaborator"],
+        help="owner: everything; member: send and read; collaborator: read",
+    )
+    remove_member = member("remove", "take an account's role away", admin.member_remove)
+    remove_member.add_argument("project", help="the project")
+    remove_member.add_argument("username", help="the account")
+    list_members = member("ls", "a project's members and their roles", admin.member_ls)
+    list_members.add_argument("project", help="the project")
 
     download = command(
         "download",

@@ -31,7 +31,7 @@ from giftcloud.session import (
 def session_for(args: argparse.Namespace) -> Session:
     return open_session(
         default_url(getattr(args, "url", None)),
-        username=getattr(args, "username", None),
+        username=getattr(args, "sign_in_user", None),
         api_key=getattr(args, "api_key", None),
     )
 
@@ -65,7 +65,7 @@ def logout(args: argparse.Namespace) -> int:
     return DONE
 
 
-def _table(rows: list[list[str]], header: list[str]) -> None:
+def table(rows: list[list[str]], header: list[str]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print(
@@ -81,7 +81,7 @@ def projects(args: argparse.Namespace) -> int:
     if not found:
         print(f"{session.who} has no role on any project at {session.url}")
         return DONE
-    _table([[p["name"], p["role"] or "", p["title"]] for p in found], ["PROJECT", "ROLE", "TITLE"])
+    table([[p["name"], p["role"] or "", p["title"]] for p in found], ["PROJECT", "ROLE", "TITLE"])
     return DONE
 
 
@@ -119,13 +119,13 @@ def ls(args: argparse.Namespace) -> int:
         subjects = session.get(
             f"/api/projects/{project}/subjects", f"listing {args.project}"
         ).json()
-        _table([[s["label"], str(s["studies"])] for s in subjects], ["SUBJECT", "STUDIES"])
+        table([[s["label"], str(s["studies"])] for s in subjects], ["SUBJECT", "STUDIES"])
     elif args.study is None:
         studies = session.get(
             f"/api/projects/{project}/subjects/{quote(args.subject)}/studies",
             f"listing {args.subject}",
         ).json()
-        _table(
+        table(
             [
                 [
                     s["study_uid"],
@@ -140,7 +140,7 @@ def ls(args: argparse.Namespace) -> int:
         )
     else:
         series = _series(session, args.project, args.study)
-        _table(
+        table(
             [
                 [
                     _value(s, "0020000E"),

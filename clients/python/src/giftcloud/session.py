@@ -169,8 +169,11 @@ class Session:
         return response
 
     def get(self, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, what, **kwargs)
+
+    def request(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
         with reaching(self.url):
-            return self.check(self.http.get(path, **kwargs), what)
+            return self.check(self.http.request(method, path, **kwargs), what)
 
     def close(self) -> None:
         self.http.close()
@@ -195,7 +198,7 @@ def open_session(
         known = credentials.get(url) or {}
         who = username or os.environ.get("GIFTCLOUD_USERNAME") or known.get("username")
         if not who:
-            raise CommandError("GIFTCLOUD_PASSWORD needs a --username (or GIFTCLOUD_USERNAME)")
+            raise CommandError("GIFTCLOUD_PASSWORD needs a --user (or GIFTCLOUD_USERNAME)")
         entry = sign_in(url, who, secret)
         return Session(url, _client(url, entry["access_token"]), entry["username"])
     stored = credentials.get(url)
