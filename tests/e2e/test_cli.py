@@ -176,6 +176,20 @@ def test_send_names_every_file_it_does_not_archive(
         " 3 sent before and archived: not sent again"
     ), again.stdout
 
+    # the uploads, and the rejection with its reason
+    recent = [line.split() for line in user.run("uploads", project).stdout.splitlines()]
+    assert recent[0][:2] == ["UPLOAD", "CREATED"]
+    details = [user.run("uploads", project, row[0]).stdout for row in recent[1:]]
+    assert any("rejected: instance" in d and "1-bit pixel data" in d for d in details), details
+    # a token for curl and DICOMweb clients
+    bearer = user.run("token").stdout.strip()
+    studies = httpx.get(
+        f"{deployment.url}/dicomweb/{project}/studies",
+        headers={"Authorization": f"Bearer {bearer}"},
+    )
+    assert studies.status_code == 200, studies.text
+    assert [s["00201208"]["Value"][0] for s in studies.json()] == [3]  # one study of 3
+
     listed = user.run("ls", project).stdout.splitlines()
     assert listed[0].split() == ["SUBJECT", "STUDIES"]
     subject = listed[1].split()[0]

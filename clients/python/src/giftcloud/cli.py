@@ -275,6 +275,22 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("study", nargs="?", help="a StudyInstanceUID: list its series")
     server(ls)
 
+    uploads = command(
+        "uploads",
+        "a project's latest uploads; with an upload's id, each rejection and its reason",
+        commands.uploads,
+    )
+    uploads.add_argument("project", help="the project")
+    uploads.add_argument("upload", nargs="?", help="an upload's id (giftcloud uploads PROJECT)")
+    server(uploads)
+    token = command(
+        "token",
+        "print an access token of your sign-in, for curl and DICOMweb clients"
+        " (it lasts 15 minutes)",
+        commands.token,
+    )
+    server(token)
+
     project = group("project", "make a project")
     create = project(
         "create", "a new project, owned by you (admins and creators)", admin.project_create

@@ -240,6 +240,48 @@ class Progress:
             print(file=sys.stderr)
 
 
+def uploads(args: argparse.Namespace) -> int:
+    """PROJECT: its latest uploads and what became of them; PROJECT UPLOAD: each rejection
+    with its reason (instances are numbered in the order they were sent, from 0)."""
+    session = session_for(args)
+    project = quote(args.project)
+    if args.upload is None:
+        found = session.get(f"/ingest/{project}/uploads", f"listing {args.project}'s uploads")
+        rows = [
+            [
+                u["id"],
+                u["created_at"][:19].replace("T", " "),
+                u["username"],
+                u["state"],
+                str(u["accepted"]),
+                str(u["failed"]),
+            ]
+            for u in found.json()
+        ]
+        table(rows, ["UPLOAD", "CREATED (UTC)", "BY", "STATE", "ACCEPTED", "REFUSED"])
+        return DONE
+    status = session.get(
+        f"/ingest/{project}/uploads/{quote(args.upload)}", f"reading upload {args.upload}"
+    ).json()
+    print(
+        f"upload {status['id']} ({status['state']}): {status['accepted']} accepted,"
+        f" {status['refused']} refused at once, {status['archived']} archived,"
+        f" {len(status['rejected'])} rejected after de-identification, {status['pending']} pending"
+    )
+    for rejected in status["rejected"]:
+        index = int(rejected["object"].split(".")[0])
+        print(f"rejected: instance {index}: {rejected['reason']}")
+    return DONE
+
+
+def token(args: argparse.Namespace) -> int:
+    """The access token of the stored sign-in (refreshed if it has expired), for curl and
+    DICOMweb clients: ``curl -H "Authorization: Bearer $(giftcloud token)" ...``."""
+    session = session_for(args)
+    print(session.http.headers["Authorization"].removeprefix("Bearer "))
+    return DONE
+
+
 def whoami(args: argparse.Namespace) -> int:
     session = session_for(args)
     me = session.get("/auth/me", "asking who you are").json()
