@@ -64,13 +64,7 @@ class _Server:
 def _up(args: argparse.Namespace) -> int:
     import uvicorn
     from giftcloud_core.logs import configure_logging
-    from giftcloud_core.settings import (
-        BusSettings,
-        DatabaseSettings,
-        IngestSettings,
-        Settings,
-        StorageSettings,
-    )
+    from giftcloud_core.settings import Settings
 
     from giftcloud.embedded import local_secrets, start_postgres
     from giftcloud.services import all_in_one
@@ -81,20 +75,25 @@ def _up(args: argparse.Namespace) -> int:
     print(f"giftcloud: starting PostgreSQL in {data_dir / 'postgres'}", flush=True)
     db_url, postgres = start_postgres(data_dir)
     base_url = f"http://{args.host}:{args.port}"
-    settings = Settings(
-        service="giftcloud",
-        data_dir=data_dir,
-        log_json=False,
-        db=DatabaseSettings(url=db_url, create_database=True),
-        # durable: what was acknowledged survives a Ctrl-C, a kill -9, a power cut
-        bus=BusSettings(kind="postgres"),
-        storage=StorageSettings(
-            kind="fs", path=data_dir / "objects", encryption_key=secrets["encryption_key"]
-        ),
-        ingest=IngestSettings(public_url=base_url),
-        anonymise={"secret": secrets["pseudonym_secret"]},
+    # the embedded parts; every other setting comes from the environment as for the services
+    os.environ.update(
+        {
+            "GIFTCLOUD_DATA_DIR": str(data_dir),
+            "GIFTCLOUD_DB__URL": db_url,
+            "GIFTCLOUD_DB__CREATE_DATABASE": "true",
+            # durable: what was acknowledged survives a Ctrl-C, a kill -9, a power cut
+            "GIFTCLOUD_BUS__KIND": "postgres",
+            "GIFTCLOUD_STORAGE__KIND": "fs",
+            "GIFTCLOUD_STORAGE__PATH": str(data_dir / "objects"),
+        }
     )
-    configure_logging("giftcloud", settings.log_level, as_json=False)
+    os.environ.setdefault("GIFTCLOUD_LOG_JSON", "false")
+    os.environ.setdefault("GIFTCLOUD_STORAGE__ENCRYPTION_KEY", secrets["encryption_key"])
+    os.environ.setdefault("GIFTCLOUD_ANONYMISE__SECRET", secrets["pseudonym_secret"])
+    # behind a TLS proxy, set it to the address people use (links and RetrieveURLs)
+    os.environ.setdefault("GIFTCLOUD_INGEST__PUBLIC_URL", base_url)
+    settings = Settings(service="giftcloud")
+    configure_logging("giftcloud", settings.log_level, as_json=settings.log_json)
     print(f"giftcloud: serving on {base_url} (data in {data_dir})", flush=True)
     config = uvicorn.Config(
         all_in_one(settings), host=args.host, port=args.port, log_config=None, access_log=False

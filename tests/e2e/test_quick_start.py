@@ -1,0 +1,113 @@
+"""The README's Quick start, as a newcomer runs it: a fresh clone, an empty HOME, Debian's
+own python3 and nothing else on PATH; the exact command line of the README, then the next
+block's commands (login, project, send, ls, download) against what it started."""
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from support.dicom_files import distinct_instances
+from support.infra import ROOT, free_port, stop_process, wait_for
+from support.readme import section, shell_blocks
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+#: development tools a user's install must not bring
+DEV_TOOLS = ("mypy", "ruff", "pytest", "kubectl", "weed", "lint-imports", "schemathesis")
+
+
+def _blocks() -> tuple[list[str], list[str]]:
+    quick = section("Quick start")
+    blocks = [b for b in shell_blocks() if b and all(line in quick for line in b)]
+    return blocks[0], blocks[1]
+
+
+@pytest.mark.skipif(
+    not SYSTEM_PYTHON.exists(), reason="no /usr/bin/python3 (scripts/test installs Debian's)"
+)
+def test_the_quick_start_on_a_fresh_clone(tmp_path: Path) -> None:
+    install, first_steps = _blocks()
+    assert len(install) == 2 and install[0].startswith("git clone "), install
+    assert "scripts/giftcloud up" in install[1]
+    clone = tmp_path / "giftcloud"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "HOME": str(tmp_path / "home"),
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "GIFTCLOUD_PORT": str(port),  # the README: --port or GIFTCLOUD_PORT for another port
+    }
+    (tmp_path / "home").mkdir()
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        up = subprocess.Popen(
+            ["/bin/sh", "-c", install[1]],
+            cwd=clone,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def ready() -> bool:
+        if up.poll() is not None:
+            raise AssertionError(f"up ended ({up.returncode}): {log_path.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(ready, timeout=900, interval=1, what="the Quick start's giftcloud up")
+        venv = clone / ".venv" / "bin"
+        assert (venv / "giftcloud").exists()
+        assert os.path.realpath(venv / "python").startswith("/usr/"), "not Debian's python3"
+        brought = [tool for tool in DEV_TOOLS if (venv / tool).exists()]
+        assert brought == [], f"--no-dev brought {brought}"
+
+        password = re.search(r"GIFTCLOUD_ADMIN_PASSWORD='([^']+)'", install[1])
+        assert password is not None
+        dicom = tmp_path / "dicom"
+        dicom.mkdir()
+        for i, data in enumerate(distinct_instances(2, "7301")):
+            (dicom / f"IM{i}").write_bytes(data)
+        (dicom / "notes.txt").write_text("not an image")
+        said = []
+        for line in first_steps:
+            words = shlex.split(line.replace("path/to/dicom/", f"{dicom}/"))
+            done = subprocess.run(
+                words,
+                cwd=clone,
+                env={**env, "GIFTCLOUD_URL": url},
+                input=password.group(1) + "\n" if "login" in words else "",
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+                start_new_session=True,
+            )
+            output = done.stdout + done.stderr
+            assert "Traceback" not in output, output
+            said.append((line, done.returncode, output))
+            expected = 1 if "send" in words else 0  # the text file is refused, and named
+            assert done.returncode == expected, said
+        sent = said[2][2]
+        assert f"refused: {dicom}/notes.txt: not a DICOM Part 10 file" in sent, sent
+        assert "3 file(s): 2 archived, 0 rejected after de-identification, 1 refused" in sent
+        subjects = said[3][2].splitlines()
+        assert subjects[0].split() == ["SUBJECT", "STUDIES"] and len(subjects) == 2, subjects
+        fetched = list((clone / "fetched").rglob("*.dcm"))
+        assert len(fetched) == 2, said[4]
+        for line, code, output in said:
+            print(f"$ {line}  [exit {code}]\n{output}")
+    finally:
+        stop_process(up, signal.SIGINT, timeout=90)  # Ctrl-C, as the README says
+    log_text = log_path.read_text()
+    assert up.returncode == 0, log_text[-3000:]
+    assert "Traceback" not in log_text, log_text[-3000:]
