@@ -119,7 +119,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--print-uv"]:
         print(uv)
         return 0
-    environment = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    # uv trusts what this machine trusts, as the download of uv did (a hospital's proxy CA
+    # is in the system's store, not in uv's bundled roots); it never fetches a Python
+    environment = {"UV_SYSTEM_CERTS": "true", **os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     command = [str(uv), "sync", "--frozen", "--no-dev", "--quiet"]
     if not (ROOT / ".venv" / "bin" / "python").exists():  # else keep the one it was made with
         command += ["--python", sys.executable]
