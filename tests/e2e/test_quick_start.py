@@ -47,11 +47,16 @@ def test_the_quick_start_on_a_fresh_clone(tmp_path: Path) -> None:
     }
     (tmp_path / "home").mkdir()
     log_path = tmp_path / "up.log"
+    # the README's line as a shell runs it: NAME=value words first, then the command
+    words = shlex.split(install[1])
+    assignments = [w for w in words if re.match(r"^[A-Z_]+=", w)]
+    command = words[len(assignments) :]
+    assert words[: len(assignments)] == assignments and command[0] == "scripts/giftcloud"
     with log_path.open("wb") as log:
         up = subprocess.Popen(
-            ["/bin/sh", "-c", install[1]],
+            command,
             cwd=clone,
-            env=env,
+            env={**env, **dict(a.split("=", 1) for a in assignments)},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
