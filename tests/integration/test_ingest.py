@@ -305,3 +305,38 @@ async def test_what_the_profile_decides_from_a_header_is_refused_at_stow_time(
         assert burned.status_code == 400
         assert "burned-in text" in stow_reasons(burned.json())[0]
         assert (await stow(client, [mr], owner)).status_code == 200
+
+
+async def test_a_bundle_stored_but_never_announced_is_swept_away(
+    ingest: httpx.AsyncClient, runtime: Runtime, bearer: Bearer
+) -> None:
+    """A process that dies between a bundle's object and its message leaves an object no
+    message names (and an upload never acknowledged). Each bundle is recorded as pending
+    until its message is out; what stays pending past ``orphan_seconds`` is removed."""
+    from datetime import UTC, datetime, timedelta
+
+    from giftcloud_ingest.models import PendingBundle
+    from giftcloud_ingest.service import IngestService
+    from sqlmodel import select
+
+    response = await stow(ingest, [synthetic_instance()], bearer(projects={"proj": "owner"}))
+    assert response.status_code == 200, response.text
+    async with runtime.db.session() as session:  # announced: no longer pending
+        assert (await session.exec(select(PendingBundle))).all() == []
+    announced = await _incoming(runtime)
+
+    bucket = runtime.settings.storage.buckets.incoming
+    long_ago = datetime.now(UTC) - timedelta(minutes=11)
+    for key, begun in (("proj/dead/0000.bundle", long_ago), ("proj/live/0000.bundle", None)):
+        await runtime.store.put(bucket, key, b"a bundle no message names")
+        async with runtime.db.session() as session:
+            session.add(PendingBundle(key=key, created_at=begun or datetime.now(UTC)))
+    service = IngestService(runtime.settings, runtime.db, runtime.bus, runtime.store)
+    assert await service.sweep_orphans(runtime.settings.ingest.orphan_seconds) == 1
+    left = await _incoming(runtime)
+    assert "proj/dead/0000.bundle" not in left
+    assert "proj/live/0000.bundle" in left  # may still be on its way: not touched
+    assert all(key in left for key in announced)
+    # the sole ingest (giftcloud up) removes everything left at its start
+    assert await service.sweep_orphans(0) == 1
+    assert "proj/live/0000.bundle" not in await _incoming(runtime)

@@ -89,6 +89,8 @@ def _up(args: argparse.Namespace) -> int:
             "GIFTCLOUD_BUS__KIND": "postgres",
             "GIFTCLOUD_STORAGE__KIND": "fs",
             "GIFTCLOUD_STORAGE__PATH": str(data_dir / "objects"),
+            # one ingest: at its start, what its previous life left half done is removed
+            "GIFTCLOUD_INGEST__SOLE_INSTANCE": "true",
         }
     )
     os.environ.setdefault("GIFTCLOUD_LOG_JSON", "false")

@@ -163,6 +163,12 @@ class IngestSettings(BaseModel):
     body_idle_seconds: float = 30.0
     #: public base URL used in STOW-RS RetrieveURL attributes
     public_url: str = "http://127.0.0.1:8000"
+    #: a bundle stored but never announced (its process died in between) is removed from
+    #: ``incoming`` this long after it was begun; no store and publish takes near this long
+    orphan_seconds: float = 600.0
+    #: this ingest is the only one (``giftcloud up``): at its start nothing else can be
+    #: under way, so what its previous life left half done is removed at once
+    sole_instance: bool = False
 
 
 class AnonymiseSettings(BaseModel):

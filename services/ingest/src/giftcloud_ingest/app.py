@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -16,6 +18,17 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build(runtime: Runtime) -> ServicePart:
     service = IngestService(runtime.settings, runtime.db, runtime.bus, runtime.store)
+    sweeping: list[asyncio.Task[None]] = []
+
+    async def start_sweeping() -> None:
+        sweeping.append(asyncio.create_task(service.keep_sweeping()))
+
+    async def stop_sweeping() -> None:
+        for task in sweeping:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     return ServicePart(
         name="ingest",
         prefix="/ingest",
@@ -26,6 +39,8 @@ def build(runtime: Runtime) -> ServicePart:
         ],
         schema=SCHEMA,
         migrations=MIGRATIONS,
+        on_start=[start_sweeping],
+        on_stop=[stop_sweeping],
     )
 
 

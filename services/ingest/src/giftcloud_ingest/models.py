@@ -54,3 +54,15 @@ class Upload(SQLModel, table=True):
     #: receiving while its files still arrive, then received
     state: str = "receiving"
     created_at: datetime = Field(default_factory=_now)
+
+
+class PendingBundle(SQLModel, table=True):
+    """A bundle being stored and announced: recorded before its object is written, removed
+    once its message is published. One left behind is an object no message will ever name
+    (its process died in between; nothing of it was acknowledged): it is swept away."""
+
+    __tablename__ = "pending_bundles"
+    __table_args__ = {"schema": SCHEMA}
+
+    key: str = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=_now, index=True)

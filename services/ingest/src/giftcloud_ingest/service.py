@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from giftcloud_core.access import authorize
@@ -43,11 +45,11 @@ from giftcloud_deid import (
     Profile,
     Rejected,
 )
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
-from giftcloud_ingest.models import KnownProject, Upload, UploadOutcome
+from giftcloud_ingest.models import KnownProject, PendingBundle, Upload, UploadOutcome
 
 log = logging.getLogger(__name__)
 
@@ -378,8 +380,11 @@ class IngestService:
         bundle: list[Accepted],
         source: str,
     ) -> bool:
-        """One object and one message for the bundle's instances; False when either failed."""
+        """One object and one message for the bundle's instances; False when either failed.
+        The bundle is recorded as pending first, and no longer once its message is out."""
         try:
+            async with self.db.session() as session:
+                session.add(PendingBundle(key=key))
             await self.store.put(
                 self.settings.storage.buckets.incoming, key, pack([data for _, data, _ in bundle])
             )
@@ -405,6 +410,7 @@ class IngestService:
             await self._forget(key)
             INSTANCES.labels("ingest", "error").inc(len(bundle))
             return False
+        await self._settled([key])
         INSTANCES.labels("ingest", "accepted").inc(len(bundle))
         return True
 
@@ -413,6 +419,46 @@ class IngestService:
             await self.store.delete(self.settings.storage.buckets.incoming, key)
         except Exception:
             log.exception("could not remove %s after a failed publish", key)
+            return  # still pending: the sweep tries again
+        await self._settled([key])
+
+    async def _settled(self, keys: list[str]) -> None:
+        with contextlib.suppress(Exception):  # left pending, the sweep finds it done
+            async with self.db.session() as session:
+                await session.exec(delete(PendingBundle).where(col(PendingBundle.key).in_(keys)))
+
+    async def sweep_orphans(self, older_than: float) -> int:
+        """Remove the bundles begun more than ``older_than`` seconds ago and never announced
+        (their process died between the object and the message); how many there were."""
+        since = datetime.now(UTC) - timedelta(seconds=older_than)
+        async with self.db.session() as session:
+            keys = list(
+                (
+                    await session.exec(
+                        select(PendingBundle.key).where(col(PendingBundle.created_at) <= since)
+                    )
+                ).all()
+            )
+        for key in keys:
+            await self._forget(key)
+        if keys:
+            log.warning(
+                "removed %d bundle(s) from incoming that were stored but never announced"
+                " (a process stopped in between; their uploads were not acknowledged)",
+                len(keys),
+            )
+        return len(keys)
+
+    async def keep_sweeping(self) -> None:
+        """At the start (everything left, for the sole ingest), then every minute."""
+        config = self.settings.ingest
+        await self.sweep_orphans(0 if config.sole_instance else config.orphan_seconds)
+        while True:
+            await asyncio.sleep(60)
+            try:
+                await self.sweep_orphans(config.orphan_seconds)
+            except Exception:
+                log.exception("sweeping orphaned bundles failed; trying again in a minute")
 
     async def on_project_event(self, event: Event) -> None:
         if isinstance(event, ProjectCreated):

@@ -60,7 +60,8 @@ class PostgresBus:
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: dict[int, asyncio.Task[None]] = {}
-        self._closing = False
+        self._closing = False  # no more taking
+        self._closed = False  # no more publishing: after the handlers under way finished
 
     @property
     def engine(self) -> AsyncEngine:
@@ -103,8 +104,8 @@ class PostgresBus:
             self._wake.setdefault(self._queue(name), asyncio.Event())
 
     async def publish(self, event: Event) -> None:
-        if self._closing:
-            raise RuntimeError("the bus is closing")
+        if self._closed:
+            raise RuntimeError("the bus is closed")
         queues = [self._queue(name) for name, types in QUEUES.items() if event.type in types]
         if not queues:
             return
@@ -250,8 +251,9 @@ class PostgresBus:
         self._closing = True
         for wake in self._wake.values():
             wake.set()
-        if self._inflight:
+        if self._inflight:  # they may still publish what they made
             await asyncio.wait(list(self._inflight.values()), timeout=30)
+        self._closed = True
         for task in [*self._tasks, *self._inflight.values()]:
             task.cancel()
         for task in [*self._tasks, *self._inflight.values()]:
