@@ -1,6 +1,7 @@
 """A hospital sends real files through the gateway; a researcher finds and fetches them,
 de-identified, with dicomweb-client."""
 
+import concurrent.futures
 import warnings
 
 import httpx
@@ -9,7 +10,7 @@ from dicomweb_client.api import DICOMwebClient
 from e2e.conftest import Deployment, wait_until_settled
 from giftcloud_core.dicom import InvalidInstance, inspect_instance
 from giftcloud_deid import Deidentifier, ProjectKeys, Rejected
-from support.dicom_files import bundled_files
+from support.dicom_files import bundled_files, synthetic_instance
 from support.infra import wait_for
 
 IDENTIFYING = (
@@ -165,3 +166,65 @@ def test_bad_input_through_the_gateway(deployment: Deployment) -> None:
     )
     for name in ("auth", "ingest", "api"):
         assert httpx.get(f"{deployment.services[name].url}/metrics").status_code == 200
+
+
+def _bounded(call, seconds: float = 60):  # type: ignore[no-untyped-def]
+    """Run a client call with a time bound: a server that makes it page forever fails."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result(timeout=seconds)
+
+
+def test_dicomweb_client_searches_pages_and_fetches(deployment: Deployment) -> None:
+    """dicomweb-client's search, retrieve and metadata calls, each bounded in time; paging
+    with ``get_remaining`` ends (it paged forever when offset was ignored)."""
+    deployment.create_project("clients")
+    admin = deployment.token()
+    study, series = "2.25.7001", ("2.25.7002", "2.25.7003")
+    files = [
+        synthetic_instance(study_uid=study, series_uid=series[n % 2], sop_uid=f"2.25.71{n:02d}")
+        for n in range(7)
+    ]
+    upload = deployment.stow("clients", files, admin).headers["X-Giftcloud-Upload"]
+    assert wait_until_settled(deployment, "clients", [upload])[0]["archived"] == 7
+    client = dicomweb(deployment, "clients")
+
+    [found_study] = _bounded(client.search_for_studies)
+    uid = found_study["0020000D"]["Value"][0]  # the de-identified study UID
+    assert found_study["00201208"]["Value"] == [7]
+    every = _bounded(lambda: client.search_for_instances(limit=2, get_remaining=True))
+    assert len(every) == 7 and len({f["00080018"]["Value"][0] for f in every}) == 7
+    of_study = _bounded(lambda: client.search_for_instances(uid, get_remaining=True))
+    assert len(of_study) == 7
+    found_series = _bounded(lambda: client.search_for_series(uid, get_remaining=True))
+    assert sorted(s["00201209"]["Value"][0] for s in found_series) == [3, 4]
+    one_series = found_series[0]["0020000E"]["Value"][0]
+    in_series = _bounded(lambda: client.search_for_instances(uid, one_series))
+    assert len(in_series) == found_series[0]["00201209"]["Value"][0]
+    assert _bounded(lambda: client.search_for_studies(search_filters={"PatientID": "nobody"})) == []
+
+    assert len(_bounded(lambda: client.retrieve_study(uid))) == 7
+    assert len(_bounded(lambda: client.retrieve_series(uid, one_series))) == len(in_series)
+    sop = in_series[0]["00080018"]["Value"][0]
+    instance = _bounded(lambda: client.retrieve_instance(uid, one_series, sop))
+    assert instance.SOPInstanceUID == sop and instance.PatientIdentityRemoved == "YES"
+    as_stored = _bounded(
+        lambda: client.retrieve_instance(
+            uid, one_series, sop, media_types=(("application/dicom", "*"),)
+        )
+    )
+    assert as_stored.SOPInstanceUID == sop
+    assert len(_bounded(lambda: client.retrieve_study_metadata(uid))) == 7
+    assert len(_bounded(lambda: client.retrieve_series_metadata(uid, one_series))) == len(in_series)
+    metadata = _bounded(lambda: client.retrieve_instance_metadata(uid, one_series, sop))
+    assert metadata["00080018"]["Value"] == [sop] and "BulkDataURI" in metadata["7FE00010"]
+
+    # a transfer syntax the server would have to transcode to: 406 with the reason
+    jpeg = httpx.get(
+        f"{deployment.url}/dicomweb/clients/studies/{uid}",
+        headers={
+            **admin,
+            "Accept": 'multipart/related; type="application/dicom";'
+            " transfer-syntax=1.2.840.10008.1.2.4.50",
+        },
+    )
+    assert jpeg.status_code == 406 and "as stored" in jpeg.json()["detail"]

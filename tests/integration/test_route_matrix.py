@@ -74,6 +74,8 @@ ACCESS = {
     ("GET", "/dicomweb/{project}/studies"): "read",
     ("GET", "/dicomweb/{project}/series"): "read",
     ("GET", "/dicomweb/{project}/studies/{study}/series"): "read",
+    ("GET", "/dicomweb/{project}/studies/{study}/instances"): "read",
+    ("GET", "/dicomweb/{project}/studies/{study}/metadata"): "read",
     ("GET", "/dicomweb/{project}/instances"): "read",
     ("GET", "/dicomweb/{project}/studies/{study}/series/{series}/instances"): "read",
     ("GET", "/dicomweb/{project}/studies/{study}"): "read",

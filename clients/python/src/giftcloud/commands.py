@@ -90,25 +90,37 @@ def _value(item: dict[str, Any], tag: str) -> str:
     return str(values[0]) if values else ""
 
 
+def _search(
+    session: Session, path: str, what: str, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every result of a QIDO-RS search, page after page."""
+    results: list[dict[str, Any]] = []
+    page = 500
+    while True:
+        response = session.get(
+            path, what, params={**(params or {}), "limit": page, "offset": len(results)}
+        )
+        found = [] if response.status_code == 204 else list(response.json())
+        results.extend(found)
+        # a short page is the last, unless the server cut it to its own maximum (it warns)
+        if not found or (len(found) < page and "warning" not in response.headers):
+            return results
+
+
 def _studies(
     session: Session, project: str, subject: str | None, study: str | None
 ) -> list[dict[str, Any]]:
-    params: dict[str, Any] = {"limit": 1000}
+    params: dict[str, Any] = {}
     if subject:
         params["PatientID"] = subject
     if study:
         params["StudyInstanceUID"] = study
-    response = session.get(
-        f"/dicomweb/{quote(project)}/studies", f"searching {project}", params=params
-    )
-    return [] if response.status_code == 204 else list(response.json())
+    return _search(session, f"/dicomweb/{quote(project)}/studies", f"searching {project}", params)
 
 
 def _series(session: Session, project: str, study: str) -> list[dict[str, Any]]:
-    response = session.get(
-        f"/dicomweb/{quote(project)}/studies/{study}/series", f"searching study {study}"
-    )
-    return [] if response.status_code == 204 else list(response.json())
+    path = f"/dicomweb/{quote(project)}/studies/{study}/series"
+    return _search(session, path, f"searching study {study}")
 
 
 def ls(args: argparse.Namespace) -> int:
@@ -175,8 +187,7 @@ def download(args: argparse.Namespace) -> int:
     instances: list[tuple[Path, str]] = []
     for subject, study_uid, series_uid in wanted:
         path = f"/dicomweb/{quote(args.project)}/studies/{study_uid}/series/{series_uid}/instances"
-        found = session.get(path, f"listing series {series_uid}", params={"limit": 1000})
-        for item in [] if found.status_code == 204 else found.json():
+        for item in _search(session, path, f"listing series {series_uid}"):
             sop = _value(item, "00080018")
             target = dest / subject / study_uid / series_uid / f"{sop}.dcm"
             instances.append((target, f"{path}/{sop}"))

@@ -38,6 +38,10 @@ class NotFound(GiftcloudError):
     status = 404
 
 
+class NotAcceptable(GiftcloudError):
+    status = 406
+
+
 class RequestTimeout(GiftcloudError):
     status = 408
 

@@ -105,7 +105,8 @@ class ArchivedInstance(BaseModel):
 
     object_key: str
     received_key: str = ""
-    metadata_key: str
+    #: where the DICOM JSON was kept beside the instance, before it moved into ``attributes``
+    metadata_key: str = ""
     sha256: str
     size: int
     subject: str
@@ -120,10 +121,12 @@ class ArchivedInstance(BaseModel):
     series_number: int | None = None
     instance_number: int | None = None
     transfer_syntax_uid: str = ""
+    #: the instance's DICOM JSON, bulk data as BulkDataURIs: the catalogue keeps it
+    attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class InstancesArchived(Event):
-    """De-identified instances and their DICOM JSON metadata are in the archive."""
+    """De-identified instances are in the archive; their DICOM JSON comes with them."""
 
     type: Literal["instances.archived.v1"] = "instances.archived.v1"
     instances: tuple[ArchivedInstance, ...]

@@ -171,6 +171,12 @@ class IngestSettings(BaseModel):
     sole_instance: bool = False
 
 
+class ApiSettings(BaseModel):
+    #: the most results one QIDO-RS page returns (a larger ``limit`` is cut to it, with a
+    #: ``Warning: 299`` header when more remain)
+    qido_max_limit: int = 1000
+
+
 class AnonymiseSettings(BaseModel):
     #: deidentify (a site: keys, vault, the full engine) or verify (a hub: no secrets; checks
     #: that what arrives is de-identified, quarantines what is not)
@@ -236,6 +242,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -21,6 +23,16 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
     runtime.audit.sink = service.keep_audit
     current = runtime.authenticated()
     home = APIRouter()
+    moving: list[asyncio.Task[None]] = []
+
+    async def start_moving() -> None:
+        moving.append(asyncio.create_task(service.keep_moving_metadata()))
+
+    async def stop_moving() -> None:
+        for task in moving:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     @home.get("/", include_in_schema=False)
     async def index(request: Request) -> HTMLResponse:
@@ -39,6 +51,8 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
         ],
         schema=SCHEMA,
         migrations=MIGRATIONS,
+        on_start=[start_moving],
+        on_stop=[stop_moving],
         # alone behind the gateway, its /docs offers the other services' documents too
         peer_docs=[]
         if services

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import Column, String
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 SCHEMA = "api"
@@ -38,6 +41,15 @@ class Study(SQLModel, table=True):
     subject: str = Field(index=True)
     study_date: str = ""
     description: str = ""
+    #: the Patient and Study modules' attributes (DICOM JSON) of its first instance archived
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
+    )
+    modalities: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(String), nullable=False, server_default="{}")
+    )
+    series_count: int = 0
+    instance_count: int = 0
 
 
 class Series(SQLModel, table=True):
@@ -50,6 +62,11 @@ class Series(SQLModel, table=True):
     modality: str = ""
     description: str = ""
     number: int | None = None
+    #: the General Series and Equipment modules' attributes of its first instance archived
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
+    )
+    instance_count: int = 0
 
 
 class Instance(SQLModel, table=True):
@@ -64,7 +81,12 @@ class Instance(SQLModel, table=True):
     sop_class_uid: str
     number: int | None = None
     object_key: str
-    metadata_key: str
+    #: where an instance archived before its metadata moved into the catalogue kept it ('' after)
+    metadata_key: str = ""
+    #: the instance's DICOM JSON, bulk data as BulkDataURIs (None: still at ``metadata_key``)
+    attributes: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSONB(none_as_null=True))
+    )
     size: int
     sha256: str
     transfer_syntax_uid: str = ""

@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from giftcloud_core.events import AuditRecorded, InstancesArchived
-from sqlalchemy import distinct, func
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, and_, bindparam, cast, func, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from giftcloud_api.models import AuditRecord, Instance, Project, Series, Study, Subject
-
-
-@dataclass(frozen=True)
-class StudyRow:
-    study: Study
-    modalities: list[str]
-    series_count: int
-    instance_count: int
-
-
-@dataclass(frozen=True)
-class SeriesRow:
-    series: Series
-    subject: str
-    instance_count: int
+from giftcloud_api.models import SCHEMA, AuditRecord, Instance, Project, Series, Study, Subject
+from giftcloud_api.qido import (
+    MODALITIES_IN_STUDY,
+    SERIES_TAGS,
+    STUDY_TAGS,
+    Level,
+    Match,
+    Search,
+)
 
 
 async def add_project(session: AsyncSession, name: str, title: str) -> None:
@@ -93,34 +88,48 @@ async def audit_records(
     return list(rows.all())
 
 
+def _split(attributes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An instance's attributes kept once per study and once per series (no bulk data)."""
+    study = {t: v for t, v in attributes.items() if t in STUDY_TAGS and "BulkDataURI" not in v}
+    series = {t: v for t, v in attributes.items() if t in SERIES_TAGS and "BulkDataURI" not in v}
+    return study, series
+
+
 async def add_instances(session: AsyncSession, events: list[InstancesArchived]) -> None:
-    """Upsert instances and their parents, four statements for any number of them;
-    a redelivered event changes nothing."""
+    """Upsert instances and their parents; a redelivered event changes nothing. The counts
+    of series and studies grow by what was new (increments: right under concurrency)."""
     archived = [(e.project, i) for e in events for i in e.instances]
     subjects = {(p, i.subject): {"project": p, "label": i.subject} for p, i in archived}
-    studies = {
-        (p, i.study_uid): {
-            "project": p,
-            "study_uid": i.study_uid,
-            "subject": i.subject,
-            "study_date": i.study_date,
-            "description": i.study_description,
-        }
-        for p, i in archived
-    }
-    series = {
-        (p, i.series_uid): {
-            "project": p,
-            "series_uid": i.series_uid,
-            "study_uid": i.study_uid,
-            "modality": i.modality,
-            "description": i.series_description,
-            "number": i.series_number,
-        }
-        for p, i in archived
-    }
-    instances = {
-        (p, i.sop_uid): {
+    studies: dict[tuple[str, str], dict[str, Any]] = {}
+    series: dict[tuple[str, str], dict[str, Any]] = {}
+    instances: dict[tuple[str, str], dict[str, Any]] = {}
+    for p, i in archived:
+        study_attributes, series_attributes = _split(i.attributes)
+        studies.setdefault(
+            (p, i.study_uid),
+            {
+                "project": p,
+                "study_uid": i.study_uid,
+                "subject": i.subject,
+                "study_date": i.study_date,
+                "description": i.study_description,
+                "attributes": study_attributes,
+                "modalities": [],
+            },
+        )
+        series.setdefault(
+            (p, i.series_uid),
+            {
+                "project": p,
+                "series_uid": i.series_uid,
+                "study_uid": i.study_uid,
+                "modality": i.modality,
+                "description": i.series_description,
+                "number": i.series_number,
+                "attributes": series_attributes,
+            },
+        )
+        instances[(p, i.sop_uid)] = {
             "project": p,
             "sop_uid": i.sop_uid,
             "series_uid": i.series_uid,
@@ -130,113 +139,220 @@ async def add_instances(session: AsyncSession, events: list[InstancesArchived]) 
             "number": i.instance_number,
             "object_key": i.object_key,
             "metadata_key": i.metadata_key,
+            "attributes": i.attributes or None,
             "size": i.size,
             "sha256": i.sha256,
             "transfer_syntax_uid": i.transfer_syntax_uid,
         }
-        for p, i in archived
-    }
-    for table, rows in (
-        (Subject, subjects),
-        (Study, studies),
-        (Series, series),
-        (Instance, instances),
-    ):
-        await session.exec(insert(table).values(list(rows.values())).on_conflict_do_nothing())
-
-
-async def studies(
-    session: AsyncSession,
-    project: str,
-    *,
-    study_uid: str | None = None,
-    subject: str | None = None,
-    study_date: str | None = None,
-    modality: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> list[StudyRow]:
-    query = (
-        select(
-            Study,
-            func.array_agg(distinct(col(Series.modality))),
-            func.count(distinct(col(Series.series_uid))),
-            func.count(distinct(col(Instance.sop_uid))),
-        )
-        .join(
-            Series,
-            (col(Series.project) == col(Study.project))
-            & (col(Series.study_uid) == col(Study.study_uid)),
-        )
-        .join(
-            Instance,
-            (col(Instance.project) == col(Series.project))
-            & (col(Instance.series_uid) == col(Series.series_uid)),
-        )
-        .where(Study.project == project)
-        .group_by(col(Study.project), col(Study.study_uid))
-        .order_by(col(Study.study_date), col(Study.study_uid))
-        .limit(limit)
-        .offset(offset)
+    await session.exec(insert(Subject).values(list(subjects.values())).on_conflict_do_nothing())
+    await session.exec(insert(Study).values(list(studies.values())).on_conflict_do_nothing())
+    new_series = await session.exec(
+        insert(Series)
+        .values(list(series.values()))
+        .on_conflict_do_nothing()
+        .returning(col(Series.project), col(Series.series_uid))
     )
-    if study_uid:
-        query = query.where(Study.study_uid == study_uid)
-    if subject:
-        query = query.where(Study.subject == subject)
-    if study_date:
-        query = _date_filter(query, study_date)
-    if modality:
-        query = query.having(func.bool_or(Series.modality == modality))
-    rows = (await session.exec(query)).all()
-    return [
-        StudyRow(s, sorted(m for m in mods if m), n_series, n_inst)
-        for s, mods, n_series, n_inst in rows
-    ]
+    new_instances = await session.exec(
+        insert(Instance)
+        .values(list(instances.values()))
+        .on_conflict_do_nothing()
+        .returning(col(Instance.project), col(Instance.series_uid))
+    )
+    added = Counter(tuple(row) for row in new_instances.all())
+    added_series = {tuple(row) for row in new_series.all()}
+    study_growth: dict[tuple[str, str], list[Any]] = {}
+    for key in sorted(added_series | set(added)):  # one order: no deadlock between writers
+        row = series[key]
+        count = added.get(key, 0)
+        if count:
+            await session.exec(
+                update(Series)
+                .where(col(Series.project) == key[0], col(Series.series_uid) == key[1])
+                .values(instance_count=col(Series.instance_count) + count)
+            )
+        growth = study_growth.setdefault((key[0], row["study_uid"]), [0, 0, set()])
+        growth[0] += key in added_series
+        growth[1] += count
+        if row["modality"]:
+            growth[2].add(row["modality"])
+    connection = await session.connection()
+    for (project, study_uid), (n_series, n_instances, modalities) in sorted(study_growth.items()):
+        await connection.execute(
+            text(
+                f"""UPDATE {SCHEMA}.studies SET series_count = series_count + :series,
+                instance_count = instance_count + :instances,
+                modalities = ARRAY(SELECT DISTINCT m FROM unnest(modalities || :modalities) m
+                                   ORDER BY m)
+                WHERE project = :project AND study_uid = :study"""  # noqa: S608
+            ).bindparams(
+                bindparam("modalities", sorted(modalities), type_=ARRAY(String)),
+                series=n_series,
+                instances=n_instances,
+                project=project,
+                study=study_uid,
+            )
+        )
 
 
-def _date_filter(query, value: str):  # type: ignore[no-untyped-def]
-    """QIDO date matching: a single date or a range ``from-to`` (either end open)."""
-    if "-" in value:
-        start, _, end = value.partition("-")
-        if start:
-            query = query.where(col(Study.study_date) >= start)
+@dataclass(frozen=True)
+class Found:
+    """One QIDO result: a study, a series with its study, or an instance with both."""
+
+    study: Study
+    series: Series | None = None
+    instance: Instance | None = None
+
+
+_TABLES: dict[Level, str] = {
+    "study": f"{SCHEMA}.studies",
+    "series": f"{SCHEMA}.series",
+    "instance": f"{SCHEMA}.instances",
+}
+
+
+def _column(tag: str, level: Level) -> Any:
+    """The indexed column that holds the attribute at a search of ``level``, if any."""
+    table: dict[Level, Any] = {"study": Study, "series": Series, "instance": Instance}
+    if tag == "0020000D":
+        return col(table[level].study_uid)
+    if tag == "0020000E" and level != "study":
+        return col(table[level].series_uid)
+    return {
+        "00080018": col(Instance.sop_uid),
+        "00080016": col(Instance.sop_class_uid),
+        "00100020": col(Study.subject),
+        "00080020": col(Study.study_date),
+        "00080060": col(Series.modality),
+    }.get(tag)
+
+
+def _on_column(column: Any, match: Match) -> Any:
+    value = match.values
+    if match.kind == "uids":
+        return column.in_(value)
+    if match.kind == "like":
+        return column.like(value[0])
+    if match.kind == "range":
+        start, end = value
+        parts = [column >= start] if start else []
         if end:
-            query = query.where(col(Study.study_date) <= end)
-        return query
-    return query.where(Study.study_date == value)
+            parts.append(func.substr(column, 1, len(end)) <= end)
+        return and_(*parts)
+    return column == value[0]
 
 
-async def series_of(
+_TESTS = {
+    "uids": "v = ANY(:a{n})",
+    "equal": "v = CAST(:a{n} AS text)",
+    "like": "v LIKE CAST(:a{n} AS text)",
+    # fuzzy person names: any component of the name begins with the value
+    "words": "EXISTS (SELECT 1 FROM regexp_split_to_table(v, '[\\^ =]') AS w(word)"
+    " WHERE word LIKE CAST(:a{n} AS text) || '%')",
+    "range": "(CAST(:s{n} AS text) = '' OR v >= CAST(:s{n} AS text))"
+    " AND (CAST(:e{n} AS text) = ''"
+    " OR substr(v, 1, length(CAST(:e{n} AS text))) <= CAST(:e{n} AS text))",
+}
+
+
+def _condition(match: Match, n: int, level: Level) -> Any:
+    column = _column(match.tag, level)
+    if column is not None and match.kind != "words":
+        return _on_column(column, match)
+    if match.tag == MODALITIES_IN_STUDY:
+        values = f"SELECT unnest({SCHEMA}.studies.modalities)"
+    elif match.vr == "PN":  # case-insensitive, on the alphabetic form
+        values = (
+            "SELECT upper(e ->> 'Alphabetic') FROM jsonb_array_elements("  # noqa: S608
+            f"{_TABLES[match.level]}.attributes -> CAST(:t{n} AS text) -> 'Value') AS x(e)"
+        )
+    else:
+        values = (
+            "SELECT jsonb_array_elements_text("
+            f"{_TABLES[match.level]}.attributes -> CAST(:t{n} AS text) -> 'Value')"
+        )
+    test = _TESTS[match.kind].format(n=n)
+    # only the module's own table names and tests go into the text; values are bound
+    clause = text(f"EXISTS (SELECT 1 FROM ({values}) AS y(v) WHERE {test})")  # noqa: S608
+    if match.tag != MODALITIES_IN_STUDY:
+        clause = clause.bindparams(**{f"t{n}": match.tag})
+    if match.kind == "uids":
+        return clause.bindparams(bindparam(f"a{n}", list(match.values), type_=ARRAY(String)))
+    if match.kind == "range":
+        return clause.bindparams(**{f"s{n}": match.values[0], f"e{n}": match.values[1]})
+    return clause.bindparams(**{f"a{n}": match.values[0]})
+
+
+async def search(
     session: AsyncSession,
     project: str,
-    study_uid: str | None,
-    modality: str | None = None,
+    query: Search,
+    study_uid: str | None = None,
     series_uid: str | None = None,
-) -> list[SeriesRow]:
-    query = (
-        select(Series, Study.subject, func.count(col(Instance.sop_uid)))
-        .join(
-            Study,
-            (col(Study.project) == col(Series.project))
-            & (col(Study.study_uid) == col(Series.study_uid)),
-        )
-        .join(
-            Instance,
-            (col(Instance.project) == col(Series.project))
-            & (col(Instance.series_uid) == col(Series.series_uid)),
-        )
-        .where(Series.project == project)
-        .group_by(col(Series.project), col(Series.series_uid), col(Study.subject))
-        .order_by(col(Series.number), col(Series.series_uid))
+) -> tuple[list[Found], bool]:
+    """One page of what the search finds in ``project`` (under a study or a series, when
+    given), in a stable order; and whether there is more after it."""
+    same_study = and_(
+        col(Study.project) == col(Series.project), col(Study.study_uid) == col(Series.study_uid)
     )
-    if study_uid:
-        query = query.where(Series.study_uid == study_uid)
-    if modality:
-        query = query.where(Series.modality == modality)
-    if series_uid:
-        query = query.where(Series.series_uid == series_uid)
-    rows = (await session.exec(query)).all()
-    return [SeriesRow(s, subject, n) for s, subject, n in rows]
+    statement: Any
+    if query.level == "study":
+        statement = (
+            select(Study)
+            .where(col(Study.project) == project)
+            .order_by(col(Study.study_date), col(Study.study_uid))
+        )
+    elif query.level == "series":
+        statement = (
+            select(Series, Study)
+            .join(Study, same_study)
+            .where(col(Series.project) == project)
+            .order_by(col(Series.study_uid), col(Series.number), col(Series.series_uid))
+        )
+    else:
+        statement = (
+            select(Instance, Series, Study)
+            .join(
+                Series,
+                and_(
+                    col(Series.project) == col(Instance.project),
+                    col(Series.series_uid) == col(Instance.series_uid),
+                ),
+            )
+            .join(Study, same_study)
+            .where(col(Instance.project) == project)
+            .order_by(
+                col(Instance.study_uid),
+                col(Instance.series_uid),
+                col(Instance.number),
+                col(Instance.sop_uid),
+            )
+        )
+    if study_uid is not None:
+        statement = statement.where(_column("0020000D", query.level) == study_uid)
+    if series_uid is not None:
+        statement = statement.where(_column("0020000E", query.level) == series_uid)
+    for n, match in enumerate(query.matches):
+        statement = statement.where(_condition(match, n, query.level))
+    rows = (await session.exec(statement.limit(query.limit + 1).offset(query.offset))).all()
+    more = len(rows) > query.limit
+    found = []
+    for row in rows[: query.limit]:
+        if query.level == "study":
+            found.append(Found(row))
+        elif query.level == "series":
+            found.append(Found(row[1], row[0]))
+        else:
+            found.append(Found(row[2], row[1], row[0]))
+    return found, more
+
+
+async def studies_of(session: AsyncSession, project: str, subject: str) -> list[Study]:
+    rows = await session.exec(
+        select(Study)
+        .where(col(Study.project) == project, col(Study.subject) == subject)
+        .order_by(col(Study.study_date), col(Study.study_uid))
+    )
+    return list(rows.all())
 
 
 async def instances_of(
@@ -253,8 +369,51 @@ async def instances_of(
         query = query.where(Instance.series_uid == series_uid)
     if sop_uid:
         query = query.where(Instance.sop_uid == sop_uid)
-    rows = await session.exec(query.order_by(col(Instance.number), col(Instance.sop_uid)))
+    rows = await session.exec(
+        query.order_by(col(Instance.series_uid), col(Instance.number), col(Instance.sop_uid))
+    )
     return list(rows.all())
+
+
+async def unmoved(session: AsyncSession, batch: int) -> list[Instance]:
+    """Instances whose metadata is still an object in the archive."""
+    rows = await session.exec(
+        select(Instance).where(col(Instance.attributes).is_(None)).limit(batch)
+    )
+    return list(rows.all())
+
+
+async def set_metadata(session: AsyncSession, found: list[tuple[Instance, dict[str, Any]]]) -> None:
+    """Each instance's moved metadata, and its study's and series' attributes where empty."""
+    for instance, attributes in found:
+        study_attributes, series_attributes = _split(attributes)
+        await session.exec(
+            update(Instance)
+            .where(
+                col(Instance.project) == instance.project,
+                col(Instance.sop_uid) == instance.sop_uid,
+                col(Instance.attributes).is_(None),
+            )
+            .values(attributes=attributes, metadata_key="")
+        )
+        await session.exec(
+            update(Study)
+            .where(
+                col(Study.project) == instance.project,
+                col(Study.study_uid) == instance.study_uid,
+                col(Study.attributes) == cast({}, JSONB),
+            )
+            .values(attributes=study_attributes)
+        )
+        await session.exec(
+            update(Series)
+            .where(
+                col(Series.project) == instance.project,
+                col(Series.series_uid) == instance.series_uid,
+                col(Series.attributes) == cast({}, JSONB),
+            )
+            .values(attributes=series_attributes)
+        )
 
 
 async def subjects(session: AsyncSession, project: str) -> list[tuple[str, int]]:

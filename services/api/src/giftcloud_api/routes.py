@@ -86,13 +86,13 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         """One subject's studies."""
         return [
             {
-                "study_uid": r.study.study_uid,
-                "study_date": r.study.study_date,
-                "modalities": r.modalities,
-                "series": r.series_count,
-                "instances": r.instance_count,
+                "study_uid": study.study_uid,
+                "study_date": study.study_date,
+                "modalities": study.modalities,
+                "series": study.series_count,
+                "instances": study.instance_count,
             }
-            for r in await service.studies(project, subject=subject, limit=1000)
+            for study in await service.studies_of(project, subject)
         ]
 
     async def trail(request: Request, project: str | None, query: AuditQuery) -> Any:

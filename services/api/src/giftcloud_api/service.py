@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 from giftcloud_core.access import authorize
 from giftcloud_core.batching import Batcher
 from giftcloud_core.db import Database
-from giftcloud_core.errors import NotFound
+from giftcloud_core.errors import NotFound, ObjectNotFound
 from giftcloud_core.events import (
     AuditRecorded,
     Event,
@@ -19,8 +21,11 @@ from giftcloud_core.storage import ObjectStore
 from giftcloud_core.tokens import READ_ROLES, Principal
 
 from giftcloud_api import repository
-from giftcloud_api.models import AuditRecord, Instance, Project
-from giftcloud_api.repository import SeriesRow, StudyRow
+from giftcloud_api.models import AuditRecord, Instance, Project, Study
+from giftcloud_api.qido import Search
+from giftcloud_api.repository import Found
+
+log = logging.getLogger(__name__)
 
 
 class CatalogueService:
@@ -88,13 +93,19 @@ class CatalogueService:
             rows = await repository.projects(session)
         return [p for p in rows if caller.role_on(p.name) is not None]
 
-    async def studies(self, project: str, **filters: Any) -> list[StudyRow]:
+    async def search(
+        self,
+        project: str,
+        query: Search,
+        study_uid: str | None = None,
+        series_uid: str | None = None,
+    ) -> tuple[list[Found], bool]:
         async with self.db.session() as session:
-            return await repository.studies(session, project, **filters)
+            return await repository.search(session, project, query, study_uid, series_uid)
 
-    async def series(self, project: str, study_uid: str | None, **filters: Any) -> list[SeriesRow]:
+    async def studies_of(self, project: str, subject: str) -> list[Study]:
         async with self.db.session() as session:
-            return await repository.series_of(session, project, study_uid, **filters)
+            return await repository.studies_of(session, project, subject)
 
     async def instances(self, project: str, **filters: Any) -> list[Instance]:
         async with self.db.session() as session:
@@ -116,5 +127,47 @@ class CatalogueService:
         return await self.store.get(self.archive, instance.object_key)
 
     async def metadata(self, instance: Instance) -> dict[str, Any]:
+        """The instance's DICOM JSON: from the catalogue, or (archived before it moved there,
+        and not moved yet) from the archive."""
+        if instance.attributes is not None:
+            return instance.attributes
         data: dict[str, Any] = json.loads(await self.store.get(self.archive, instance.metadata_key))
         return data
+
+    async def move_metadata(self, batch: int = 200) -> int:
+        """Move the metadata of instances archived before it lived in the catalogue: into
+        each instance's row (and its study's and series' attributes where still empty), then
+        the object goes from the archive. Safe to repeat and to run in several processes.
+        How many were moved."""
+        moved = 0
+        while True:
+            async with self.db.session() as session:
+                rows = await repository.unmoved(session, batch)
+            if not rows:
+                return moved
+            found: list[tuple[Instance, dict[str, Any]]] = []
+            for row in rows:
+                try:
+                    found.append(
+                        (row, json.loads(await self.store.get(self.archive, row.metadata_key)))
+                    )
+                except ObjectNotFound:
+                    found.append((row, {}))  # lost before it moved: an empty metadata says so
+            async with self.db.session() as session:
+                await repository.set_metadata(session, found)
+            for row, _ in found:
+                await self.store.delete(self.archive, row.metadata_key)
+            moved += len(found)
+
+    async def keep_moving_metadata(self) -> None:
+        """At the start, until every instance's metadata is in the catalogue."""
+        while True:
+            try:
+                moved = await self.move_metadata()
+            except Exception:
+                log.exception("moving metadata into the catalogue failed; again in a minute")
+                await asyncio.sleep(60)
+                continue
+            if moved:
+                log.info("moved the metadata of %d instance(s) into the catalogue", moved)
+            return

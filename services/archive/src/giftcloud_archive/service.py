@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from giftcloud_core.bundle import fetch
 from giftcloud_core.bus import Bus, PermanentFailure
@@ -21,8 +20,8 @@ from giftcloud_archive.metadata import Summary, describe
 
 class ArchiveService:
     """Lays out each bundle of de-identified instances in the archive: every instance at its
-    key with its DICOM JSON metadata beside it, then one ``instances.archived`` for the
-    bundle, then the bundle goes from ``outgoing``. Redelivery at any point repeats
+    key (one object each), then one ``instances.archived`` for the bundle carrying each
+    instance's DICOM JSON for the catalogue, then the bundle goes from ``outgoing``. Redelivery at any point repeats
     idempotent steps only; a bundle already gone was finished before.
     """
 
@@ -61,19 +60,11 @@ class ArchiveService:
             metadata: dict[str, object],
             summary: Summary,
         ) -> ArchivedInstance:
-            metadata_key = key.removesuffix(".dcm") + ".json"
             async with limit:
                 await self.store.put(self.buckets.archive, key, data, "application/dicom")
-                await self.store.put(
-                    self.buckets.archive,
-                    metadata_key,
-                    json.dumps(metadata).encode(),
-                    "application/dicom+json",
-                )
             return ArchivedInstance(
                 object_key=key,
                 received_key=part.received_key,
-                metadata_key=metadata_key,
                 sha256=part.sha256,
                 size=len(data),
                 subject=part.subject,
@@ -88,6 +79,7 @@ class ArchiveService:
                 series_number=summary.series_number,
                 instance_number=summary.instance_number,
                 transfer_syntax_uid=summary.transfer_syntax_uid,
+                attributes=metadata,
             )
 
         async with asyncio.TaskGroup() as group:  # one failure stops the rest: all are retried
