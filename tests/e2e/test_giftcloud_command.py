@@ -196,7 +196,8 @@ def test_send_names_every_file_it_does_not_archive(
     studies = user.run("ls", project, subject).stdout.splitlines()
     study = studies[1].split()[0]
     series = user.run("ls", project, subject, study).stdout.splitlines()
-    assert series[0].split()[:2] == ["SERIES", "MODALITY"] and len(series) >= 2
+    assert series[0].split()[:2] == ["SERIES", "MODALITY"]
+    assert len(series) == 2  # one series of three: fetched as one zip
 
     dest = tmp_path / "fetched"
     fetched = user.run("download", project, str(dest))
@@ -211,6 +212,12 @@ def test_send_names_every_file_it_does_not_archive(
             ds.SeriesInstanceUID,
         )
         assert ds.PatientIdentityRemoved == "YES" and "7101" not in str(ds.PatientName)
+    before = {path: path.read_bytes() for path in files}
+    for path in files[1:]:
+        path.unlink()  # two of a series missing: fetched as a zip again, the same bytes
+    assert "downloaded 2 instance(s)" in user.run("download", project, str(dest)).stdout
+    assert {path: path.read_bytes() for path in files} == before
+    assert not list(dest.rglob("*.part")) and not list(dest.rglob("tmp*"))
     files[0].unlink()  # a second run fetches only what is missing
     resumed = user.run("download", project, str(dest), "--subject", files[0].parts[-4])
     assert "downloaded 1 instance(s)" in resumed.stdout and "there already" in resumed.stdout

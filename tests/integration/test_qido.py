@@ -5,20 +5,16 @@ study without an AccessionNumber) goes to the api as ``instances.archived`` even
 metadata made by the archive's own code; every search is then asked of the real app.
 """
 
-import io
 from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pydicom
 import pytest
 from giftcloud_api.app import build as build_api
-from giftcloud_archive.metadata import describe
 from giftcloud_core.app import Runtime
-from giftcloud_core.events import ArchivedInstance, InstancesArchived, ProjectCreated
-from giftcloud_core.storage import archive_key
+from giftcloud_core.events import InstancesArchived, ProjectCreated
 from integration.conftest import eventually, running
-from support.dicom_files import synthetic_instance
+from support.catalogue import catalogue
 
 Bearer = Callable[..., dict[str, str]]
 STUDY_KEYS = {
@@ -67,68 +63,6 @@ INSTANCE_KEYS = {
     "00280008",
 }
 
-#: (subject, study, date, accession, series: (uid, modality, number, instances))
-CATALOGUE = [
-    ("SUBJ-ALPHA", "2.25.100", "20200101", "ACC1", [("2.25.110", "CT", 1, 3)]),
-    (
-        "SUBJ-ALPHA",
-        "2.25.200",
-        "20210615",
-        "",
-        [("2.25.210", "MR", 1, 2), ("2.25.220", "MR", 2, 2), ("2.25.230", "CT", 3, 1)],
-    ),
-    ("SUBJ-BETA", "2.25.300", "20220301", "ACC3", [("2.25.310", "MR", 1, 4)]),
-]
-
-
-def _instance(
-    subject: str, study: str, date: str, accession: str, series: tuple[str, str, int, int], n: int
-) -> ArchivedInstance:
-    series_uid, modality, number, _ = series
-    sop = f"{series_uid}.{n}"
-    ds = pydicom.dcmread(
-        io.BytesIO(synthetic_instance(study_uid=study, series_uid=series_uid, sop_uid=sop))
-    )
-    ds.PatientID = subject
-    ds.PatientName = subject.replace("-", "^")
-    ds.StudyDate = date
-    ds.Modality = modality
-    ds.SeriesNumber = number
-    ds.InstanceNumber = n
-    ds.Manufacturer = "ACME"
-    if accession:
-        ds.AccessionNumber = accession
-    else:
-        del ds.AccessionNumber
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    attributes, summary = describe(out.getvalue(), "/bulk", 2**30)
-    return ArchivedInstance(
-        object_key=archive_key("proj", study, series_uid, sop),
-        sha256="0" * 64,
-        size=len(out.getvalue()),
-        subject=subject,
-        study_uid=study,
-        series_uid=series_uid,
-        sop_uid=sop,
-        sop_class_uid=str(ds.SOPClassUID),
-        modality=modality,
-        study_date=date,
-        series_number=number,
-        instance_number=n,
-        transfer_syntax_uid=summary.transfer_syntax_uid,
-        attributes=attributes,
-    )
-
-
-def _catalogue() -> list[ArchivedInstance]:
-    return [
-        _instance(subject, study, date, accession, series, n)
-        for subject, study, date, accession, all_series in CATALOGUE
-        for series in all_series
-        for n in range(1, series[3] + 1)
-    ]
-
 
 def _values(results: list[dict[str, Any]], tag: str) -> list[Any]:
     return [r[tag]["Value"][0] if "Value" in r[tag] else None for r in results]
@@ -140,7 +74,7 @@ async def qido(runtime: Runtime, bearer: Bearer) -> Any:
     reader = bearer(projects={"proj": "collaborator"})
     async with running(runtime, [build_api(runtime)]) as client:
         await runtime.bus.publish(ProjectCreated(project="proj", title="P", correlation_id="c"))
-        instances = _catalogue()
+        instances = catalogue()
         # in two events, the second redelivered: the counts grow by what is new only
         first = InstancesArchived(
             project="proj", correlation_id="u1", instances=tuple(instances[:7])

@@ -68,6 +68,8 @@ ACCESS = {
     ("GET", "/anonymise/reidentify/{project}/{subject}"): "reidentifier",
     ("GET", "/api/projects"): "signed-in",
     ("GET", "/api/projects/{project}/subjects"): "read",
+    ("GET", "/api/projects/{project}/download"): "read",
+    ("HEAD", "/api/projects/{project}/download"): "read",
     ("GET", "/api/projects/{project}/subjects/{subject}/studies"): "read",
     ("GET", "/api/projects/{project}/audit"): "owner",
     ("GET", "/api/audit"): "admin",

@@ -49,6 +49,7 @@ def test_a_study_is_always_multipart_and_every_instance_must_match_the_syntax() 
     assert negotiate("multipart/related; transfer-syntax=*", both, single=False) == "multipart"
     with pytest.raises(NotAcceptable, match="as stored"):
         negotiate(f"multipart/related; transfer-syntax={EXPLICIT}", both, single=False)
+    assert negotiate("application/zip", both, single=False) == "zip"
 
 
 @pytest.mark.parametrize(
@@ -57,7 +58,7 @@ def test_a_study_is_always_multipart_and_every_instance_must_match_the_syntax() 
         (f"multipart/related; transfer-syntax={JPEG}", "transcoding"),
         ("image/jpeg", "returns DICOM instances"),
         ('multipart/related; type="image/jpeg"', "returns DICOM instances"),
-        ("application/zip", "returns DICOM instances"),
+        ("application/zip", "application/zip for a study"),  # one instance: not a zip
     ],
 )
 def test_what_cannot_be_met_is_406_with_the_reason(accept: str, reason: str) -> None:

@@ -11,6 +11,7 @@ from giftcloud_core.errors import NotAcceptable, NotFound
 from giftcloud_core.tokens import Principal
 from pydantic import BaseModel, Field
 
+from giftcloud_api.downloads import filename, zip_of, zip_response
 from giftcloud_api.models import Instance
 from giftcloud_api.qido import (
     LEVELS,
@@ -139,12 +140,14 @@ def _media_ranges(accept: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def negotiate(accept: str, instances: list[Instance], single: bool) -> str:
-    """How to send instances as PS3.18 §8.7.3 asks: 'multipart', or 'bare' (one instance,
-    ``Accept: application/dicom``). They go as stored: a transfer syntax other than each
+    """How to send instances as PS3.18 §8.7.3 asks: 'multipart', 'bare' (one instance,
+    ``Accept: application/dicom``) or 'zip' (a study or series, ``Accept: application/zip``). They go as stored: a transfer syntax other than each
     one's own (or ``*``) cannot be met (406, with the reason)."""
     stored = sorted({i.transfer_syntax_uid for i in instances if i.transfer_syntax_uid})
     asked = []
     for media, params in _media_ranges(accept):
+        if media == "application/zip" and not single:
+            return "zip"  # the instances as stored, in a zip (PS3.18 §8.7.3.5.3)
         if media not in ("*/*", "multipart/*", "multipart/related", "application/dicom"):
             continue
         if media == "multipart/related" and params.get("type", "application/dicom") not in (
@@ -164,7 +167,7 @@ def negotiate(accept: str, instances: list[Instance], single: bool) -> str:
         )
     raise NotAcceptable(
         'WADO-RS returns DICOM instances here: Accept multipart/related; type="application/dicom"'
-        " (or application/dicom for one instance)"
+        " (or application/dicom for one instance, application/zip for a study or series)"
     )
 
 
@@ -269,14 +272,21 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         """QIDO-RS: search for instances of a series."""
         return await qido(request, project, "instance", (), study, series)
 
+    async def _zip(project: str, study: str, series: str | None = None) -> StreamingResponse:
+        found = await service.entries(project, study_uid=study, series_uid=series)
+        stream = zip_of(service.store, service.archive, found)
+        return zip_response(stream, filename(project, study, series))
+
     @router.get("/studies/{study}")
     async def retrieve_study(request: Request, project: Project, study: str) -> StreamingResponse:
         """WADO-RS: every instance of a study, multipart/related."""
         found = await service.instances(project, study_uid=study)
         if not found:
             raise NotFound(f"no study {study} in project {project!r}")
-        negotiate(request.headers.get("accept", ""), found, single=False)
-        await record(request, project, "dicomweb.retrieve", f"{len(found)} instance(s)")
+        how = negotiate(request.headers.get("accept", ""), found, single=False)
+        await record(request, project, "dicomweb.retrieve", f"{len(found)} instance(s), {how}")
+        if how == "zip":
+            return await _zip(project, study)
         return await _multipart(found, service)
 
     @router.get("/studies/{study}/series/{series}")
@@ -287,8 +297,10 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         found = await service.instances(project, study_uid=study, series_uid=series)
         if not found:
             raise NotFound(f"no series {series} of study {study} in project {project!r}")
-        negotiate(request.headers.get("accept", ""), found, single=False)
-        await record(request, project, "dicomweb.retrieve", f"{len(found)} instance(s)")
+        how = negotiate(request.headers.get("accept", ""), found, single=False)
+        await record(request, project, "dicomweb.retrieve", f"{len(found)} instance(s), {how}")
+        if how == "zip":
+            return await _zip(project, study, series)
         return await _multipart(found, service)
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}")

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from giftcloud_api.downloads import Entry
 from giftcloud_api.models import SCHEMA, AuditRecord, Instance, Project, Series, Study, Subject
 from giftcloud_api.qido import (
     MODALITIES_IN_STUDY,
@@ -373,6 +374,39 @@ async def instances_of(
         query.order_by(col(Instance.series_uid), col(Instance.number), col(Instance.sop_uid))
     )
     return list(rows.all())
+
+
+async def entries(
+    session: AsyncSession,
+    project: str,
+    subject: str | None = None,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+) -> list[Entry]:
+    """What a zip of the selection holds (the columns it needs only), in path order."""
+    query = select(  # type: ignore[call-overload]  # sqlmodel types up to four columns
+        Instance.subject,
+        Instance.study_uid,
+        Instance.series_uid,
+        Instance.sop_uid,
+        Instance.object_key,
+        Instance.size,
+    ).where(col(Instance.project) == project)
+    if subject is not None:
+        query = query.where(col(Instance.subject) == subject)
+    if study_uid is not None:
+        query = query.where(col(Instance.study_uid) == study_uid)
+    if series_uid is not None:
+        query = query.where(col(Instance.series_uid) == series_uid)
+    rows = await session.exec(
+        query.order_by(
+            col(Instance.subject),
+            col(Instance.study_uid),
+            col(Instance.series_uid),
+            col(Instance.sop_uid),
+        )
+    )
+    return [Entry(*row) for row in rows.all()]
 
 
 async def unmoved(session: AsyncSession, batch: int) -> list[Instance]:

@@ -11,10 +11,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from giftcloud_core.access import Auditor, request_address
-from giftcloud_core.errors import Forbidden
+from giftcloud_core.errors import Forbidden, NotFound
 from giftcloud_core.tokens import Principal
 from pydantic import BaseModel
 
+from giftcloud_api.downloads import filename, zip_of, zip_response
 from giftcloud_api.repository import AuditFilters
 from giftcloud_api.service import CatalogueService
 
@@ -94,6 +95,47 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
             }
             for study in await service.studies_of(project, subject)
         ]
+
+    @dataclass
+    class Selection:
+        subject: Annotated[str | None, Query(max_length=200)] = None
+        study: Annotated[str | None, Query(max_length=64)] = None
+        series: Annotated[str | None, Query(max_length=64)] = None
+
+    async def zipped(
+        request: Request, project: str, caller: Principal, chosen: Selection
+    ) -> Response:
+        await service.check(project, caller, request_address(request))
+        found = await service.entries(project, chosen.subject, chosen.study, chosen.series)
+        if not found:
+            raise NotFound(f"nothing in project {project!r} matches: check subject, study, series")
+        stream = zip_of(service.store, service.archive, found)
+        head = request.method == "HEAD"
+        await audit.record(
+            request,
+            "api.download-size" if head else "api.download",
+            project=project,
+            target=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+            detail=f"{len(found)} instance(s), {len(stream)} bytes",
+        )
+        name = filename(project, chosen.subject, chosen.study, chosen.series)
+        return zip_response(stream, name, head=head)
+
+    @router.get("/projects/{project}/download")
+    async def download(
+        request: Request, project: str, caller: Caller, chosen: Annotated[Selection, Depends()]
+    ) -> Response:
+        """A zip of the project's instances, or of one subject's, study's or series' (the
+        filters combine): entries ``subject/study/series/sop.dcm``, stored, streamed, its
+        length known in advance."""
+        return await zipped(request, project, caller, chosen)
+
+    @router.head("/projects/{project}/download")
+    async def download_size(
+        request: Request, project: str, caller: Caller, chosen: Annotated[Selection, Depends()]
+    ) -> Response:
+        """The length of that zip (Content-Length), without the data."""
+        return await zipped(request, project, caller, chosen)
 
     async def trail(request: Request, project: str | None, query: AuditQuery) -> Any:
         filters = AuditFilters(query.actor, query.action, query.outcome, query.since, query.until)

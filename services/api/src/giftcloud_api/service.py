@@ -21,6 +21,7 @@ from giftcloud_core.storage import ObjectStore
 from giftcloud_core.tokens import READ_ROLES, Principal
 
 from giftcloud_api import repository
+from giftcloud_api.downloads import Entry
 from giftcloud_api.models import AuditRecord, Instance, Project, Study
 from giftcloud_api.qido import Search
 from giftcloud_api.repository import Found
@@ -106,6 +107,16 @@ class CatalogueService:
     async def studies_of(self, project: str, subject: str) -> list[Study]:
         async with self.db.session() as session:
             return await repository.studies_of(session, project, subject)
+
+    async def entries(
+        self,
+        project: str,
+        subject: str | None = None,
+        study_uid: str | None = None,
+        series_uid: str | None = None,
+    ) -> list[Entry]:
+        async with self.db.session() as session:
+            return await repository.entries(session, project, subject, study_uid, series_uid)
 
     async def instances(self, project: str, **filters: Any) -> list[Instance]:
         async with self.db.session() as session:
