@@ -218,6 +218,28 @@ def test_dicomweb_client_searches_pages_and_fetches(deployment: Deployment) -> N
     metadata = _bounded(lambda: client.retrieve_instance_metadata(uid, one_series, sop))
     assert metadata["00080018"]["Value"] == [sop] and "BulkDataURI" in metadata["7FE00010"]
 
+    # frames, bulk data and rendered images, as a viewer asks for them
+    [frame] = _bounded(lambda: client.retrieve_instance_frames(uid, one_series, sop, [1]))
+    assert frame == instance.PixelData
+    [bulk] = _bounded(lambda: client.retrieve_bulkdata(metadata["7FE00010"]["BulkDataURI"]))
+    assert bulk == instance.PixelData
+    jpeg = _bounded(
+        lambda: client.retrieve_instance_rendered(
+            uid, one_series, sop, media_types=("image/jpeg",), params={"window": "40,400"}
+        )
+    )
+    assert jpeg.startswith(b"\xff\xd8")
+    png = _bounded(
+        lambda: client.retrieve_instance_frames_rendered(
+            uid, one_series, sop, [1], media_types=("image/png",)
+        )
+    )
+    assert png.startswith(b"\x89PNG")
+    thumbnail = httpx.get(
+        f"{deployment.url}/dicomweb/clients/studies/{uid}/thumbnail", headers=admin
+    )
+    assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
+
     # a transfer syntax the server would have to transcode to: 406 with the reason
     jpeg = httpx.get(
         f"{deployment.url}/dicomweb/clients/studies/{uid}",

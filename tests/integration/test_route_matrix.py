@@ -85,6 +85,29 @@ ACCESS = {
     ("GET", "/dicomweb/{project}/studies/{study}/series/{series}/instances/{sop}"): "read",
     ("GET", "/dicomweb/{project}/studies/{study}/series/{series}/instances/{sop}/metadata"): "read",
     ("GET", "/dicomweb/{project}/studies/{study}/series/{series}/metadata"): "read",
+    (
+        "GET",
+        "/dicomweb/{project}/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}",
+    ): "read",
+    (
+        "GET",
+        "/dicomweb/{project}/studies/{study}/series/{series}/instances/{sop}/bulk/{tag}",
+    ): "read",
+    ("GET", "/dicomweb/{project}/studies/{study}/series/{series}/instances/{sop}/rendered"): "read",
+    (
+        "GET",
+        "/dicomweb/{project}/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}/rendered",
+    ): "read",
+    (
+        "GET",
+        "/dicomweb/{project}/studies/{study}/series/{series}/instances/{sop}/thumbnail",
+    ): "read",
+    (
+        "GET",
+        "/dicomweb/{project}/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}/thumbnail",
+    ): "read",
+    ("GET", "/dicomweb/{project}/studies/{study}/series/{series}/thumbnail"): "read",
+    ("GET", "/dicomweb/{project}/studies/{study}/thumbnail"): "read",
 }
 
 

@@ -1,5 +1,7 @@
 """QIDO-RS and WADO-RS (PS3.18) over the catalogue and the archive."""
 
+import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -7,10 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from giftcloud_core.access import Auditor, request_address
-from giftcloud_core.errors import NotAcceptable, NotFound
+from giftcloud_core.errors import BadRequest, NotAcceptable, NotFound
 from giftcloud_core.tokens import Principal
 from pydantic import BaseModel, Field
 
+from giftcloud_api import pixels
 from giftcloud_api.downloads import filename, zip_of, zip_response
 from giftcloud_api.models import Instance
 from giftcloud_api.qido import (
@@ -171,6 +174,57 @@ def negotiate(accept: str, instances: list[Instance], single: bool) -> str:
     )
 
 
+def _absolute(value: Any, root: str) -> Any:
+    """DICOM JSON with each BulkDataURI made absolute (they are kept as paths)."""
+    if isinstance(value, list):
+        return [_absolute(v, root) for v in value]
+    if isinstance(value, dict):
+        out = {k: _absolute(v, root) for k, v in value.items()}
+        uri = out.get("BulkDataURI")
+        if isinstance(uri, str) and uri.startswith("/"):
+            out["BulkDataURI"] = root + uri
+        return out
+    return value
+
+
+def _parts(chunks: list[bytes], media_type: str, part_type: str) -> Response:
+    """A multipart/related answer of ``chunks``, each of ``part_type``."""
+    boundary = uuid.uuid4().hex
+    body = bytearray()
+    for chunk in chunks:
+        body += (
+            f"--{boundary}\r\nContent-Type: {part_type}\r\nContent-Length: {len(chunk)}\r\n\r\n"
+        ).encode()
+        body += chunk + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return Response(
+        bytes(body), media_type=f'multipart/related; type="{media_type}"; boundary={boundary}'
+    )
+
+
+def frames_wanted(accept: str, stored_type: str, stored_syntax: str) -> str:
+    """'stored' or 'decoded': what the Accept header of a frames request can be met with.
+    Frames go as stored; a client asking for application/octet-stream of a compressed
+    instance gets them decoded. Anything else is 406 with the reason."""
+    for media, params in _media_ranges(accept):
+        kind = (
+            params.get("type", "application/octet-stream")
+            if media == "multipart/related"
+            else media
+        )
+        syntax = params.get("transfer-syntax", "*")
+        if kind in ("*/*", "multipart/*"):
+            return "stored"
+        if kind == stored_type and syntax in ("*", stored_syntax):
+            return "stored"
+        if kind == "application/octet-stream" and syntax in ("*", pixels.UNCOMPRESSED):
+            return "decoded"
+    raise NotAcceptable(
+        f"frames of this instance are {stored_type} (transfer syntax {stored_syntax}),"
+        " or application/octet-stream decoded"
+    )
+
+
 async def _multipart(instances: list[Instance], service: CatalogueService) -> StreamingResponse:
     boundary = uuid.uuid4().hex
 
@@ -208,8 +262,12 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
 
     Project = Annotated[str, Depends(reader)]
 
+    # links in answers (RetrieveURL, BulkDataURI) are built on the address people use, as
+    # STOW-RS's are: a Host header can lie (dicomweb-client drops the port from it)
+    public_url = service.settings.ingest.public_url.rstrip("/")
+
     def base(request: Request, project: str) -> str:
-        return f"{str(request.base_url).rstrip('/')}/dicomweb/{project}"
+        return f"{public_url}/dicomweb/{project}"
 
     async def qido(
         request: Request,
@@ -322,7 +380,10 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         """WADO-RS: the instance's DICOM JSON metadata (computed at archive time)."""
         instance = await service.instance(project, study, series, sop)
         await record(request, project, "dicomweb.metadata", "1 instance")
-        return JSONResponse([await service.metadata(instance)], media_type=DICOM_JSON)
+        root = public_url
+        return JSONResponse(
+            _absolute([await service.metadata(instance)], root), media_type=DICOM_JSON
+        )
 
     @router.get("/studies/{study}/metadata")
     async def study_metadata(request: Request, project: Project, study: str) -> JSONResponse:
@@ -331,7 +392,10 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         if not found:
             raise NotFound(f"no study {study} in project {project!r}")
         await record(request, project, "dicomweb.metadata", f"{len(found)} instance(s)")
-        return JSONResponse([await service.metadata(i) for i in found], media_type=DICOM_JSON)
+        root = public_url
+        return JSONResponse(
+            _absolute([await service.metadata(i) for i in found], root), media_type=DICOM_JSON
+        )
 
     @router.get("/studies/{study}/series/{series}/metadata")
     async def series_metadata(
@@ -342,6 +406,128 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         if not found:
             raise NotFound(f"no series {series} of study {study} in project {project!r}")
         await record(request, project, "dicomweb.metadata", f"{len(found)} instance(s)")
-        return JSONResponse([await service.metadata(i) for i in found], media_type=DICOM_JSON)
+        root = public_url
+        return JSONResponse(
+            _absolute([await service.metadata(i) for i in found], root), media_type=DICOM_JSON
+        )
+
+    @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}")
+    async def retrieve_frames(
+        request: Request, project: Project, study: str, series: str, sop: str, numbers: str
+    ) -> Response:
+        """WADO-RS: frames (numbered from 1, comma-separated), as stored (each compressed
+        frame's bitstream, or uncompressed pixels), or decoded for application/octet-stream."""
+        wanted = pixels.parse_frame_list(numbers)
+        instance = await service.instance(project, study, series, sop)
+        data = await service.file(instance)
+        ceiling = service.settings.limits.inflated_ceiling
+        stored = await asyncio.to_thread(pixels.frames, data, wanted, ceiling)
+        how = frames_wanted(
+            request.headers.get("accept", ""), stored.media_type, stored.transfer_syntax
+        )
+        if how == "decoded":
+            stored = await asyncio.to_thread(pixels.decoded_frames, data, wanted, ceiling)
+        await record(request, project, "dicomweb.retrieve", f"{len(wanted)} frame(s)")
+        part = f"{stored.media_type}; transfer-syntax={stored.transfer_syntax}"
+        return _parts(stored.frames, stored.media_type, part)
+
+    @router.get("/studies/{study}/series/{series}/instances/{sop}/bulk/{tag}")
+    async def retrieve_bulk(
+        request: Request, project: Project, study: str, series: str, sop: str, tag: str
+    ) -> Response:
+        """WADO-RS: the bulk data a metadata BulkDataURI points at (pixel data: every frame,
+        as stored)."""
+        if not re.fullmatch(r"[0-9A-Fa-f]{8}", tag):
+            raise NotFound(f"no bulk data {tag!r}: a BulkDataURI ends in an attribute's tag")
+        instance = await service.instance(project, study, series, sop)
+        data = await service.file(instance)
+        ceiling = service.settings.limits.inflated_ceiling
+        await record(request, project, "dicomweb.retrieve", f"bulk data {tag.upper()}")
+        if tag.upper() in ("7FE00010", "7FE00008", "7FE00009"):
+            count = await asyncio.to_thread(pixels.frame_count, data, ceiling)
+            every = await asyncio.to_thread(pixels.frames, data, list(range(1, count + 1)), ceiling)
+            part = f"{every.media_type}; transfer-syntax={every.transfer_syntax}"
+            return _parts(every.frames, every.media_type, part)
+        value = await asyncio.to_thread(pixels.bulk, data, tag, ceiling)
+        return _parts([value], "application/octet-stream", "application/octet-stream")
+
+    async def _rendered(
+        request: Request,
+        project: str,
+        instance: Instance,
+        frame: int,
+        thumbnail: bool,
+    ) -> Response:
+        how = pixels.rendering(
+            list(request.query_params.multi_items()),
+            request.headers.get("accept", ""),
+            thumbnail=thumbnail,
+        )
+        data = await service.file(instance)
+        ceiling = service.settings.limits.inflated_ceiling
+        image = await asyncio.to_thread(pixels.render, data, frame, how, ceiling)
+        what = "thumbnail" if thumbnail else "rendered"
+        await record(request, project, "dicomweb.retrieve", f"{what} frame {frame}")
+        return Response(image, media_type=how.media_type)
+
+    def _one_frame(numbers: str) -> int:
+        wanted = pixels.parse_frame_list(numbers)
+        if len(wanted) != 1:
+            raise BadRequest("rendered frames here: one frame at a time")
+        return wanted[0]
+
+    @router.get("/studies/{study}/series/{series}/instances/{sop}/rendered")
+    async def rendered_instance(
+        request: Request, project: Project, study: str, series: str, sop: str
+    ) -> Response:
+        """WADO-RS: the instance rendered (its first frame), image/jpeg or image/png;
+        ``window=center,width``, ``viewport=width,height``, ``quality``."""
+        instance = await service.instance(project, study, series, sop)
+        return await _rendered(request, project, instance, 1, thumbnail=False)
+
+    @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}/rendered")
+    async def rendered_frame(
+        request: Request, project: Project, study: str, series: str, sop: str, numbers: str
+    ) -> Response:
+        """WADO-RS: one frame rendered."""
+        frame = _one_frame(numbers)
+        instance = await service.instance(project, study, series, sop)
+        return await _rendered(request, project, instance, frame, thumbnail=False)
+
+    @router.get("/studies/{study}/series/{series}/instances/{sop}/thumbnail")
+    async def thumbnail_instance(
+        request: Request, project: Project, study: str, series: str, sop: str
+    ) -> Response:
+        """WADO-RS: a small rendering of the instance (128 pixels unless a viewport is given)."""
+        instance = await service.instance(project, study, series, sop)
+        return await _rendered(request, project, instance, 1, thumbnail=True)
+
+    @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}/thumbnail")
+    async def thumbnail_frame(
+        request: Request, project: Project, study: str, series: str, sop: str, numbers: str
+    ) -> Response:
+        """WADO-RS: a small rendering of one frame."""
+        frame = _one_frame(numbers)
+        instance = await service.instance(project, study, series, sop)
+        return await _rendered(request, project, instance, frame, thumbnail=True)
+
+    @router.get("/studies/{study}/series/{series}/thumbnail")
+    async def thumbnail_series(
+        request: Request, project: Project, study: str, series: str
+    ) -> Response:
+        """WADO-RS: the series' thumbnail: its middle instance."""
+        found = await service.instances(project, study_uid=study, series_uid=series)
+        if not found:
+            raise NotFound(f"no series {series} of study {study} in project {project!r}")
+        return await _rendered(request, project, found[len(found) // 2], 1, thumbnail=True)
+
+    @router.get("/studies/{study}/thumbnail")
+    async def thumbnail_study(request: Request, project: Project, study: str) -> Response:
+        """WADO-RS: the study's thumbnail: the middle instance of its first series."""
+        found = await service.instances(project, study_uid=study)
+        if not found:
+            raise NotFound(f"no study {study} in project {project!r}")
+        first = [i for i in found if i.series_uid == found[0].series_uid]
+        return await _rendered(request, project, first[len(first) // 2], 1, thumbnail=True)
 
     return router
