@@ -219,6 +219,11 @@ async def test_includefield(qido: Any) -> None:
     )
     assert instance["00280004"]["Value"] == ["MONOCHROME2"]
     assert "7FE00010" not in instance  # never bulk data in a search
+    many = ",".join(f"{0x00180000 + n:08X}" for n in range(0x10, 0x60))  # 80 of them
+    [instance] = await qido(
+        f"/studies/2.25.300/series/2.25.310/instances?InstanceNumber=1&includefield={many}"
+    )
+    assert len(instance) >= 80 + 11 and instance["00280010"]["Value"] == [8]  # the required ones, read whole this time
     [study] = await qido("/studies?StudyInstanceUID=2.25.300&includefield=all")
     assert study["00100030"]["Value"] and "00280010" not in study
 

@@ -69,3 +69,26 @@ async def test_a_group_is_written_whole_in_one_write() -> None:
         start = write.index(group[0])
         assert write[start : start + len(group)] == group
     assert sorted(i for w in writes for i in w) == sorted(i for g in groups for i in g)
+
+
+async def test_an_eager_batcher_writes_a_lone_item_at_once_and_groups_the_rest() -> None:
+    writes: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def flush(items: list[int]) -> None:
+        writes.append(items)
+        if len(writes) == 1:
+            await release.wait()  # the first write is slow: others gather meanwhile
+
+    batcher = Batcher(flush, max_items=100, max_delay=3600, eager=True)
+    first = asyncio.create_task(batcher.submit(0))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert writes == [[0]]  # not held for the (hour-long) delay
+    rest = [asyncio.create_task(batcher.submit(n)) for n in range(1, 6)]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert writes == [[0]]  # a write is under way: they wait for it
+    release.set()
+    await asyncio.gather(first, *rest)
+    assert writes == [[0], [1, 2, 3, 4, 5]]  # then go together, at once

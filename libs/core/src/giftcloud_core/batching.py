@@ -23,10 +23,14 @@ class Batcher(Generic[T]):
         *,
         max_items: int = 64,
         max_delay: float = 0.01,
+        eager: bool = False,
     ) -> None:
         self._flush = flush
         self.max_items = max_items
         self.max_delay = max_delay
+        #: write at once when no write is under way (group commit: a lone caller waits for
+        #: its own write only; callers that come during a write share the next one)
+        self.eager = eager
         self._pending: list[tuple[Sequence[T], asyncio.Future[None]]] = []
         self._count = 0  # items pending
         self._timer: asyncio.TimerHandle | None = None
@@ -45,7 +49,7 @@ class Batcher(Generic[T]):
         done: asyncio.Future[None] = loop.create_future()
         self._pending.append((items, done))
         self._count += len(items)
-        if self._count >= self.max_items:
+        if self._count >= self.max_items or (self.eager and not self._running):
             self._start()
         elif self._timer is None:
             self._timer = loop.call_later(self.max_delay, self._start)
@@ -60,7 +64,12 @@ class Batcher(Generic[T]):
             return
         task = asyncio.get_running_loop().create_task(self._write(batch))
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self.eager and self._pending and not self._running:
+            self._start()  # what gathered during the write goes now, not after the delay
 
     async def _write(self, batch: list[tuple[Sequence[T], asyncio.Future[None]]]) -> None:
         try:

@@ -6,8 +6,9 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from giftcloud_core.access import Auditor, request_address
 from giftcloud_core.errors import BadRequest, NotAcceptable, NotFound
 from giftcloud_core.tokens import Principal
@@ -34,76 +35,85 @@ from giftcloud_api.service import CatalogueService
 DICOM_JSON = "application/dicom+json"
 
 
-def _value(tag: str, found: Found, level: Level, root: str) -> dict[str, Any] | None:
-    """The attribute of a result, or None when the catalogue does not hold it."""
-    study, series, instance = found.study, found.series, found.instance
-    computed: dict[str, Any] = {
-        "00080056": lambda: element("CS", "ONLINE"),
-        "0020000D": lambda: element("UI", study.study_uid),
-        "00080061": lambda: element("CS", list(study.modalities)),
-        "00201206": lambda: element("IS", study.series_count),
-        "00201208": lambda: element("IS", study.instance_count),
-        "00100020": lambda: study.attributes.get("00100020") or element("LO", study.subject),
-    }
-    if series is not None:
-        computed["0020000E"] = lambda: element("UI", series.series_uid)
-        computed["00201209"] = lambda: element("IS", series.instance_count)
-    if instance is not None:
-        computed["00080018"] = lambda: element("UI", instance.sop_uid)
-        computed["00080016"] = lambda: element("UI", instance.sop_class_uid)
-    if tag == "00081190":
+class _Values:
+    """The attributes of one result, looked up where the catalogue keeps them."""
+
+    def __init__(self, found: Found, level: Level, root: str) -> None:
+        study, series, instance = found.study, found.series, found.instance
+        self.level = level
         url = f"{root}/studies/{study.study_uid}"
-        if series is not None and level != "study":
-            url += f"/series/{series.series_uid}"
-        if instance is not None and level == "instance":
-            url += f"/instances/{instance.sop_uid}"
-        return element("UR", url)
-    if tag in computed:
-        return computed[tag]()  # type: ignore[no-any-return]
-    if LEVELS.index(level_of(tag)) > LEVELS.index(level):
-        return None  # a study has many series: a series-level attribute has no one value
-    sources = [study.attributes]
-    if series is not None:
-        sources.insert(0, series.attributes)
-    if instance is not None and instance.attributes:
-        sources.insert(0, instance.attributes)
-    for attributes in sources:
-        if tag in attributes:
-            value: dict[str, Any] = attributes[tag]
-            return None if "BulkDataURI" in value or "InlineBinary" in value else value
-    # what the catalogue's own columns hold (before an instance's metadata has moved in)
-    columns: dict[str, tuple[str, Any]] = {
-        "00080020": ("DA", study.study_date),
-        "00081030": ("LO", study.description),
-    }
-    if series is not None:
-        columns["00080060"] = ("CS", series.modality)
-        columns["0008103E"] = ("LO", series.description)
-        columns["00200011"] = ("IS", series.number)
-    if instance is not None:
-        columns["00200013"] = ("IS", instance.number)
-    if tag in columns and columns[tag][1] not in (None, ""):
-        return element(*columns[tag])
-    return None
+        known: dict[str, dict[str, Any]] = {
+            "00080056": element("CS", "ONLINE"),
+            "0020000D": element("UI", study.study_uid),
+            "00080061": element("CS", list(study.modalities)),
+            "00201206": element("IS", study.series_count),
+            "00201208": element("IS", study.instance_count),
+            "00100020": study.attributes.get("00100020") or element("LO", study.subject),
+        }
+        # what the catalogue's own columns hold (before an instance's metadata moved in)
+        self.columns: dict[str, tuple[str, Any]] = {
+            "00080020": ("DA", study.study_date),
+            "00081030": ("LO", study.description),
+        }
+        self.sources = [study.attributes]
+        if series is not None:
+            known["0020000E"] = element("UI", series.series_uid)
+            known["00201209"] = element("IS", series.instance_count)
+            self.sources.insert(0, series.attributes)
+            self.columns["00080060"] = ("CS", series.modality)
+            self.columns["0008103E"] = ("LO", series.description)
+            self.columns["00200011"] = ("IS", series.number)
+            if level != "study":
+                url += f"/series/{series.series_uid}"
+        if instance is not None:
+            known["00080018"] = element("UI", instance.sop_uid)
+            known["00080016"] = element("UI", instance.sop_class_uid)
+            if instance.attributes:
+                self.sources.insert(0, instance.attributes)
+            self.columns["00200013"] = ("IS", instance.number)
+            if level == "instance":
+                url += f"/instances/{instance.sop_uid}"
+        known["00081190"] = element("UR", url)
+        self.known = known
+
+    def __call__(self, tag: str) -> dict[str, Any]:
+        value = self.known.get(tag)
+        if value is not None:
+            return value
+        if LEVELS.index(level_of(tag)) > LEVELS.index(self.level):
+            return empty(tag)  # a study has many series: a series attribute has no one value
+        for attributes in self.sources:
+            found: dict[str, Any] | None = attributes.get(tag)
+            if found is not None:
+                bulk = "BulkDataURI" in found or "InlineBinary" in found
+                return empty(tag) if bulk else found
+        column = self.columns.get(tag)
+        if column is not None and column[1] not in (None, ""):
+            return element(*column)
+        return empty(tag)
 
 
-def _result(found: Found, search: Search, parents: tuple[Level, ...], root: str) -> dict[str, Any]:
-    """A result's DICOM JSON: the required attributes of its level (and of the parent levels
-    a search across them returns), what ``includefield`` named, every one for ``all``."""
+def _tags(search: Search, parents: tuple[Level, ...]) -> set[str]:
+    """The attributes every result of a search carries: the required ones of its level (and
+    of the parent levels a search across them returns) and what ``includefield`` named."""
     tags = set(RETURN_KEYS[search.level]) | search.include
     for parent in parents:
         tags |= set(RETURN_KEYS[parent])
+    return tags
+
+
+def _result(found: Found, search: Search, tags: set[str], root: str) -> dict[str, Any]:
+    """A result's DICOM JSON: ``tags``, and every attribute kept for ``includefield=all``."""
     if search.include_all:
+        tags = set(tags)
         for attributes in (
             found.study.attributes,
             found.series.attributes if found.series and search.level != "study" else {},
             (found.instance.attributes or {}) if found.instance else {},
         ):
             tags |= set(kept(attributes))
-    out = {}
-    for tag in sorted(tags):
-        out[tag] = _value(tag, found, search.level, root) or empty(tag)
-    return out
+    value = _Values(found, search.level, root)
+    return {tag: value(tag) for tag in sorted(tags)}
 
 
 class _QidoParams(BaseModel):
@@ -172,19 +182,6 @@ def negotiate(accept: str, instances: list[Instance], single: bool) -> str:
         'WADO-RS returns DICOM instances here: Accept multipart/related; type="application/dicom"'
         " (or application/dicom for one instance, application/zip for a study or series)"
     )
-
-
-def _absolute(value: Any, root: str) -> Any:
-    """DICOM JSON with each BulkDataURI made absolute (they are kept as paths)."""
-    if isinstance(value, list):
-        return [_absolute(v, root) for v in value]
-    if isinstance(value, dict):
-        out = {k: _absolute(v, root) for k, v in value.items()}
-        uri = out.get("BulkDataURI")
-        if isinstance(uri, str) and uri.startswith("/"):
-            out["BulkDataURI"] = root + uri
-        return out
-    return value
 
 
 def _parts(chunks: list[bytes], media_type: str, part_type: str) -> Response:
@@ -284,11 +281,9 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         await record(request, project, "dicomweb.search", f"{len(found)} {level} result(s)")
         root = base(request, project)
         headers = {"Warning": WARNING_CUT} if more and query.capped else None
-        return JSONResponse(
-            [_result(f, query, parents, root) for f in found],
-            media_type=DICOM_JSON,
-            headers=headers,
-        )
+        tags = _tags(query, parents)
+        body = orjson.dumps([_result(f, query, tags, root) for f in found])
+        return Response(body, media_type=DICOM_JSON, headers=headers)
 
     @router.get("/studies")
     async def search_studies(request: Request, project: Project, params: QidoParams) -> Response:
@@ -373,43 +368,45 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
             return Response(await service.file(instance), media_type="application/dicom")
         return await _multipart([instance], service)
 
+    async def metadata(
+        request: Request,
+        project: str,
+        study: str,
+        series: str | None = None,
+        sop: str | None = None,
+    ) -> Response:
+        found = await service.metadata_json(project, study, series, sop)
+        if found is None:
+            what = (
+                f"instance {sop} in series {series} of study {study}"
+                if sop
+                else f"series {series} of study {study}"
+                if series
+                else f"study {study}"
+            )
+            raise NotFound(f"no {what} in project {project!r}")
+        body, count = found
+        await record(request, project, "dicomweb.metadata", f"{count} instance(s)")
+        return Response(body, media_type=DICOM_JSON)
+
     @router.get("/studies/{study}/series/{series}/instances/{sop}/metadata")
     async def instance_metadata(
         request: Request, project: Project, study: str, series: str, sop: str
-    ) -> JSONResponse:
-        """WADO-RS: the instance's DICOM JSON metadata (computed at archive time)."""
-        instance = await service.instance(project, study, series, sop)
-        await record(request, project, "dicomweb.metadata", "1 instance")
-        root = public_url
-        return JSONResponse(
-            _absolute([await service.metadata(instance)], root), media_type=DICOM_JSON
-        )
+    ) -> Response:
+        """WADO-RS: the instance's DICOM JSON metadata (bulk data as BulkDataURIs)."""
+        return await metadata(request, project, study, series, sop)
 
     @router.get("/studies/{study}/metadata")
-    async def study_metadata(request: Request, project: Project, study: str) -> JSONResponse:
+    async def study_metadata(request: Request, project: Project, study: str) -> Response:
         """WADO-RS: DICOM JSON metadata of every instance of a study."""
-        found = await service.instances(project, study_uid=study)
-        if not found:
-            raise NotFound(f"no study {study} in project {project!r}")
-        await record(request, project, "dicomweb.metadata", f"{len(found)} instance(s)")
-        root = public_url
-        return JSONResponse(
-            _absolute([await service.metadata(i) for i in found], root), media_type=DICOM_JSON
-        )
+        return await metadata(request, project, study)
 
     @router.get("/studies/{study}/series/{series}/metadata")
     async def series_metadata(
         request: Request, project: Project, study: str, series: str
-    ) -> JSONResponse:
+    ) -> Response:
         """WADO-RS: DICOM JSON metadata of every instance of a series."""
-        found = await service.instances(project, study_uid=study, series_uid=series)
-        if not found:
-            raise NotFound(f"no series {series} of study {study} in project {project!r}")
-        await record(request, project, "dicomweb.metadata", f"{len(found)} instance(s)")
-        root = public_url
-        return JSONResponse(
-            _absolute([await service.metadata(i) for i in found], root), media_type=DICOM_JSON
-        )
+        return await metadata(request, project, study, series)
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}")
     async def retrieve_frames(

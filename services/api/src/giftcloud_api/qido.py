@@ -6,6 +6,7 @@ Every parameter is either used or refused; none is ignored.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -159,6 +160,7 @@ def level_of(tag: str) -> Level:
     return "instance"
 
 
+@functools.lru_cache(maxsize=4096)
 def vr_of(tag: str) -> str:
     """The attribute's VR from the data dictionary ('UN' for one it does not know)."""
     if tag == MODALITIES_IN_STUDY:

@@ -304,14 +304,14 @@ async def search(
         )
     elif query.level == "series":
         statement = (
-            select(Series, Study)
+            select(Series)
             .join(Study, same_study)
             .where(col(Series.project) == project)
             .order_by(col(Series.study_uid), col(Series.number), col(Series.series_uid))
         )
     else:
         statement = (
-            select(Instance, Series, Study)
+            select(Instance)
             .join(
                 Series,
                 and_(
@@ -334,16 +334,33 @@ async def search(
         statement = statement.where(_column("0020000E", query.level) == series_uid)
     for n, match in enumerate(query.matches):
         statement = statement.where(_condition(match, n, query.level))
-    rows = (await session.exec(statement.limit(query.limit + 1).offset(query.offset))).all()
+    rows = list((await session.exec(statement.limit(query.limit + 1).offset(query.offset))).all())
     more = len(rows) > query.limit
-    found = []
-    for row in rows[: query.limit]:
-        if query.level == "study":
-            found.append(Found(row))
-        elif query.level == "series":
-            found.append(Found(row[1], row[0]))
-        else:
-            found.append(Found(row[2], row[1], row[0]))
+    rows = rows[: query.limit]
+    if query.level == "study":
+        return [Found(row) for row in rows], more
+    # each result's parents, read once (not once per row: their attributes are JSON too)
+    studies = {
+        s.study_uid: s
+        for s in await session.exec(
+            select(Study).where(
+                col(Study.project) == project,
+                col(Study.study_uid).in_({row.study_uid for row in rows}),
+            )
+        )
+    }
+    if query.level == "series":
+        return [Found(studies[row.study_uid], row) for row in rows], more
+    series = {
+        s.series_uid: s
+        for s in await session.exec(
+            select(Series).where(
+                col(Series.project) == project,
+                col(Series.series_uid).in_({row.series_uid for row in rows}),
+            )
+        )
+    }
+    found = [Found(studies[i.study_uid], series[i.series_uid], i) for i in rows]
     return found, more
 
 
@@ -374,6 +391,39 @@ async def instances_of(
         query.order_by(col(Instance.series_uid), col(Instance.number), col(Instance.sop_uid))
     )
     return list(rows.all())
+
+
+async def metadata_texts(
+    session: AsyncSession,
+    project: str,
+    study_uid: str,
+    series_uid: str | None = None,
+    sop_uid: str | None = None,
+) -> list[tuple[str | None, Instance | None]]:
+    """Each instance's DICOM JSON as PostgreSQL writes it (no decoding on the way), in
+    order; an instance whose metadata has not moved in yet comes as its row instead."""
+    conditions = ["project = :project", "study_uid = :study"]
+    params: dict[str, Any] = {"project": project, "study": study_uid}
+    if series_uid is not None:
+        conditions.append("series_uid = :series")
+        params["series"] = series_uid
+    if sop_uid is not None:
+        conditions.append("sop_uid = :sop")
+        params["sop"] = sop_uid
+    connection = await session.connection()
+    rows = await connection.execute(
+        text(
+            f"SELECT attributes::text, sop_uid FROM {SCHEMA}.instances"  # noqa: S608
+            f" WHERE {' AND '.join(conditions)} ORDER BY series_uid, number, sop_uid"
+        ).bindparams(**params)
+    )
+    out: list[tuple[str | None, Instance | None]] = []
+    for attributes, sop in rows.all():
+        if attributes is not None:
+            out.append((attributes, None))
+        else:
+            out.append((None, await session.get(Instance, (project, sop))))
+    return out
 
 
 async def entries(

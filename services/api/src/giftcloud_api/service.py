@@ -36,7 +36,9 @@ class CatalogueService:
         self.store = store
         self.archive = settings.storage.buckets.archive
         self._archived: Batcher[InstancesArchived] = Batcher(self._add_instances)
-        self._audit: Batcher[AuditRecorded] = Batcher(self._add_audit)
+        # an access is answered once its record is committed: a lone request waits for its
+        # own write, not for neighbours that may not come
+        self._audit: Batcher[AuditRecorded] = Batcher(self._add_audit, eager=True)
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, InstancesArchived):
@@ -117,6 +119,31 @@ class CatalogueService:
     ) -> list[Entry]:
         async with self.db.session() as session:
             return await repository.entries(session, project, subject, study_uid, series_uid)
+
+    async def metadata_json(
+        self,
+        project: str,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+    ) -> tuple[bytes, int] | None:
+        """The DICOM JSON array of the instances (of a study, a series or one), as text,
+        with every BulkDataURI made absolute on the public URL, and how many; None when
+        there are none."""
+        async with self.db.session() as session:
+            found = await repository.metadata_texts(
+                session, project, study_uid, series_uid, sop_uid
+            )
+        if not found:
+            return None
+        root = self.settings.ingest.public_url.rstrip("/")
+        parts = []
+        for attributes, legacy in found:
+            if attributes is None and legacy is not None:
+                attributes = json.dumps(await self.metadata(legacy))
+            # a value cannot hold this text unescaped: only the URIs themselves match
+            parts.append(str(attributes).replace('"BulkDataURI": "/', f'"BulkDataURI": "{root}/'))
+        return f"[{','.join(parts)}]".encode(), len(parts)
 
     async def instances(self, project: str, **filters: Any) -> list[Instance]:
         async with self.db.session() as session:
