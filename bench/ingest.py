@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ from cpu_meter import CpuMeter  # noqa: E402
 from giftcloud.client import multipart_related  # noqa: E402
 from support.deployment import deployed  # noqa: E402
 from support.dicom_files import distinct_instances  # noqa: E402
-from support.infra import Seaweed, free_port, stop_process, wait_for  # noqa: E402
+from support.infra import Orthanc, Seaweed, wait_for  # noqa: E402
 
 
 def send_and_wait(
@@ -60,37 +58,15 @@ def send_and_wait(
 
 
 def run_orthanc(files: list[bytes], batch: int, work: Path) -> float:
-    port, dicom_port = free_port(), free_port()
-    config = {
-        "Name": "bench",
-        "StorageDirectory": str(work / "storage"),
-        "IndexDirectory": str(work / "index"),
-        "HttpPort": port,
-        "DicomPort": dicom_port,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "HttpBindAddress": "127.0.0.1",
-        "DicomAet": "BENCH",
-        "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-    }
-    (work / "orthanc.json").write_text(json.dumps(config))
-    process = subprocess.Popen(
-        ["Orthanc", str(work / "orthanc.json")],
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "orthanc.log").open("wb"),
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    orthanc = Orthanc(work).start()
     try:
-        wait_for(lambda: httpx.get(f"{base}/system").status_code == 200, timeout=60, what="Orthanc")
 
         def count() -> int:
-            return int(httpx.get(f"{base}/statistics").json()["CountInstances"])
+            return int(httpx.get(f"{orthanc.url}/statistics").json()["CountInstances"])
 
-        return send_and_wait(files, batch, f"{base}/dicom-web/studies", count, {})
+        return send_and_wait(files, batch, f"{orthanc.dicomweb}/studies", count, {})
     finally:
-        stop_process(process)
+        orthanc.stop()
 
 
 def s3_put_cost(seaweed: Seaweed, size: int, count: int = 300) -> tuple[float, float]:
@@ -115,8 +91,7 @@ def run_giftcloud(files: list[bytes], batch: int, work: Path) -> float:
         server, client = s3_put_cost(seaweed, sum(map(len, files)) // len(files))
         print(
             f"  one S3 PUT of an instance costs {server:.2f} ms CPU in SeaweedFS and "
-            f"{client:.2f} ms in the minio client; the archive writes two per instance "
-            "(file and metadata)"
+            f"{client:.2f} ms in the minio client; the archive writes one per instance"
         )
         with deployed(seaweed, work, GIFTCLOUD_LOG_LEVEL="WARNING") as giftcloud:
             giftcloud.create_project("bench")

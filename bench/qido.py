@@ -137,6 +137,7 @@ async def fill(url: str, subjects: int) -> int:
                     sorted(set(mods)),
                     SERIES_PER_STUDY,
                     sum(sizes),
+                    subject.replace("-", "^").upper(),
                 )
             )
             for j, (modality, size) in enumerate(zip(mods, sizes, strict=True)):
@@ -239,6 +240,7 @@ async def fill(url: str, subjects: int) -> int:
             "modalities",
             "series_count",
             "instance_count",
+            "patient_name",
         ],
     )
     await connection.copy_records_to_table(

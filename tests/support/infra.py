@@ -298,6 +298,67 @@ class ServiceProcess:
             stop_process(self.process)
 
 
+@dataclass
+class Orthanc:
+    """Debian's Orthanc with its DICOMweb plugin (at /dicom-web/), on 127.0.0.1 only, no
+    authentication; ``config`` adds to or overrides its configuration."""
+
+    root: Path
+    config: dict[str, object] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    dicom_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def dicomweb(self) -> str:
+        return f"{self.url}/dicom-web"
+
+    def start(self) -> Orthanc:
+        import json
+
+        binary = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = {
+            "Name": "peer",
+            "StorageDirectory": str(self.root / "storage"),
+            "IndexDirectory": str(self.root / "index"),
+            "HttpPort": self.port,
+            "DicomPort": self.dicom_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "HttpBindAddress": "127.0.0.1",
+            "DicomAet": "PEER",
+            "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+            **self.config,
+        }
+        path = self.root / "orthanc.json"
+        path.write_text(json.dumps(config))
+        self.process = subprocess.Popen(
+            [binary, str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.root / "orthanc.log").open("wb"),
+            start_new_session=True,
+        )
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{self.url}/system", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout=60, what="Orthanc")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
 NGINX_TEMPLATE = (ROOT / "deploy" / "nginx" / "giftcloud.conf.template").read_text
 
 

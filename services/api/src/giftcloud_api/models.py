@@ -50,6 +50,8 @@ class Study(SQLModel, table=True):
     )
     series_count: int = 0
     instance_count: int = 0
+    #: PatientName's alphabetic form in upper case, for matching (the pseudonym)
+    patient_name: str = ""
 
 
 class Series(SQLModel, table=True):

@@ -89,6 +89,12 @@ async def audit_records(
     return list(rows.all())
 
 
+def _patient_name(attributes: dict[str, Any]) -> str:
+    values = attributes.get("00100010", {}).get("Value") or [{}]
+    first = values[0] if isinstance(values[0], dict) else {}
+    return str(first.get("Alphabetic", "")).upper()
+
+
 def _split(attributes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """An instance's attributes kept once per study and once per series (no bulk data)."""
     study = {t: v for t, v in attributes.items() if t in STUDY_TAGS and "BulkDataURI" not in v}
@@ -116,6 +122,7 @@ async def add_instances(session: AsyncSession, events: list[InstancesArchived]) 
                 "description": i.study_description,
                 "attributes": study_attributes,
                 "modalities": [],
+                "patient_name": _patient_name(study_attributes),
             },
         )
         series.setdefault(
@@ -222,6 +229,7 @@ def _column(tag: str, level: Level) -> Any:
         "00080018": col(Instance.sop_uid),
         "00080016": col(Instance.sop_class_uid),
         "00100020": col(Study.subject),
+        "00100010": col(Study.patient_name),  # upper case, as PN patterns are
         "00080020": col(Study.study_date),
         "00080060": col(Series.modality),
     }.get(tag)
@@ -487,7 +495,7 @@ async def set_metadata(session: AsyncSession, found: list[tuple[Instance, dict[s
                 col(Study.study_uid) == instance.study_uid,
                 col(Study.attributes) == cast({}, JSONB),
             )
-            .values(attributes=study_attributes)
+            .values(attributes=study_attributes, patient_name=_patient_name(study_attributes))
         )
         await session.exec(
             update(Series)
