@@ -3,85 +3,31 @@ instances are in flight, then started again, every instance STOW-RS acknowledged
 archived and catalogued exactly once, every upload ends with nothing pending, and the log
 holds no traceback."""
 
-import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 from giftcloud.client import multipart_related
 from support.dicom_files import distinct_instances
-from support.infra import VENV_BIN, free_port, stop_process, wait_for
+from support.infra import stop_process, wait_for
+from support.up import Up
 
 PASSWORD = "up durable password"
 COUNT = 300
 BATCH = 10
 
 
-@dataclass
-class Up:
-    data: Path
-    log: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                str(VENV_BIN / "giftcloud"),
-                "up",
-                "--data-dir",
-                str(self.data),
-                "--port",
-                str(self.port),
-            ],
-            env={**os.environ, "GIFTCLOUD_ADMIN_PASSWORD": PASSWORD},
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for(
-            lambda: httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200,
-            timeout=120,
-            what="giftcloud up",
-        )
-
-    def token(self) -> dict[str, str]:
-        response = httpx.post(
-            f"{self.url}/auth/token", data={"username": "admin", "password": PASSWORD}
-        )
-        response.raise_for_status()
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-    def instances(self, project: str, headers: dict[str, str]) -> int:
-        response = httpx.get(
-            f"{self.url}/dicomweb/{project}/studies", params={"limit": 1000}, headers=headers
-        )
-        if response.status_code == 204:
-            return 0
-        return sum(int(s["00201208"]["Value"][0]) for s in response.json())
-
-
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    running = Up(tmp_path / "data", tmp_path / "up.log")
+    running = Up(tmp_path / "data", tmp_path / "up.log", PASSWORD)
     try:
         yield running
     finally:
-        if running.process is not None:
-            stop_process(running.process, signal.SIGTERM, timeout=90)
-        # the embedded PostgreSQL outlives a kill -9 of its parent: stop whatever is left
-        postgres = running.data / "postgres"
-        subprocess.run(["pkill", "-f", f"postgres -D {postgres}"], check=False, capture_output=True)
+        running.stop()
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill -9", "Ctrl-C"])

@@ -223,7 +223,9 @@ async def test_includefield(qido: Any) -> None:
     [instance] = await qido(
         f"/studies/2.25.300/series/2.25.310/instances?InstanceNumber=1&includefield={many}"
     )
-    assert len(instance) >= 80 + 11 and instance["00280010"]["Value"] == [8]  # the required ones, read whole this time
+    assert len(instance) >= 80 + 11 and instance["00280010"]["Value"] == [
+        8
+    ]  # the required ones, read whole this time
     [study] = await qido("/studies?StudyInstanceUID=2.25.300&includefield=all")
     assert study["00100030"]["Value"] and "00280010" not in study
 

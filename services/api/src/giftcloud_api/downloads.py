@@ -4,6 +4,7 @@ the whole zip is known before its first byte and the server holds one instance a
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,16 +36,39 @@ class Entry:
         return f"{subject}/{self.study_uid}/{self.series_uid}/{self.sop_uid}.dcm"
 
 
-def _read(store: ObjectStore, bucket: str, entry: Entry) -> Iterator[bytes]:
-    """An instance's bytes, fetched when the zip reaches it (the zip is written in a worker
-    thread; the store is asynchronous)."""
-    yield anyio.from_thread.run(store.get, bucket, entry.object_key)
+class _ReadAhead:
+    """Objects fetched a few ahead of the one the zip is writing, so reading the store and
+    sending overlap; memory: ``depth`` instances at most."""
+
+    def __init__(self, store: ObjectStore, bucket: str, keys: list[str], depth: int = 4) -> None:
+        self.store, self.bucket, self.keys, self.depth = store, bucket, keys, depth
+        self.fetching: dict[int, asyncio.Task[bytes]] = {}
+
+    async def get(self, index: int) -> bytes:
+        for ahead in range(index, min(index + self.depth, len(self.keys))):
+            if ahead not in self.fetching:
+                fetch = self.store.get(self.bucket, self.keys[ahead])
+                self.fetching[ahead] = asyncio.ensure_future(fetch)
+        return await self.fetching.pop(index)
+
+    def close(self) -> None:
+        for task in self.fetching.values():
+            task.cancel()
+
+
+def _read(ahead: _ReadAhead, index: int) -> Iterator[bytes]:
+    """An instance's bytes, when the zip reaches it (the zip is written in a worker thread;
+    the store is asynchronous)."""
+    yield anyio.from_thread.run(ahead.get, index)
+    if index == len(ahead.keys) - 1:
+        anyio.from_thread.run_sync(ahead.close)
 
 
 def zip_of(store: ObjectStore, bucket: str, entries: list[Entry]) -> ZipStream:
     stream = ZipStream(compress_type=ZIP_STORED, sized=True)
-    for entry in entries:
-        stream.add(_read(store, bucket, entry), entry.name, size=entry.size)
+    ahead = _ReadAhead(store, bucket, [e.object_key for e in entries])
+    for index, entry in enumerate(entries):
+        stream.add(_read(ahead, index), entry.name, size=entry.size)
     return stream
 
 

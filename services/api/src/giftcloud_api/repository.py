@@ -342,7 +342,18 @@ async def search(
         statement = statement.where(_column("0020000E", query.level) == series_uid)
     for n, match in enumerate(query.matches):
         statement = statement.where(_condition(match, n, query.level))
-    rows = list((await session.exec(statement.limit(query.limit + 1).offset(query.offset))).all())
+    statement = statement.limit(query.limit + 1).offset(query.offset)
+    if query.level == "study" and query.offset:
+        # far into the results: skip over keys only (the index), then read the page's rows
+        keys = statement.with_only_columns(col(Study.study_uid)).subquery()
+        statement = (
+            select(Study)
+            .where(
+                col(Study.project) == project, col(Study.study_uid).in_(select(keys.c.study_uid))
+            )
+            .order_by(col(Study.study_date), col(Study.study_uid))
+        )
+    rows = list((await session.exec(statement)).all())
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     if query.level == "study":
