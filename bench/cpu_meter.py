@@ -13,6 +13,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 def _component(cmdline: list[str], comm: str) -> str | None:
     if "serve" in cmdline and any(part.endswith("giftcloud") for part in cmdline):
         return "giftcloud " + cmdline[cmdline.index("serve") + 1]
+    if "up" in cmdline and any(part.endswith("giftcloud") for part in cmdline):
+        return "giftcloud up (all five)"
     if comm == "weed":
         return "s3 (seaweedfs)"
     if comm.startswith("beam") or comm in {"erl_child_setup", "inet_gethost", "epmd"}:

@@ -26,6 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from catalogue_rows import INSTANCE_COLUMNS  # noqa: E402
 from giftcloud_core.storage import archive_key, create_store  # noqa: E402
 from support.deployment import deployed  # noqa: E402
 from support.infra import Seaweed  # noqa: E402
@@ -98,22 +99,7 @@ async def fill(settings, database: str, count: int, size: int) -> list[str]:  # 
             )
             for n in range(count)
         ],
-        columns=[
-            "project",
-            "sop_uid",
-            "series_uid",
-            "study_uid",
-            "subject",
-            "sop_class_uid",
-            "number",
-            "object_key",
-            "metadata_key",
-            "attributes",
-            "size",
-            "sha256",
-            "transfer_syntax_uid",
-            "archived_at",
-        ],
+        columns=INSTANCE_COLUMNS,
     )
     await connection.close()
     return sorted(keys)

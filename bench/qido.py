@@ -29,6 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from catalogue_rows import INSTANCE_COLUMNS  # noqa: E402
 from support.deployment import deployed  # noqa: E402
 from support.infra import Seaweed  # noqa: E402
 
@@ -205,22 +206,7 @@ async def fill(url: str, subjects: int) -> int:
                 "instances",
                 schema_name="api",
                 records=instance_rows,
-                columns=[
-                    "project",
-                    "sop_uid",
-                    "series_uid",
-                    "study_uid",
-                    "subject",
-                    "sop_class_uid",
-                    "number",
-                    "object_key",
-                    "metadata_key",
-                    "attributes",
-                    "size",
-                    "sha256",
-                    "transfer_syntax_uid",
-                    "archived_at",
-                ],
+                columns=INSTANCE_COLUMNS,
             )
             instance_rows.clear()
     await connection.copy_records_to_table(
