@@ -481,7 +481,9 @@ async def entries(
 async def unmoved(session: AsyncSession, batch: int) -> list[Instance]:
     """Instances whose metadata is still an object in the archive."""
     rows = await session.exec(
-        select(Instance).where(col(Instance.attributes).is_(None)).limit(batch)
+        select(Instance)
+        .where(col(Instance.attributes).is_(None), col(Instance.metadata_key) != "")
+        .limit(batch)
     )
     return list(rows.all())
 

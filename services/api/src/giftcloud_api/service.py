@@ -169,6 +169,8 @@ class CatalogueService:
         and not moved yet) from the archive."""
         if instance.attributes is not None:
             return instance.attributes
+        if not instance.metadata_key:  # announced without metadata (an older archive)
+            return {}
         data: dict[str, Any] = json.loads(await self.store.get(self.archive, instance.metadata_key))
         return data
 
@@ -189,8 +191,9 @@ class CatalogueService:
                     found.append(
                         (row, json.loads(await self.store.get(self.archive, row.metadata_key)))
                     )
-                except ObjectNotFound:
-                    found.append((row, {}))  # lost before it moved: an empty metadata says so
+                except (ObjectNotFound, ValueError):  # gone, or not JSON: an empty one says so
+                    log.warning("metadata of %s lost before it moved in", row.sop_uid)
+                    found.append((row, {}))
             async with self.db.session() as session:
                 await repository.set_metadata(session, found)
             for row, _ in found:
