@@ -13,6 +13,7 @@ from giftcloud_core.access import Auditor, request_address
 from giftcloud_core.errors import BadRequest, NotAcceptable, NotFound
 from giftcloud_core.tokens import Principal
 from pydantic import BaseModel, Field
+from pydicom.dataset import Dataset
 
 from giftcloud_api import pixels
 from giftcloud_api.downloads import filename, zip_of, zip_response
@@ -408,6 +409,12 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         """WADO-RS: DICOM JSON metadata of every instance of a series."""
         return await metadata(request, project, study, series)
 
+    async def parsed(instance: Instance) -> Dataset:
+        """The archived file, read and parsed once for whatever is made of its pixels."""
+        data = await service.file(instance)
+        ceiling = service.settings.limits.inflated_ceiling
+        return await asyncio.to_thread(pixels.read, data, ceiling)
+
     @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}")
     async def retrieve_frames(
         request: Request, project: Project, study: str, series: str, sop: str, numbers: str
@@ -415,15 +422,13 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         """WADO-RS: frames (numbered from 1, comma-separated), as stored (each compressed
         frame's bitstream, or uncompressed pixels), or decoded for application/octet-stream."""
         wanted = pixels.parse_frame_list(numbers)
-        instance = await service.instance(project, study, series, sop)
-        data = await service.file(instance)
-        ceiling = service.settings.limits.inflated_ceiling
-        stored = await asyncio.to_thread(pixels.frames, data, wanted, ceiling)
+        ds = await parsed(await service.instance(project, study, series, sop))
+        stored = await asyncio.to_thread(pixels.frames, ds, wanted)
         how = frames_wanted(
             request.headers.get("accept", ""), stored.media_type, stored.transfer_syntax
         )
         if how == "decoded":
-            stored = await asyncio.to_thread(pixels.decoded_frames, data, wanted, ceiling)
+            stored = await asyncio.to_thread(pixels.decoded_frames, ds, wanted)
         await record(request, project, "dicomweb.retrieve", f"{len(wanted)} frame(s)")
         part = f"{stored.media_type}; transfer-syntax={stored.transfer_syntax}"
         return _parts(stored.frames, stored.media_type, part)
@@ -436,16 +441,13 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         as stored)."""
         if not re.fullmatch(r"[0-9A-Fa-f]{8}", tag):
             raise NotFound(f"no bulk data {tag!r}: a BulkDataURI ends in an attribute's tag")
-        instance = await service.instance(project, study, series, sop)
-        data = await service.file(instance)
-        ceiling = service.settings.limits.inflated_ceiling
+        ds = await parsed(await service.instance(project, study, series, sop))
         await record(request, project, "dicomweb.retrieve", f"bulk data {tag.upper()}")
         if tag.upper() in ("7FE00010", "7FE00008", "7FE00009"):
-            count = await asyncio.to_thread(pixels.frame_count, data, ceiling)
-            every = await asyncio.to_thread(pixels.frames, data, list(range(1, count + 1)), ceiling)
+            every = await asyncio.to_thread(pixels.frames, ds)
             part = f"{every.media_type}; transfer-syntax={every.transfer_syntax}"
             return _parts(every.frames, every.media_type, part)
-        value = await asyncio.to_thread(pixels.bulk, data, tag, ceiling)
+        value = pixels.bulk(ds, tag)
         return _parts([value], "application/octet-stream", "application/octet-stream")
 
     async def _rendered(
@@ -460,9 +462,7 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
             request.headers.get("accept", ""),
             thumbnail=thumbnail,
         )
-        data = await service.file(instance)
-        ceiling = service.settings.limits.inflated_ceiling
-        image = await asyncio.to_thread(pixels.render, data, frame, how, ceiling)
+        image = await asyncio.to_thread(pixels.render, await parsed(instance), frame, how)
         what = "thumbnail" if thumbnail else "rendered"
         await record(request, project, "dicomweb.retrieve", f"{what} frame {frame}")
         return Response(image, media_type=how.media_type)
@@ -474,36 +474,23 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         return wanted[0]
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}/rendered")
-    async def rendered_instance(
-        request: Request, project: Project, study: str, series: str, sop: str
-    ) -> Response:
-        """WADO-RS: the instance rendered (its first frame), image/jpeg or image/png;
-        ``window=center,width``, ``viewport=width,height``, ``quality``."""
-        instance = await service.instance(project, study, series, sop)
-        return await _rendered(request, project, instance, 1, thumbnail=False)
-
     @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}/rendered")
-    async def rendered_frame(
-        request: Request, project: Project, study: str, series: str, sop: str, numbers: str
+    async def rendered(
+        request: Request, project: Project, study: str, series: str, sop: str, numbers: str = "1"
     ) -> Response:
-        """WADO-RS: one frame rendered."""
+        """WADO-RS: an instance (its first frame) or one frame rendered, image/jpeg or
+        image/png; ``window=center,width``, ``viewport=width,height``, ``quality``."""
         frame = _one_frame(numbers)
         instance = await service.instance(project, study, series, sop)
         return await _rendered(request, project, instance, frame, thumbnail=False)
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}/thumbnail")
-    async def thumbnail_instance(
-        request: Request, project: Project, study: str, series: str, sop: str
-    ) -> Response:
-        """WADO-RS: a small rendering of the instance (128 pixels unless a viewport is given)."""
-        instance = await service.instance(project, study, series, sop)
-        return await _rendered(request, project, instance, 1, thumbnail=True)
-
     @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}/thumbnail")
-    async def thumbnail_frame(
-        request: Request, project: Project, study: str, series: str, sop: str, numbers: str
+    async def thumbnail(
+        request: Request, project: Project, study: str, series: str, sop: str, numbers: str = "1"
     ) -> Response:
-        """WADO-RS: a small rendering of one frame."""
+        """WADO-RS: a small rendering of an instance or a frame (128 pixels unless a
+        viewport is given)."""
         frame = _one_frame(numbers)
         instance = await service.instance(project, study, series, sop)
         return await _rendered(request, project, instance, frame, thumbnail=True)

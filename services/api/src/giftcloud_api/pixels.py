@@ -37,7 +37,9 @@ FRAME_TYPES = {
 RENDERED_TYPES = ("image/jpeg", "image/png")
 
 
-def _read(data: bytes, max_inflated: int) -> Dataset:
+def read(data: bytes, max_inflated: int) -> Dataset:
+    """The instance, parsed once for every function below (a deflated one inflated as a
+    stream, never past ``max_inflated``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return pydicom.dcmread(io.BytesIO(undeflate(data, max_inflated=max_inflated)))
@@ -59,10 +61,6 @@ def _count(ds: Dataset) -> int:
         return 1
 
 
-def frame_count(data: bytes, max_inflated: int) -> int:
-    return _count(_read(data, max_inflated))
-
-
 def parse_frame_list(text: str) -> list[int]:
     """``1,3,5``: frame numbers from 1, as PS3.18 §8.3.3.1 writes them."""
     try:
@@ -74,13 +72,13 @@ def parse_frame_list(text: str) -> list[int]:
     return numbers
 
 
-def frames(data: bytes, numbers: list[int], max_inflated: int) -> Frames:
+def frames(ds: Dataset, numbers: list[int] | None = None) -> Frames:
     """The numbered frames as stored: uncompressed pixel data cut per frame (little endian),
     or each frame's compressed bitstream."""
-    ds = _read(data, max_inflated)
     if "PixelData" not in ds:
         raise NotFound("this instance has no pixel data")
     count = _count(ds)
+    numbers = numbers or list(range(1, count + 1))  # none named: every frame
     beyond = [n for n in numbers if n > count]
     if beyond:
         raise NotFound(f"no frame {beyond[0]}: the instance has {count}")
@@ -105,13 +103,12 @@ def frames(data: bytes, numbers: list[int], max_inflated: int) -> Frames:
     )
 
 
-def decoded_frames(data: bytes, numbers: list[int], max_inflated: int) -> Frames:
+def decoded_frames(ds: Dataset, numbers: list[int]) -> Frames:
     """The numbered frames decoded to native little-endian pixels (what a client asking for
     ``application/octet-stream`` of a compressed instance needs)."""
-    stored = frames(data, numbers, max_inflated)  # checks the numbers
+    stored = frames(ds, numbers)  # checks the numbers
     if stored.transfer_syntax == UNCOMPRESSED:
         return stored
-    ds = _read(data, max_inflated)
     out = []
     for number in numbers:
         try:
@@ -124,9 +121,8 @@ def decoded_frames(data: bytes, numbers: list[int], max_inflated: int) -> Frames
     return Frames(out, "application/octet-stream", UNCOMPRESSED)
 
 
-def bulk(data: bytes, tag: str, max_inflated: int) -> bytes:
+def bulk(ds: Dataset, tag: str) -> bytes:
     """A top-level attribute's value, as stored (the target of a BulkDataURI)."""
-    ds = _read(data, max_inflated)
     element = ds.get(int(tag, 16))
     if element is None or element.value is None:
         raise NotFound(f"no attribute {tag} in this instance")
@@ -225,10 +221,9 @@ def _to_8_bit(ds: Dataset, arr: np.ndarray, window: tuple[float, float] | None) 
     return out.astype(np.uint8)
 
 
-def render(data: bytes, frame: int, how: Rendering, max_inflated: int) -> bytes:
+def render(ds: Dataset, frame: int, how: Rendering) -> bytes:
     """One frame (from 1) as an 8-bit JPEG or PNG: the modality LUT, then the window from the
     query or the file (else the full range); colour as RGB; fitted into the viewport."""
-    ds = _read(data, max_inflated)
     if "PixelData" not in ds:
         raise NotFound("this instance has no pixel data to render")
     count = _count(ds)
