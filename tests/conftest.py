@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# no DICOM node on 11112 unless a test asks for one on a port of its own (subprocesses
+# such as `giftcloud up` inherit this)
+os.environ.setdefault("GIFTCLOUD_INGEST__DICOM_PORT", "0")
 
 from support.infra import (
     Seaweed,

@@ -36,6 +36,7 @@ class Stack:
             "GIFTCLOUD_STORAGE__BUCKETS__QUARANTINE": f"gc-{self.tag}-quarantine",
             "GIFTCLOUD_STORAGE__BUCKETS__OUTGOING": f"gc-{self.tag}-outgoing",
             "GIFTCLOUD_ADMIN_PASSWORD": "admin-test-password",
+            "GIFTCLOUD_INGEST__DICOM_PORT": "0",  # tests that want a DICOM node give a port
             **self.secrets,
             **self.extra,
         }

@@ -63,6 +63,9 @@ class ServicePart:
     migrations: Path | None = None
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
+    #: run first at stop, while the bus and the database still work: stop taking work in
+    #: (a DICOM node finishes its associations' stores before the bus closes)
+    on_drain: list[Hook] = field(default_factory=list)
     #: largest request body under a path prefix (413 beyond)
     body_limits: dict[str, int] = field(default_factory=dict)
     #: requests a second one address may make under a path prefix (429 beyond)
@@ -196,6 +199,9 @@ def create_app(runtime: Runtime, parts: list[ServicePart], *, title: str) -> Fas
             yield
         finally:
             state["ready"] = False
+            for part in reversed(parts):
+                for hook in part.on_drain:
+                    await hook()
             await runtime.bus.close()
             for part in reversed(parts):
                 for hook in part.on_stop:

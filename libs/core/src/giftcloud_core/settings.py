@@ -169,6 +169,18 @@ class IngestSettings(BaseModel):
     #: this ingest is the only one (``giftcloud up``): at its start nothing else can be
     #: under way, so what its previous life left half done is removed at once
     sole_instance: bool = False
+    #: the DICOM node's port (C-ECHO, C-STORE SCP); 0: no DICOM node
+    dicom_port: int = Field(default=11112, ge=0, le=65535)
+    #: the address the DICOM node listens on (a deployment reached by modalities: 0.0.0.0)
+    dicom_host: str = "127.0.0.1"
+    #: the node's own AE title, answered to C-ECHO on any called AE title a project routes
+    dicom_ae_title: str = Field(default="GIFTCLOUD", min_length=1, max_length=16)
+    #: the largest PDU the node receives (bytes; 0: no limit). Larger PDUs cost less CPU
+    dicom_max_pdu: int = Field(default=1024**2, ge=0)
+    #: associations the node serves at once; one more is rejected (local limit exceeded)
+    dicom_max_associations: int = Field(default=32, ge=1)
+    #: an association that sends nothing for this long is aborted (seconds)
+    dicom_idle_seconds: float = Field(default=60.0, gt=0)
 
 
 class ApiSettings(BaseModel):

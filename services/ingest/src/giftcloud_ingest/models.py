@@ -66,3 +66,20 @@ class PendingBundle(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     created_at: datetime = Field(default_factory=_now, index=True)
+
+
+class DicomRoute(SQLModel, table=True):
+    """How the DICOM node routes to a project: associations called ``ae_title`` store into
+    it, from the calling AE titles and networks listed (none listed: any)."""
+
+    __tablename__ = "dicom_routes"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    ae_title: str = Field(unique=True)
+    #: calling AE titles allowed, one per line (an AE title holds no control character)
+    calling_ae_titles: str = ""
+    #: source networks allowed (CIDR), comma-separated
+    networks: str = ""
+    updated_by: str = ""
+    updated_at: datetime = Field(default_factory=_now)

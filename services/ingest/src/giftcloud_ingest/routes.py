@@ -9,12 +9,15 @@ from giftcloud_core.dicom import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, STUDY_UID_
 from giftcloud_core.errors import BadRequest, GiftcloudError, PayloadTooLarge, RequestTimeout
 from giftcloud_core.tokens import Principal
 from giftcloud_deid.uid import uid_problem
+from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
+from giftcloud_ingest.dicom_node import DicomRoutes
 from giftcloud_ingest.multipart import PartReader, boundary_of
 from giftcloud_ingest.service import IngestService, StoreResult, UploadSession
 
 DICOM_JSON = "application/dicom+json"
+OWNER = frozenset({"owner"})
 
 
 def check_declared_length(request: Request, limit: int) -> None:
@@ -149,7 +152,17 @@ def stow_response(
     )
 
 
-def build_router(service: IngestService, current: Any, audit: Auditor) -> APIRouter:
+class DicomRouteIn(BaseModel):
+    """The project's DICOM AE title, and who may send to it (empty lists: anyone)."""
+
+    ae_title: str = Field(min_length=1, max_length=16, examples=["RESEARCH_CT"])
+    calling_ae_titles: list[str] = Field(default=[], max_length=256, examples=[["CT_SCANNER1"]])
+    networks: list[str] = Field(default=[], max_length=256, examples=[["10.20.0.0/16"]])
+
+
+def build_router(
+    service: IngestService, dicom: DicomRoutes, current: Any, audit: Auditor
+) -> APIRouter:
     router = APIRouter(tags=["ingest"])
     Caller = Annotated[Principal, Depends(current)]
     settings = service.settings
@@ -232,5 +245,46 @@ def build_router(service: IngestService, current: Any, audit: Auditor) -> APIRou
         """The project's latest uploads (100), newest first."""
         await service.check_project(project, caller, request_address(request))
         return [u.model_dump(mode="json") for u in await service.uploads(project)]
+
+    @router.get("/ingest/{project}/dicom")
+    async def dicom_route(project: str, request: Request, caller: Caller) -> dict[str, Any]:
+        """The project's DICOM AE title: modalities and PACS send to it by C-STORE."""
+        await service.check_project(project, caller, request_address(request), OWNER)
+        return (await dicom.get(project)).public()
+
+    @router.put("/ingest/{project}/dicom")
+    async def set_dicom_route(
+        project: str, data: DicomRouteIn, request: Request, caller: Caller
+    ) -> dict[str, Any]:
+        """Route associations called ``ae_title`` into the project (owner): from the calling
+        AE titles and source networks (CIDR) listed, or from anyone when a list is empty.
+        409 when another project has the AE title."""
+        await service.check_project(project, caller, request_address(request), OWNER)
+        route = await dicom.put(
+            project, data.ae_title, data.calling_ae_titles, data.networks, caller.name
+        )
+        await audit.record(
+            request,
+            "ingest.dicom_route",
+            project=project,
+            target=f"AE title {route.ae_title}",
+            outcome="success",
+            detail=f"calling {list(route.calling_ae_titles)}, networks {list(route.networks)}",
+        )
+        return route.public()
+
+    @router.delete("/ingest/{project}/dicom", status_code=204)
+    async def delete_dicom_route(project: str, request: Request, caller: Caller) -> None:
+        """Stop routing the project's AE title: associations to it are rejected from now."""
+        await service.check_project(project, caller, request_address(request), OWNER)
+        await dicom.delete(project)
+        await audit.record(
+            request,
+            "ingest.dicom_route",
+            project=project,
+            target="AE title",
+            outcome="success",
+            detail="removed",
+        )
 
     return router

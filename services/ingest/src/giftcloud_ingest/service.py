@@ -91,7 +91,7 @@ BUNDLE_PARTS = 100
 BUNDLE_BYTES = 4 * 1024**2
 
 
-def _check(
+def check_instance(
     data: bytes, study_uid: str | None, max_inflated: int, admission: Admission | None
 ) -> Stored | Failed:
     try:
@@ -243,8 +243,23 @@ class UploadSession:
         ceiling = service.settings.limits.inflated_ceiling
         admission = service.admission(self.project)
         checked = await asyncio.to_thread(
-            lambda: [_check(data, self.study_uid, ceiling, admission) for _, data in batch]
+            lambda: [check_instance(data, self.study_uid, ceiling, admission) for _, data in batch]
         )
+        await self._store_checked(batch, checked)
+
+    async def add_checked(self, data: bytes, checked: Stored | Failed) -> Stored | Failed:
+        """One file, checked by the caller, stored at once in a bundle of its own: for a
+        sender that waits for each answer (a DICOM association), answered only once the
+        instance is whole in ``incoming`` and announced."""
+        index = self._next()
+        async with self.service.budget.hold(len(data)):
+            await self._store_checked([(index, data)], [checked])
+        return self._outcomes[index]
+
+    async def _store_checked(
+        self, batch: list[tuple[int, bytes]], checked: list[Stored | Failed]
+    ) -> None:
+        service = self.service
         accepted: list[Accepted] = []
         names: dict[str, int] = {}
         for (index, data), outcome in zip(batch, checked, strict=True):
@@ -308,14 +323,16 @@ class IngestService:
             max_inflated=self.settings.limits.inflated_ceiling,
         )
 
-    async def check_project(self, project: str, caller: Principal, address: str) -> None:
+    async def check_project(
+        self, project: str, caller: Principal, address: str, roles: frozenset[str] = WRITE_ROLES
+    ) -> None:
         """404 for an unknown project, 403 when the caller may not write to it (its role, the
         project's networks, the credential's networks)."""
         async with self.db.session() as session:
             known = await session.get(KnownProject, project)
         if known is None:
             raise NotFound(f"no project {project!r}")
-        authorize(caller, project, WRITE_ROLES, networks=_split(known.networks), address=address)
+        authorize(caller, project, roles, networks=_split(known.networks), address=address)
 
     async def open_upload(
         self,
@@ -324,9 +341,12 @@ class IngestService:
         *,
         source: str = "stow",
         study_uid: str | None = None,
+        sender: str = "",
     ) -> UploadSession:
         """A new upload, recorded before its first file is announced (so its status exists
-        for every outcome); :meth:`UploadSession.finish` records its counts."""
+        for every outcome); :meth:`UploadSession.finish` records its counts. ``source`` is
+        the way in (as events name it); ``sender``, when given, is what the upload's status
+        shows as its source (a DICOM association's calling AE title and address)."""
         session = UploadSession(self, project, caller, source, study_uid)
         async with self.db.session() as db:
             db.add(
@@ -334,7 +354,7 @@ class IngestService:
                     id=session.result.upload_id,
                     project=project,
                     username=caller.subject,
-                    source=source,
+                    source=sender or source,
                 )
             )
         return session
