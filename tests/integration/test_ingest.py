@@ -340,3 +340,65 @@ async def test_a_bundle_stored_but_never_announced_is_swept_away(
     # the sole ingest (giftcloud up) removes everything left at its start
     assert await service.sweep_orphans(0) == 1
     assert "proj/live/0000.bundle" not in await _incoming(runtime)
+
+
+async def _senders(runtime: Runtime, count: int) -> list[ingest_service.UploadSession]:
+    from giftcloud_core.tokens import Principal
+
+    service = ingest_service.IngestService(runtime.settings, runtime.db, runtime.bus, runtime.store)
+    return [
+        await service.open_upload(
+            "proj", Principal(subject=f"dicom:AE{n}"), source="dimse", sender=f"dicom:AE{n}@x"
+        )
+        for n in range(count)
+    ]
+
+
+def _checked(data: bytes) -> ingest_service.Stored | ingest_service.Failed:
+    return ingest_service.check_instance(data, None, 10**8, None)
+
+
+async def test_senders_that_wait_for_each_answer_share_bundles(
+    ingest: httpx.AsyncClient, runtime: Runtime, stack: Stack
+) -> None:
+    """Six associations at once, three instances each, each waiting for its answer: every
+    instance is announced once under its own upload, in fewer bundles than instances."""
+    uploads = await _senders(runtime, 6)
+
+    async def association(upload: ingest_service.UploadSession) -> list[object]:
+        answers: list[object] = []
+        for _ in range(3):
+            data = synthetic_instance()
+            answers.append(await upload.add_checked(data, _checked(data)))
+        return answers
+
+    answers = await asyncio.gather(*(association(u) for u in uploads))
+    assert all(isinstance(a, ingest_service.Stored) for each in answers for a in each)
+    events = []
+    while sum(len(e.parts) for e in events) < 18:
+        event = await next_message(stack, "anonymise.instances")
+        assert isinstance(event, InstancesReceived) and event.source == "dimse"
+        events.append(event)
+    names = [p.name for e in events for p in e.parts]
+    assert len(events) < 18 and len(set(names)) == 18  # shared, none twice
+    for upload in uploads:
+        upload_id = upload.result.upload_id
+        assert sum(ingest_service.upload_of(n) == upload_id for n in names) == 3
+        result = await upload.finish()
+        assert len(result.stored) == 3
+        status = await upload.service.upload("proj", upload_id)
+        assert status["accepted"] == 3 and str(status["source"]).startswith("dicom:AE")
+
+
+async def test_a_waiting_sender_is_told_out_of_resources_when_the_broker_is_down(
+    ingest: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    [upload] = await _senders(runtime, 1)
+    data = synthetic_instance()
+    await asyncio.to_thread(rabbitmq_stop)
+    try:
+        answer = await upload.add_checked(data, _checked(data))
+    finally:
+        await asyncio.to_thread(rabbitmq_start)
+    assert isinstance(answer, ingest_service.Failed) and answer.reason == 0xA700
+    assert await _incoming(runtime) == []  # nothing half-stored

@@ -12,6 +12,7 @@ answers 0xA700 (out of resources) and leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
@@ -197,13 +198,30 @@ class _Association:
     ended: bool = False
 
 
+class _QuickAckSocket(socket.socket):
+    """Acknowledges what it receives at once (Linux TCP_QUICKACK, which the kernel clears
+    as it goes, so it is set before each read). A sender whose Nagle algorithm is on --
+    dcmtk's as Debian builds it, many modalities' -- holds a C-STORE's data set back until
+    its command PDU is acknowledged; with delayed ACKs that is 40 ms an instance (measured:
+    storescu to a pynetdicom SCP, 44.7 ms an instance without this, 3.7 with it)."""
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        with contextlib.suppress(OSError):
+            self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return super().recv(bufsize, flags)
+
+
 class _Server(ThreadedAssociationServer):
-    """Sets TCP_NODELAY on each connection: an answer is one small PDU, which Nagle's
-    algorithm would hold back until the peer's delayed ACK (40 ms a message)."""
+    """Each connection with TCP_NODELAY (an answer is one small PDU, which our own Nagle
+    would hold back) and, where the system has it, acknowledged at once (above)."""
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         client, address = super().get_request()
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if hasattr(socket, "TCP_QUICKACK") and type(client) is socket.socket:
+            timeout = client.gettimeout()
+            client = _QuickAckSocket(fileno=client.detach())
+            client.settimeout(timeout)
         return client, address
 
 

@@ -248,13 +248,21 @@ class UploadSession:
         await self._store_checked(batch, checked)
 
     async def add_checked(self, data: bytes, checked: Stored | Failed) -> Stored | Failed:
-        """One file, checked by the caller, stored at once in a bundle of its own: for a
-        sender that waits for each answer (a DICOM association), answered only once the
-        instance is whole in ``incoming`` and announced."""
+        """One file, checked by the caller, for a sender that waits for each answer (a DICOM
+        association): answered only once the instance is whole in ``incoming`` and
+        announced. It shares a bundle with what the project's other senders sent meanwhile
+        (:class:`SharedBundles`)."""
         index = self._next()
+        if isinstance(checked, Failed):
+            INSTANCES.labels("ingest", "invalid").inc()
+            self._outcomes[index] = checked
+            return checked
         async with self.service.budget.hold(len(data)):
-            await self._store_checked([(index, data)], [checked])
-        return self._outcomes[index]
+            name = f"{self.project}/{self.result.upload_id}/{index:06d}.dcm"
+            ok = await self.service.shared_bundles(self.project).store((name, data, checked))
+        outcome: Stored | Failed = checked if ok else _not_stored(checked)
+        self._outcomes[index] = outcome
+        return outcome
 
     async def _store_checked(
         self, batch: list[tuple[int, bytes]], checked: list[Stored | Failed]
@@ -282,6 +290,73 @@ class UploadSession:
                 self._outcomes[names[name]] = info if ok else _not_stored(info)
 
 
+def upload_of(name: str) -> str | None:
+    """The upload a received part belongs to, from its name (``{project}/{upload}/{n}.dcm``)."""
+    parts = name.split("/")
+    return parts[1] if len(parts) == 3 and parts[2].endswith(".dcm") else None
+
+
+class SharedBundles:
+    """One project's instances from senders that each wait for their answer (DICOM
+    associations, one instance at a time each): the first is stored at once in a bundle of
+    its own; what arrives while a bundle is being stored goes into the next one together
+    (up to :data:`BUNDLE_PARTS` / :data:`BUNDLE_BYTES`). Eight associations then cost one
+    object and one message per round rather than eight, and one alone waits for nothing."""
+
+    def __init__(self, service: IngestService, project: str) -> None:
+        self.service = service
+        self.project = project
+        self._waiting: list[tuple[Accepted, asyncio.Future[bool]]] = []
+        self._storing: asyncio.Task[None] | None = None
+
+    async def store(self, item: Accepted) -> bool:
+        """True once the instance is in ``incoming`` and announced; False if it could not be."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, done))
+        if self._storing is None:
+            self._storing = asyncio.create_task(self._store_all())
+        return await done
+
+    async def _store_all(self) -> None:
+        try:
+            while self._waiting:
+                bundle: list[tuple[Accepted, asyncio.Future[bool]]] = []
+                size = 0
+                while self._waiting and len(bundle) < BUNDLE_PARTS:
+                    held = self._waiting[0][0][2].held_bytes
+                    if bundle and size + held > BUNDLE_BYTES:
+                        break
+                    bundle.append(self._waiting.pop(0))
+                    size += held
+                try:
+                    ok = await self._store_one(bundle)
+                except Exception:
+                    log.exception("could not store a bundle of %d instance(s)", len(bundle))
+                    ok = False
+                for _, done in bundle:
+                    if not done.done():
+                        done.set_result(ok)
+        finally:
+            self._storing = None
+            for _, done in self._waiting:  # cancelled part way (the process stops)
+                if not done.done():
+                    done.set_result(False)
+            self._waiting.clear()
+
+    async def _store_one(self, bundle: list[tuple[Accepted, asyncio.Future[bool]]]) -> bool:
+        items = [item for item, _ in bundle]
+        uploads = [upload_of(name) or "" for name, _, _ in items]
+        key = f"{self.project}/{uploads[0]}/{uuid.uuid4().hex[:12]}.bundle"
+        service = self.service
+        if not await service._store_bundle(self.project, uploads[0], key, items, "dimse"):
+            return False
+        counts: dict[str, int] = {}
+        for upload in uploads:
+            counts[upload] = counts.get(upload, 0) + 1
+        await service._count_accepted_many(counts)
+        return True
+
+
 def _not_stored(info: Stored) -> Failed:
     return Failed(
         info.sop_class_uid,
@@ -302,6 +377,13 @@ class IngestService:
         self.budget = MemoryBudget(settings.bus.memory_budget_bytes)
         self._admissions = lru_cache(maxsize=256)(self._admission)
         self._outcomes: Batcher[dict[str, str]] = Batcher(self._write_outcomes)
+        self._shared: dict[str, SharedBundles] = {}
+
+    def shared_bundles(self, project: str) -> SharedBundles:
+        found = self._shared.get(project)
+        if found is None:
+            found = self._shared[project] = SharedBundles(self, project)
+        return found
 
     def admission(self, project: str) -> Admission | None:
         """At a site, what the project's profile (as anonymise reads it) decides from a
@@ -375,6 +457,15 @@ class IngestService:
                 .where(col(Upload.id) == upload_id)
                 .values(accepted=col(Upload.accepted) + count)
             )
+
+    async def _count_accepted_many(self, counts: dict[str, int]) -> None:
+        async with self.db.session() as session:
+            for upload_id, count in counts.items():
+                await session.exec(
+                    update(Upload)
+                    .where(col(Upload.id) == upload_id)
+                    .values(accepted=col(Upload.accepted) + count)
+                )
 
     async def receive(
         self,
@@ -500,7 +591,7 @@ class IngestService:
         if isinstance(event, InstancesArchived):
             rows = [
                 _outcome(
-                    event.correlation_id,
+                    upload_of(i.received_key) or event.correlation_id,
                     i.received_key or i.sop_uid,
                     "archived",
                     uids=(i.study_uid, i.series_uid, i.sop_uid),
@@ -508,7 +599,8 @@ class IngestService:
                 for i in event.instances
             ]
         elif isinstance(event, InstanceRejected):
-            rows = [_outcome(event.correlation_id, event.object_key, "rejected", event.reason)]
+            upload = upload_of(event.object_key) or event.correlation_id
+            rows = [_outcome(upload, event.object_key, "rejected", event.reason)]
         else:
             return
         await self._outcomes.submit_all(rows)  # written with their neighbours, then acked

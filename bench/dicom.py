@@ -1,0 +1,167 @@
+"""bench/dicom: C-STORE rate of giftcloud's DICOM node (five processes on the real servers)
+against Orthanc's C-STORE SCP, in the same run, over 1, 4 and 8 concurrent associations
+(dcmtk's storescu, one process per association), each until every instance is visible to
+QIDO-RS (de-identified and archived, for giftcloud). Prints instances/s, the time per
+C-STORE answer at one association (a Nagle stall would be ~40 ms), and the ratios
+(target: giftcloud >= 1.0x Orthanc at 8 associations).
+
+    uv run python bench/dicom.py [--instances 400]
+
+Run from the repository after scripts/test has set the machine up (PostgreSQL, RabbitMQ,
+nginx, Orthanc and dcmtk installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from cpu_meter import CpuMeter  # noqa: E402
+from support.deployment import deployed  # noqa: E402
+from support.dicom_files import distinct_instances  # noqa: E402
+from support.infra import Orthanc, Seaweed, free_port, wait_for  # noqa: E402
+
+CONCURRENCY = (1, 4, 8)
+
+
+def corpus(folder: Path, count: int, tag: str) -> list[Path]:
+    folder.mkdir(parents=True)
+    paths = []
+    for index, data in enumerate(distinct_instances(count, tag=tag, rows=64)):
+        path = folder / f"{index:05d}.dcm"
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+def send(
+    files: list[Path], associations: int, port: int, called: str, count: Callable[[], int]
+) -> tuple[float, float]:
+    """Seconds until storescu's answers were all in, and until all were visible."""
+    chunks = [files[n::associations] for n in range(associations)]
+    started = time.perf_counter()
+    senders = [
+        subprocess.Popen(
+            ["storescu", "-aec", called, "127.0.0.1", str(port), *map(str, chunk)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for chunk in chunks
+    ]
+    for sender in senders:
+        output = sender.communicate(timeout=1800)[0]
+        if sender.returncode != 0:
+            raise RuntimeError(f"storescu failed: {output.decode()[-2000:]}")
+    answered = time.perf_counter() - started
+    wait_for(lambda: count() >= len(files), timeout=1800, interval=0.25, what="all in QIDO-RS")
+    return answered, time.perf_counter() - started
+
+
+def run_orthanc(corpora: dict[int, list[Path]], work: Path) -> dict[int, tuple[float, float]]:
+    orthanc = Orthanc(work / "orthanc").start()
+    results = {}
+    try:
+        sent = 0
+        for associations, files in corpora.items():
+            sent += len(files)
+            goal = sent
+
+            def count(goal: int = goal, before: int = goal - len(files)) -> int:
+                stats = httpx.get(f"{orthanc.url}/statistics", timeout=30).json()
+                return int(stats["CountInstances"]) - before
+
+            results[associations] = send(files, associations, orthanc.dicom_port, "PEER", count)
+    finally:
+        orthanc.stop()
+    return results
+
+
+def run_giftcloud(corpora: dict[int, list[Path]], work: Path) -> dict[int, tuple[float, float]]:
+    seaweed = Seaweed(work / "seaweed").start()
+    port = free_port()
+    results = {}
+    try:
+        with deployed(
+            seaweed,
+            work,
+            GIFTCLOUD_LOG_LEVEL="WARNING",
+            GIFTCLOUD_INGEST__DICOM_PORT=str(port),
+            GIFTCLOUD_INGEST__DICOM_HOST="127.0.0.1",
+        ) as giftcloud:
+            headers = giftcloud.token()
+            for associations, files in corpora.items():
+                project = f"bench{associations}"
+                giftcloud.create_project(project)
+                route = httpx.put(
+                    f"{giftcloud.url}/ingest/{project}/dicom",
+                    json={"ae_title": f"BENCH{associations}"},
+                    headers=headers,
+                )
+                route.raise_for_status()
+                meter = CpuMeter()
+                meter.start()
+                started = time.perf_counter()
+                results[associations] = send(
+                    files,
+                    associations,
+                    port,
+                    f"BENCH{associations}",
+                    lambda project=project: giftcloud.instance_count(project, headers),
+                )
+                meter.stop()
+                print(f"  giftcloud, {associations} association(s): CPU time by process")
+                print("\n".join(meter.report(len(files), time.perf_counter() - started)))
+    finally:
+        seaweed.stop()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=400, help="per concurrency level")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gc-bench-dicom-") as tmp:
+        work = Path(tmp)
+        results = {}
+        for peer in ("orthanc", "giftcloud"):
+            corpora = {
+                n: corpus(work / peer / f"corpus{n}", args.instances, tag=f"9{n}{len(peer)}")
+                for n in CONCURRENCY
+            }
+            print(f"{peer}: {args.instances} instances of 64x64 per level ...", flush=True)
+            run = run_orthanc if peer == "orthanc" else run_giftcloud
+            results[peer] = run(corpora, work / peer)
+        print()
+        print("associations  orthanc/s  giftcloud/s  ratio   (answered: orthanc/s giftcloud/s)")
+        for n in CONCURRENCY:
+            o_answered, o_visible = results["orthanc"][n]
+            g_answered, g_visible = results["giftcloud"][n]
+            rate_o, rate_g = args.instances / o_visible, args.instances / g_visible
+            print(
+                f"{n:12d}  {rate_o:9.1f}  {rate_g:11.1f}  {rate_g / rate_o:5.2f}"
+                f"   ({args.instances / o_answered:.1f} {args.instances / g_answered:.1f})"
+            )
+        for peer in ("orthanc", "giftcloud"):
+            answered = results[peer][1][0]
+            print(
+                f"{peer}: {answered * 1000 / args.instances:.1f} ms per C-STORE answer at one"
+                " association (a Nagle stall would add ~40 ms)"
+            )
+        ratio = (args.instances / results["giftcloud"][8][1]) / (
+            args.instances / results["orthanc"][8][1]
+        )
+        print(f"giftcloud / Orthanc at 8 associations: {ratio:.2f} (target 1.0)")
+
+
+if __name__ == "__main__":
+    main()
