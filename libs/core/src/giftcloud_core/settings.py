@@ -181,6 +181,11 @@ class IngestSettings(BaseModel):
     dicom_max_associations: int = Field(default=32, ge=1)
     #: an association that sends nothing for this long is aborted (seconds)
     dicom_idle_seconds: float = Field(default=60.0, gt=0)
+    #: a retrieval's worker holds it this long, renewing as it works; a retrieval whose
+    #: ingest died is taken up by another (or the restarted one) once it runs out
+    retrieval_lease_seconds: float = Field(default=30.0, gt=0)
+    #: how often an idle worker looks for retrievals to carry out
+    retrieval_poll_seconds: float = Field(default=2.0, gt=0)
 
 
 class ApiSettings(BaseModel):

@@ -11,7 +11,8 @@ from giftcloud_core.settings import Settings
 
 from giftcloud_ingest.dicom_node import DicomNode
 from giftcloud_ingest.models import SCHEMA
-from giftcloud_ingest.routes import build_router
+from giftcloud_ingest.retrieval import Retrievals
+from giftcloud_ingest.routes import build_retrieval_router, build_router
 from giftcloud_ingest.service import IngestService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -19,15 +20,19 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build(runtime: Runtime) -> ServicePart:
     service = IngestService(runtime.settings, runtime.db, runtime.bus, runtime.store)
-    node = DicomNode(service)
+    retrievals = Retrievals(service)
+    node = DicomNode(service, on_stored=retrievals.attribute)
     dicom = runtime.settings.ingest.dicom_port != 0
-    sweeping: list[asyncio.Task[None]] = []
+    background: list[asyncio.Task[None]] = []
 
-    async def start_sweeping() -> None:
-        sweeping.append(asyncio.create_task(service.keep_sweeping()))
+    async def start_background() -> None:
+        background.append(asyncio.create_task(service.keep_sweeping()))
+        if dicom:  # moves come in through the node
+            background.append(asyncio.create_task(retrievals.keep_working()))
 
-    async def stop_sweeping() -> None:
-        for task in sweeping:
+    async def stop_background() -> None:
+        await retrievals.stop()
+        for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -35,16 +40,19 @@ def build(runtime: Runtime) -> ServicePart:
     return ServicePart(
         name="ingest",
         prefix="/ingest",
-        routers=[build_router(service, node.routes, runtime.authenticated(), runtime.audit)],
+        routers=[
+            build_router(service, node.routes, runtime.authenticated(), runtime.audit),
+            build_retrieval_router(service, retrievals, runtime.authenticated(), runtime.audit),
+        ],
         subscriptions=[
             Subscription("ingest.projects", service.on_project_event),
             Subscription("ingest.outcomes", service.on_outcome),
         ],
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        on_start=[start_sweeping, *([node.start] if dicom else [])],
+        on_start=[*([node.start] if dicom else []), start_background],
         on_drain=[node.stop] if dicom else [],
-        on_stop=[stop_sweeping],
+        on_stop=[stop_background],
     )
 
 

@@ -16,13 +16,13 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from giftcloud_core.dicom import OUT_OF_RESOURCES, PROCESSING_FAILURE
-from giftcloud_core.errors import BadRequest, NotFound
+from giftcloud_core.errors import BadRequest, Conflict, NotFound
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.network import address_in, normalise_networks
 from giftcloud_core.tokens import Principal
@@ -38,7 +38,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from giftcloud_ingest.models import DicomRoute, KnownProject
-from giftcloud_ingest.service import Failed, IngestService, UploadSession, check_instance
+from giftcloud_ingest.service import (
+    Failed,
+    IngestService,
+    Stored,
+    UploadSession,
+    check_instance,
+)
+
+#: told of each instance stored: (project, what it is, the part it became)
+OnStored = Callable[[str, Stored, str], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +191,8 @@ class DicomRoutes:
         return route
 
 
-class AeTitleTaken(BadRequest):
-    status = 409
+class AeTitleTaken(Conflict):
+    pass
 
 
 @dataclass
@@ -228,8 +237,9 @@ class _Server(ThreadedAssociationServer):
 class DicomNode:
     """The node's lifetime: :meth:`start` on the service's loop, :meth:`stop` at drain."""
 
-    def __init__(self, service: IngestService) -> None:
+    def __init__(self, service: IngestService, on_stored: OnStored | None = None) -> None:
         self.service = service
+        self.on_stored = on_stored
         self.routes = DicomRoutes(service)
         self.settings = service.settings.ingest
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -415,7 +425,12 @@ class DicomNode:
                     source="dimse",
                     sender=f"dicom:{state.calling}@{state.address}",
                 )
-            return await state.upload.add_checked(data, checked)
+            outcome = await state.upload.add_checked(data, checked)
+            if isinstance(outcome, Stored) and self.on_stored is not None:
+                upload_id = state.upload.result.upload_id
+                name = f"{state.route.project}/{upload_id}/{outcome.index:06d}.dcm"
+                await self.on_stored(state.route.project, outcome, name)
+            return outcome
 
     async def _end(self, state: _Association) -> None:
         async with state.lock:

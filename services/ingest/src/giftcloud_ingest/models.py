@@ -83,3 +83,84 @@ class DicomRoute(SQLModel, table=True):
     networks: str = ""
     updated_by: str = ""
     updated_at: datetime = Field(default_factory=_now)
+
+
+class RemoteNode(SQLModel, table=True):
+    """A PACS (or any C-FIND/C-MOVE SCP) the site retrieves cohorts from, set by an admin."""
+
+    __tablename__ = "remote_nodes"
+    __table_args__ = {"schema": SCHEMA}
+
+    name: str = Field(primary_key=True)
+    ae_title: str
+    host: str
+    port: int
+    tls: bool = False
+    #: studies moved from it at once (a clinical PACS is never flooded)
+    max_concurrent: int = 2
+    updated_by: str = ""
+    updated_at: datetime = Field(default_factory=_now)
+
+
+class Retrieval(SQLModel, table=True):
+    """A cohort retrieval: queries sent to a remote node, the studies found moved in."""
+
+    __tablename__ = "retrievals"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: str = Field(primary_key=True)
+    project: str = Field(index=True)
+    node: str
+    #: running (someone works on it, or will), cancelled, done
+    state: str = "running"
+    created_by: str = ""
+    created_at: datetime = Field(default_factory=_now)
+    updated_at: datetime = Field(default_factory=_now)
+    #: the worker holding it holds it until then (renewed while it works)
+    lease_until: datetime | None = None
+    error: str = ""
+
+
+class RetrievalQuery(SQLModel, table=True):
+    __tablename__ = "retrieval_queries"
+    __table_args__ = {"schema": SCHEMA}
+
+    retrieval_id: str = Field(primary_key=True)
+    index: int = Field(primary_key=True)
+    #: the query's keys, JSON
+    keys: str
+    #: pending (not asked yet), found, failed
+    state: str = "pending"
+    found: int = 0
+    error: str = ""
+
+
+class RetrievalStudy(SQLModel, table=True):
+    __tablename__ = "retrieval_studies"
+    __table_args__ = {"schema": SCHEMA}
+
+    retrieval_id: str = Field(primary_key=True)
+    study_uid: str = Field(primary_key=True, index=True)
+    query_index: int
+    project: str
+    #: instances the remote node said the study has
+    expected: int = 0
+    #: pending, moving, moved, failed, skipped (already retrieved), cancelled
+    state: str = "pending"
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    #: the remote node's final status (hex) and comment, or why it was skipped
+    status: str = ""
+
+
+class RetrievalPart(SQLModel, table=True):
+    """An instance a retrieval moved in: its original UIDs and the part it became."""
+
+    __tablename__ = "retrieval_parts"
+    __table_args__ = {"schema": SCHEMA}
+
+    retrieval_id: str = Field(primary_key=True)
+    sop_uid: str = Field(primary_key=True)
+    study_uid: str
+    item: str

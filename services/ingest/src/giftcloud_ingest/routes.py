@@ -6,7 +6,13 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from giftcloud_core.access import Auditor, request_address
 from giftcloud_core.dicom import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, STUDY_UID_MISMATCH
-from giftcloud_core.errors import BadRequest, GiftcloudError, PayloadTooLarge, RequestTimeout
+from giftcloud_core.errors import (
+    BadRequest,
+    Forbidden,
+    GiftcloudError,
+    PayloadTooLarge,
+    RequestTimeout,
+)
 from giftcloud_core.tokens import Principal
 from giftcloud_deid.uid import uid_problem
 from pydantic import BaseModel, Field
@@ -14,6 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from giftcloud_ingest.dicom_node import DicomRoutes
 from giftcloud_ingest.multipart import PartReader, boundary_of
+from giftcloud_ingest.retrieval import Retrievals, check_query, queries_from_csv
 from giftcloud_ingest.service import IngestService, StoreResult, UploadSession
 
 DICOM_JSON = "application/dicom+json"
@@ -286,5 +293,130 @@ def build_router(
             outcome="success",
             detail="removed",
         )
+
+    return router
+
+
+class RemoteNodeIn(BaseModel):
+    """A PACS the site retrieves from: its AE title, address, and how many studies it is
+    asked to move at once. It must know this node (its AE title, address and port) as a
+    C-FIND/C-MOVE caller and each project's AE title as a move destination."""
+
+    ae_title: str = Field(min_length=1, max_length=16, examples=["HOSPITAL_PACS"])
+    host: str = Field(min_length=1, max_length=253, examples=["pacs.hospital.local"])
+    port: int = Field(ge=1, le=65535, examples=[104])
+    tls: bool = False
+    max_concurrent: int = Field(default=2, ge=1, le=16)
+
+
+class RetrievalIn(BaseModel):
+    """Queries (each a set of keys: PatientID, AccessionNumber, StudyInstanceUID, StudyDate
+    as YYYYMMDD or a range, ModalitiesInStudy) sent to a remote node."""
+
+    node: str = Field(min_length=1, max_length=63, examples=["pacs"])
+    queries: list[dict[str, str]] = Field(
+        min_length=1,
+        max_length=10_000,
+        examples=[[{"AccessionNumber": "A1001"}, {"PatientID": "P7", "StudyDate": "2020-"}]],
+    )
+
+
+def build_retrieval_router(
+    service: IngestService, retrievals: Retrievals, current: Any, audit: Auditor
+) -> APIRouter:
+    router = APIRouter(tags=["retrieval"])
+    Caller = Annotated[Principal, Depends(current)]
+
+    def admin(caller: Principal) -> None:
+        if not caller.is_admin:
+            raise Forbidden("remote nodes are the site's: an admin sets them")
+
+    @router.get("/ingest/nodes")
+    async def nodes(caller: Caller) -> list[dict[str, Any]]:
+        """The remote nodes (PACS) cohorts are retrieved from (admin)."""
+        admin(caller)
+        return await retrievals.nodes()
+
+    @router.put("/ingest/nodes/{name}")
+    async def put_node(
+        name: str, data: RemoteNodeIn, request: Request, caller: Caller
+    ) -> dict[str, Any]:
+        """Add or change a remote node (admin)."""
+        admin(caller)
+        node = await retrievals.put_node(name, data.model_dump(), caller.name)
+        await audit.record(
+            request, "ingest.node", target=f"node {name}", detail=str(node), outcome="success"
+        )
+        return node
+
+    @router.delete("/ingest/nodes/{name}", status_code=204)
+    async def delete_node(name: str, request: Request, caller: Caller) -> None:
+        admin(caller)
+        await retrievals.delete_node(name)
+        await audit.record(request, "ingest.node", target=f"node {name}", detail="removed")
+
+    @router.post("/ingest/{project}/retrievals", status_code=201)
+    async def create(project: str, request: Request, caller: Caller) -> dict[str, Any]:
+        """Start a retrieval: JSON ``{"node": ..., "queries": [...]}``, or a CSV body
+        (``Content-Type: text/csv``, ``?node=``) whose header row names query keys, one
+        query a row (a list of accession numbers or patient IDs)."""
+        await service.check_project(project, caller, request_address(request))
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body = await request.body()
+        if len(body) > 4 * 1024**2:
+            raise PayloadTooLarge("a retrieval's queries take at most 4 MiB")
+        if kind == "text/csv":
+            node = request.query_params.get("node", "")
+            if not node:
+                raise BadRequest("name the remote node: ?node=")
+            queries = queries_from_csv(body.decode("utf-8", errors="replace"))
+        else:
+            try:
+                data = RetrievalIn.model_validate_json(body)
+            except ValueError as exc:
+                raise BadRequest(f"the body is not a retrieval: {str(exc)[:300]}") from None
+            node = data.node
+            queries = [check_query(q, f"query {i + 1}") for i, q in enumerate(data.queries)]
+        status = await retrievals.create(project, node, queries, caller.name)
+        await audit.record(
+            request,
+            "ingest.retrieval",
+            project=project,
+            target=f"retrieval {status['id']} from {node}",
+            detail=f"{len(queries)} queries",
+        )
+        return status
+
+    @router.get("/ingest/{project}/retrievals")
+    async def list_retrievals(
+        project: str, request: Request, caller: Caller
+    ) -> list[dict[str, Any]]:
+        """The project's latest retrievals (100), newest first."""
+        await service.check_project(project, caller, request_address(request))
+        return await retrievals.of_project(project)
+
+    @router.get("/ingest/{project}/retrievals/{retrieval_id}")
+    async def status(
+        project: str, retrieval_id: str, request: Request, caller: Caller
+    ) -> dict[str, Any]:
+        """Per query: studies found, instances expected, moved, archived, rejected (with
+        reasons) and failed (with the remote node's status)."""
+        await service.check_project(project, caller, request_address(request))
+        return await retrievals.status(project, retrieval_id)
+
+    @router.post("/ingest/{project}/retrievals/{retrieval_id}/cancel")
+    async def cancel(
+        project: str, retrieval_id: str, request: Request, caller: Caller
+    ) -> dict[str, Any]:
+        """Stop: the study being moved finishes, no other is moved (resume takes it up)."""
+        await service.check_project(project, caller, request_address(request))
+        return await retrievals.set_state(project, retrieval_id, "cancelled")
+
+    @router.post("/ingest/{project}/retrievals/{retrieval_id}/resume")
+    async def resume(
+        project: str, retrieval_id: str, request: Request, caller: Caller
+    ) -> dict[str, Any]:
+        await service.check_project(project, caller, request_address(request))
+        return await retrievals.set_state(project, retrieval_id, "running")
 
     return router

@@ -260,7 +260,7 @@ class UploadSession:
         async with self.service.budget.hold(len(data)):
             name = f"{self.project}/{self.result.upload_id}/{index:06d}.dcm"
             ok = await self.service.shared_bundles(self.project).store((name, data, checked))
-        outcome: Stored | Failed = checked if ok else _not_stored(checked)
+        outcome: Stored | Failed = replace(checked, index=index) if ok else _not_stored(checked)
         self._outcomes[index] = outcome
         return outcome
 
