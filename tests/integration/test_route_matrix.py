@@ -69,6 +69,10 @@ ACCESS = {
     ("PUT", "/ingest/{project}/dicom"): "owner",
     ("DELETE", "/ingest/{project}/dicom"): "owner",
     ("GET", "/ingest/nodes"): "admin",
+    ("GET", "/ingest/forwarding"): "admin",
+    ("GET", "/ingest/{project}/forwarding"): "owner",
+    ("PUT", "/ingest/{project}/forwarding"): "owner",
+    ("POST", "/ingest/{project}/forwarding/retry"): "owner",
     ("PUT", "/ingest/nodes/{name}"): "admin",
     ("DELETE", "/ingest/nodes/{name}"): "admin",
     ("POST", "/ingest/{project}/retrievals"): "write",
@@ -187,6 +191,7 @@ def body_for(method: str, path: str, caller: Caller) -> dict[str, object]:
         ("POST", "/auth/projects/{project}/keys"): {"name": "k", "role": "collaborator"},
         ("PUT", "/ingest/nodes/{name}"): {"ae_title": "PACS", "host": "127.0.0.1", "port": 104},
         ("PUT", "/ingest/{project}/dicom"): {"ae_title": "MATRIX"},
+        ("PUT", "/ingest/{project}/forwarding"): {"enabled": False},
         ("POST", "/ingest/{project}/retrievals"): {"node": "pacs", "queries": [{"PatientID": "1"}]},
         ("POST", "/auth/clients"): {
             "name": "c",

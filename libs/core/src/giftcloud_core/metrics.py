@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
     "giftcloud_http_requests_total",
@@ -17,4 +17,12 @@ EVENTS_CONSUMED = Counter(
 )
 INSTANCES = Counter(
     "giftcloud_instances_total", "Instances by pipeline stage and outcome", ["stage", "outcome"]
+)
+FORWARD_BACKLOG = Gauge(
+    "giftcloud_forward_backlog",
+    "Archived instances waiting to be forwarded to the hub (state: pending, failed)",
+    ["project", "state"],
+)
+FORWARDED = Counter(
+    "giftcloud_forwarded_total", "Instances forwarded to the hub, by outcome", ["outcome"]
 )

@@ -188,6 +188,28 @@ class IngestSettings(BaseModel):
     retrieval_poll_seconds: float = Field(default=2.0, gt=0)
 
 
+class ForwardSettings(BaseModel):
+    """A site forwarding its archived (de-identified) instances to a hub's STOW-RS."""
+
+    #: the hub's base URL (its gateway, https in production); empty: nothing is forwarded
+    hub_url: str = ""
+    #: the machine credential the hub issued: an OAuth2 client (client credentials) ...
+    client_id: str = ""
+    client_secret: SecretStr | None = None
+    #: ... or an API key of the hub (``gck_...``); never a person's password
+    api_key: SecretStr | None = None
+    #: instances in one STOW-RS request to the hub
+    batch: int = Field(default=20, ge=1, le=500)
+    #: tries before an instance is set aside as failed (it can be retried by hand)
+    max_attempts: int = Field(default=12, ge=1)
+    #: the first back-off after a failed try (doubles, at most 10 minutes)
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    #: how often an idle forwarder looks for work
+    poll_seconds: float = Field(default=1.0, gt=0)
+    #: one request to the hub may take this long
+    timeout_seconds: float = Field(default=120.0, gt=0)
+
+
 class ApiSettings(BaseModel):
     #: the most results one QIDO-RS page returns (a larger ``limit`` is cut to it, with a
     #: ``Warning: 299`` header when more remain)
@@ -265,3 +287,4 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     anonymise: AnonymiseSettings = Field(default_factory=AnonymiseSettings)
+    forward: ForwardSettings = Field(default_factory=ForwardSettings)

@@ -164,3 +164,36 @@ class RetrievalPart(SQLModel, table=True):
     sop_uid: str = Field(primary_key=True)
     study_uid: str
     item: str
+
+
+class ForwardProject(SQLModel, table=True):
+    """Whether a project's archived instances are forwarded to the hub, and how it goes."""
+
+    __tablename__ = "forward_projects"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    enabled: bool = False
+    updated_by: str = ""
+    updated_at: datetime = Field(default_factory=_now)
+    last_success_at: datetime | None = None
+    last_error: str = ""
+    last_error_at: datetime | None = None
+
+
+class ForwardItem(SQLModel, table=True):
+    """The outbox: an archived instance to forward, until the hub has it (then removed)."""
+
+    __tablename__ = "forward_outbox"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    sop_uid: str = Field(primary_key=True)
+    object_key: str
+    #: pending, or failed (set aside after its tries, or refused by the hub)
+    state: str = "pending"
+    attempts: int = 0
+    #: not tried before (a back-off, or the lease of the forwarder trying it)
+    next_at: datetime = Field(default_factory=_now, index=True)
+    last_error: str = ""
+    created_at: datetime = Field(default_factory=_now)

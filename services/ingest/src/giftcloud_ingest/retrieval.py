@@ -137,8 +137,11 @@ class Retrievals:
         return [_node_public(r) for r in rows]
 
     async def put_node(self, name: str, data: dict[str, Any], by: str) -> dict[str, Any]:
-        if not NODE_NAME.match(name):
-            raise BadRequest("a node's name is lower-case letters, digits and '-' (1-63)")
+        if not NODE_NAME.match(name) or name in ("dicom", "retrievals", "uploads", "forwarding"):
+            raise BadRequest(
+                "a node's name is lower-case letters, digits and '-' (1-63), and not a word"
+                " the API uses (dicom, retrievals, uploads, forwarding)"
+            )
         if (problem := ae_title_problem(str(data["ae_title"]))) is not None:
             raise BadRequest(f"ae_title: {problem}")
         row = RemoteNode(

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
 from giftcloud_ingest.dicom_node import DicomRoutes
+from giftcloud_ingest.forwarding import Forwarder
 from giftcloud_ingest.multipart import PartReader, boundary_of
 from giftcloud_ingest.retrieval import Retrievals, check_query, queries_from_csv
 from giftcloud_ingest.service import IngestService, StoreResult, UploadSession
@@ -418,5 +419,54 @@ def build_retrieval_router(
     ) -> dict[str, Any]:
         await service.check_project(project, caller, request_address(request))
         return await retrievals.set_state(project, retrieval_id, "running")
+
+    return router
+
+
+class ForwardingIn(BaseModel):
+    enabled: bool
+
+
+def build_forwarding_router(
+    service: IngestService, forwarder: Forwarder, current: Any, audit: Auditor
+) -> APIRouter:
+    router = APIRouter(tags=["forwarding"])
+    Caller = Annotated[Principal, Depends(current)]
+
+    @router.get("/ingest/forwarding")
+    async def overview(caller: Caller) -> dict[str, Any]:
+        """Forwarding to the hub (admin): per project, enabled or not, the backlog, what
+        failed and why, the last error and the last success."""
+        if not caller.is_admin:
+            raise Forbidden("the forwarding overview is for admins; owners see their project's")
+        return await forwarder.status()
+
+    @router.get("/ingest/{project}/forwarding")
+    async def project_forwarding(project: str, request: Request, caller: Caller) -> dict[str, Any]:
+        await service.check_project(project, caller, request_address(request), OWNER)
+        return await forwarder.project_status(project)
+
+    @router.put("/ingest/{project}/forwarding")
+    async def set_forwarding(
+        project: str, data: ForwardingIn, request: Request, caller: Caller
+    ) -> dict[str, Any]:
+        """Forward the project's archived instances to the hub from now on, or stop (owner).
+        409 when this deployment has no hub."""
+        await service.check_project(project, caller, request_address(request), OWNER)
+        result = await forwarder.set_enabled(project, data.enabled, caller.name)
+        await audit.record(
+            request,
+            "ingest.forwarding",
+            project=project,
+            target=f"forwarding to {forwarder.hub}",
+            detail="enabled" if data.enabled else "disabled",
+        )
+        return result
+
+    @router.post("/ingest/{project}/forwarding/retry")
+    async def retry(project: str, request: Request, caller: Caller) -> dict[str, Any]:
+        """Try again what was set aside as failed (owner)."""
+        await service.check_project(project, caller, request_address(request), OWNER)
+        return await forwarder.retry_failed(project)
 
     return router
