@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import uuid
@@ -282,10 +281,13 @@ class UploadSession:
             number, self._bundles = self._bundles, self._bundles + 1
             key = f"{self.project}/{self.result.upload_id}/{number:04d}.bundle"
             ok = await service._store_bundle(
-                self.project, self.result.upload_id, key, bundle, self.source
+                self.project,
+                self.result.upload_id,
+                key,
+                bundle,
+                self.source,
+                {self.result.upload_id: len(bundle)},
             )
-            if ok:
-                await service._count_accepted(self.result.upload_id, len(bundle))
             for name, _, info in bundle:
                 self._outcomes[names[name]] = info if ok else _not_stored(info)
 
@@ -347,14 +349,12 @@ class SharedBundles:
         items = [item for item, _ in bundle]
         uploads = [upload_of(name) or "" for name, _, _ in items]
         key = f"{self.project}/{uploads[0]}/{uuid.uuid4().hex[:12]}.bundle"
-        service = self.service
-        if not await service._store_bundle(self.project, uploads[0], key, items, "dimse"):
-            return False
         counts: dict[str, int] = {}
         for upload in uploads:
             counts[upload] = counts.get(upload, 0) + 1
-        await service._count_accepted_many(counts)
-        return True
+        return await self.service._store_bundle(
+            self.project, uploads[0], key, items, "dimse", counts
+        )
 
 
 def _not_stored(info: Stored) -> Failed:
@@ -449,24 +449,6 @@ class IngestService:
                 .values(accepted=len(result.stored), failed=len(result.failed), state="received")
             )
 
-    async def _count_accepted(self, upload_id: str, count: int) -> None:
-        """As each bundle is announced: an upload cut short still says what it accepted."""
-        async with self.db.session() as session:
-            await session.exec(
-                update(Upload)
-                .where(col(Upload.id) == upload_id)
-                .values(accepted=col(Upload.accepted) + count)
-            )
-
-    async def _count_accepted_many(self, counts: dict[str, int]) -> None:
-        async with self.db.session() as session:
-            for upload_id, count in counts.items():
-                await session.exec(
-                    update(Upload)
-                    .where(col(Upload.id) == upload_id)
-                    .values(accepted=col(Upload.accepted) + count)
-                )
-
     async def receive(
         self,
         project: str,
@@ -490,9 +472,11 @@ class IngestService:
         key: str,
         bundle: list[Accepted],
         source: str,
+        counts: dict[str, int],
     ) -> bool:
         """One object and one message for the bundle's instances; False when either failed.
-        The bundle is recorded as pending first, and no longer once its message is out."""
+        The bundle is recorded as pending first, and no longer once its message is out; then
+        its uploads count what they accepted (``counts``), in the same transaction."""
         try:
             async with self.db.session() as session:
                 session.add(PendingBundle(key=key))
@@ -521,7 +505,7 @@ class IngestService:
             await self._forget(key)
             INSTANCES.labels("ingest", "error").inc(len(bundle))
             return False
-        await self._settled([key])
+        await self._settled([key], counts)
         INSTANCES.labels("ingest", "accepted").inc(len(bundle))
         return True
 
@@ -533,10 +517,20 @@ class IngestService:
             return  # still pending: the sweep tries again
         await self._settled([key])
 
-    async def _settled(self, keys: list[str]) -> None:
-        with contextlib.suppress(Exception):  # left pending, the sweep finds it done
+    async def _settled(self, keys: list[str], counts: dict[str, int] | None = None) -> None:
+        """The bundles are announced (or taken back): no longer pending; and, as each is
+        announced, its uploads count what they accepted (an upload cut short still says)."""
+        try:
             async with self.db.session() as session:
                 await session.exec(delete(PendingBundle).where(col(PendingBundle.key).in_(keys)))
+                for upload_id, count in (counts or {}).items():
+                    await session.exec(
+                        update(Upload)
+                        .where(col(Upload.id) == upload_id)
+                        .values(accepted=col(Upload.accepted) + count)
+                    )
+        except Exception:  # left pending, the sweep finds it done; the count is a report
+            log.exception("could not record bundles %s as announced", keys)
 
     async def sweep_orphans(self, older_than: float) -> int:
         """Remove the bundles begun more than ``older_than`` seconds ago and never announced
