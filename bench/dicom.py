@@ -31,9 +31,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from cpu_meter import CpuMeter  # noqa: E402
 from support.deployment import deployed  # noqa: E402
 from support.dicom_files import distinct_instances  # noqa: E402
-from support.infra import Orthanc, Seaweed, free_port, wait_for  # noqa: E402
+from support.infra import Orthanc, Seaweed, dcmtk, free_port, wait_for  # noqa: E402
 
 CONCURRENCY = (1, 4, 8)
+#: dcmtk's, not pynetdicom's program of the same name that `uv run` puts first on PATH
+STORESCU = dcmtk("storescu") or "storescu"
 
 
 def corpus(folder: Path, count: int, tag: str) -> list[Path]:
@@ -63,7 +65,7 @@ def send(
     started = time.perf_counter()
     senders = [
         subprocess.Popen(
-            ["storescu", "-aec", called, "127.0.0.1", str(port), *map(str, chunk)],
+            [STORESCU, "-aec", called, "127.0.0.1", str(port), *map(str, chunk)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},

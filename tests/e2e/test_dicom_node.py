@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,14 @@ import pytest
 from pydicom.uid import generate_uid
 from support.deployment import Deployment, deployed
 from support.dicom_files import distinct_instances, pydicom_file
-from support.infra import Seaweed, free_port, wait_for
+from support.infra import Seaweed, dcmtk, free_port, wait_for
 
+STORESCU, ECHOSCU, DCMCJPEG = dcmtk("storescu"), dcmtk("echoscu"), dcmtk("dcmcjpeg")
 pytestmark = pytest.mark.skipif(
-    shutil.which("storescu") is None or shutil.which("echoscu") is None,
-    reason="dcmtk's storescu and echoscu are not installed (apt-get install dcmtk)",
+    STORESCU is None or ECHOSCU is None or DCMCJPEG is None,
+    reason="dcmtk's storescu, echoscu and dcmcjpeg are not installed (apt-get install dcmtk)",
 )
+TOOLS = {"storescu": STORESCU, "echoscu": ECHOSCU}
 
 PROJECT, AE = "dicomnode", "GC_RESEARCH"
 
@@ -74,7 +75,7 @@ def scu(
     tool: str, port: int, called: str, *args: str, calling: str = "STORESCU", timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [tool, "-aet", calling, "-aec", called, "127.0.0.1", str(port), *args],
+        [str(TOOLS[tool]), "-aet", calling, "-aec", called, "127.0.0.1", str(port), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -242,7 +243,7 @@ def test_storescu_sends_every_usual_transfer_syntax(
         else:
             source = tmp_path / "jpeg-lossless.dcm"
             subprocess.run(
-                ["dcmcjpeg", "+e1", str(pydicom_file("CT_small.dcm")), str(source)], check=True
+                [str(DCMCJPEG), "+e1", str(pydicom_file("CT_small.dcm")), str(source)], check=True
             )
         ds = pydicom.dcmread(source)
         assert ds.file_meta.TransferSyntaxUID == syntax, name
@@ -276,15 +277,17 @@ def test_several_associations_at_once_are_deidentified_and_archived(
         files = numbered(tmp_path / f"a{n}", 15, f"72{n}", first=10_000 + 100 * n)
         folders.append(files)
     before = {str(u["id"]) for u in dicom_uploads(deployment)}
-    senders = [
+    senders = [  # each sends a folder, as a modality or PACS does (+sd: scan it)
         subprocess.Popen(
-            ["storescu", "-aet", f"MODALITY{n}", "-aec", AE, "127.0.0.1", str(port)]
-            + [str(p) for p in files],
+            [
+                *(str(STORESCU), "-aet", f"MODALITY{n}", "-aec", AE, "+sd"),
+                *("127.0.0.1", str(port), str(tmp_path / f"a{n}")),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for n, files in enumerate(folders)
+        for n in range(len(folders))
     ]
     outputs = [s.communicate(timeout=300)[0] for s in senders]
     assert all(s.returncode == 0 for s in senders), outputs
@@ -329,7 +332,7 @@ def test_kill_9_in_the_middle_of_an_association_loses_nothing_acknowledged(
     deployment, port = node
     files = numbered(tmp_path / "kill", 300, "74", first=50_000)
     sender = subprocess.Popen(
-        ["storescu", "-v", "-aet", "KILLTEST", "-aec", AE, "127.0.0.1", str(port)]
+        [str(STORESCU), "-v", "-aet", "KILLTEST", "-aec", AE, "127.0.0.1", str(port)]
         + [str(p) for p in files],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

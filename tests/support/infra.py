@@ -27,6 +27,18 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+def dcmtk(tool: str) -> str | None:
+    """The path of dcmtk's ``tool`` (storescu, echoscu, ...): pynetdicom installs programs of
+    the same names into the environment's bin, which ``uv run`` puts first on PATH."""
+    venv = {str(VENV_BIN.resolve())}
+    path = os.pathsep.join(
+        p
+        for p in os.environ.get("PATH", "").split(os.pathsep)
+        if str(Path(p).resolve()) not in venv
+    )
+    return shutil.which(tool, path=path + os.pathsep + "/usr/bin")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
