@@ -402,3 +402,14 @@ async def test_a_waiting_sender_is_told_out_of_resources_when_the_broker_is_down
         await asyncio.to_thread(rabbitmq_start)
     assert isinstance(answer, ingest_service.Failed) and answer.reason == 0xA700
     assert await _incoming(runtime) == []  # nothing half-stored
+
+
+async def test_a_retrieval_is_refused_where_there_is_no_dicom_node(
+    ingest: httpx.AsyncClient, bearer: Bearer
+) -> None:
+    response = await ingest.post(
+        "/ingest/proj/retrievals",
+        json={"node": "pacs", "queries": [{"AccessionNumber": "A1"}]},
+        headers=bearer(projects={"proj": "owner"}),
+    )
+    assert response.status_code == 409 and "no DICOM node" in response.text

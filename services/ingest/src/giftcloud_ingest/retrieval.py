@@ -171,6 +171,11 @@ class Retrievals:
     async def create(
         self, project: str, node: str, queries: list[dict[str, str]], by: str
     ) -> dict[str, Any]:
+        if not self.settings.dicom_port:
+            raise Conflict(
+                "this ingest has no DICOM node (GIFTCLOUD_INGEST__DICOM_PORT=0): a retrieval's"
+                " studies arrive through it"
+            )
         if not queries:
             raise BadRequest("a retrieval holds at least one query")
         if len(queries) > MAX_QUERIES:
