@@ -134,7 +134,8 @@ def _bundles(
     return bundles
 
 
-def _split(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
+    """A comma-separated column (networks) as its items."""
     return [item for item in text.split(",") if item]
 
 
@@ -414,7 +415,7 @@ class IngestService:
             known = await session.get(KnownProject, project)
         if known is None:
             raise NotFound(f"no project {project!r}")
-        authorize(caller, project, roles, networks=_split(known.networks), address=address)
+        authorize(caller, project, roles, networks=split_list(known.networks), address=address)
 
     async def open_upload(
         self,
