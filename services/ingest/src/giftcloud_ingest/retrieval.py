@@ -22,8 +22,10 @@ import logging
 import re
 import ssl
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from giftcloud_core.errors import BadRequest, Conflict, NotFound
 from giftcloud_deid.uid import uid_problem
@@ -50,6 +52,8 @@ from giftcloud_ingest.models import (
 from giftcloud_ingest.service import IngestService, Stored
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: the keys a query may hold (PS3.4 C.6.2.1: study-level keys of the Study Root model)
 QUERY_KEYS = ("PatientID", "AccessionNumber", "StudyInstanceUID", "StudyDate", "ModalitiesInStudy")
@@ -128,6 +132,9 @@ class Retrievals:
         self._nodes: dict[str, asyncio.Semaphore] = {}
         self._working: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: threads of their own for the blocking C-FIND/C-MOVE calls: a move may take many
+        #: minutes, and asyncio's default executor is what STOW-RS checks its parts in
+        self._dicom = ThreadPoolExecutor(max_workers=16, thread_name_prefix="retrieval")
 
     # --- remote nodes (admins) --------------------------------------------------------
 
@@ -293,9 +300,12 @@ class Retrievals:
                 entry["archived"] += 1
             elif outcome == "rejected":
                 entry["rejected"].append(reason)
+        by_query: dict[int, list[RetrievalStudy]] = {}
+        for study in studies:
+            by_query.setdefault(study.query_index, []).append(study)
         out_queries = []
         for query in queries:
-            mine = [s for s in studies if s.query_index == query.index]
+            mine = by_query.get(query.index, [])
             study_list = []
             for study in mine:
                 fate = by_study.get(study.study_uid, {"moved": 0, "archived": 0, "rejected": []})
@@ -392,6 +402,7 @@ class Retrievals:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._dicom.shutdown(wait=False, cancel_futures=True)
         if held:
             async with self.db.session() as session:
                 await session.exec(
@@ -494,7 +505,7 @@ class Retrievals:
             await self._check_running(retrieval.id)
             try:
                 async with self._bound(node):
-                    found = await asyncio.to_thread(self._find, node, json.loads(query.keys))
+                    found = await self._in_thread(self._find, node, json.loads(query.keys))
             except RemoteError as exc:
                 state, error, found = "failed", str(exc), []
             else:
@@ -582,7 +593,7 @@ class Retrievals:
         async with self.db.session() as session:
             await session.exec(update(RetrievalStudy).where(key).values(state="moving"))
         try:
-            final = await asyncio.to_thread(self._move, node, destination, study.study_uid)
+            final = await self._in_thread(self._move, node, destination, study.study_uid)
         except RemoteError as exc:
             values: dict[str, Any] = {"state": "failed", "status": str(exc)}
         else:
@@ -602,6 +613,9 @@ class Retrievals:
             await session.exec(update(RetrievalStudy).where(key).values(**values))
 
     # --- DICOM, in a worker thread --------------------------------------------------------
+
+    async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._dicom, work, *args)
 
     def _associate(self, node: RemoteNode, context: str) -> Any:
         ae = AE(ae_title=self.settings.dicom_ae_title)
