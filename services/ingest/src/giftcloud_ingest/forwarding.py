@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 #: a STOW-RS failure reason that means "try again later" (out of resources)
 RETRY_REASONS = {0xA700}
 LONGEST_BACKOFF = 600.0
+#: how often the backlog gauge is counted afresh
+MEASURE_SECONDS = 5.0
 
 
 def _now() -> datetime:
@@ -69,6 +71,11 @@ class Forwarder:
     def configured(self) -> bool:
         return bool(self.hub)
 
+    @property
+    def has_credential(self) -> bool:
+        config = self.settings
+        return config.api_key is not None or bool(config.client_id and config.client_secret)
+
     # --- per project (owners), and the whole picture (admins) ----------------------------
 
     async def set_enabled(self, project: str, enabled: bool, by: str) -> dict[str, Any]:
@@ -77,6 +84,11 @@ class Forwarder:
                 "this deployment has no hub to forward to: set GIFTCLOUD_FORWARD__HUB_URL and"
                 " the hub's machine credential (GIFTCLOUD_FORWARD__CLIENT_ID and"
                 " __CLIENT_SECRET, or __API_KEY)"
+            )
+        if enabled and not self.has_credential:
+            raise Conflict(
+                "no machine credential for the hub: set GIFTCLOUD_FORWARD__CLIENT_ID and"
+                " __CLIENT_SECRET (an OAuth2 client the hub issued), or __API_KEY"
             )
         statement = insert(ForwardProject).values(
             project=project, enabled=enabled, updated_by=by, updated_at=_now()
@@ -173,6 +185,7 @@ class Forwarder:
         if not self.configured:
             return
         self._http = httpx.AsyncClient(timeout=self.settings.timeout_seconds)
+        measured = 0.0
         try:
             while True:
                 try:
@@ -180,10 +193,13 @@ class Forwarder:
                 except Exception:
                     log.exception("forwarding failed; trying again")
                     worked = False
-                try:
-                    await self._measure()
-                except Exception:
-                    log.exception("could not measure the forwarding backlog")
+                # the backlog is counted over the whole outbox: now and then, not every batch
+                if time.monotonic() - measured >= MEASURE_SECONDS:
+                    measured = time.monotonic()
+                    try:
+                        await self._measure()
+                    except Exception:
+                        log.exception("could not measure the forwarding backlog")
                 if not worked:
                     await asyncio.sleep(self.settings.poll_seconds)
         finally:
@@ -250,14 +266,18 @@ class Forwarder:
 
     async def _send(self, project: str, items: list[ForwardItem]) -> None:
         archive = self.service.settings.storage.buckets.archive
+        read = await asyncio.gather(
+            *(self.service.store.get(archive, item.object_key) for item in items),
+            return_exceptions=True,
+        )
         files: list[bytes] = []
         sending: list[ForwardItem] = []
-        for item in items:
-            try:
-                files.append(await self.service.store.get(archive, item.object_key))
+        for item, data in zip(items, read, strict=True):
+            if isinstance(data, BaseException):
+                await self._settle(project, [item], f"cannot read it from the archive: {data}")
+            else:
+                files.append(data)
                 sending.append(item)
-            except Exception as exc:
-                await self._settle(project, [item], f"cannot read it from the archive: {exc}")
         if not sending:
             return
         try:
@@ -293,7 +313,11 @@ class Forwarder:
             failures[str(sop)] = (int(reason or 0), str(why))
         done = [i for i in items if i.sop_uid not in failures]
         retry = [i for i in items if failures.get(i.sop_uid, (0, ""))[0] in RETRY_REASONS]
-        refused = [i for i in items if i.sop_uid in failures and i not in retry]
+        refused = [
+            i
+            for i in items
+            if i.sop_uid in failures and failures[i.sop_uid][0] not in RETRY_REASONS
+        ]
         if done:
             async with self.db.session() as session:
                 await session.exec(
