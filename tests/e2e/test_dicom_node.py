@@ -312,17 +312,23 @@ def test_several_associations_at_once_are_deidentified_and_archived(
 def test_a_file_that_is_not_whole_is_refused_with_the_reason(
     node: tuple[Deployment, int], tmp_path: Path
 ) -> None:
-    """A dataset without its SOP Instance UID reaches the SCP (storescu sends what it is
-    given with -nh): refused with a failure status and the reason, nothing stored."""
+    """A data set without its Study Instance UID reaches the SCP (storescu sends it): refused
+    with 0xA900 (does not match its SOP class) and the reason in ingest's log; the upload
+    counts it refused, nothing of it is stored."""
     deployment, port = node
     [path] = numbered(tmp_path / "broken", 1, "73", first=80_000)
     ds = pydicom.dcmread(path)
     del ds.StudyInstanceUID
     ds.save_as(path, enforce_file_format=True)
-    result = scu("storescu", port, AE, "-nh", "-v", str(path))
+    before = {str(u["id"]) for u in dicom_uploads(deployment)}
+    result = scu("storescu", port, AE, "-v", str(path), calling="BROKEN")
     text = result.stdout + result.stderr
     assert "Received Store Response (Success)" not in text, text
-    assert re.search(r"Store Response \((Error|Failure|Warning)", text) or "Error" in text, text
+    assert "Received Store Response (Error: DataSetDoesNotMatchSOPClass)" in text, text
+    assert "missing required attribute(s) StudyInstanceUID" in ingest_log(deployment)
+    [upload] = [u for u in dicom_uploads(deployment) if str(u["id"]) not in before]
+    status = settled(deployment, str(upload["id"]))
+    assert (status["accepted"], status["refused"], status["archived"]) == (0, 1, 0), status
     assert 80_000 not in instance_numbers(deployment)
 
 
