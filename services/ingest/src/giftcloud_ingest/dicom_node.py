@@ -137,7 +137,7 @@ class DicomRoutes:
         title = ae_title.strip(" ")
         for value in [ae_title, *calling_ae_titles]:
             if (problem := ae_title_problem(value)) is not None:
-                raise BadRequest(f"{value[:20]!r}: {problem}")
+                raise BadRequest(f'AE title "{value[:20]}": {problem}')
         callers = list(dict.fromkeys(t.strip(" ") for t in calling_ae_titles))
         try:
             cidrs = list(normalise_networks(networks))
