@@ -185,7 +185,7 @@ class Forwarder:
         if not self.configured:
             return
         self._http = httpx.AsyncClient(timeout=self.settings.timeout_seconds)
-        measured = 0.0
+        measured, busy = 0.0, False
         try:
             while True:
                 try:
@@ -193,8 +193,10 @@ class Forwarder:
                 except Exception:
                     log.exception("forwarding failed; trying again")
                     worked = False
-                # the backlog is counted over the whole outbox: now and then, not every batch
-                if time.monotonic() - measured >= MEASURE_SECONDS:
+                # the backlog is counted over the whole outbox: every few seconds while busy
+                # (not every batch), and as soon as the forwarder runs out of work
+                drained, busy = busy and not worked, worked
+                if drained or time.monotonic() - measured >= MEASURE_SECONDS:
                     measured = time.monotonic()
                     try:
                         await self._measure()
