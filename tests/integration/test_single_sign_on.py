@@ -139,7 +139,7 @@ async def test_people_sign_in_with_their_institutions_provider(
                     json={"username": "ada.lovelace", "role": "collaborator"},
                     headers=admin,
                 )
-            ada = await session_token(browser)  # the session rotates and carries the new role
+            ada = await session_token(browser)  # a fresh token carries the new role
             assert (await browser.get("/dicomweb/sso/studies", headers=ada)).status_code == 200
             out = await browser.post(
                 "/auth/session/logout", headers={"X-Requested-With": "giftcloud"}

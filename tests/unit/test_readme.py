@@ -1,9 +1,10 @@
-"""The README and the start page say the same thing, and the README's commands exist."""
+"""The README and the getting-started page say the same thing, and the README's commands exist."""
 
 import shlex
 
 from giftcloud.cli import _parser
-from giftcloud_api.routes import DICOMWEB_STEPS, FIRST_STEPS, start_page
+from giftcloud_api.routes import DICOMWEB_STEPS, FIRST_STEPS
+from giftcloud_api.web import render, start_context
 from support.readme import README, shell_blocks
 
 
@@ -11,9 +12,10 @@ def test_the_start_page_shows_the_quick_start_steps() -> None:
     assert FIRST_STEPS in README
     for line in DICOMWEB_STEPS.splitlines():
         assert line in README, line
-    page = bytes(start_page(["api"], "http://127.0.0.1:8000").body).decode()
+    page = render("start.html", **start_context(["api"], "http://127.0.0.1:8000"))
     assert "scripts/giftcloud project create demo" in page
-    elsewhere = bytes(start_page(["api"], "http://127.0.0.1:8123").body).decode()
+    assert "GIFTCLOUD_URL" not in page
+    elsewhere = render("start.html", **start_context(["api"], "http://127.0.0.1:8123"))
     assert "export GIFTCLOUD_URL=http://127.0.0.1:8123" in elsewhere
     assert "http://127.0.0.1:8123/dicomweb/demo/studies" in elsewhere
 

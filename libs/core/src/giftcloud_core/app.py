@@ -109,6 +109,11 @@ class Runtime:
 
 
 _bearer = HTTPBearer(auto_error=False)
+#: the web pages' access token (auth sets it at sign-in: HttpOnly, SameSite=Strict); taken
+#: for GET and HEAD only, so a page's images and downloads work while no cookie can make
+#: a change (unsafe requests need the bearer header a script sends)
+ACCESS_COOKIE = "giftcloud_access"
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 def authenticated(
@@ -121,9 +126,12 @@ def authenticated(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        if credentials is None or credentials.scheme.lower() != "bearer":
+        if credentials is not None and credentials.scheme.lower() == "bearer":
+            token = credentials.credentials
+        elif request.method in _SAFE_METHODS and request.cookies.get(ACCESS_COOKIE):
+            token = request.cookies[ACCESS_COOKIE]
+        else:
             raise Unauthorized()
-        token = credentials.credentials
         if token.startswith(API_KEY_PREFIX):
             token = await keys().token_for(token)
         caller = await verifier().verify(token)

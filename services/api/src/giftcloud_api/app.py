@@ -4,13 +4,12 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI
 from giftcloud_core.app import Runtime, ServicePart, create_app
 from giftcloud_core.bus import Subscription
 from giftcloud_core.settings import Settings
 
-from giftcloud_api import dicomweb, routes
+from giftcloud_api import dicomweb, routes, web
 from giftcloud_api.models import SCHEMA
 from giftcloud_api.service import CatalogueService
 
@@ -22,7 +21,6 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
     # api keeps the audit trail: records of this process go straight into it
     runtime.audit.sink = service.keep_audit
     current = runtime.authenticated()
-    home = APIRouter()
     moving: list[asyncio.Task[None]] = []
 
     async def start_moving() -> None:
@@ -34,14 +32,10 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    @home.get("/", include_in_schema=False)
-    async def index(request: Request) -> HTMLResponse:
-        return routes.start_page(services or ["api"], str(request.base_url).rstrip("/"))
-
     return ServicePart(
         name="api",
         routers=[
-            home,
+            web.build_router(service, lambda: runtime.verifier, runtime.audit, services or ["api"]),
             routes.build_router(service, current, runtime.audit),
             dicomweb.build_router(service, current, runtime.audit),
         ],

@@ -244,6 +244,7 @@ async def _multipart(instances: list[Instance], service: CatalogueService) -> St
 
 def build_router(service: CatalogueService, current: Any, audit: Auditor) -> APIRouter:
     router = APIRouter(prefix="/dicomweb/{project}", tags=["dicomweb"])
+    renderings = pixels.RenderCache()
 
     async def reader(
         project: str, request: Request, caller: Annotated[Principal, Depends(current)]
@@ -462,10 +463,17 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
             request.headers.get("accept", ""),
             thumbnail=thumbnail,
         )
-        image = await asyncio.to_thread(pixels.render, await parsed(instance), frame, how)
+        key = (project, instance.sop_uid, frame, thumbnail, how)
+        image = renderings.get(key)
+        if image is None:
+            image = await asyncio.to_thread(pixels.render, await parsed(instance), frame, how)
+            renderings.put(key, image)
         what = "thumbnail" if thumbnail else "rendered"
         await record(request, project, "dicomweb.retrieve", f"{what} frame {frame}")
-        return Response(image, media_type=how.media_type)
+        # an archived instance never changes under its UID: the browser may keep the image
+        return Response(
+            image, media_type=how.media_type, headers={"Cache-Control": "private, max-age=3600"}
+        )
 
     def _one_frame(numbers: str) -> int:
         wanted = pixels.parse_frame_list(numbers)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,3 +259,28 @@ def render(ds: Dataset, frame: int, how: Rendering) -> bytes:
     else:
         image.save(out, "JPEG", quality=how.quality)
     return out.getvalue()
+
+
+class RenderCache:
+    """Rendered images, the most recently used kept up to ``budget`` bytes: a viewer scrolls
+    back and forth through the same frames, and decoding is the dear part."""
+
+    def __init__(self, budget: int = 64 * 1024 * 1024) -> None:
+        self.budget = budget
+        self.used = 0
+        self.images: OrderedDict[Hashable, bytes] = OrderedDict()
+
+    def get(self, key: Hashable) -> bytes | None:
+        image = self.images.get(key)
+        if image is not None:
+            self.images.move_to_end(key)
+        return image
+
+    def put(self, key: Hashable, image: bytes) -> None:
+        if len(image) > self.budget // 8 or key in self.images:
+            return
+        self.images[key] = image
+        self.used += len(image)
+        while self.used > self.budget:
+            _, dropped = self.images.popitem(last=False)
+            self.used -= len(dropped)

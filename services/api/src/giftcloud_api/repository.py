@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from giftcloud_core.events import AuditRecorded, InstancesArchived
-from sqlalchemy import String, and_, bindparam, cast, func, text, update
+from sqlalchemy import String, and_, any_, bindparam, cast, func, literal, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -533,3 +533,126 @@ async def subjects(session: AsyncSession, project: str) -> list[tuple[str, int]]
 
 async def projects(session: AsyncSession) -> list[Project]:
     return list((await session.exec(select(Project).order_by(col(Project.name)))).all())
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    """What the projects page shows of one project."""
+
+    subjects: int = 0
+    studies: int = 0
+    instances: int = 0
+    size: int = 0
+    last_archived: datetime | None = None
+
+
+async def summaries(session: AsyncSession, names: list[str]) -> dict[str, ProjectSummary]:
+    """Counts, size and last arrival of each named project (two grouped scans)."""
+    if not names:
+        return {}
+    studies = await session.exec(
+        select(Study.project, func.count(func.distinct(Study.subject)), func.count())
+        .where(col(Study.project).in_(names))
+        .group_by(col(Study.project))
+    )
+    counted = {project: (subjects, n) for project, subjects, n in studies.all()}
+    instances = await session.exec(
+        select(
+            Instance.project,
+            func.count(),
+            func.coalesce(func.sum(Instance.size), 0),
+            func.max(Instance.archived_at),
+        )
+        .where(col(Instance.project).in_(names))
+        .group_by(col(Instance.project))
+    )
+    out = {name: ProjectSummary() for name in names}
+    for project, n, size, last in instances.all():
+        subjects, studies_n = counted.get(project, (0, 0))
+        out[project] = ProjectSummary(subjects, studies_n, n, int(size), last)
+    return out
+
+
+@dataclass(frozen=True)
+class StudyFilter:
+    """The project page's search: part of a subject label, a date range, a modality."""
+
+    subject: str = ""
+    date_from: str = ""  # YYYYMMDD
+    date_to: str = ""
+    modality: str = ""
+
+
+async def browse_studies(
+    session: AsyncSession, project: str, chosen: StudyFilter, limit: int, offset: int
+) -> tuple[list[Study], int]:
+    """One page of the project's studies, by subject then date, and how many match."""
+    conditions = [col(Study.project) == project]
+    if chosen.subject:
+        escaped = chosen.subject.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(col(Study.subject).ilike(f"%{escaped}%", escape="\\"))
+    if chosen.date_from:
+        conditions.append(col(Study.study_date) >= chosen.date_from)
+    if chosen.date_to:
+        conditions.append(col(Study.study_date) <= chosen.date_to)
+    if chosen.modality:
+        conditions.append(literal(chosen.modality) == any_(col(Study.modalities)))
+    total = (await session.exec(select(func.count()).select_from(Study).where(*conditions))).one()
+    rows = await session.exec(
+        select(Study)
+        .where(*conditions)
+        .order_by(col(Study.subject), col(Study.study_date), col(Study.study_uid))
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows.all()), int(total)
+
+
+async def modalities(session: AsyncSession, project: str) -> list[str]:
+    """Every modality in the project (for the page's filter)."""
+    rows = await session.exec(
+        select(func.distinct(Series.modality)).where(col(Series.project) == project)
+    )
+    return sorted(m for m in rows.all() if m)
+
+
+async def series_of(session: AsyncSession, project: str, study_uid: str) -> list[Series]:
+    rows = await session.exec(
+        select(Series)
+        .where(col(Series.project) == project, col(Series.study_uid) == study_uid)
+        .order_by(col(Series.number), col(Series.series_uid))
+    )
+    return list(rows.all())
+
+
+async def selection_size(
+    session: AsyncSession,
+    project: str,
+    subject: str | None = None,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+) -> tuple[int, int]:
+    """How many instances a selection holds and their bytes."""
+    query = select(func.count(), func.coalesce(func.sum(Instance.size), 0)).where(
+        col(Instance.project) == project
+    )
+    if subject is not None:
+        query = query.where(col(Instance.subject) == subject)
+    if study_uid is not None:
+        query = query.where(col(Instance.study_uid) == study_uid)
+    if series_uid is not None:
+        query = query.where(col(Instance.series_uid) == series_uid)
+    n, size = (await session.exec(query)).one()
+    return int(n), int(size)
+
+
+async def subject_sizes(session: AsyncSession, project: str, labels: list[str]) -> dict[str, int]:
+    """The bytes of each named subject's instances (what their zips hold)."""
+    if not labels:
+        return {}
+    rows = await session.exec(
+        select(Instance.subject, func.coalesce(func.sum(Instance.size), 0))
+        .where(col(Instance.project) == project, col(Instance.subject).in_(labels))
+        .group_by(col(Instance.subject))
+    )
+    return {label: int(size) for label, size in rows.all()}

@@ -1,15 +1,13 @@
-"""The REST catalogue, the access audit and the start page."""
+"""The REST catalogue and the access audit."""
 
 import csv
 import io
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from html import escape
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import HTMLResponse
 from giftcloud_core.access import Auditor, request_address
 from giftcloud_core.errors import Forbidden, NotFound
 from giftcloud_core.tokens import Principal
@@ -199,34 +197,3 @@ scripts/giftcloud ls demo                               # subjects; ls demo SUBJ
 scripts/giftcloud download demo fetched/                # fetched/subject/study/series/sop.dcm"""
 DICOMWEB_STEPS = """TOKEN=$(scripts/giftcloud token)
 curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8000/dicomweb/demo/studies"""
-
-
-def start_page(services: list[str], base_url: str) -> HTMLResponse:
-    rows = "".join(f"<li>{escape(s)}: running</li>" for s in services)
-    url = escape(base_url)
-    elsewhere = (
-        ""
-        if base_url == "http://127.0.0.1:8000"
-        else f"export GIFTCLOUD_URL={url}                # this server, for every command\n"
-    )
-    dicomweb = escape(DICOMWEB_STEPS.replace("http://127.0.0.1:8000", base_url))
-    return HTMLResponse(f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>giftcloud</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;line-height:1.5}}
-pre{{background:#f4f4f4;padding:1rem;overflow:auto}}</style></head>
-<body><h1>giftcloud</h1>
-<p>Share medical images without patient identifiers: everything sent here is de-identified
-before it is archived.</p>
-<h2>Running</h2><ul>{rows}</ul>
-<h2>Send data, find it, fetch it</h2>
-<p>In the folder giftcloud was cloned into (<code>giftcloud</code> instead of
-<code>scripts/giftcloud</code> where it is installed):</p>
-<pre>{elsewhere}{escape(FIRST_STEPS)}</pre>
-<p><code>send</code> names every file it did not archive, with the reason;
-<code>giftcloud uploads demo</code> lists the uploads and, with an upload's id, each
-rejection. <code>giftcloud COMMAND --help</code> explains the rest.</p>
-<h2>DICOMweb (QIDO-RS, WADO-RS, STOW-RS)</h2>
-<pre>{dicomweb}</pre>
-<p>API documentation: <a href="/docs">/docs</a> · <a href="/redoc">/redoc</a> ·
-health: <a href="/readyz">/readyz</a> · the README's Quick start says the same, and more.</p>
-</body></html>""")

@@ -446,8 +446,8 @@ class AuthService:
         rows = await session.exec(select(Membership).where(Membership.username == username))
         return {m.project: m.role for m in rows.all()}
 
-    async def _tokens_for(self, session: AsyncSession, user: User, family: str) -> TokenResponse:
-        """An access token with the user's roles as they are now, and the next refresh token."""
+    async def _access_for(self, session: AsyncSession, user: User) -> tuple[str, int]:
+        """An access token with the user's roles as they are now, and its lifetime."""
         lifetime = self.config.access_token_minutes * 60
         access = self.signer.sign(
             user.username,
@@ -455,6 +455,11 @@ class AuthService:
             projects=await self._roles(session, user.username),
             lifetime_seconds=lifetime,
         )
+        return access, lifetime
+
+    async def _tokens_for(self, session: AsyncSession, user: User, family: str) -> TokenResponse:
+        """An access token with the user's roles as they are now, and the next refresh token."""
+        access, lifetime = await self._access_for(session, user)
         refresh = secrets.token_urlsafe(32)
         refresh_lifetime = timedelta(days=self.config.refresh_token_days)
         session.add(
@@ -764,6 +769,20 @@ class AuthService:
             detail=f"first sign-in via {identity.issuer}",
         )
         return user
+
+    async def session_access(self, refresh_token: str) -> TokenResponse:
+        """An access token (the user's roles as they are now) for a live browser session,
+        whose token is not used up: a session's pages ask for tokens at once, in several
+        tabs, and its cookie never reaches a script (rotation guards tokens that travel)."""
+        async with self.db.session() as session:
+            row = await session.get(RefreshToken, digest(refresh_token))
+            if row is None or row.used_at or row.revoked_at or row.expires_at <= _now():
+                raise Unauthorized("not signed in (the session has ended): sign in again")
+            user = await _user(session, row.username)
+            if user is None or user.disabled:
+                raise Unauthorized("this account is disabled")
+            access, lifetime = await self._access_for(session, user)
+        return TokenResponse(access_token=access, expires_in=lifetime)
 
     async def session_user(self, refresh_token: str) -> User | None:
         """Who a browser session (its refresh token, not used here) belongs to, if it is live."""

@@ -1,23 +1,37 @@
-"""Browser sign-in: single sign-on with the institution's identity provider, and the
-session that follows it (the web pages' refresh token in an HttpOnly, SameSite=Strict
-cookie; every unsafe request also carries ``X-Requested-With``, which no other site can
-send without our CORS consent)."""
+"""Browser sign-in: with a password (the web interface's sign-in form) or single sign-on
+with the institution's identity provider, and the session that follows it.
+
+A session is two HttpOnly, SameSite=Strict cookies (Secure over TLS): the refresh token,
+sent only to ``/auth/session``, and the access token, sent everywhere but accepted by the
+services for GET and HEAD only (the pages, their images and downloads). Every unsafe
+request of a page carries a CSRF proof: ``X-Requested-With: giftcloud`` (which no other
+site can send without our CORS consent) from scripts, or, from a plain form, a ``csrf``
+field equal to the ``giftcloud_csrf`` cookie (double submit; the web pages set both)."""
 
 from __future__ import annotations
 
+import hmac
 from html import escape
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from giftcloud_core.access import over_tls, request_address
+from giftcloud_core.app import ACCESS_COOKIE
 from giftcloud_core.errors import Forbidden, GiftcloudError, Unauthorized
 
+from giftcloud_auth.oidc import safe_next
 from giftcloud_auth.schemas import TokenResponse
 from giftcloud_auth.service import AuthService
 
 STATE_COOKIE = "giftcloud_oidc"
 SESSION_COOKIE = "giftcloud_session"
+CSRF_COOKIE = "giftcloud_csrf"
 CSRF_HEADER = "x-requested-with"
+#: where a failed form sign-in sends the browser back to, with why (a code, not text: a
+#: link cannot make the page say what it likes)
+SIGN_IN_PAGE = "/signin"
+_FAILURES = {401: "credentials", 403: "locked", 429: "throttled"}
 
 
 def _refusal(message: str, status_code: int) -> HTMLResponse:
@@ -34,21 +48,94 @@ def build_router(service: AuthService) -> APIRouter:
     router = APIRouter(prefix="/auth", include_in_schema=False)
 
     def set_session(response: Response, request: Request, tokens: TokenResponse) -> None:
-        if tokens.refresh_token is None or tokens.refresh_expires_in is None:
-            raise RuntimeError("a browser session needs a refresh token")
+        """The session cookie (when ``tokens`` start one) and the access cookie."""
+        if tokens.refresh_token is not None and tokens.refresh_expires_in is not None:
+            response.set_cookie(
+                SESSION_COOKIE,
+                tokens.refresh_token,
+                max_age=tokens.refresh_expires_in,
+                path="/auth/session",
+                httponly=True,
+                samesite="strict",
+                secure=over_tls(request),
+            )
         response.set_cookie(
-            SESSION_COOKIE,
-            tokens.refresh_token,
-            max_age=tokens.refresh_expires_in,
-            path="/auth/session",
+            ACCESS_COOKIE,
+            tokens.access_token,
+            max_age=tokens.expires_in,
+            path="/",
             httponly=True,
             samesite="strict",
             secure=over_tls(request),
         )
 
-    def same_site_request(request: Request) -> None:
-        if request.headers.get(CSRF_HEADER, "").lower() != "giftcloud":
-            raise Forbidden("this request needs the header X-Requested-With: giftcloud")
+    def end_session(response: Response) -> None:
+        response.delete_cookie(SESSION_COOKIE, path="/auth/session")
+        response.delete_cookie(ACCESS_COOKIE, path="/")
+
+    async def form_field(request: Request, name: str) -> str:
+        if not request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            return ""
+        value = (await request.form()).get(name, "")
+        return value[:4000] if isinstance(value, str) else ""
+
+    async def same_site_request(request: Request) -> None:
+        if request.headers.get(CSRF_HEADER, "").lower() == "giftcloud":
+            return
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        field = await form_field(request, "csrf")
+        if len(cookie) >= 16 and hmac.compare_digest(cookie.encode(), field.encode()):
+            return
+        raise Forbidden(
+            "this request needs the header X-Requested-With: giftcloud, or the page's form"
+            " (its csrf field): reload the page and try again"
+        )
+
+    @router.post("/session/login")
+    async def session_login(request: Request) -> Response:
+        """The web interface's sign-in form: username, password, csrf, next."""
+        next_path = safe_next(await form_field(request, "next") or "/")
+        back = f"{SIGN_IN_PAGE}?{urlencode({'next': next_path})}"
+        try:
+            await same_site_request(request)
+        except Forbidden:
+            return RedirectResponse(f"{back}&failed=expired", status.HTTP_303_SEE_OTHER)
+        username = (await form_field(request, "username"))[:256]
+        password = (await form_field(request, "password"))[:1024]
+        try:
+            tokens = await service.password_grant(username, password, request_address(request))
+        except GiftcloudError as exc:
+            failed = _FAILURES.get(exc.status, "credentials")
+            if exc.message == "this account is disabled":
+                failed = "disabled"
+            return RedirectResponse(f"{back}&failed={failed}", status.HTTP_303_SEE_OTHER)
+        response = RedirectResponse(next_path, status_code=status.HTTP_303_SEE_OTHER)
+        set_session(response, request, tokens)
+        return response
+
+    @router.get("/session/renew")
+    async def session_renew(request: Request, next: str = "/") -> Response:
+        """A fresh access cookie from the session (the pages come here when theirs has
+        expired), then on to ``next``; to the sign-in page when there is no live session."""
+        next_path = safe_next(next)
+        current = request.cookies.get(SESSION_COOKIE, "")
+        if current:
+            try:
+                tokens = await service.session_access(current)
+            except GiftcloudError:
+                pass
+            else:
+                response = RedirectResponse(next_path, status_code=status.HTTP_303_SEE_OTHER)
+                set_session(response, request, tokens)
+                response.headers["Cache-Control"] = "no-store"
+                return response
+        response = RedirectResponse(
+            f"{SIGN_IN_PAGE}?{urlencode({'next': next_path})}", status.HTTP_303_SEE_OTHER
+        )
+        end_session(response)
+        return response
 
     @router.get("/oidc/login")
     async def sso_login(request: Request, next: str = "/") -> Response:
@@ -106,12 +193,12 @@ def build_router(service: AuthService) -> APIRouter:
 
     @router.post("/session/token")
     async def session_token(request: Request) -> JSONResponse:
-        """A fresh access token for the page's scripts; the session cookie rotates."""
-        same_site_request(request)
+        """A fresh access token for the page's scripts (and the access cookie with it)."""
+        await same_site_request(request)
         current = request.cookies.get(SESSION_COOKIE, "")
         if not current:
             raise Unauthorized("not signed in")
-        tokens = await service.refresh_grant(current, request_address(request))
+        tokens = await service.session_access(current)
         response = JSONResponse(
             {"access_token": tokens.access_token, "expires_in": tokens.expires_in},
             headers={"Cache-Control": "no-store"},
@@ -121,13 +208,18 @@ def build_router(service: AuthService) -> APIRouter:
 
     @router.post("/session/logout", status_code=status.HTTP_204_NO_CONTENT)
     async def session_logout(request: Request) -> Response:
-        """Sign this browser out: its session and every token of it end."""
-        same_site_request(request)
+        """Sign this browser out: its session and every token of it end. From a script:
+        204; from the pages' sign-out form: on to the sign-in page."""
+        await same_site_request(request)
         current = request.cookies.get(SESSION_COOKIE, "")
         if current:
             await service.sign_out(current, request_address(request))
-        response = Response(status_code=status.HTTP_204_NO_CONTENT)
-        response.delete_cookie(SESSION_COOKIE, path="/auth/session")
+        response: Response = Response(status_code=status.HTTP_204_NO_CONTENT)
+        if await form_field(request, "csrf"):
+            response = RedirectResponse(
+                f"{SIGN_IN_PAGE}?signed_out=1", status_code=status.HTTP_303_SEE_OTHER
+            )
+        end_session(response)
         return response
 
     return router

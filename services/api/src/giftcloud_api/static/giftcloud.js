@@ -1,0 +1,472 @@
+// giftcloud's web pages: what a page does in place (no library, no build step).
+// The pages read the catalogue server-side; this script calls the public API with a
+// short-lived bearer token that the session gives it (POST /auth/session/token, which
+// needs X-Requested-With: no other site can make that request).
+"use strict";
+
+const giftcloud = (() => {
+  let cached = null;
+  let asking = null;
+
+  // one request for a token at a time, however many parts of the page want one
+  function token() {
+    if (cached && cached.until > Date.now()) return Promise.resolve(cached.token);
+    if (!asking) asking = fresh().finally(() => { asking = null; });
+    return asking;
+  }
+
+  async function fresh() {
+    const answer = await fetch("/auth/session/token", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-Requested-With": "giftcloud" },
+    });
+    if (answer.status === 401) {
+      location.href = "/signin?next=" + encodeURIComponent(location.pathname + location.search);
+      throw new Error("signed out");
+    }
+    if (!answer.ok) throw new Error(await reason(answer));
+    const body = await answer.json();
+    cached = { token: body.access_token, until: Date.now() + (body.expires_in - 30) * 1000 };
+    return cached.token;
+  }
+
+  function forget() { cached = null; }
+
+  async function reason(answer) {
+    try {
+      const body = await answer.json();
+      if (typeof body.detail === "string") return body.detail;
+      if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg).join("; ");
+    } catch (_) { /* not JSON */ }
+    return `${answer.status} ${answer.statusText}`;
+  }
+
+  // the API's answer as {ok, status, body}; a refusal's reason in body.detail
+  async function call(method, url, body, headers) {
+    const options = { method, headers: { Authorization: `Bearer ${await token()}`, ...headers } };
+    if (body !== undefined) {
+      if (body instanceof Blob || typeof body === "string") options.body = body;
+      else {
+        options.body = JSON.stringify(body);
+        options.headers["Content-Type"] = "application/json";
+      }
+    }
+    const answer = await fetch(url, options);
+    let data = null;
+    if (answer.ok) {
+      const type = answer.headers.get("content-type") || "";
+      data = type.includes("json") ? await answer.json() : null;
+      return { ok: true, status: answer.status, body: data, headers: answer.headers };
+    }
+    return { ok: false, status: answer.status, body: { detail: await reason(answer) } };
+  }
+
+  function el(tag, attributes, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attributes || {})) {
+      if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v);
+    }
+    for (const child of children) node.append(child);
+    return node;
+  }
+
+  function say(node, text, problem) {
+    node.textContent = text;
+    node.classList.toggle("problem", Boolean(problem));
+  }
+
+  return { token, forget, call, el, say };
+})();
+
+// --- projects: a new one ------------------------------------------------------------
+
+function projectsPage(form) {
+  const outcome = form.querySelector(".outcome");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = form.elements.name.value.trim();
+    giftcloud.say(outcome, `Creating ${name}…`);
+    const made = await giftcloud.call("POST", "/auth/projects", {
+      name, title: form.elements.title.value.trim(),
+    });
+    if (!made.ok) { giftcloud.say(outcome, made.body.detail, true); return; }
+    // the catalogue hears of it from auth; then a token that carries the new role
+    for (let i = 0; i < 60; i++) {
+      giftcloud.forget();
+      const listed = await giftcloud.call("GET", "/api/projects");
+      if (listed.ok && listed.body.some((p) => p.name === name)) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    location.href = "/auth/session/renew?next=" + encodeURIComponent(`/projects/${name}`);
+  });
+}
+
+// --- the viewer ------------------------------------------------------------------------
+
+function viewerPage(root) {
+  const frames = JSON.parse(root.querySelector("[data-frames]").textContent);
+  const image = root.querySelector("[data-image]");
+  const stage = root.querySelector("[data-stage]");
+  const slider = root.querySelector("[data-slider]");
+  const position = root.querySelector("[data-position]");
+  const preset = root.querySelector("[data-preset]");
+  let index = 0;
+  let retried = false;
+
+  // the access cookie lasts minutes: when an image is refused, a fresh one, then again
+  image.addEventListener("error", async () => {
+    if (retried) return;
+    retried = true;
+    giftcloud.forget();
+    await giftcloud.token();
+    show(index);
+  });
+  image.addEventListener("load", () => { retried = false; });
+
+  const url = (i) => (preset.value ? `${frames[i]}?window=${preset.value}` : frames[i]);
+  function show(i) {
+    index = Math.max(0, Math.min(frames.length - 1, i));
+    image.src = url(index);
+    slider.value = String(index + 1);
+    position.textContent = `${index + 1} / ${frames.length}`;
+    stage.setAttribute("aria-label", `Image ${index + 1} of ${frames.length}`);
+    for (const near of [index + 1, index + 2, index - 1]) {  // the next ones, ahead
+      if (near >= 0 && near < frames.length) new Image().src = url(near);
+    }
+  }
+  stage.addEventListener("wheel", (event) => {
+    event.preventDefault();
+    show(index + (event.deltaY > 0 ? 1 : -1));
+  }, { passive: false });
+  stage.addEventListener("keydown", (event) => {
+    const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1, PageDown: 10, PageUp: -10 }[event.key];
+    if (step !== undefined) { event.preventDefault(); show(index + step); }
+    else if (event.key === "Home") { event.preventDefault(); show(0); }
+    else if (event.key === "End") { event.preventDefault(); show(frames.length - 1); }
+  });
+  slider.addEventListener("input", () => show(Number(slider.value) - 1));
+  preset.addEventListener("change", () => show(index));
+}
+
+// --- upload ----------------------------------------------------------------------------
+
+const BATCH_FILES = 20;
+const BATCH_BYTES = 32 * 1024 * 1024;
+
+async function readZip(file) {
+  // the entries of a zip (stored or deflated), each as a File named by its path
+  const data = new DataView(await file.arrayBuffer());
+  let end = data.byteLength - 22;
+  while (end >= 0 && data.getUint32(end, true) !== 0x06054b50) end--;
+  if (end < 0) throw new Error("not a zip file (no end of central directory)");
+  const count = data.getUint16(end + 10, true);
+  let at = data.getUint32(end + 16, true);
+  const out = [];
+  for (let n = 0; n < count; n++) {
+    if (data.getUint32(at, true) !== 0x02014b50) throw new Error("a damaged zip file");
+    const method = data.getUint16(at + 10, true);
+    const size = data.getUint32(at + 20, true);
+    const nameLength = data.getUint16(at + 28, true);
+    const extra = data.getUint16(at + 30, true);
+    const comment = data.getUint16(at + 32, true);
+    const local = data.getUint32(at + 42, true);
+    const name = new TextDecoder().decode(new Uint8Array(data.buffer, at + 46, nameLength));
+    at += 46 + nameLength + extra + comment;
+    if (name.endsWith("/")) continue;
+    const start = local + 30 + data.getUint16(local + 26, true) + data.getUint16(local + 28, true);
+    const raw = new Blob([new Uint8Array(data.buffer, start, size)]);
+    let blob = raw;
+    if (method === 8) {
+      blob = await new Response(raw.stream().pipeThrough(new DecompressionStream("deflate-raw"))).blob();
+    } else if (method !== 0) {
+      out.push({ name: `${file.name}/${name}`, refused: `compression method ${method} is not supported: zip it again with deflate` });
+      continue;
+    }
+    out.push({ name: `${file.name}/${name}`, file: blob });
+  }
+  return out;
+}
+
+async function entriesOf(entry, path) {
+  // the files under a dropped folder
+  if (entry.isFile) {
+    return [await new Promise((ok, fail) => entry.file((f) => ok({ name: path + f.name, file: f }), fail))];
+  }
+  const reader = entry.createReader();
+  const out = [];
+  for (;;) {
+    const some = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+    if (!some.length) break;
+    for (const child of some) out.push(...await entriesOf(child, `${path}${entry.name}/`));
+  }
+  return out;
+}
+
+async function isDicom(blob) {
+  const head = new Uint8Array(await blob.slice(0, 132).arrayBuffer());
+  return head.length === 132 && String.fromCharCode(...head.slice(128)) === "DICM";
+}
+
+function uploadPage(root) {
+  const project = root.dataset.project;
+  const progress = root.querySelector("[data-progress]");
+  const status = root.querySelector("[data-status]");
+  const outcome = root.querySelector("[data-outcome] tbody");
+  const refused = root.querySelector("[data-refused]");
+  const drop = root.querySelector("[data-drop]");
+  const uploads = new Map();  // id → {names, row}
+
+  function refuse(name, why) {
+    if (refused.querySelector(".muted")) refused.textContent = "";
+    refused.append(giftcloud.el("li", {}, giftcloud.el("strong", {}, name), `: ${why}`));
+  }
+
+  function multipart(files, boundary) {
+    const parts = [];
+    for (const f of files) {
+      parts.push(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`, f.file, "\r\n");
+    }
+    parts.push(`--${boundary}--\r\n`);
+    return new Blob(parts);
+  }
+
+  async function send(items) {
+    // zips unpacked here, then what is not DICOM named and left out
+    const files = [];
+    for (const item of items) {
+      if (item.refused) { refuse(item.name, item.refused); continue; }
+      if (/\.zip$/i.test(item.name)) {
+        try {
+          for (const inner of await readZip(item.file)) {
+            if (inner.refused) refuse(inner.name, inner.refused);
+            else files.push(inner);
+          }
+        } catch (error) { refuse(item.name, error.message); }
+        continue;
+      }
+      files.push(item);
+    }
+    const dicom = [];
+    for (const f of files) {
+      if (/(^|\/)DICOMDIR$/.test(f.name)) continue;  // the media's index, not an image
+      if (await isDicom(f.file)) dicom.push(f);
+      else refuse(f.name, "not a DICOM file (no DICM marker at byte 128): not sent");
+    }
+    const total = dicom.reduce((sum, f) => sum + f.file.size, 0);
+    progress.max = Math.max(total, 1);
+    progress.value = 0;
+    let sent = 0;
+    let batch = [];
+    let bytes = 0;
+    const batches = [];
+    for (const f of dicom) {
+      if (batch.length && (batch.length >= BATCH_FILES || bytes + f.file.size > BATCH_BYTES)) {
+        batches.push(batch); batch = []; bytes = 0;
+      }
+      batch.push(f); bytes += f.file.size;
+    }
+    if (batch.length) batches.push(batch);
+    for (const [n, files] of batches.entries()) {
+      giftcloud.say(status, `Sending batch ${n + 1} of ${batches.length} (${sent} of ${dicom.length} files sent)…`);
+      const boundary = `giftcloud-${crypto.randomUUID()}`;
+      const answer = await giftcloud.call("POST", `/dicomweb/${project}/studies`,
+        multipart(files, boundary),
+        { "Content-Type": `multipart/related; type="application/dicom"; boundary=${boundary}`, Accept: "application/dicom+json" });
+      const id = answer.headers ? answer.headers.get("X-Giftcloud-Upload") : null;
+      const failed = answer.body && answer.body["00081198"] ? answer.body["00081198"].Value : [];
+      for (const f of failed) {
+        const index = (f["00091003"] || {}).Value;  // giftcloud's private: the part's index
+        const whole = f["00091001"] || f["00000902"] || { Value: ["refused"] };  // the reason
+        const why = whole.Value[0];
+        const part = Array.isArray(index) ? index[0] : undefined;
+        refuse(part !== undefined && files[part] ? files[part].name : "a file", why);
+      }
+      if (!answer.ok && !id) {
+        for (const f of files) if (!failed.length) refuse(f.name, answer.body.detail);
+      }
+      if (id) track(id, files.map((f) => f.name));
+      sent += files.length;
+      progress.value += files.reduce((sum, f) => sum + f.file.size, 0);
+    }
+    giftcloud.say(status, `Sent ${sent} file(s) in ${batches.length} batch(es); waiting for de-identification and the archive…`);
+    await follow();
+  }
+
+  function track(id, names) {
+    const row = giftcloud.el("tr", { "data-upload-id": id });
+    outcome.append(row);
+    uploads.set(id, { names, row, reported: new Set() });
+  }
+
+  async function follow() {
+    for (;;) {
+      let pending = 0;
+      for (const [id, upload] of uploads) {
+        const answer = await giftcloud.call("GET", `/ingest/${project}/uploads/${id}`);
+        if (!answer.ok) continue;
+        const u = answer.body;
+        pending += u.pending;
+        upload.row.replaceChildren(
+          giftcloud.el("td", {}, id.slice(0, 8)),
+          giftcloud.el("td", { class: "n" }, String(u.accepted)),
+          giftcloud.el("td", { class: "n" }, String(u.archived)),
+          giftcloud.el("td", { class: "n" }, String(u.pending)),
+          giftcloud.el("td", { class: "n" }, String(u.rejected.length)),
+        );
+        for (const r of u.rejected) {
+          if (upload.reported.has(r.object)) continue;
+          upload.reported.add(r.object);
+          const index = parseInt(r.object, 10);
+          refuse(upload.names[index] || r.object, `rejected: ${r.reason}`);
+        }
+      }
+      if (pending === 0) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const archived = [...uploads.values()].reduce((sum, u) => sum + Number(u.row.children[2].textContent), 0);
+    giftcloud.say(status, `Done: ${archived} instance(s) archived.`);
+    root.dataset.done = "true";
+  }
+
+  function start(items) {
+    root.dataset.done = "false";
+    send(items).catch((error) => giftcloud.say(status, `The upload stopped: ${error.message}`, true));
+  }
+
+  for (const input of root.querySelectorAll("[data-files],[data-folder]")) {
+    input.addEventListener("change", () => {
+      start([...input.files].map((f) => ({ name: f.webkitRelativePath || f.name, file: f })));
+    });
+  }
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", async (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    const items = [];
+    for (const item of event.dataTransfer.items) {
+      const entry = item.webkitGetAsEntry && item.webkitGetAsEntry();
+      if (entry) items.push(...await entriesOf(entry, ""));
+    }
+    start(items);
+  });
+}
+
+// --- members ---------------------------------------------------------------------------
+
+const ROLES = ["collaborator", "member", "owner"];
+
+function membersPage(root) {
+  const project = root.dataset.project;
+  const rows = root.querySelector("[data-rows]");
+  const outcome = root.querySelector("[data-outcome]");
+
+  async function load() {
+    const answer = await giftcloud.call("GET", `/auth/projects/${project}/members`);
+    if (!answer.ok) { giftcloud.say(outcome, answer.body.detail, true); return; }
+    rows.replaceChildren(...answer.body.map((m) => {
+      const select = giftcloud.el("select", { "aria-label": `Role of ${m.username}` },
+        ...ROLES.map((r) => { const o = giftcloud.el("option", { value: r }, r); o.selected = r === m.role; return o; }));
+      select.addEventListener("change", () => change(m.username, select.value));
+      const remove = giftcloud.el("button", { type: "button", "aria-label": `Remove ${m.username}` }, "Remove");
+      remove.addEventListener("click", () => drop(m.username));
+      return giftcloud.el("tr", { "data-member": m.username },
+        giftcloud.el("td", {}, m.username), giftcloud.el("td", {}, select), giftcloud.el("td", {}, remove));
+    }));
+  }
+  async function change(username, role) {
+    const answer = await giftcloud.call("PUT", `/auth/projects/${project}/members`, { username, role });
+    giftcloud.say(outcome, answer.ok ? `${username} is now ${role}.` : answer.body.detail, !answer.ok);
+    await load();
+  }
+  async function drop(username) {
+    if (!confirm(`Remove ${username} from ${project}?`)) return;
+    const answer = await giftcloud.call("DELETE", `/auth/projects/${project}/members/${encodeURIComponent(username)}`);
+    giftcloud.say(outcome, answer.ok ? `${username} removed.` : answer.body.detail, !answer.ok);
+    await load();
+  }
+  root.querySelector("[data-add]").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const username = form.elements.username.value.trim().toLowerCase();
+    await change(username, form.elements.role.value);
+    if (!rows.querySelector(`[data-member="${CSS.escape(username)}"]`)) {
+      giftcloud.say(outcome, `There is no user ${username}: an admin makes accounts (or invites people).`, true);
+    } else form.reset();
+  });
+  load();
+}
+
+// --- admin -----------------------------------------------------------------------------
+
+function adminPage(root) {
+  const users = root.querySelector("[data-users]");
+  const outcome = root.querySelector("[data-user-outcome]");
+
+  async function load() {
+    const answer = await giftcloud.call("GET", "/auth/users");
+    if (!answer.ok) { giftcloud.say(outcome, answer.body.detail, true); return; }
+    users.replaceChildren(...answer.body.map((u) => {
+      const state = u.disabled ? "disabled" : u.locked ? "locked" : "active";
+      const toggle = giftcloud.el("button", { type: "button" }, u.disabled ? "Enable" : "Disable");
+      toggle.addEventListener("click", () => patch(u.username, { disabled: !u.disabled }));
+      const reset = giftcloud.el("button", { type: "button" }, "Password reset link");
+      reset.addEventListener("click", () => resetLink(u.username));
+      const actions = [toggle, " ", reset];
+      if (u.locked) {
+        const unlock = giftcloud.el("button", { type: "button" }, "Unlock");
+        unlock.addEventListener("click", async () => {
+          const done = await giftcloud.call("POST", `/auth/users/${encodeURIComponent(u.username)}/unlock`);
+          giftcloud.say(outcome, done.ok ? `${u.username} unlocked.` : done.body.detail, !done.ok);
+          await load();
+        });
+        actions.push(" ", unlock);
+      }
+      return giftcloud.el("tr", { "data-user": u.username },
+        giftcloud.el("td", {}, u.username), giftcloud.el("td", {}, u.site_roles.join(", ") || "—"),
+        giftcloud.el("td", {}, state), giftcloud.el("td", {}, ...actions));
+    }));
+  }
+  async function patch(username, change) {
+    const answer = await giftcloud.call("PATCH", `/auth/users/${encodeURIComponent(username)}`, change);
+    giftcloud.say(outcome, answer.ok ? `${username} ${change.disabled ? "disabled" : "enabled"}.` : answer.body.detail, !answer.ok);
+    await load();
+  }
+  async function resetLink(username) {
+    const answer = await giftcloud.call("POST", `/auth/users/${encodeURIComponent(username)}/password-reset`);
+    if (!answer.ok) { giftcloud.say(outcome, answer.body.detail, true); return; }
+    giftcloud.say(outcome, `Send ${username} this link (it works once, until ${answer.body.expires_at}): ${answer.body.url}`);
+  }
+  root.querySelector("[data-new-user]").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const body = { username: form.elements.username.value.trim() };
+    if (form.elements.password.value) body.password = form.elements.password.value;
+    const answer = await giftcloud.call("POST", "/auth/users", body);
+    if (!answer.ok) { giftcloud.say(outcome, answer.body.detail, true); return; }
+    giftcloud.say(outcome, `${answer.body.username} created.`);
+    form.reset();
+    if (!body.password) await resetLink(answer.body.username);
+    await load();
+  });
+  (async () => {
+    const list = root.querySelector("[data-projects]");
+    const answer = await giftcloud.call("GET", "/auth/projects");
+    if (answer.ok) {
+      list.replaceChildren(...answer.body.map((p) => giftcloud.el("li", {},
+        giftcloud.el("a", { href: `/projects/${p.name}` }, p.name), p.title ? ` — ${p.title}` : "")));
+    }
+  })();
+  load();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const on = (selector, run) => { for (const node of document.querySelectorAll(selector)) run(node); };
+  on("[data-action=create-project]", projectsPage);
+  on("[data-viewer]", viewerPage);
+  on("[data-upload]", uploadPage);
+  on("[data-members]", membersPage);
+  on("[data-admin]", adminPage);
+});

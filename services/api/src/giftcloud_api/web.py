@@ -1,0 +1,456 @@
+"""The web interface: pages rendered here from the catalogue (Jinja2), with a small script
+(``static/giftcloud.js``) for what a page does in place: the viewer, the upload, members
+and the admin's lists, which it reads and changes through the public API.
+
+Who is signed in comes from the access cookie auth sets at sign-in (HttpOnly,
+SameSite=Strict); a page whose cookie has expired sends the browser to auth for a fresh
+one (``/auth/session/renew``), and from there, with no live session, to the sign-in page.
+A page offers only what the caller may do; the API checks again whatever a page sends.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from giftcloud_core.access import Auditor, over_tls, request_address
+from giftcloud_core.app import ACCESS_COOKIE
+from giftcloud_core.errors import GiftcloudError, NotFound, Unauthorized
+from giftcloud_core.tokens import READ_ROLES, WRITE_ROLES, Principal, TokenVerifier
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException
+
+from giftcloud_api import repository
+from giftcloud_api.models import Study
+from giftcloud_api.routes import DICOMWEB_STEPS, FIRST_STEPS
+from giftcloud_api.service import CatalogueService
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+CSRF_COOKIE = "giftcloud_csrf"
+PAGE_SIZE = 50
+_MODALITY = re.compile(r"[A-Z0-9]{1,16}")
+_UID = re.compile(r"[0-9.]{1,64}")
+#: what the sign-in page says for each reason auth sends a browser back
+SIGN_IN_FAILURES = {
+    "credentials": "Wrong username or password.",
+    "disabled": "This account is disabled: ask an admin.",
+    "locked": "Too many failed sign-ins: this account is locked for a while; an admin can"
+    " unlock it.",
+    "throttled": "Too many failed sign-ins: wait a minute before trying again.",
+    "expired": "The sign-in form had expired: try again.",
+}
+_STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".txt": "text/plain"}
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} bytes"
+
+
+def dicom_date(text: str) -> str:
+    """``20240131`` → ``2024-01-31`` (as it came when it is not a date)."""
+    if re.fullmatch(r"\d{8}", text):
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return text
+
+
+def _date_param(text: str) -> str:
+    """A date from the page's filter (``YYYY-MM-DD``) as DICOM writes it; '' for none."""
+    if not text:
+        return ""
+    try:
+        return date.fromisoformat(text[:10]).strftime("%Y%m%d")
+    except ValueError:
+        raise PageError(400, f"{text[:20]!r} is not a date (YYYY-MM-DD)") from None
+
+
+class PageError(Exception):
+    """A page that cannot be shown, as a readable page with its status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _GoTo(Exception):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who looks at a page, and what they may do."""
+
+    principal: Principal
+
+    @property
+    def name(self) -> str:
+        return self.principal.name
+
+    @property
+    def is_admin(self) -> bool:
+        return self.principal.is_admin
+
+    @property
+    def may_create(self) -> bool:
+        return self.principal.is_admin or "creator" in self.principal.site_roles
+
+    def role(self, project: str) -> str | None:
+        return self.principal.role_on(project)
+
+    def may_write(self, project: str) -> bool:
+        return self.principal.role_on(project) in WRITE_ROLES
+
+    def owns(self, project: str) -> bool:
+        return self.principal.role_on(project) == "owner"
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["size"] = human_size
+    env.filters["dicom_date"] = dicom_date
+    env.filters["q"] = lambda value: quote(str(value), safe="")
+    return env
+
+
+ENV = _environment()
+
+
+def start_context(services: list[str], base_url: str) -> dict[str, Any]:
+    """What the getting-started page shows: the README's first steps, on this server."""
+    return {
+        "services": services,
+        "first_steps": FIRST_STEPS,
+        "dicomweb": DICOMWEB_STEPS.replace("http://127.0.0.1:8000", base_url),
+        "elsewhere": "" if base_url == "http://127.0.0.1:8000" else base_url,
+    }
+
+
+def render(template: str, **context: Any) -> str:
+    context.setdefault("viewer", None)
+    context.setdefault("csrf", "")
+    context.setdefault("here", "/")
+    return ENV.get_template(template).render(**context)
+
+
+def build_router(
+    service: CatalogueService,
+    verifier: Callable[[], TokenVerifier],
+    audit: Auditor,
+    services: list[str],
+) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    def here(request: Request) -> str:
+        query = f"?{request.url.query}" if request.url.query else ""
+        return f"{request.url.path}{query}"
+
+    async def signed_in(request: Request) -> Viewer:
+        """The page's viewer, or off to renew the cookie (or to sign in)."""
+        token = request.cookies.get(ACCESS_COOKIE, "")
+        renew = f"/auth/session/renew?{urlencode({'next': here(request)})}"
+        if not token:
+            raise _GoTo(renew)
+        try:
+            principal = await verifier().verify(token)
+        except Unauthorized:
+            raise _GoTo(renew) from None
+        request.state.principal = principal
+        return Viewer(principal)
+
+    def csrf_of(request: Request) -> str:
+        token = request.cookies.get(CSRF_COOKIE, "")
+        if len(token) < 16:
+            token = getattr(request.state, "csrf", "") or secrets.token_urlsafe(24)
+            request.state.csrf = token
+        return token
+
+    def page(
+        request: Request,
+        template: str,
+        viewer: Viewer | None,
+        status: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
+        csrf = csrf_of(request)
+        html = render(template, viewer=viewer, csrf=csrf, here=here(request), **context)
+        response = HTMLResponse(html, status_code=status)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' blob: data:; style-src 'self';"
+            " script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none';"
+            " form-action 'self'"
+        )
+        response.headers["Referrer-Policy"] = "same-origin"
+        if request.cookies.get(CSRF_COOKIE, "") != csrf:
+            response.set_cookie(
+                CSRF_COOKIE, csrf, path="/", httponly=True, samesite="strict",
+                secure=over_tls(request),
+            )  # fmt: skip
+        return response
+
+    def refused(request: Request, viewer: Viewer | None, status: int, message: str) -> Response:
+        titles = {400: "Not a valid request", 403: "Not allowed", 404: "Not found"}
+        return page(
+            request,
+            "error.html",
+            viewer,
+            status=status,
+            title=titles.get(status, "Something went wrong"),
+            message=message,
+        )
+
+    async def shown(request: Request, build: Callable[[Viewer], Any]) -> Response:
+        """A page for a signed-in viewer; a refusal as a readable page."""
+        viewer: Viewer | None = None
+        try:
+            viewer = await signed_in(request)
+            result: Response = await build(viewer)
+            return result
+        except _GoTo as go:
+            return RedirectResponse(go.url, status_code=303)
+        except PageError as exc:
+            return refused(request, viewer, exc.status, exc.message)
+        except GiftcloudError as exc:
+            return refused(request, viewer, exc.status, exc.message)
+
+    async def project_for(
+        request: Request, viewer: Viewer, project: str, roles: frozenset[str] = READ_ROLES
+    ) -> None:
+        """404 for an unknown project, 403 without the role (or from elsewhere); audited."""
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", project):
+            raise NotFound(f"no project {project!r}")
+        await service.check(project, viewer.principal, request_address(request), roles)
+        await audit.record(request, "web.page", project=project, target=request.url.path)
+
+    # --- the pages ---------------------------------------------------------------------
+
+    @router.get("/")
+    async def home(request: Request) -> Response:
+        """The projects the viewer has a role on, with their counts."""
+
+        async def build(viewer: Viewer) -> Response:
+            rows = await service.projects(viewer.principal)
+            async with service.db.session() as session:
+                counts = await repository.summaries(session, [p.name for p in rows])
+            return page(
+                request,
+                "projects.html",
+                viewer,
+                projects=[(p, counts[p.name], viewer.role(p.name)) for p in rows],
+            )
+
+        return await shown(request, build)
+
+    @router.get("/signin")
+    async def signin(
+        request: Request, next: str = "/", failed: str = "", signed_out: str = ""
+    ) -> Response:
+        return page(
+            request,
+            "signin.html",
+            None,
+            next=next if next.startswith("/") and not next.startswith("//") else "/",
+            failure=SIGN_IN_FAILURES.get(failed, "Sign-in failed." if failed else ""),
+            signed_out=bool(signed_out),
+        )
+
+    @router.get("/start")
+    async def start(request: Request) -> Response:
+        """Getting started with the command line and DICOMweb (no sign-in needed)."""
+        base = str(request.base_url).rstrip("/")
+        return page(request, "start.html", None, **start_context(services, base))
+
+    @router.get("/projects/{project}")
+    async def project_page(
+        request: Request,
+        project: str,
+        subject: str = "",
+        date_from: str = "",
+        date_to: str = "",
+        modality: str = "",
+        page_number: int = 1,
+    ) -> Response:
+        """The project's studies by subject: search, filter and pages."""
+
+        async def build(viewer: Viewer) -> Response:
+            await project_for(request, viewer, project)
+            if modality and not _MODALITY.fullmatch(modality):
+                raise PageError(400, f"{modality[:20]!r} is not a modality (CT, MR, ...)")
+            if page_number < 1 or page_number > 1_000_000:
+                raise PageError(400, "page_number: from 1")
+            chosen = repository.StudyFilter(
+                subject[:64].strip(), _date_param(date_from), _date_param(date_to), modality
+            )
+            offset = (page_number - 1) * PAGE_SIZE
+            async with service.db.session() as session:
+                studies, total = await repository.browse_studies(
+                    session, project, chosen, PAGE_SIZE, offset
+                )
+                counts = (await repository.summaries(session, [project]))[project]
+                subject_sizes = await repository.subject_sizes(
+                    session, project, sorted({s.subject for s in studies})
+                )
+                found_modalities = await repository.modalities(session, project)
+            pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+            filters = {
+                "subject": subject[:64],
+                "date_from": date_from[:10],
+                "date_to": date_to[:10],
+                "modality": modality,
+            }
+            kept = {k: v for k, v in filters.items() if v}
+            return page(
+                request,
+                "project.html",
+                viewer,
+                project=project,
+                role=viewer.role(project),
+                may_write=viewer.may_write(project),
+                owns=viewer.owns(project),
+                counts=counts,
+                studies=studies,
+                total=total,
+                page_number=page_number,
+                pages=pages,
+                filters=filters,
+                modalities=found_modalities,
+                subject_sizes=subject_sizes,
+                link=lambda n: f"/projects/{project}?{urlencode({**kept, 'page_number': n})}",
+            )
+
+        return await shown(request, build)
+
+    @router.get("/projects/{project}/studies/{study}")
+    async def study_page(request: Request, project: str, study: str) -> Response:
+        """A study's series, each with a thumbnail, counts and its zip."""
+
+        async def build(viewer: Viewer) -> Response:
+            await project_for(request, viewer, project)
+            if not _UID.fullmatch(study):
+                raise NotFound(f"no study {study[:64]!r} in project {project!r}")
+            async with service.db.session() as session:
+                found = await session.get(Study, (project, study))
+                if found is None:
+                    raise NotFound(f"no study {study} in project {project!r}")
+                series = await repository.series_of(session, project, study)
+                sizes = {
+                    s.series_uid: (
+                        await repository.selection_size(session, project, None, study, s.series_uid)
+                    )[1]
+                    for s in series
+                }
+                study_size = sum(sizes.values())
+            return page(
+                request,
+                "study.html",
+                viewer,
+                project=project,
+                study=found,
+                series=series,
+                sizes=sizes,
+                study_size=study_size,
+            )
+
+        return await shown(request, build)
+
+    @router.get("/projects/{project}/studies/{study}/series/{series}")
+    async def series_page(request: Request, project: str, study: str, series: str) -> Response:
+        """The viewer: every frame of every instance of a series, one at a time."""
+
+        async def build(viewer: Viewer) -> Response:
+            await project_for(request, viewer, project)
+            if not (_UID.fullmatch(study) and _UID.fullmatch(series)):
+                raise NotFound(f"no series {series[:64]!r} in project {project!r}")
+            instances = await service.instances(project, study_uid=study, series_uid=series)
+            if not instances:
+                raise NotFound(f"no series {series} of study {study} in project {project!r}")
+            base = f"/dicomweb/{project}/studies/{study}/series/{series}/instances"
+            frames = [
+                f"{base}/{i.sop_uid}/frames/{n}/rendered"
+                for i in instances
+                for n in range(1, _frame_count(i.attributes) + 1)
+            ]
+            async with service.db.session() as session:
+                one = await repository.series_of(session, project, study)
+            described = next((s for s in one if s.series_uid == series), None)
+            return page(
+                request,
+                "viewer.html",
+                viewer,
+                project=project,
+                study=study,
+                series=described,
+                series_uid=series,
+                frames=frames,
+                modality=described.modality if described else "",
+            )
+
+        return await shown(request, build)
+
+    @router.get("/projects/{project}/upload")
+    async def upload_page(request: Request, project: str) -> Response:
+        async def build(viewer: Viewer) -> Response:
+            await project_for(request, viewer, project, WRITE_ROLES)
+            return page(request, "upload.html", viewer, project=project)
+
+        return await shown(request, build)
+
+    @router.get("/projects/{project}/members")
+    async def members_page(request: Request, project: str) -> Response:
+        async def build(viewer: Viewer) -> Response:
+            await project_for(request, viewer, project, frozenset({"owner"}))
+            return page(request, "members.html", viewer, project=project)
+
+        return await shown(request, build)
+
+    @router.get("/admin")
+    async def admin_page(request: Request) -> Response:
+        async def build(viewer: Viewer) -> Response:
+            if not viewer.is_admin:
+                raise PageError(403, "the admin pages are for admins")
+            return page(request, "admin.html", viewer)
+
+        return await shown(request, build)
+
+    @router.get("/static/{name}")
+    async def static(name: str) -> Response:
+        path = STATIC / name
+        if not re.fullmatch(r"[a-z0-9-]+\.(css|js|txt)", name) or not path.is_file():
+            raise HTTPException(404, "Not Found")
+        return FileResponse(
+            path,
+            media_type=_STATIC_TYPES[path.suffix],
+            headers={"Cache-Control": "public, max-age=300"},
+        )
+
+    return router
+
+
+def _frame_count(attributes: dict[str, Any] | None) -> int:
+    """NumberOfFrames from an instance's DICOM JSON (1 when absent)."""
+    try:
+        value = int((attributes or {})["00280008"]["Value"][0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return 1
+    return max(1, min(value, 10_000))
