@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 # such as `giftcloud up` inherit this)
 os.environ.setdefault("GIFTCLOUD_INGEST__DICOM_PORT", "0")
 
+from support.deployment import SERVICES, Deployment, deployed
 from support.infra import (
     Seaweed,
     create_database,
@@ -65,3 +66,20 @@ def tcia_files() -> list[Path]:
     if not files:
         pytest.skip(f"the TCIA pseudo-PHI series is absent (looked in {TCIA})")
     return files
+
+
+@pytest.fixture(scope="module")
+def deployment(  # the five services as separate processes behind nginx
+    real_services: None, seaweed: Seaweed, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    logs = tmp_path_factory.mktemp("services")
+    try:
+        with deployed(seaweed, logs) as running:
+            yield running
+    finally:
+        for name in SERVICES:  # a failing run shows what the services said
+            log = logs / f"{name}.log"
+            if log.exists():
+                print(
+                    f"--- {name} log (tail) ---\n" + "\n".join(log.read_text().splitlines()[-15:])
+                )

@@ -1,30 +1,11 @@
-"""The five services as separate processes on the real servers, behind nginx."""
+"""Helpers for the five services as separate processes behind nginx (the ``deployment``
+fixture is in tests/conftest.py: the browser tests use it too)."""
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from support.deployment import SERVICES, Deployment, deployed
-from support.infra import Seaweed
-
-
-@pytest.fixture(scope="module")
-def deployment(
-    real_services: None, seaweed: Seaweed, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Deployment]:
-    logs = tmp_path_factory.mktemp("services")
-    try:
-        with deployed(seaweed, logs) as running:
-            yield running
-    finally:
-        for name in SERVICES:  # a failing run shows what the services said
-            log = logs / f"{name}.log"
-            if log.exists():
-                print(
-                    f"--- {name} log (tail) ---\n" + "\n".join(log.read_text().splitlines()[-15:])
-                )
+from support.deployment import Deployment
 
 
 def wait_until_settled(

@@ -56,7 +56,8 @@ const giftcloud = (() => {
     let data = null;
     if (answer.ok) {
       const type = answer.headers.get("content-type") || "";
-      data = type.includes("json") ? await answer.json() : null;
+      const text = type.includes("json") ? await answer.text() : "";
+      data = text ? JSON.parse(text) : null;
       return { ok: true, status: answer.status, body: data, headers: answer.headers };
     }
     return { ok: false, status: answer.status, body: { detail: await reason(answer) } };
@@ -93,10 +94,12 @@ function projectsPage(form) {
     });
     if (!made.ok) { giftcloud.say(outcome, made.body.detail, true); return; }
     // the catalogue hears of it from auth; then a token that carries the new role
+    // (and ingest, before anyone uploads)
     for (let i = 0; i < 60; i++) {
       giftcloud.forget();
       const listed = await giftcloud.call("GET", "/api/projects");
-      if (listed.ok && listed.body.some((p) => p.name === name)) break;
+      const ingest = await giftcloud.call("GET", `/ingest/${name}/uploads`);
+      if (listed.ok && listed.body.some((p) => p.name === name) && ingest.ok) break;
       await new Promise((r) => setTimeout(r, 500));
     }
     location.href = "/auth/session/renew?next=" + encodeURIComponent(`/projects/${name}`);
@@ -281,10 +284,10 @@ function uploadPage(root) {
         const whole = f["00091001"] || f["00000902"] || { Value: ["refused"] };  // the reason
         const why = whole.Value[0];
         const part = Array.isArray(index) ? index[0] : undefined;
-        refuse(part !== undefined && files[part] ? files[part].name : "a file", why);
+        refuse(part !== undefined && files[part] ? files[part].name : "a file", `refused: ${why}`);
       }
       if (!answer.ok && !id) {
-        for (const f of files) if (!failed.length) refuse(f.name, answer.body.detail);
+        for (const f of files) if (!failed.length) refuse(f.name, `not sent: ${answer.body.detail}`);
       }
       if (id) track(id, files.map((f) => f.name));
       sent += files.length;
