@@ -110,6 +110,28 @@ async def test_an_event_published_before_anyone_listens_waits(bus_factory: Any) 
     await eventually(lambda: seen == [sent])
 
 
+async def test_depth_counts_what_waits_for_a_consumer(bus_factory: Any) -> None:
+    bus = await bus_factory()
+    assert await bus.depth("anonymise.instances") == 0
+    for _ in range(3):
+        await bus.publish(received())
+    await bus.publish(ProjectCreated(project="p1", correlation_id="c1"))  # other queues'
+    await eventually(lambda: _depth_is(bus, "anonymise.instances", 3))
+    assert await bus.depth("archive.instances") == 0
+    seen: list[Event] = []
+
+    async def handler(event: Event) -> None:
+        seen.append(event)
+
+    await bus.subscribe(Subscription("anonymise.instances", handler))
+    await eventually(lambda: len(seen) == 3)
+    await eventually(lambda: _depth_is(bus, "anonymise.instances", 0))
+
+
+async def _depth_is(bus: Bus, queue: str, n: int) -> bool:
+    return await bus.depth(queue) == n
+
+
 async def test_a_failing_handler_is_retried_until_it_succeeds(bus_factory: Any) -> None:
     bus = await bus_factory()
     attempts: list[int] = []

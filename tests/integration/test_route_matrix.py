@@ -88,6 +88,7 @@ ACCESS = {
     ("GET", "/api/projects/{project}/subjects/{subject}/studies"): "read",
     ("GET", "/api/projects/{project}/audit"): "owner",
     ("GET", "/api/audit"): "admin",
+    ("GET", "/api/pipeline"): "admin",
     ("GET", "/dicomweb/{project}/studies"): "read",
     ("GET", "/dicomweb/{project}/series"): "read",
     ("GET", "/dicomweb/{project}/studies/{study}/series"): "read",

@@ -189,7 +189,12 @@ QUEUES: dict[str, tuple[str, ...]] = {
     "anonymise.instances": ("instances.received.v1",),
     "anonymise.projects": ("project.created.v1", "project.updated.v1"),
     "archive.instances": ("instances.deidentified.v1",),
-    "api.catalogue": ("instances.archived.v1", "project.created.v1", "project.updated.v1"),
+    "api.catalogue": (
+        "instances.archived.v1",
+        "instance.rejected.v1",  # the admin's list of what waits in quarantine
+        "project.created.v1",
+        "project.updated.v1",
+    ),
     "api.audit": ("audit.recorded.v1",),
 }
 

@@ -35,8 +35,8 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
     return ServicePart(
         name="api",
         routers=[
-            web.build_router(service, lambda: runtime.verifier, runtime.audit, services or ["api"]),
-            routes.build_router(service, current, runtime.audit),
+            web.build_router(service, runtime, services or ["api"]),
+            routes.build_router(service, current, runtime.audit, runtime.bus),
             dicomweb.build_router(service, current, runtime.audit),
         ],
         subscriptions=[

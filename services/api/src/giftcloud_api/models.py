@@ -113,3 +113,17 @@ class AuditRecord(SQLModel, table=True):
     address: str = ""
     detail: str = ""
     correlation_id: str = ""
+
+
+class Quarantined(SQLModel, table=True):
+    """An instance de-identification refused: it waits in the quarantine bucket for a
+    person to review (the admin's pipeline page lists them with the reason)."""
+
+    __tablename__ = "quarantined"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    object_key: str = Field(primary_key=True)
+    reason: str
+    upload: str = ""
+    occurred_at: datetime

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from giftcloud_core.events import AuditRecorded, InstancesArchived
+from giftcloud_core.events import AuditRecorded, InstanceRejected, InstancesArchived
 from sqlalchemy import String, and_, any_, bindparam, cast, func, literal, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from giftcloud_api.downloads import Entry
-from giftcloud_api.models import SCHEMA, AuditRecord, Instance, Project, Series, Study, Subject
+from giftcloud_api.models import (
+    SCHEMA,
+    AuditRecord,
+    Instance,
+    Project,
+    Quarantined,
+    Series,
+    Study,
+    Subject,
+)
 from giftcloud_api.qido import (
     MODALITIES_IN_STUDY,
     SERIES_TAGS,
@@ -583,10 +592,7 @@ class StudyFilter:
     modality: str = ""
 
 
-async def browse_studies(
-    session: AsyncSession, project: str, chosen: StudyFilter, limit: int, offset: int
-) -> tuple[list[Study], int]:
-    """One page of the project's studies, by subject then date, and how many match."""
+def _browsing(project: str, chosen: StudyFilter) -> list[Any]:
     conditions = [col(Study.project) == project]
     if chosen.subject:
         escaped = chosen.subject.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -597,14 +603,31 @@ async def browse_studies(
         conditions.append(col(Study.study_date) <= chosen.date_to)
     if chosen.modality:
         conditions.append(literal(chosen.modality) == any_(col(Study.modalities)))
-    total = (await session.exec(select(func.count()).select_from(Study).where(*conditions))).one()
-    rows = await session.exec(
+    return conditions
+
+
+def browse_query(project: str, chosen: StudyFilter, limit: int, offset: int) -> Any:
+    """One page of the project's studies, by subject then date (an index holds them in
+    that order: ``studies_by_subject_date``)."""
+    return (
         select(Study)
-        .where(*conditions)
+        .where(*_browsing(project, chosen))
         .order_by(col(Study.subject), col(Study.study_date), col(Study.study_uid))
         .limit(limit)
         .offset(offset)
     )
+
+
+async def browse_studies(
+    session: AsyncSession, project: str, chosen: StudyFilter, limit: int, offset: int
+) -> tuple[list[Study], int]:
+    """One page of the project's studies, by subject then date, and how many match."""
+    total = (
+        await session.exec(
+            select(func.count()).select_from(Study).where(*_browsing(project, chosen))
+        )
+    ).one()
+    rows = await session.exec(browse_query(project, chosen, limit, offset))
     return list(rows.all()), int(total)
 
 
@@ -656,3 +679,42 @@ async def subject_sizes(session: AsyncSession, project: str, labels: list[str]) 
         .group_by(col(Instance.subject))
     )
     return {label: int(size) for label, size in rows.all()}
+
+
+async def add_quarantined(session: AsyncSession, event: InstanceRejected) -> None:
+    await session.exec(
+        insert(Quarantined)
+        .values(
+            project=event.project,
+            object_key=event.object_key,
+            reason=event.reason,
+            upload=event.correlation_id,
+            occurred_at=event.occurred_at,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What the archive took in lately, and what waits in quarantine."""
+
+    last_minute: int
+    last_hour: int
+    quarantined: int
+    latest_quarantined: list[Quarantined]
+
+
+async def flow(session: AsyncSession, now: datetime, latest: int = 50) -> Flow:
+    counted = await session.exec(
+        select(
+            func.count().filter(col(Instance.archived_at) > now - timedelta(minutes=1)),
+            func.count(),
+        ).where(col(Instance.archived_at) > now - timedelta(hours=1))
+    )
+    minute, hour = counted.one()
+    total = (await session.exec(select(func.count()).select_from(Quarantined))).one()
+    rows = await session.exec(
+        select(Quarantined).order_by(col(Quarantined.occurred_at).desc()).limit(latest)
+    )
+    return Flow(int(minute), int(hour), int(total), list(rows.all()))

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from giftcloud_core.access import Auditor, request_address
+from giftcloud_core.bus import Bus
 from giftcloud_core.errors import Forbidden, NotFound
 from giftcloud_core.tokens import Principal
 from pydantic import BaseModel
@@ -56,7 +57,7 @@ class AuditQuery:
     format: Literal["json", "csv"] = "json"
 
 
-def build_router(service: CatalogueService, current: Any, audit: Auditor) -> APIRouter:
+def build_router(service: CatalogueService, current: Any, audit: Auditor, bus: Bus) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["catalogue"])
     Caller = Annotated[Principal, Depends(current)]
 
@@ -157,6 +158,15 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
                 headers={"Content-Disposition": f'attachment; filename="{name}-audit.csv"'},
             )
         return [AuditEntry.model_validate(row, from_attributes=True) for row in rows]
+
+    @router.get("/pipeline")
+    async def pipeline(request: Request, caller: Caller) -> dict[str, Any]:
+        """The pipeline at a glance (admins): each queue's waiting and dead-lettered
+        messages, instances archived in the last minute and hour, and the latest instances
+        held in quarantine with the reason de-identification gave."""
+        if not caller.is_admin:
+            raise Forbidden("the pipeline's status is for admins")
+        return await service.pipeline(bus)
 
     @router.get("/projects/{project}/audit", response_model=list[AuditEntry])
     async def project_audit(

@@ -3,15 +3,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from giftcloud_core.access import authorize
 from giftcloud_core.batching import Batcher
+from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
 from giftcloud_core.errors import NotFound, ObjectNotFound
 from giftcloud_core.events import (
+    QUEUES,
     AuditRecorded,
     Event,
+    InstanceRejected,
     InstancesArchived,
     ProjectCreated,
     ProjectUpdated,
@@ -43,6 +47,9 @@ class CatalogueService:
     async def on_event(self, event: Event) -> None:
         if isinstance(event, InstancesArchived):
             await self._archived.submit(event)  # written with its neighbours, then acked
+        elif isinstance(event, InstanceRejected):
+            async with self.db.session() as session:
+                await repository.add_quarantined(session, event)
         elif isinstance(event, ProjectCreated):
             async with self.db.session() as session:
                 await repository.add_project(session, event.project, event.title)
@@ -105,6 +112,41 @@ class CatalogueService:
     ) -> tuple[list[Found], bool]:
         async with self.db.session() as session:
             return await repository.search(session, project, query, study_uid, series_uid)
+
+    async def pipeline(self, bus: Bus) -> dict[str, Any]:
+        """The pipeline at a glance, for admins: each queue's waiting and dead-lettered
+        messages (from the broker), instances archived in the last minute and hour, and
+        what waits in quarantine with the reason."""
+        queues = []
+        for name in QUEUES:
+            try:
+                waiting: int | None = await bus.depth(name)
+                dead: int | None = await bus.dead_letters(name)
+                problem = ""
+            except Exception as exc:  # a broker away is shown, not raised
+                waiting = dead = None
+                problem = f"the broker did not answer: {type(exc).__name__}"
+            queues.append(
+                {"queue": name, "waiting": waiting, "dead_letters": dead, "problem": problem}
+            )
+        async with self.db.session() as session:
+            flow = await repository.flow(session, datetime.now(UTC))
+        return {
+            "queues": queues,
+            "archived_last_minute": flow.last_minute,
+            "archived_last_hour": flow.last_hour,
+            "quarantined": flow.quarantined,
+            "latest_quarantined": [
+                {
+                    "project": q.project,
+                    "object": q.object_key,
+                    "reason": q.reason,
+                    "upload": q.upload,
+                    "at": q.occurred_at.isoformat(),
+                }
+                for q in flow.latest_quarantined
+            ],
+        }
 
     async def studies_of(self, project: str, subject: str) -> list[Study]:
         async with self.db.session() as session:

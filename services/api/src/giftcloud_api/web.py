@@ -21,8 +21,8 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-from giftcloud_core.access import Auditor, over_tls, request_address
-from giftcloud_core.app import ACCESS_COOKIE
+from giftcloud_core.access import over_tls, request_address
+from giftcloud_core.app import ACCESS_COOKIE, Runtime
 from giftcloud_core.errors import GiftcloudError, NotFound, Unauthorized
 from giftcloud_core.tokens import READ_ROLES, WRITE_ROLES, Principal, TokenVerifier
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -153,13 +153,12 @@ def render(template: str, **context: Any) -> str:
     return ENV.get_template(template).render(**context)
 
 
-def build_router(
-    service: CatalogueService,
-    verifier: Callable[[], TokenVerifier],
-    audit: Auditor,
-    services: list[str],
-) -> APIRouter:
+def build_router(service: CatalogueService, runtime: Runtime, services: list[str]) -> APIRouter:
     router = APIRouter(include_in_schema=False)
+    audit = runtime.audit
+
+    def verifier() -> TokenVerifier:  # looked up at call time: `giftcloud up` rewires it
+        return runtime.verifier
 
     def here(request: Request) -> str:
         query = f"?{request.url.query}" if request.url.query else ""
@@ -429,7 +428,8 @@ def build_router(
         async def build(viewer: Viewer) -> Response:
             if not viewer.is_admin:
                 raise PageError(403, "the admin pages are for admins")
-            return page(request, "admin.html", viewer)
+            pipeline = await service.pipeline(runtime.bus)
+            return page(request, "admin.html", viewer, pipeline=pipeline)
 
         return await shown(request, build)
 

@@ -44,6 +44,9 @@ class Bus(Protocol):
     async def dead_letters(self, queue: str) -> int:
         """How many messages wait in the queue's dead-letter queue."""
 
+    async def depth(self, queue: str) -> int:
+        """How many messages wait in the queue to be handled (not those being handled)."""
+
 
 def backoff_seconds(base: float, attempt: int) -> float:
     """Exponential back-off before retry number ``attempt`` (1-based), capped at a minute."""

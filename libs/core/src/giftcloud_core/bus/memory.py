@@ -99,5 +99,9 @@ class MemoryBus:
     async def ping(self) -> bool:
         return not self._closing
 
+    async def depth(self, queue: str) -> int:
+        waiting = self._queues.get(queue)
+        return waiting.qsize() if waiting is not None else 0
+
     async def dead_letters(self, queue: str) -> int:
         return len(self._dead[queue])

@@ -274,6 +274,17 @@ class PostgresBus:
             return False
         return True
 
+    async def depth(self, queue: str) -> int:
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(
+                text(
+                    f"SELECT count(*) FROM {self.table} WHERE queue = :queue AND NOT dead"
+                    " AND (leased_until IS NULL OR leased_until < now())"
+                ),
+                {"queue": self._queue(queue)},
+            )
+        return int(found or 0)
+
     async def dead_letters(self, queue: str) -> int:
         async with self.engine.connect() as conn:
             found = await conn.scalar(

@@ -202,6 +202,13 @@ class RabbitBus:
     async def ping(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
 
+    async def depth(self, queue: str) -> int:
+        name = self._name(queue)
+        declared = await self._channel().declare_queue(
+            name, durable=True, arguments=self._queue_args(name)
+        )
+        return int(declared.declaration_result.message_count or 0)
+
     async def dead_letters(self, queue: str) -> int:
         declared = await self._channel().declare_queue(f"{self._name(queue)}.dlq", durable=True)
         return int(declared.declaration_result.message_count or 0)
