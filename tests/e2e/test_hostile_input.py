@@ -9,7 +9,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -44,24 +43,12 @@ def hostile(
                 print(f"--- {name} log (tail) ---\n" + "\n".join(log.read_text().splitlines()[-8:]))
 
 
-def memory(deployment: Deployment, service: str) -> dict[str, int]:
-    """The service process's resident set now and at its peak, in bytes."""
-    process = deployment.services[service].process
-    assert process is not None
-    fields = {}
-    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            fields[name] = int(value.split()[0]) * 1024
-    return fields
-
-
 def test_three_deflate_bombs_at_once_are_refused_and_cost_little_memory(
     hostile: Deployment,
 ) -> None:
     admin = hostile.token()
     bomb = deflate_bomb(1024 * MiB)  # about 1 MB that inflates to 1 GiB
-    before = {name: memory(hostile, name) for name in ("ingest", "anonymise")}
+    before = {name: hostile.memory(name) for name in ("ingest", "anonymise")}
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         responses = list(pool.map(lambda _: hostile.stow("hostile", [bomb], admin), range(3)))
     for response in responses:
@@ -69,7 +56,7 @@ def test_three_deflate_bombs_at_once_are_refused_and_cost_little_memory(
         reason = stow_reasons(response.json())[0]
         assert f"inflates to more than {2 * MAX_INSTANCE} bytes" in reason
     for name, was in before.items():
-        grew = memory(hostile, name)["VmHWM"] - was["VmRSS"]
+        grew = hostile.memory(name)["VmHWM"] - was["VmRSS"]
         print(f"{name}: peak {grew / MiB:.0f} MiB above its size before the bombs")
         assert grew < 100 * MiB, f"{name} grew by {grew / MiB:.0f} MiB"
 
@@ -147,7 +134,7 @@ def test_a_flood_of_tiny_parts_is_cut_off_and_health_stays_responsive(
         for start in range(0, len(flood), 64 * 1024):
             yield flood[start : start + 64 * 1024]
 
-    before = memory(hostile, "ingest")
+    before = hostile.memory("ingest")
     with health_probe(hostile, "ingest") as latencies:
         answer = raw_post(
             hostile.services["ingest"].port,
@@ -163,7 +150,7 @@ def test_a_flood_of_tiny_parts_is_cut_off_and_health_stays_responsive(
     status_line, _, rest = answer.partition(b"\r\n")
     assert b" 413 " in status_line, answer[:300]
     assert b"more than 2000 parts" in rest
-    grew = memory(hostile, "ingest")["VmHWM"] - before["VmRSS"]
+    grew = hostile.memory("ingest")["VmHWM"] - before["VmRSS"]
     worst = max(latencies)
     print(f"/healthz worst {worst:.3f} s over {len(latencies)} probes; grew {grew / MiB:.0f} MiB")
     assert worst < 5  # no 17 s stall
@@ -186,7 +173,7 @@ def test_a_body_that_stalls_is_cut_off_and_what_came_whole_is_kept(hostile: Depl
         for _ in range(300):
             yield bytes(MiB)
 
-    before = memory(hostile, "ingest")
+    before = hostile.memory("ingest")
     started = time.monotonic()
     with health_probe(hostile, "ingest") as latencies:
         answer = raw_post(
@@ -204,7 +191,7 @@ def test_a_body_that_stalls_is_cut_off_and_what_came_whole_is_kept(hostile: Depl
     status_line, _, rest = answer.partition(b"\r\n")
     assert b" 408 " in status_line, answer[:500]
     assert b"stalled" in rest and b"3 instance(s) before it were stored" in rest
-    grew = memory(hostile, "ingest")["VmHWM"] - before["VmRSS"]
+    grew = hostile.memory("ingest")["VmHWM"] - before["VmRSS"]
     print(f"cut off {waited:.1f} s after the body began; ingest grew {grew / MiB:.0f} MiB")
     assert grew < 100 * MiB  # the 300 MB part was counted, not kept
 

@@ -64,6 +64,23 @@ class Deployment:
             headers={**headers, "Content-Type": content_type},
         )
 
+    def memory(self, service: str) -> dict[str, int]:
+        """The service process's resident set now (VmRSS) and at its peak (VmHWM), bytes."""
+        process = self.services[service].process
+        assert process is not None
+        fields = {}
+        for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0]) * 1024
+        return fields
+
+    def reset_peak_memory(self, service: str) -> None:
+        """Start the service's VmHWM afresh from its VmRSS (Linux: clear_refs 5)."""
+        process = self.services[service].process
+        assert process is not None
+        Path(f"/proc/{process.pid}/clear_refs").write_text("5")
+
     def instance_count(self, project: str, headers: dict[str, str]) -> int:
         """Instances visible to QIDO-RS: the sum of the studies' related-instance counts."""
         response = httpx.get(

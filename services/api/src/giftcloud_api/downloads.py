@@ -82,6 +82,9 @@ def zip_response(stream: ZipStream, name: str, head: bool = False) -> StreamingR
     headers = {
         "Content-Length": str(len(stream)),
         "Content-Disposition": f'attachment; filename="{name}"',
+        # zipstream-ng writes from the start only: a Range is answered with the whole zip
+        # (RFC 9110 lets a server ignore it), and clients are told so up front
+        "Accept-Ranges": "none",
     }
     body: Iterator[bytes] = iter(()) if head else iter(stream)
     return StreamingResponse(body, media_type="application/zip", headers=headers)
