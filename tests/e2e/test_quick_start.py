@@ -115,6 +115,9 @@ def test_the_quick_start_on_a_fresh_clone(tmp_path: Path) -> None:
         assert len(fetched) == 2, said[4]
         for line, code, output in said:
             print(f"$ {line}  [exit {code}]\n{output}")
+        # and what the Quick start ends with: the web interface at the same address
+        page = httpx.get(f"{url}/", follow_redirects=True, timeout=30)
+        assert page.status_code == 200 and "Sign in to giftcloud" in page.text, page.text[:300]
     finally:
         stop_process(up, signal.SIGINT, timeout=90)  # Ctrl-C, as the README says
     log_text = log_path.read_text()

@@ -1,11 +1,13 @@
 """The README and the getting-started page say the same thing, and the README's commands exist."""
 
+import re
 import shlex
 
 from giftcloud.cli import _parser
 from giftcloud_api.routes import DICOMWEB_STEPS, FIRST_STEPS
 from giftcloud_api.web import render, start_context
-from support.readme import README, shell_blocks
+from support.infra import ROOT
+from support.readme import README, section, shell_blocks
 
 
 def test_the_start_page_shows_the_quick_start_steps() -> None:
@@ -36,3 +38,17 @@ def test_every_giftcloud_command_in_the_readme_parses() -> None:
         words = shlex.split(command)
         parser.parse_args(words)
     assert len(commands) >= 7, commands
+
+
+def test_the_quick_start_ends_in_the_browser() -> None:
+    quick = section("Quick start").split("\n### ")[0]
+    blocks = [b for b in shell_blocks() if b and all(line in quick for line in b)]
+    assert blocks[-1] == ["open http://127.0.0.1:8000"], blocks[-1]
+    assert quick.rstrip().endswith("(docs/project-page.png)"), quick[-300:]
+
+
+def test_every_picture_the_readme_shows_is_in_the_repository() -> None:
+    pictures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", README)
+    assert pictures, "no pictures"
+    for path in pictures:
+        assert (ROOT / path).is_file(), path

@@ -29,7 +29,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException
 
 from giftcloud_api import repository
-from giftcloud_api.models import Study
+from giftcloud_api.models import Project, Study
 from giftcloud_api.routes import DICOMWEB_STEPS, FIRST_STEPS
 from giftcloud_api.service import CatalogueService
 
@@ -272,6 +272,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
             next=next if next.startswith("/") and not next.startswith("//") else "/",
             failure=SIGN_IN_FAILURES.get(failed, "Sign-in failed." if failed else ""),
             signed_out=bool(signed_out),
+            single_sign_on=bool(runtime.settings.auth.oidc_issuer),
         )
 
     @router.get("/start")
@@ -311,6 +312,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
                     session, project, sorted({s.subject for s in studies})
                 )
                 found_modalities = await repository.modalities(session, project)
+                described = await session.get(Project, project)
             pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
             filters = {
                 "subject": subject[:64],
@@ -324,6 +326,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
                 "project.html",
                 viewer,
                 project=project,
+                title=described.title if described else "",
                 role=viewer.role(project),
                 may_write=viewer.may_write(project),
                 owns=viewer.owns(project),
