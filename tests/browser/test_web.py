@@ -5,8 +5,10 @@ axe-core (no serious or critical violations) and photographed into the artifacts
 
 from __future__ import annotations
 
+import base64
 import io
 import re
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -319,9 +321,52 @@ def test_a_member_added_on_the_page_reads_only(
                 return r.status }"""
         )
         assert made == 403
+
+        # the owner makes them a member, then takes the role away: it is gone at once
+        tab.go(f"/projects/{PROJECT}/members")
+        tab.page.wait_for_selector("[data-member=reader]")
+        tab.page.select_option("[data-member=reader] select", "member")
+        tab.page.wait_for_function(
+            "() => document.querySelector('[data-outcome]').textContent === 'reader is now member.'"
+        )
+        tab.page.once("dialog", lambda dialog: dialog.accept())
+        tab.page.click("[data-member=reader] button")
+        tab.page.wait_for_selector("[data-member=reader]", state="detached")
+        assert tab.page.locator("[data-member]").count() == 1  # the owner
+        deadline = time.monotonic() + 30  # the services hear of revocations within 10 s
+        while reader.go(f"/projects/{PROJECT}").status != 403:
+            assert time.monotonic() < deadline, "the removed member still reads the project"
+            time.sleep(1)
         assert reader.errors == []
     finally:
         reader.close()
+
+
+def test_an_admin_makes_disables_and_resets_accounts(uploaded: Uploaded) -> None:
+    tab = uploaded.admin
+    tab.go("/admin")
+    tab.page.wait_for_selector("[data-user=admin]")
+    tab.page.fill("#new-username", "leaver")
+    tab.page.click("text=Create user")  # no password: a link to set one
+    tab.page.wait_for_selector("[data-user=leaver]")
+    said = tab.page.inner_text("[data-user-outcome]")
+    assert said.startswith("Send leaver this link") and "/auth/reset?token=" in said, said
+    tab.page.click("[data-user=leaver] button:text-is('Disable')")
+    tab.page.wait_for_function(
+        "() => document.querySelector('[data-user=leaver] td:nth-child(3)').textContent"
+        " === 'disabled'"
+    )
+    tab.page.click("[data-user=leaver] button:text-is('Enable')")
+    tab.page.wait_for_function(
+        "() => document.querySelector('[data-user=leaver] td:nth-child(3)').textContent"
+        " === 'active'"
+    )
+    queues = tab.page.locator("#pipeline tbody tr[data-queue]").count()
+    assert queues == 7, queues
+    assert "Nothing waits in quarantine." in tab.page.inner_text("#pipeline")
+    last_hour = int(tab.page.inner_text("[data-figure=last-hour]"))
+    assert last_hour == DICOM_FILES, last_hour
+    assert tab.check("admin-pipeline") == []
 
 
 def test_a_user_without_a_role_sees_neither_the_project_nor_its_urls(
@@ -407,3 +452,40 @@ def test_signing_out_ends_the_session(
         assert tab.page.url == f"{deployment.url}/projects/{PROJECT}"  # back where they were
     finally:
         tab.close()
+
+
+def test_a_zip_dropped_on_the_upload_page_is_opened_and_sent(uploaded: Uploaded) -> None:
+    """Last: it adds a study. The page opens the zip itself (stored and deflated entries),
+    names what is not DICOM in it, and sends the rest."""
+    buffer = io.BytesIO()
+    study = "1.2.826.0.1.3680043.9.7.4242.2"
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for n, method in enumerate((zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)):
+            data = synthetic_instance(
+                patient="Browser^Betty", patient_id="WEB-1", study_uid=study,
+                series_uid=f"{study}.1", sop_uid=f"{study}.1.{n}", rows=16,
+            )  # fmt: skip
+            archive.writestr(f"scans/IM{n}.dcm", data, compress_type=method)
+        archive.writestr("scans/readme.txt", "a note", compress_type=zipfile.ZIP_DEFLATED)
+    tab = uploaded.admin
+    tab.go(f"/projects/{PROJECT}/upload")
+    tab.page.evaluate(
+        """async (b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "scans.zip", {type: "application/zip"}));
+            const zone = document.querySelector("[data-drop]");
+            zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true}));
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+        }""",
+        base64.b64encode(buffer.getvalue()).decode(),
+    )
+    tab.page.wait_for_selector("[data-upload][data-done=true]", timeout=120_000)
+    assert tab.page.inner_text("[data-status]") == "Done: 2 instance(s) archived."
+    refused = tab.page.inner_text("[data-refused]")
+    assert (
+        refused
+        == "scans.zip/scans/readme.txt: not a DICOM file (no DICM marker at byte 128): not sent"
+    )
+    tab.go(f"/projects/{PROJECT}")
+    assert "2 studies match." in tab.page.inner_text("main")

@@ -348,10 +348,18 @@ function uploadPage(root) {
   drop.addEventListener("drop", async (event) => {
     event.preventDefault();
     drop.classList.remove("over");
-    const items = [];
+    // taken from the event before anything waits: the browser empties it afterwards
+    const dropped = [];
     for (const item of event.dataTransfer.items) {
+      if (item.kind !== "file") continue;
       const entry = item.webkitGetAsEntry && item.webkitGetAsEntry();
-      if (entry) items.push(...await entriesOf(entry, ""));
+      const file = item.getAsFile();
+      dropped.push({ entry, file });
+    }
+    const items = [];
+    for (const { entry, file } of dropped) {
+      if (entry && entry.isDirectory) items.push(...await entriesOf(entry, ""));
+      else if (file) items.push({ name: file.name, file });
     }
     start(items);
   });
