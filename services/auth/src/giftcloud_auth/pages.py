@@ -49,7 +49,7 @@ _SET_FIELDS = (
 )
 _ACCOUNT = (
     "<label for='username'>Username</label>"
-    "<input id='username' name='username' autocomplete='username' pattern='[A-Za-z0-9_.@-]+'"
+    "<input id='username' name='username' autocomplete='username' pattern='[A-Za-z0-9_.@\\-]+'"
     " minlength='2' maxlength='128' required>"
     "<label for='password'>Password</label>"
     "<input id='password' name='password' type='password' autocomplete='new-password'"
