@@ -4,6 +4,7 @@ renewed, readable refusals, the project page's search and pages over 10,000 stud
 an index), and the admin's pipeline figures."""
 
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
@@ -193,6 +194,10 @@ async def test_the_project_page_pages_10000_studies_from_an_index(
             await session.exec(text("ANALYZE api.studies"))
         client.cookies.set("giftcloud_access", owner)
 
+        for query in ("", "?page_number=200", "?subject=subj-0012", "?modality=CT&page_number=50"):
+            started = time.perf_counter()
+            assert (await client.get(f"/projects/big{query}")).status_code == 200
+            print(f"/projects/big{query}: {(time.perf_counter() - started) * 1000:.0f} ms")
         first = await client.get("/projects/big")
         assert first.status_code == 200
         assert "10000 studies match: page 1 of 200." in first.text

@@ -648,25 +648,14 @@ async def series_of(session: AsyncSession, project: str, study_uid: str) -> list
     return list(rows.all())
 
 
-async def selection_size(
-    session: AsyncSession,
-    project: str,
-    subject: str | None = None,
-    study_uid: str | None = None,
-    series_uid: str | None = None,
-) -> tuple[int, int]:
-    """How many instances a selection holds and their bytes."""
-    query = select(func.count(), func.coalesce(func.sum(Instance.size), 0)).where(
-        col(Instance.project) == project
+async def series_sizes(session: AsyncSession, project: str, study_uid: str) -> dict[str, int]:
+    """The bytes of each series of a study (what their zips hold)."""
+    rows = await session.exec(
+        select(Instance.series_uid, func.coalesce(func.sum(Instance.size), 0))
+        .where(col(Instance.project) == project, col(Instance.study_uid) == study_uid)
+        .group_by(col(Instance.series_uid))
     )
-    if subject is not None:
-        query = query.where(col(Instance.subject) == subject)
-    if study_uid is not None:
-        query = query.where(col(Instance.study_uid) == study_uid)
-    if series_uid is not None:
-        query = query.where(col(Instance.series_uid) == series_uid)
-    n, size = (await session.exec(query)).one()
-    return int(n), int(size)
+    return {series: int(size) for series, size in rows.all()}
 
 
 async def subject_sizes(session: AsyncSession, project: str, labels: list[str]) -> dict[str, int]:

@@ -356,12 +356,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
                 if found is None:
                     raise NotFound(f"no study {study} in project {project!r}")
                 series = await repository.series_of(session, project, study)
-                sizes = {
-                    s.series_uid: (
-                        await repository.selection_size(session, project, None, study, s.series_uid)
-                    )[1]
-                    for s in series
-                }
+                sizes = await repository.series_sizes(session, project, study)
                 study_size = sum(sizes.values())
             return page(
                 request,

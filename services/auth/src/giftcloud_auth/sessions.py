@@ -44,30 +44,22 @@ def _refusal(message: str, status_code: int) -> HTMLResponse:
     )
 
 
+def _cookie(response: Response, name: str, value: str, age: int, path: str, secure: bool) -> None:
+    response.set_cookie(
+        name, value, max_age=age, path=path, httponly=True, samesite="strict", secure=secure
+    )
+
+
 def build_router(service: AuthService) -> APIRouter:
     router = APIRouter(prefix="/auth", include_in_schema=False)
 
     def set_session(response: Response, request: Request, tokens: TokenResponse) -> None:
         """The session cookie (when ``tokens`` start one) and the access cookie."""
+        secure = over_tls(request)
         if tokens.refresh_token is not None and tokens.refresh_expires_in is not None:
-            response.set_cookie(
-                SESSION_COOKIE,
-                tokens.refresh_token,
-                max_age=tokens.refresh_expires_in,
-                path="/auth/session",
-                httponly=True,
-                samesite="strict",
-                secure=over_tls(request),
-            )
-        response.set_cookie(
-            ACCESS_COOKIE,
-            tokens.access_token,
-            max_age=tokens.expires_in,
-            path="/",
-            httponly=True,
-            samesite="strict",
-            secure=over_tls(request),
-        )
+            _cookie(response, SESSION_COOKIE, tokens.refresh_token, tokens.refresh_expires_in,
+                    "/auth/session", secure)  # fmt: skip
+        _cookie(response, ACCESS_COOKIE, tokens.access_token, tokens.expires_in, "/", secure)
 
     def end_session(response: Response) -> None:
         response.delete_cookie(SESSION_COOKIE, path="/auth/session")
