@@ -707,3 +707,26 @@ async def flow(session: AsyncSession, now: datetime, latest: int = 50) -> Flow:
         select(Quarantined).order_by(col(Quarantined.occurred_at).desc()).limit(latest)
     )
     return Flow(int(minute), int(hour), int(total), list(rows.all()))
+
+
+async def frame_counts(
+    session: AsyncSession, project: str, study_uid: str, series_uid: str
+) -> list[tuple[str, int]]:
+    """Each instance of a series, in order, and its NumberOfFrames (1 when it has none):
+    what the viewer pages through, without reading every instance's whole DICOM JSON."""
+    connection = await session.connection()
+    rows = await connection.execute(
+        text(
+            f"SELECT sop_uid, attributes #>> '{{00280008,Value,0}}' FROM {SCHEMA}.instances"  # noqa: S608
+            " WHERE project = :project AND study_uid = :study AND series_uid = :series"
+            " ORDER BY number, sop_uid"
+        ).bindparams(project=project, study=study_uid, series=series_uid)
+    )
+    out = []
+    for sop, frames in rows.all():
+        try:
+            count = int(frames) if frames is not None else 1
+        except ValueError:
+            count = 1
+        out.append((sop, max(1, min(count, 10_000))))
+    return out

@@ -29,7 +29,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException
 
 from giftcloud_api import repository
-from giftcloud_api.models import Project, Study
+from giftcloud_api.models import Project, Series, Study
 from giftcloud_api.routes import DICOMWEB_STEPS, FIRST_STEPS
 from giftcloud_api.service import CatalogueService
 
@@ -379,18 +379,17 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
             await project_for(request, viewer, project)
             if not (_UID.fullmatch(study) and _UID.fullmatch(series)):
                 raise NotFound(f"no series {series[:64]!r} in project {project!r}")
-            instances = await service.instances(project, study_uid=study, series_uid=series)
-            if not instances:
+            async with service.db.session() as session:
+                instances = await repository.frame_counts(session, project, study, series)
+                described = await session.get(Series, (project, series))
+            if not instances or described is None or described.study_uid != study:
                 raise NotFound(f"no series {series} of study {study} in project {project!r}")
             base = f"/dicomweb/{project}/studies/{study}/series/{series}/instances"
             frames = [
-                f"{base}/{i.sop_uid}/frames/{n}/rendered"
-                for i in instances
-                for n in range(1, _frame_count(i.attributes) + 1)
+                f"{base}/{sop}/frames/{n}/rendered"
+                for sop, count in instances
+                for n in range(1, count + 1)
             ]
-            async with service.db.session() as session:
-                one = await repository.series_of(session, project, study)
-            described = next((s for s in one if s.series_uid == series), None)
             return page(
                 request,
                 "viewer.html",
@@ -398,9 +397,8 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
                 project=project,
                 study=study,
                 series=described,
-                series_uid=series,
                 frames=frames,
-                modality=described.modality if described else "",
+                modality=described.modality,
             )
 
         return await shown(request, build)
@@ -443,12 +441,3 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         )
 
     return router
-
-
-def _frame_count(attributes: dict[str, Any] | None) -> int:
-    """NumberOfFrames from an instance's DICOM JSON (1 when absent)."""
-    try:
-        value = int((attributes or {})["00280008"]["Value"][0])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return 1
-    return max(1, min(value, 10_000))

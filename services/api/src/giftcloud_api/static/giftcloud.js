@@ -25,7 +25,7 @@ const giftcloud = (() => {
       location.href = "/signin?next=" + encodeURIComponent(location.pathname + location.search);
       throw new Error("signed out");
     }
-    if (!answer.ok) throw new Error(await reason(answer));
+    if (!answer.ok) throw new Error((await parsed(answer)).detail);
     const body = await answer.json();
     cached = { token: body.access_token, until: Date.now() + (body.expires_in - 30) * 1000 };
     return cached.token;
@@ -33,13 +33,14 @@ const giftcloud = (() => {
 
   function forget() { cached = null; }
 
-  async function reason(answer) {
-    try {
-      const body = await answer.json();
-      if (typeof body.detail === "string") return body.detail;
-      if (Array.isArray(body.detail)) return body.detail.map((d) => d.msg).join("; ");
-    } catch (_) { /* not JSON */ }
-    return `${answer.status} ${answer.statusText}`;
+  // a refusal's body (JSON where it is: a STOW-RS answer names each refused part), with
+  // its reason in .detail
+  async function parsed(answer) {
+    let body = {};
+    try { body = JSON.parse(await answer.text()) || {}; } catch (_) { /* not JSON */ }
+    if (Array.isArray(body.detail)) body.detail = body.detail.map((d) => d.msg).join("; ");
+    if (typeof body.detail !== "string") body.detail = `${answer.status} ${answer.statusText}`;
+    return body;
   }
 
   // the API's answer as {ok, status, body}; a refusal's reason in body.detail
@@ -53,14 +54,13 @@ const giftcloud = (() => {
       }
     }
     const answer = await fetch(url, options);
-    let data = null;
     if (answer.ok) {
       const type = answer.headers.get("content-type") || "";
       const text = type.includes("json") ? await answer.text() : "";
-      data = text ? JSON.parse(text) : null;
+      const data = text ? JSON.parse(text) : null;
       return { ok: true, status: answer.status, body: data, headers: answer.headers };
     }
-    return { ok: false, status: answer.status, body: { detail: await reason(answer) } };
+    return { ok: false, status: answer.status, body: await parsed(answer), headers: answer.headers };
   }
 
   function el(tag, attributes, ...children) {
@@ -277,7 +277,7 @@ function uploadPage(root) {
       const answer = await giftcloud.call("POST", `/dicomweb/${project}/studies`,
         multipart(files, boundary),
         { "Content-Type": `multipart/related; type="application/dicom"; boundary=${boundary}`, Accept: "application/dicom+json" });
-      const id = answer.headers ? answer.headers.get("X-Giftcloud-Upload") : null;
+      const id = answer.headers.get("X-Giftcloud-Upload");
       const failed = answer.body && answer.body["00081198"] ? answer.body["00081198"].Value : [];
       for (const f of failed) {
         const index = (f["00091003"] || {}).Value;  // giftcloud's private: the part's index
@@ -286,8 +286,8 @@ function uploadPage(root) {
         const part = Array.isArray(index) ? index[0] : undefined;
         refuse(part !== undefined && files[part] ? files[part].name : "a file", `refused: ${why}`);
       }
-      if (!answer.ok && !id) {
-        for (const f of files) if (!failed.length) refuse(f.name, `not sent: ${answer.body.detail}`);
+      if (!answer.ok && !failed.length) {  // the whole batch refused, for one reason
+        for (const f of files) refuse(f.name, `not sent: ${answer.body.detail}`);
       }
       if (id) track(id, files.map((f) => f.name));
       sent += files.length;

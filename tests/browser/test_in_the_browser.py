@@ -63,9 +63,18 @@ def write_folder(folder: Path) -> None:
     frames.SeriesNumber = 2
     frames.PixelData = b"".join(_gradient(i) for i in range(3))
     (folder / "other" / "multiframe.dcm").write_bytes(to_bytes(frames))
+    # a screen capture may carry burned-in text: without a word that it does not, it is
+    # held back, and the page names it with the reason
+    (folder / "other" / "screenshot.dcm").write_bytes(screen_capture(1, said_clean=False))
+    (folder / "other" / "colour.dcm").write_bytes(screen_capture(2, said_clean=True))
+    (folder / "notes.txt").write_text("not an image: the page must say so and not send it")
+
+
+def screen_capture(n: int, said_clean: bool) -> bytes:
+    """A red RGB secondary capture; ``said_clean``: it says it holds no burned-in text."""
     colour = pydicom.dcmread(io.BytesIO(synthetic_instance(
         patient="Browser^Betty", patient_id="WEB-1", study_uid=STUDY,
-        series_uid=SERIES_COLOUR, sop_uid=f"{SERIES_COLOUR}.1", rows=32,
+        series_uid=SERIES_COLOUR, sop_uid=f"{SERIES_COLOUR}.{n}", rows=32,
     )))  # fmt: skip
     colour.SOPClassUID = colour.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     colour.Modality = "OT"
@@ -78,14 +87,10 @@ def write_folder(folder: Path) -> None:
     rgb = np.zeros((32, 32, 3), np.uint8)
     rgb[..., 0] = 200  # red
     colour.PixelData = rgb.tobytes()
-    # a screen capture may carry burned-in text: without a word that it does not, it is
-    # held back (quarantined), and the page names it with the reason
-    (folder / "other" / "screenshot.dcm").write_bytes(to_bytes(colour))
-    colour.SOPInstanceUID = colour.file_meta.MediaStorageSOPInstanceUID = f"{SERIES_COLOUR}.2"
-    colour.BurnedInAnnotation = "NO"
-    colour.ImageType = ["DERIVED", "SECONDARY"]
-    (folder / "other" / "colour.dcm").write_bytes(to_bytes(colour))
-    (folder / "notes.txt").write_text("not an image: the page must say so and not send it")
+    if said_clean:
+        colour.BurnedInAnnotation = "NO"
+        colour.ImageType = ["DERIVED", "SECONDARY"]
+    return to_bytes(colour)
 
 
 @dataclass
@@ -489,3 +494,17 @@ def test_a_zip_dropped_on_the_upload_page_is_opened_and_sent(uploaded: Uploaded)
     )
     tab.go(f"/projects/{PROJECT}")
     assert "2 studies match." in tab.page.inner_text("main")
+
+
+def test_a_batch_refused_whole_still_names_each_file(uploaded: Uploaded, tmp_path: Path) -> None:
+    """A batch of which nothing could be stored is answered 400 as a whole; the page still
+    names each file with its own reason."""
+    bad = tmp_path / "capture.dcm"
+    bad.write_bytes(screen_capture(9, said_clean=False))
+    tab = uploaded.admin
+    tab.go(f"/projects/{PROJECT}/upload")
+    tab.page.set_input_files("#files", str(bad))
+    tab.page.wait_for_selector("[data-upload][data-done=true]", timeout=60_000)
+    assert tab.page.inner_text("[data-status]") == "Done: 0 instance(s) archived."
+    refused = tab.page.inner_text("[data-refused]")
+    assert refused.startswith("capture.dcm: refused: the image may carry burned-in text"), refused
