@@ -37,9 +37,10 @@ def test_up_carries_a_file_end_to_end(tmp_path: Path) -> None:
             timeout=120,
             what="giftcloud up to be ready",
         )
-        page = httpx.get(url)
+        page = httpx.get(f"{url}/start")  # getting started, with what runs
         assert "giftcloud" in page.text
         assert "anonymise: running" in page.text
+        assert "Sign in to giftcloud" in httpx.get(url, follow_redirects=True).text
         client = Client(url, username="admin", password="up-admin-password")
         client.create_project("demo")
         source = pydicom_file("CT_small.dcm")

@@ -612,9 +612,10 @@ async def test_security_headers_cors_docs_and_metrics(stack: Stack) -> None:
                 await client.get("/healthz", headers={"Origin": "https://evil.example"})
             ).headers
         )
-        page = await client.get("/")
+        page = await client.get("/signin")  # a page of the web interface
         policy = page.headers["content-security-policy"]
-        assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("style-src")[0]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert page.headers["referrer-policy"] == "no-referrer"
         token = await client.post("/auth/token", data={"username": "x", "password": "y"})
         assert token.headers["cache-control"] == "no-store"
         # behind a trusted proxy that speaks TLS: HSTS; from an untrusted peer the header is ignored

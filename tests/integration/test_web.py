@@ -124,6 +124,9 @@ async def test_sign_in_session_cookies_and_csrf(stack: Stack) -> None:
         assert missing.status_code == 404 and "no project &#39;nothing&#39;" in missing.text
         assert (await browser.get("/projects/web?date_from=2024-13-45")).status_code == 400
         assert (await browser.get("/projects/web?modality=%3Cscript%3E")).status_code == 400
+        for page_number in ("0", "abc", "-1", "99999999999"):
+            refused = await browser.get(f"/projects/web?page_number={page_number}")
+            assert refused.status_code == 400 and "pages are numbered from 1" in refused.text
 
         # sign out: a form without the proof is refused; with it, the session ends
         assert (await browser.post("/auth/session/logout")).status_code == 403

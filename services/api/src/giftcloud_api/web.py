@@ -195,12 +195,12 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         html = render(template, viewer=viewer, csrf=csrf, here=here(request), **context)
         response = HTMLResponse(html, status_code=status)
         response.headers["Cache-Control"] = "no-store"
+        # stricter than the services' default for pages: no inline style either
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; img-src 'self' blob: data:; style-src 'self';"
             " script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none';"
             " form-action 'self'"
         )
-        response.headers["Referrer-Policy"] = "same-origin"
         if request.cookies.get(CSRF_COOKIE, "") != csrf:
             response.set_cookie(
                 CSRF_COOKIE, csrf, path="/", httponly=True, samesite="strict",
@@ -289,7 +289,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         date_from: str = "",
         date_to: str = "",
         modality: str = "",
-        page_number: int = 1,
+        page_number: str = "1",
     ) -> Response:
         """The project's studies by subject: search, filter and pages."""
 
@@ -297,12 +297,13 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
             await project_for(request, viewer, project)
             if modality and not _MODALITY.fullmatch(modality):
                 raise PageError(400, f"{modality[:20]!r} is not a modality (CT, MR, ...)")
-            if page_number < 1 or page_number > 1_000_000:
-                raise PageError(400, "page_number: from 1")
+            number = int(page_number) if page_number.isdigit() and len(page_number) < 8 else 0
+            if number < 1:
+                raise PageError(400, f"page {page_number[:12]!r}: pages are numbered from 1")
             chosen = repository.StudyFilter(
                 subject[:64].strip(), _date_param(date_from), _date_param(date_to), modality
             )
-            offset = (page_number - 1) * PAGE_SIZE
+            offset = (number - 1) * PAGE_SIZE
             async with service.db.session() as session:
                 studies, total = await repository.browse_studies(
                     session, project, chosen, PAGE_SIZE, offset
@@ -333,7 +334,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
                 counts=counts,
                 studies=studies,
                 total=total,
-                page_number=page_number,
+                page_number=number,
                 pages=pages,
                 filters=filters,
                 modalities=found_modalities,
