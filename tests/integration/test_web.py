@@ -280,3 +280,14 @@ async def test_the_pipeline_for_admins(runtime: Runtime, bearer: Bearer) -> None
         assert "Quarantined: 1" in page.text and "PatientIdentityRemoved is not YES" in page.text
         client.cookies.set("giftcloud_access", owner["Authorization"].split()[1])
         assert (await client.get("/admin")).status_code == 403
+        client.cookies.set("giftcloud_access", bearer("stranger")["Authorization"].split()[1])
+        assert (await client.get("/projects/proj")).status_code == 403
+        async with runtime.db.session() as session:  # refused pages are in the audit trail
+            rows = await session.exec(
+                text(
+                    "SELECT actor, action, project, outcome FROM api.audit WHERE outcome = 'denied'"
+                )
+            )
+            denied = {tuple(row) for row in rows.all()}
+        assert ("olga", "GET /admin", "", "denied") in denied, denied
+        assert ("stranger", "GET /projects/proj", "proj", "denied") in denied, denied

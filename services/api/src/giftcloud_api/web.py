@@ -228,9 +228,17 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
             return result
         except _GoTo as go:
             return RedirectResponse(go.url, status_code=303)
-        except PageError as exc:
-            return refused(request, viewer, exc.status, exc.message)
-        except GiftcloudError as exc:
+        except (PageError, GiftcloudError) as exc:
+            if exc.status == 403:  # a refusal is an access attempt: audited, as the API's are
+                await audit.record(
+                    request,
+                    f"GET {request.url.path}"[:200],
+                    project=str(request.path_params.get("project", ""))[:64],
+                    target=request.url.path,
+                    outcome="denied",
+                    detail=exc.message,
+                    required=False,
+                )
             return refused(request, viewer, exc.status, exc.message)
 
     async def project_for(
