@@ -508,18 +508,17 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         request: Request, project: Project, study: str, series: str
     ) -> Response:
         """WADO-RS: the series' thumbnail: its middle instance."""
-        found = await service.instances(project, study_uid=study, series_uid=series)
-        if not found:
+        middle = await service.middle_instance(project, study, series)
+        if middle is None:
             raise NotFound(f"no series {series} of study {study} in project {project!r}")
-        return await _rendered(request, project, found[len(found) // 2], 1, thumbnail=True)
+        return await _rendered(request, project, middle, 1, thumbnail=True)
 
     @router.get("/studies/{study}/thumbnail")
     async def thumbnail_study(request: Request, project: Project, study: str) -> Response:
         """WADO-RS: the study's thumbnail: the middle instance of its first series."""
-        found = await service.instances(project, study_uid=study)
-        if not found:
+        middle = await service.middle_instance(project, study)
+        if middle is None:
             raise NotFound(f"no study {study} in project {project!r}")
-        first = [i for i in found if i.series_uid == found[0].series_uid]
-        return await _rendered(request, project, first[len(first) // 2], 1, thumbnail=True)
+        return await _rendered(request, project, middle, 1, thumbnail=True)
 
     return router

@@ -191,6 +191,12 @@ class CatalogueService:
         async with self.db.session() as session:
             return await repository.instances_of(session, project, **filters)
 
+    async def middle_instance(
+        self, project: str, study: str, series: str | None = None
+    ) -> Instance | None:
+        async with self.db.session() as session:
+            return await repository.middle_instance(session, project, study, series)
+
     async def subjects(self, project: str) -> list[tuple[str, int]]:
         async with self.db.session() as session:
             return await repository.subjects(session, project)
