@@ -113,6 +113,8 @@ _bearer = HTTPBearer(auto_error=False)
 #: for GET and HEAD only, so a page's images and downloads work while no cookie can make
 #: a change (unsafe requests need the bearer header a script sends)
 ACCESS_COOKIE = "giftcloud_access"
+#: the web pages' CSRF token, double-submitted by their forms (api sets it, auth checks it)
+CSRF_COOKIE = "giftcloud_csrf"
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 

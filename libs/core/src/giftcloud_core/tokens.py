@@ -133,6 +133,11 @@ class Principal:
     def is_admin(self) -> bool:
         return "admin" in self.site_roles
 
+    @property
+    def may_create_projects(self) -> bool:
+        """A person (not a key) with the admin or the creator site role."""
+        return self.kind == "user" and (self.is_admin or "creator" in self.site_roles)
+
     def role_on(self, project: str) -> str | None:
         if self.is_admin:
             return "owner"

@@ -22,8 +22,8 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from giftcloud_core.access import over_tls, request_address
-from giftcloud_core.app import ACCESS_COOKIE, Runtime
-from giftcloud_core.errors import GiftcloudError, NotFound, Unauthorized
+from giftcloud_core.app import ACCESS_COOKIE, CSRF_COOKIE, Runtime
+from giftcloud_core.errors import BadRequest, Forbidden, GiftcloudError, NotFound, Unauthorized
 from giftcloud_core.tokens import READ_ROLES, WRITE_ROLES, Principal, TokenVerifier
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException
@@ -35,7 +35,6 @@ from giftcloud_api.service import CatalogueService
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
-CSRF_COOKIE = "giftcloud_csrf"
 PAGE_SIZE = 50
 _MODALITY = re.compile(r"[A-Z0-9]{1,16}")
 _UID = re.compile(r"[0-9.]{1,64}")
@@ -52,12 +51,15 @@ _STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".txt": "text/pla
 
 
 def human_size(size: int) -> str:
+    """``1234567`` → ``1.2 MB`` (decimal units, as browsers and file managers show them)."""
+    if size < 1000:
+        return f"{size} bytes"
     value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+    for unit in ("KB", "MB", "GB"):
         value /= 1000
-    return f"{size} bytes"
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1000:.1f} TB"
 
 
 def dicom_date(text: str) -> str:
@@ -74,16 +76,7 @@ def _date_param(text: str) -> str:
     try:
         return date.fromisoformat(text[:10]).strftime("%Y%m%d")
     except ValueError:
-        raise PageError(400, f"{text[:20]!r} is not a date (YYYY-MM-DD)") from None
-
-
-class PageError(Exception):
-    """A page that cannot be shown, as a readable page with its status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        raise BadRequest(f"{text[:20]!r} is not a date (YYYY-MM-DD)") from None
 
 
 class _GoTo(Exception):
@@ -108,7 +101,7 @@ class Viewer:
 
     @property
     def may_create(self) -> bool:
-        return self.principal.is_admin or "creator" in self.principal.site_roles
+        return self.principal.may_create_projects
 
     def role(self, project: str) -> str | None:
         return self.principal.role_on(project)
@@ -228,7 +221,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
             return result
         except _GoTo as go:
             return RedirectResponse(go.url, status_code=303)
-        except (PageError, GiftcloudError) as exc:
+        except GiftcloudError as exc:
             if exc.status == 403:  # a refusal is an access attempt: audited, as the API's are
                 await audit.record(
                     request,
@@ -304,10 +297,10 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         async def build(viewer: Viewer) -> Response:
             await project_for(request, viewer, project)
             if modality and not _MODALITY.fullmatch(modality):
-                raise PageError(400, f"{modality[:20]!r} is not a modality (CT, MR, ...)")
+                raise BadRequest(f"{modality[:20]!r} is not a modality (CT, MR, ...)")
             number = int(page_number) if page_number.isdigit() and len(page_number) < 8 else 0
             if number < 1:
-                raise PageError(400, f"page {page_number[:12]!r}: pages are numbered from 1")
+                raise BadRequest(f"page {page_number[:12]!r}: pages are numbered from 1")
             chosen = repository.StudyFilter(
                 subject[:64].strip(), _date_param(date_from), _date_param(date_to), modality
             )
@@ -432,7 +425,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
     async def admin_page(request: Request) -> Response:
         async def build(viewer: Viewer) -> Response:
             if not viewer.is_admin:
-                raise PageError(403, "the admin pages are for admins")
+                raise Forbidden("the admin pages are for admins")
             pipeline = await service.pipeline(runtime.bus)
             return page(request, "admin.html", viewer, pipeline=pipeline)
 

@@ -14,6 +14,13 @@ class SignInRefused(GiftcloudError):
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
 
 
+class AccountDisabled(SignInRefused):
+    """The right password for an account an admin has disabled."""
+
+    def __init__(self) -> None:
+        super().__init__("this account is disabled")
+
+
 class SignInThrottled(TooManyRequests):
     def __init__(self, seconds: int, what: str) -> None:
         super().__init__(

@@ -219,7 +219,7 @@ def build_router(service: AuthService, current: Any) -> APIRouter:
         data: ProjectCreate, request: Request, caller: Caller
     ) -> ProjectPublic:
         """A new project, owned by its maker (admins and the creator site role)."""
-        if caller.kind != "user" or not (caller.is_admin or "creator" in caller.site_roles):
+        if not caller.may_create_projects:
             raise Forbidden("creating a project needs the admin or creator site role")
         return await service.create_project(data, caller, request_address(request))
 

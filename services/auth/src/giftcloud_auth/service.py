@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from giftcloud_auth.errors import AccountLocked, SignInRefused, SignInThrottled
+from giftcloud_auth.errors import AccountDisabled, AccountLocked, SignInRefused, SignInThrottled
 from giftcloud_auth.keyring import KeyRing, RingKey
 from giftcloud_auth.models import (
     Client,
@@ -420,7 +420,7 @@ class AuthService:
             raise SignInRefused()
         if user.disabled:
             await self._record_sign_in(name, address, "denied", "the account is disabled")
-            raise SignInRefused("this account is disabled")
+            raise AccountDisabled()
         async with self.db.session() as session:
             await session.exec(
                 delete(SignInFailures).where(col(SignInFailures.key) == f"user:{name}")
@@ -774,13 +774,10 @@ class AuthService:
         """An access token (the user's roles as they are now) for a live browser session,
         whose token is not used up: a session's pages ask for tokens at once, in several
         tabs, and its cookie never reaches a script (rotation guards tokens that travel)."""
+        user = await self.session_user(refresh_token)
+        if user is None:
+            raise Unauthorized("not signed in (the session has ended): sign in again")
         async with self.db.session() as session:
-            row = await session.get(RefreshToken, digest(refresh_token))
-            if row is None or row.used_at or row.revoked_at or row.expires_at <= _now():
-                raise Unauthorized("not signed in (the session has ended): sign in again")
-            user = await _user(session, row.username)
-            if user is None or user.disabled:
-                raise Unauthorized("this account is disabled")
             access, lifetime = await self._access_for(session, user)
         return TokenResponse(access_token=access, expires_in=lifetime)
 

@@ -17,21 +17,25 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from giftcloud_core.access import over_tls, request_address
-from giftcloud_core.app import ACCESS_COOKIE
+from giftcloud_core.app import ACCESS_COOKIE, CSRF_COOKIE
 from giftcloud_core.errors import Forbidden, GiftcloudError, Unauthorized
 
+from giftcloud_auth.errors import AccountDisabled, AccountLocked, SignInThrottled
 from giftcloud_auth.oidc import safe_next
 from giftcloud_auth.schemas import TokenResponse
 from giftcloud_auth.service import AuthService
 
 STATE_COOKIE = "giftcloud_oidc"
 SESSION_COOKIE = "giftcloud_session"
-CSRF_COOKIE = "giftcloud_csrf"
 CSRF_HEADER = "x-requested-with"
 #: where a failed form sign-in sends the browser back to, with why (a code, not text: a
 #: link cannot make the page say what it likes)
 SIGN_IN_PAGE = "/signin"
-_FAILURES = {401: "credentials", 403: "locked", 429: "throttled"}
+_FAILURES: tuple[tuple[type[GiftcloudError], str], ...] = (
+    (AccountDisabled, "disabled"),
+    (AccountLocked, "locked"),
+    (SignInThrottled, "throttled"),
+)
 
 
 def _refusal(message: str, status_code: int) -> HTMLResponse:
@@ -99,9 +103,9 @@ def build_router(service: AuthService) -> APIRouter:
         try:
             tokens = await service.password_grant(username, password, request_address(request))
         except GiftcloudError as exc:
-            failed = _FAILURES.get(exc.status, "credentials")
-            if exc.message == "this account is disabled":
-                failed = "disabled"
+            failed = next(
+                (code for kind, code in _FAILURES if isinstance(exc, kind)), "credentials"
+            )
             return RedirectResponse(f"{back}&failed={failed}", status.HTTP_303_SEE_OTHER)
         response = RedirectResponse(next_path, status_code=status.HTTP_303_SEE_OTHER)
         set_session(response, request, tokens)
