@@ -736,7 +736,8 @@ async def middle_instance(
     session: AsyncSession, project: str, study_uid: str, series_uid: str | None = None
 ) -> Instance | None:
     """The middle instance of a series (of a study's first series when none is named), in
-    the order the viewer shows them: what a thumbnail shows. Only UIDs are read to find it."""
+    the order the viewer shows them: what a thumbnail shows (found without reading the
+    instances' DICOM JSON)."""
     if series_uid is None:
         first = await session.exec(
             select(Instance.series_uid)
@@ -747,16 +748,7 @@ async def middle_instance(
         series_uid = first.first()
         if series_uid is None:
             return None
-    sops = await session.exec(
-        select(Instance.sop_uid)
-        .where(
-            col(Instance.project) == project,
-            col(Instance.study_uid) == study_uid,
-            col(Instance.series_uid) == series_uid,
-        )
-        .order_by(col(Instance.number), col(Instance.sop_uid))
-    )
-    found = list(sops.all())
+    found = await frame_counts(session, project, study_uid, series_uid)  # the viewer's order
     if not found:
         return None
-    return await session.get(Instance, (project, found[len(found) // 2]))
+    return await session.get(Instance, (project, found[len(found) // 2][0]))
