@@ -32,6 +32,7 @@ SERIES_SCROLL = f"{STUDY}.1"  # 8 images whose pixels differ
 SERIES_FRAMES = f"{STUDY}.2"  # one instance of 3 frames
 SERIES_COLOUR = f"{STUDY}.3"  # one RGB image
 DICOM_FILES = 10
+NOT_DICOM = "not a DICOM Part 10 file: no 'DICM' prefix after the 128-byte preamble; not sent"
 
 
 def _gradient(i: int, rows: int = 64) -> bytes:
@@ -128,7 +129,7 @@ def uploaded(
         status = admin.page.inner_text("[data-status]")
         refused = admin.page.inner_text("[data-refused]")
         assert status == f"Done: {DICOM_FILES} instance(s) archived.", (status, refused)
-        assert "study-folder/notes.txt: not a DICOM file" in refused, refused
+        assert f"study-folder/notes.txt: {NOT_DICOM}" in refused, refused
         assert re.search(
             r"study-folder/other/screenshot\.dcm: (refused|rejected): .*BurnedInAnnotation", refused
         ), refused
@@ -488,10 +489,7 @@ def test_a_zip_dropped_on_the_upload_page_is_opened_and_sent(uploaded: Uploaded)
     tab.page.wait_for_selector("[data-upload][data-done=true]", timeout=120_000)
     assert tab.page.inner_text("[data-status]") == "Done: 2 instance(s) archived."
     refused = tab.page.inner_text("[data-refused]")
-    assert (
-        refused
-        == "scans.zip/scans/readme.txt: not a DICOM file (no DICM marker at byte 128): not sent"
-    )
+    assert refused == f"scans.zip/scans/readme.txt: {NOT_DICOM}"
     tab.go(f"/projects/{PROJECT}")
     assert "2 studies match." in tab.page.inner_text("main")
 

@@ -65,10 +65,7 @@ const giftcloud = (() => {
 
   function el(tag, attributes, ...children) {
     const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attributes || {})) {
-      if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-      else node.setAttribute(k, v);
-    }
+    for (const [k, v] of Object.entries(attributes || {})) node.setAttribute(k, v);
     for (const child of children) node.append(child);
     return node;
   }
@@ -158,36 +155,52 @@ function viewerPage(root) {
 const BATCH_FILES = 20;
 const BATCH_BYTES = 32 * 1024 * 1024;
 
+async function view(blob, from, to) {
+  return new DataView(await blob.slice(from, to).arrayBuffer());
+}
+
+// the entries of a zip, read by slices of the file (a zip of any size costs only its
+// directory), each {name, size, open} where open() gives its bytes: stored entries as a
+// slice, deflated ones inflated then (one batch at a time, not the whole zip at once)
 async function readZip(file) {
-  // the entries of a zip (stored or deflated), each as a File named by its path
-  const data = new DataView(await file.arrayBuffer());
-  let end = data.byteLength - 22;
-  while (end >= 0 && data.getUint32(end, true) !== 0x06054b50) end--;
+  const tailStart = Math.max(0, file.size - 65557);  // the end record and its comment
+  const tail = await view(file, tailStart, file.size);
+  let end = tail.byteLength - 22;
+  while (end >= 0 && tail.getUint32(end, true) !== 0x06054b50) end--;
   if (end < 0) throw new Error("not a zip file (no end of central directory)");
-  const count = data.getUint16(end + 10, true);
-  let at = data.getUint32(end + 16, true);
+  const count = tail.getUint16(end + 10, true);
+  const directorySize = tail.getUint32(end + 12, true);
+  const directoryAt = tail.getUint32(end + 16, true);
+  if (count === 0xffff || directoryAt === 0xffffffff) {
+    throw new Error("a ZIP64 file (over 4 GB or 65,535 entries): unzip it and send the folder");
+  }
+  const directory = await view(file, directoryAt, directoryAt + directorySize);
   const out = [];
+  let at = 0;
   for (let n = 0; n < count; n++) {
-    if (data.getUint32(at, true) !== 0x02014b50) throw new Error("a damaged zip file");
-    const method = data.getUint16(at + 10, true);
-    const size = data.getUint32(at + 20, true);
-    const nameLength = data.getUint16(at + 28, true);
-    const extra = data.getUint16(at + 30, true);
-    const comment = data.getUint16(at + 32, true);
-    const local = data.getUint32(at + 42, true);
-    const name = new TextDecoder().decode(new Uint8Array(data.buffer, at + 46, nameLength));
-    at += 46 + nameLength + extra + comment;
+    if (directory.getUint32(at, true) !== 0x02014b50) throw new Error("a damaged zip file");
+    const method = directory.getUint16(at + 10, true);
+    const packed = directory.getUint32(at + 20, true);
+    const size = directory.getUint32(at + 24, true);
+    const nameLength = directory.getUint16(at + 28, true);
+    const skip = nameLength + directory.getUint16(at + 30, true) + directory.getUint16(at + 32, true);
+    const local = directory.getUint32(at + 42, true);
+    const name = `${file.name}/${new TextDecoder().decode(
+      new Uint8Array(directory.buffer, directory.byteOffset + at + 46, nameLength))}`;
+    at += 46 + skip;
     if (name.endsWith("/")) continue;
-    const start = local + 30 + data.getUint16(local + 26, true) + data.getUint16(local + 28, true);
-    const raw = new Blob([new Uint8Array(data.buffer, start, size)]);
-    let blob = raw;
-    if (method === 8) {
-      blob = await new Response(raw.stream().pipeThrough(new DecompressionStream("deflate-raw"))).blob();
-    } else if (method !== 0) {
-      out.push({ name: `${file.name}/${name}`, refused: `compression method ${method} is not supported: zip it again with deflate` });
+    if (method !== 0 && method !== 8) {
+      out.push({ name, refused: `compression method ${method} is not supported: zip it again with deflate` });
       continue;
     }
-    out.push({ name: `${file.name}/${name}`, file: blob });
+    async function open() {
+      const header = await view(file, local, local + 30);
+      const start = local + 30 + header.getUint16(26, true) + header.getUint16(28, true);
+      const raw = file.slice(start, start + packed);
+      if (method === 0) return raw;
+      return new Response(raw.stream().pipeThrough(new DecompressionStream("deflate-raw"))).blob();
+    }
+    out.push({ name, size, open });
   }
   return out;
 }
@@ -235,63 +248,67 @@ function uploadPage(root) {
     return new Blob(parts);
   }
 
+  // each refused part of a STOW-RS answer, named by the file it was, with its reason
+  function refusedParts(answer, files) {
+    const failed = answer.body && answer.body["00081198"] ? answer.body["00081198"].Value : [];
+    for (const f of failed) {
+      const index = (f["00091003"] || {}).Value;  // giftcloud's private: the part's index
+      const why = (f["00091001"] || f["00000902"] || { Value: ["refused"] }).Value[0];
+      const part = Array.isArray(index) ? index[0] : undefined;
+      refuse(part !== undefined && files[part] ? files[part].name : "a file", `refused: ${why}`);
+    }
+    return failed.length;
+  }
+
   async function send(items) {
-    // zips unpacked here, then what is not DICOM named and left out
-    const files = [];
+    // every file, zips' entries included, as {name, size, open}; opened a batch at a time
+    const entries = [];
     for (const item of items) {
-      if (item.refused) { refuse(item.name, item.refused); continue; }
       if (/\.zip$/i.test(item.name)) {
         try {
           for (const inner of await readZip(item.file)) {
             if (inner.refused) refuse(inner.name, inner.refused);
-            else files.push(inner);
+            else entries.push(inner);
           }
         } catch (error) { refuse(item.name, error.message); }
-        continue;
+      } else if (!/(^|\/)DICOMDIR$/.test(item.name)) {  // the media's index, not an image
+        entries.push({ name: item.name, size: item.file.size, open: async () => item.file });
       }
-      files.push(item);
     }
-    const dicom = [];
-    for (const f of files) {
-      if (/(^|\/)DICOMDIR$/.test(f.name)) continue;  // the media's index, not an image
-      if (await isDicom(f.file)) dicom.push(f);
-      else refuse(f.name, "not a DICOM file (no DICM marker at byte 128): not sent");
-    }
-    const total = dicom.reduce((sum, f) => sum + f.file.size, 0);
-    progress.max = Math.max(total, 1);
-    progress.value = 0;
-    let sent = 0;
+    const batches = [];
     let batch = [];
     let bytes = 0;
-    const batches = [];
-    for (const f of dicom) {
-      if (batch.length && (batch.length >= BATCH_FILES || bytes + f.file.size > BATCH_BYTES)) {
+    for (const e of entries) {
+      if (batch.length && (batch.length >= BATCH_FILES || bytes + e.size > BATCH_BYTES)) {
         batches.push(batch); batch = []; bytes = 0;
       }
-      batch.push(f); bytes += f.file.size;
+      batch.push(e); bytes += e.size;
     }
     if (batch.length) batches.push(batch);
-    for (const [n, files] of batches.entries()) {
-      giftcloud.say(status, `Sending batch ${n + 1} of ${batches.length} (${sent} of ${dicom.length} files sent)…`);
-      const boundary = `giftcloud-${crypto.randomUUID()}`;
-      const answer = await giftcloud.call("POST", `/dicomweb/${project}/studies`,
-        multipart(files, boundary),
-        { "Content-Type": `multipart/related; type="application/dicom"; boundary=${boundary}`, Accept: "application/dicom+json" });
-      const id = answer.headers.get("X-Giftcloud-Upload");
-      const failed = answer.body && answer.body["00081198"] ? answer.body["00081198"].Value : [];
-      for (const f of failed) {
-        const index = (f["00091003"] || {}).Value;  // giftcloud's private: the part's index
-        const whole = f["00091001"] || f["00000902"] || { Value: ["refused"] };  // the reason
-        const why = whole.Value[0];
-        const part = Array.isArray(index) ? index[0] : undefined;
-        refuse(part !== undefined && files[part] ? files[part].name : "a file", `refused: ${why}`);
+    progress.max = Math.max(entries.reduce((sum, e) => sum + e.size, 0), 1);
+    progress.value = 0;
+    let sent = 0;
+    for (const [n, chosen] of batches.entries()) {
+      giftcloud.say(status, `Sending batch ${n + 1} of ${batches.length} (${sent} of ${entries.length} files)…`);
+      const files = [];
+      for (const e of chosen) {
+        const file = await e.open();
+        if (await isDicom(file)) files.push({ name: e.name, file });
+        else refuse(e.name, "not a DICOM Part 10 file: no 'DICM' prefix after the 128-byte preamble; not sent");
       }
-      if (!answer.ok && !failed.length) {  // the whole batch refused, for one reason
-        for (const f of files) refuse(f.name, `not sent: ${answer.body.detail}`);
+      if (files.length) {
+        const boundary = `giftcloud-${crypto.randomUUID()}`;
+        const answer = await giftcloud.call("POST", `/dicomweb/${project}/studies`,
+          multipart(files, boundary),
+          { "Content-Type": `multipart/related; type="application/dicom"; boundary=${boundary}`, Accept: "application/dicom+json" });
+        if (!refusedParts(answer, files) && !answer.ok) {  // the whole batch refused, for one reason
+          for (const f of files) refuse(f.name, `not sent: ${answer.body.detail}`);
+        }
+        const id = answer.headers.get("X-Giftcloud-Upload");
+        if (id) track(id, files.map((f) => f.name));
       }
-      if (id) track(id, files.map((f) => f.name));
-      sent += files.length;
-      progress.value += files.reduce((sum, f) => sum + f.file.size, 0);
+      sent += chosen.length;
+      progress.value += chosen.reduce((sum, e) => sum + e.size, 0);
     }
     giftcloud.say(status, `Sent ${sent} file(s) in ${batches.length} batch(es); waiting for de-identification and the archive…`);
     await follow();
