@@ -6,18 +6,19 @@ an index), and the admin's pipeline figures."""
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from giftcloud.client import multipart_related
 from giftcloud_api.app import build as build_api
 from giftcloud_api.repository import StudyFilter, browse_query
 from giftcloud_core.app import Runtime
-from giftcloud_core.events import QUEUES, InstanceRejected, ProjectCreated
+from giftcloud_core.events import QUEUES, ProjectCreated
 from integration.conftest import eventually, running
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
+from support.dicom_files import synthetic_instance
 from support.site import ADMIN_PASSWORD, site, wait_until
 from support.stack import Stack
 
@@ -156,7 +157,7 @@ async def test_cookies_are_secure_over_tls(stack: Stack) -> None:
             assert cookie[name]["secure"], name
 
 
-async def test_static_files_and_pages_for_roles(stack: Stack) -> None:
+async def test_static_files_and_the_getting_started_page(stack: Stack) -> None:
     async with site(stack.settings()) as s, s.client() as browser:
         script = await browser.get("/static/giftcloud.js")
         assert script.status_code == 200 and script.headers["content-type"].startswith(
@@ -238,38 +239,50 @@ async def test_the_project_page_pages_10000_studies_from_an_index(
         assert "Sort" not in lines, lines
 
 
-async def test_the_pipeline_for_admins(runtime: Runtime, bearer: Bearer) -> None:
-    admin = bearer("ada", roles=["admin"])
-    owner = bearer("olga", projects={"proj": "owner"})
-    async with running(runtime, [build_api(runtime)]) as client:
-        await runtime.bus.publish(ProjectCreated(project="proj", title="P", correlation_id="c"))
-        await runtime.bus.publish(
-            InstanceRejected(
-                project="proj",
-                correlation_id="upload-1",
-                object_key="proj/upload-1/000003.dcm",
-                reason="PatientIdentityRemoved is not YES",
+async def test_the_pipeline_for_admins(stack: Stack) -> None:
+    """A real rejection: a hub (verify mode) refuses an instance that was never
+    de-identified; anonymise quarantines it, api keeps it, the admin sees it with the reason."""
+    password = "a-long-enough-password"
+    async with site(stack.settings(anonymise={"mode": "verify"})) as s, s.client() as client:
+        admin = await s.token()
+        await client.post("/auth/projects", json={"name": "proj"}, headers=admin)
+        for name in ("olga", "stranger"):
+            made = await client.post(
+                "/auth/users", json={"username": name, "password": password}, headers=admin
             )
+            assert made.status_code == 201, made.text
+        await client.put(
+            "/auth/projects/proj/members", json={"username": "olga", "role": "owner"}, headers=admin
         )
+        owner = await s.token("olga", password)
+
+        async def known() -> bool:
+            return (await client.get("/ingest/proj/uploads", headers=admin)).status_code == 200
+
+        await wait_until(known, "ingest knows the project")
+        body, content_type = multipart_related([synthetic_instance()])  # identifiable
+        sent = await client.post(
+            "/dicomweb/proj/studies",
+            content=body,
+            headers={**admin, "Content-Type": content_type},
+        )
+        assert sent.status_code == 200, sent.text
+        upload = sent.headers["x-giftcloud-upload"]
 
         async def quarantined() -> bool:
             answer = await client.get("/api/pipeline", headers=admin)
             return answer.status_code == 200 and answer.json()["quarantined"] == 1
 
-        await eventually(quarantined, what="the rejection kept")
+        await wait_until(quarantined, "the rejection kept")
         figures = (await client.get("/api/pipeline", headers=admin)).json()
         assert [q["queue"] for q in figures["queues"]] == list(QUEUES)
         assert all(
             isinstance(q["waiting"], int) and q["dead_letters"] == 0 for q in figures["queues"]
         )
-        assert figures["latest_quarantined"][0] == {
-            "project": "proj",
-            "object": "proj/upload-1/000003.dcm",
-            "reason": "PatientIdentityRemoved is not YES",
-            "upload": "upload-1",
-            "at": figures["latest_quarantined"][0]["at"],
-        }
-        assert datetime.fromisoformat(figures["latest_quarantined"][0]["at"]) <= datetime.now(UTC)
+        held = figures["latest_quarantined"][0]
+        assert held["project"] == "proj" and held["upload"] == upload, held
+        assert held["object"] == f"proj/{upload}/000000.dcm", held
+        assert "PatientIdentityRemoved" in held["reason"], held
         assert figures["archived_last_minute"] == figures["archived_last_hour"] == 0
         refused = await client.get("/api/pipeline", headers=owner)
         assert refused.status_code == 403 and "for admins" in refused.json()["detail"]
@@ -277,12 +290,13 @@ async def test_the_pipeline_for_admins(runtime: Runtime, bearer: Bearer) -> None
         client.cookies.set("giftcloud_access", admin["Authorization"].split()[1])
         page = await client.get("/admin")
         assert page.status_code == 200
-        assert "Quarantined: 1" in page.text and "PatientIdentityRemoved is not YES" in page.text
+        assert "Quarantined: 1" in page.text and held["reason"] in page.text.replace("&#39;", "'")
         client.cookies.set("giftcloud_access", owner["Authorization"].split()[1])
         assert (await client.get("/admin")).status_code == 403
-        client.cookies.set("giftcloud_access", bearer("stranger")["Authorization"].split()[1])
+        stranger = await s.token("stranger", password)
+        client.cookies.set("giftcloud_access", stranger["Authorization"].split()[1])
         assert (await client.get("/projects/proj")).status_code == 403
-        async with runtime.db.session() as session:  # refused pages are in the audit trail
+        async with s.runtime.db.session() as session:  # refused pages are in the audit trail
             rows = await session.exec(
                 text(
                     "SELECT actor, action, project, outcome FROM api.audit WHERE outcome = 'denied'"
