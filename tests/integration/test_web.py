@@ -304,4 +304,4 @@ async def test_the_pipeline_for_admins(stack: Stack) -> None:
             )
             denied = {tuple(row) for row in rows.all()}
         assert ("olga", "GET /admin", "", "denied") in denied, denied
-        assert ("stranger", "GET /projects/proj", "proj", "denied") in denied, denied
+        assert ("stranger", "GET /projects/{project}", "proj", "denied") in denied, denied

@@ -147,6 +147,22 @@ def authenticated(
     return principal
 
 
+async def audit_refusal(audit: Auditor, request: Request, exc: GiftcloudError) -> None:
+    """A refusal (403) is an access attempt: it goes in the audit too, named by its route."""
+    if exc.status != 403:
+        return
+    route = request.scope.get("route")
+    await audit.record(
+        request,
+        f"{request.method} {getattr(route, 'path', request.url.path)}",
+        project=str(request.path_params.get("project", ""))[:64],
+        target=request.url.path,
+        outcome="denied",
+        detail=exc.message,
+        required=False,
+    )
+
+
 def validation_errors(exc: RequestValidationError) -> list[dict[str, object]]:
     """What was wrong with a request, without echoing what was sent (a password, say)."""
     return [
@@ -231,17 +247,7 @@ def create_app(runtime: Runtime, parts: list[ServicePart], *, title: str) -> Fas
 
     @app.exception_handler(GiftcloudError)
     async def giftcloud_error(request: Request, exc: GiftcloudError) -> JSONResponse:
-        if exc.status == 403:  # a refusal is an access attempt: it goes in the audit too
-            route = request.scope.get("route")
-            await runtime.audit.record(
-                request,
-                f"{request.method} {getattr(route, 'path', request.url.path)}",
-                project=str(request.path_params.get("project", ""))[:64],
-                target=request.url.path,
-                outcome="denied",
-                detail=exc.message,
-                required=False,
-            )
+        await audit_refusal(runtime.audit, request, exc)
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

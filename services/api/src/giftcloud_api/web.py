@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from giftcloud_core.access import over_tls, request_address
-from giftcloud_core.app import ACCESS_COOKIE, CSRF_COOKIE, Runtime
+from giftcloud_core.app import ACCESS_COOKIE, CSRF_COOKIE, Runtime, audit_refusal
 from giftcloud_core.errors import BadRequest, Forbidden, GiftcloudError, NotFound, Unauthorized
 from giftcloud_core.tokens import READ_ROLES, WRITE_ROLES, Principal, TokenVerifier
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -222,16 +222,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         except _GoTo as go:
             return RedirectResponse(go.url, status_code=303)
         except GiftcloudError as exc:
-            if exc.status == 403:  # a refusal is an access attempt: audited, as the API's are
-                await audit.record(
-                    request,
-                    f"GET {request.url.path}"[:200],
-                    project=str(request.path_params.get("project", ""))[:64],
-                    target=request.url.path,
-                    outcome="denied",
-                    detail=exc.message,
-                    required=False,
-                )
+            await audit_refusal(audit, request, exc)  # as the API's refusals are
             return refused(request, viewer, exc.status, exc.message)
 
     async def project_for(
