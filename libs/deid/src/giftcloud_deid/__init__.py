@@ -3,6 +3,7 @@
 Used by the anonymise service and by the ``giftcloud`` command alike.
 """
 
+from giftcloud_deid.conformance import audit
 from giftcloud_deid.engine import (
     Admission,
     Change,
@@ -18,7 +19,7 @@ from giftcloud_deid.keys import ProjectKeys
 from giftcloud_deid.namespace import DEFAULT_NAMESPACE, NamespaceError, PatientNamespace
 from giftcloud_deid.profile import DEFAULT_PROFILE, Profile, ProfileError
 from giftcloud_deid.rules import Option
-from giftcloud_deid.verify import Identity, audit, verify
+from giftcloud_deid.verify import Identity, verify
 
 __all__ = [
     "DEFAULT_NAMESPACE",

@@ -28,6 +28,15 @@ from giftcloud_deid import pixels
 from giftcloud_deid.errors import Rejected
 from giftcloud_deid.keys import ProjectKeys
 from giftcloud_deid.namespace import DEFAULT_NAMESPACE, PatientNamespace
+from giftcloud_deid.policy import (
+    DUMMIES,
+    EXTRA,
+    FREE_TEXT_VRS,
+    NUMBER_VRS,
+    TEXT_VRS,
+    Policy,
+    action_map,
+)
 from giftcloud_deid.profile import DEFAULT_PROFILE, Profile
 from giftcloud_deid.raw import (
     DEFAULT_MAX_INFLATED,
@@ -53,9 +62,7 @@ from giftcloud_deid.rules import (
     KEEP,
     OPTION_CODES,
     REMOVE,
-    ActionMap,
     Option,
-    compile_actions,
     load_table,
 )
 from giftcloud_deid.rules import UID as NEW_UID
@@ -82,7 +89,7 @@ IDENTITY_REMOVED = 0x00120062
 METHOD = 0x00120063
 METHOD_CODES = 0x00120064
 TEMPORAL_MODIFIED = 0x00280303
-_SET_BY_ENGINE = {
+SET_BY_ENGINE = {
     PATIENT_NAME,
     PATIENT_ID,
     IDENTITY_REMOVED,
@@ -90,40 +97,12 @@ _SET_BY_ENGINE = {
     METHOD_CODES,
     TEMPORAL_MODIFIED,
 }
-_NOT_SCANNED = _SET_BY_ENGINE | {PIXEL_DATA}
-#: a project's simple attribute rules as table actions
-_EXTRA_ACTIONS = {"keep": KEEP, "remove": REMOVE, "empty": EMPTY}
+_NOT_SCANNED = SET_BY_ENGINE | {PIXEL_DATA}
 _REQUIRED = {
     SOP_INSTANCE: "SOPInstanceUID",
     SOP_CLASS: "SOPClassUID",
     STUDY_UID: "StudyInstanceUID",
     SERIES_UID: "SeriesInstanceUID",
-}
-_TEXT_VRS = {"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "UR"}
-_FREE_TEXT_VRS = {"LO", "LT", "PN", "SH", "ST", "UC", "UT"}
-_NUMBER_VRS = {"US", "SS", "UL", "SL", "FL", "FD"}
-_DUMMIES: dict[str, str | int | float] = {
-    "PN": "ANONYMIZED",
-    "LO": "ANONYMIZED",
-    "SH": "ANONYMIZED",
-    "LT": "ANONYMIZED",
-    "ST": "ANONYMIZED",
-    "UT": "ANONYMIZED",
-    "UC": "ANONYMIZED",
-    "CS": "ANONYMIZED",
-    "AE": "ANONYMIZED",
-    "DA": "19000101",
-    "DT": "19000101000000",
-    "TM": "000000",
-    "AS": "000Y",
-    "IS": "0",
-    "DS": "0",
-    "US": 0,
-    "SS": 0,
-    "UL": 0,
-    "SL": 0,
-    "FL": 0.0,
-    "FD": 0.0,
 }
 
 
@@ -172,11 +151,6 @@ def well_known_uid(uid: str) -> bool:
     return uid.startswith("1.2.840.10008.") or uid in UID_dictionary
 
 
-@lru_cache(maxsize=64)
-def _actions(options: frozenset[Option]) -> ActionMap:
-    return compile_actions(options)
-
-
 @dataclass
 class _Run:
     """The state of one instance's de-identification."""
@@ -185,13 +159,11 @@ class _Run:
     syntax: Syntax
     keys: ProjectKeys
     profile: Profile
-    actions: dict[int, str]
-    action_map: ActionMap
+    policy: Policy
     subject: str
     shift: timedelta
     identity: Identity
     dry_run: bool
-    safe_private: frozenset[tuple[str, int, int]]
     changes: list[Change] = field(default_factory=list)
     scrubber: re.Pattern[str] | None = None
 
@@ -244,11 +216,8 @@ class Deidentifier:
         self.max_inflated = max_inflated
         self.profile = profile
         self.verify_output = verify_output
-        self.action_map = _actions(profile.options)
+        self.action_map = action_map(profile.options)
         self.burned_in = burned_in or pixels.BurnedInRules.default(profile.burned_in)
-        # the table's private-attribute rule: cleaned (safe ones kept) or removed
-        cleaned = self.action_map.private == CLEAN
-        self._safe_private = load_table().safe_private if cleaned else frozenset()
 
     def deidentify(self, data: bytes) -> DeidentifiedInstance:
         """De-identify one DICOM Part 10 file; :class:`Rejected` with a reason if it cannot be."""
@@ -339,17 +308,15 @@ class Deidentifier:
             syntax=part.syntax,
             keys=self.keys,
             profile=self.profile,
-            actions=self.action_map.for_sop_class(sop_class),
-            action_map=self.action_map,
+            policy=Policy.of(self.profile, sop_class, load_table().safe_private),
             subject=subject,
             shift=timedelta(days=self.keys.date_shift_days(subject)),
             identity=identity,
             dry_run=dry_run,
-            safe_private=self._safe_private,
         )
         _, chunks = _dataset(top, run, part.syntax, "", top_level=True)
         ids = {
-            tag: text(tag)[0] if run.actions.get(tag) == KEEP else run.uid(text(tag)[0])
+            tag: text(tag)[0] if run.policy.actions.get(tag) == KEEP else run.uid(text(tag)[0])
             for tag in (STUDY_UID, SERIES_UID, SOP_INSTANCE)
         }
         for tag, uid in (*ids.items(), (SOP_CLASS, sop_class)):
@@ -451,50 +418,6 @@ def _result(
     )
 
 
-def _private_action(tag: int, creators: dict[int, str], run: _Run) -> str:
-    if not run.safe_private:
-        return REMOVE
-    group, element = tag >> 16, tag & 0xFFFF
-    if element < 0x0100:
-        creator = creators.get(tag, "")
-        reserved = any(c == creator and g == group for c, g, _ in run.safe_private)
-        return KEEP if element >= 0x10 and reserved else REMOVE
-    creator = creators.get((group << 16) | (element >> 8), "")
-    return KEEP if (creator, group, element & 0xFF) in run.safe_private else REMOVE
-
-
-def _action_for(tag: int, creators: dict[int, str], run: _Run) -> str:
-    group = tag >> 16
-    extra = run.profile.rules.get(tag)
-    if extra is not None:
-        return _EXTRA_ACTIONS.get(extra.action, "extra")  # replace / hash: "extra"
-    if group & 1:
-        return _private_action(tag, creators, run) if group > 0x0008 else REMOVE
-    if group in (0x0000, 0x0002, 0x0006):
-        return REMOVE  # command, file meta or an illegal group inside the dataset
-    action = run.actions.get(tag)
-    if action is not None:
-        return action
-    if group & 0xFF00 in (0x5000, 0x6000):
-        if tag & 0xFF00FFFF == 0x60003000:
-            return REMOVE  # overlay bitmaps may carry text no rule can clean: always removed
-        # curves and overlays: the whole group goes with its data, comments as the table says
-        return run.action_map.repeating_action(tag) or REMOVE
-    if tag & 0xFFFF == 0:
-        return REMOVE  # group lengths would be wrong after any change
-    return KEEP
-
-
-def _creators(elements: list[Element], run: _Run) -> dict[int, str]:
-    if not run.safe_private:
-        return {}
-    return {
-        e.tag: (run.reader.text(e) or [""])[0].upper()
-        for e in elements
-        if (e.tag >> 16) & 1 and 0x10 <= e.tag & 0xFFFF <= 0xFF
-    }
-
-
 def _dataset(
     elements: list[Element],
     run: _Run,
@@ -512,18 +435,18 @@ def _dataset(
     buf = run.reader.buf
     out: dict[int, bytes] = {}
     changed = False
-    creators = _creators(elements, run)
+    creators = run.policy.creators(run.reader, elements)
     for element in elements:
         tag = element.tag
-        if top_level and tag in _SET_BY_ENGINE:
+        if top_level and tag in SET_BY_ENGINE:
             changed = True
             continue
-        action = _action_for(tag, creators, run)
+        action = run.policy.action(tag, creators)
         vr = element.vr
         if vr == "UN" and not (tag >> 16) & 1:
             vr = dictionary_vr(tag)
         if action == KEEP and vr != "SQ":
-            if cleaning and vr in _FREE_TEXT_VRS:
+            if cleaning and vr in FREE_TEXT_VRS:
                 values = run.reader.text(element)
                 scrubbed = [run.scrub(v) for v in values]
                 if scrubbed != values:
@@ -536,7 +459,7 @@ def _dataset(
         if action != KEEP:
             run.changes.append(Change(where, keyword_for_tag(tag) or "private", action))
             changed = True
-        if vr in _TEXT_VRS and action in (REMOVE, EMPTY, DUMMY) and not (tag >> 16) & 1:
+        if vr in TEXT_VRS and action in (REMOVE, EMPTY, DUMMY) and not (tag >> 16) & 1:
             run.identity.note_removed(run.reader.text(element))
         if action == REMOVE:
             continue
@@ -560,7 +483,7 @@ def _sequence(
     """The sequence re-encoded after the profile, or None when it is unchanged."""
     if action in (EMPTY, DUMMY):
         return header(element.tag, "SQ", 0, syntax)
-    if action == "extra":  # a value rule on a sequence: nothing to hash or replace in it
+    if action == EXTRA:  # a value rule on a sequence: nothing to hash or replace in it
         return header(element.tag, "SQ", 0, syntax)
     inner = Syntax(True, True) if element.implicit_items else syntax
     undefined = element.length == UNDEFINED
@@ -582,8 +505,8 @@ def _sequence(
 
 def _value(element: Element, vr: str, action: str, run: _Run, syntax: Syntax) -> bytes:
     tag = element.tag
-    values = run.reader.text(element) if vr not in _NUMBER_VRS else []
-    if action == "extra":
+    values = run.reader.text(element) if vr not in NUMBER_VRS else []
+    if action == EXTRA:
         rule = run.profile.rules[tag]
         if rule.action == "replace":
             return element_bytes(tag, vr, rule.value, syntax)
@@ -593,7 +516,7 @@ def _value(element: Element, vr: str, action: str, run: _Run, syntax: Syntax) ->
     if vr == "UI" and action in (DUMMY, NEW_UID, CLEAN):
         return element_bytes(tag, vr, [run.uid(v) for v in values], syntax)
     if action in (DUMMY, NEW_UID):
-        return element_bytes(tag, vr, _DUMMIES.get(vr), syntax)
+        return element_bytes(tag, vr, DUMMIES.get(vr), syntax)
     # CLEAN
     options = run.profile.options
     modified = Option.RETAIN_MODIFIED_DATES in options
@@ -605,7 +528,7 @@ def _value(element: Element, vr: str, action: str, run: _Run, syntax: Syntax) ->
         new = values if modified else []
     elif vr == "AS":
         new = [cap_age(v) for v in values]
-    elif vr in _TEXT_VRS:
+    elif vr in TEXT_VRS:
         new = [run.scrub(v) for v in values]
     else:
         return element_bytes(tag, vr, None, syntax)  # nothing to clean in it: emptied
@@ -636,7 +559,7 @@ def _text_of(
         element = by_tag.get(tag)
         if element is None or element.vr == "SQ":
             return []
-        if element.vr in _NUMBER_VRS:
+        if element.vr in NUMBER_VRS:
             return [str(n) for n in reader.number(element, syntax)]
         return reader.text(element)
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 UID_ROOT = "2.25."
+#: the form of every subject label :meth:`ProjectKeys.subject` makes
+SUBJECT_LABEL = re.compile(r"SUBJ-[A-Z2-7]{12}")
 
 
 @dataclass(frozen=True)

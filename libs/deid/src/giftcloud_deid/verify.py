@@ -1,24 +1,17 @@
 """Verification: nothing that identified the input may be found in the output.
 
-:func:`verify` scans the encoded output for the identifiers of the input. :func:`audit` checks a file without its original — what a hub
-can do: marked de-identified, no private data, nothing the profile removes, only
-replaced UIDs.
+:func:`verify` scans the encoded output for the identifiers of the input (a hub, which
+has no original, audits content against the declared profile instead:
+:mod:`giftcloud_deid.conformance`).
 """
 
 from __future__ import annotations
 
-import io
 import re
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
-
-from giftcloud_deid.raw import DEFAULT_MAX_INFLATED, undeflate
-from giftcloud_deid.uid import uid_problem
 
 #: attributes whose values identify the patient or people around them (top level)
 IDENTIFYING = {
@@ -153,58 +146,3 @@ def verify(scanned: bytes, identity: Identity, *, dates: bool = True) -> list[st
         )
         hits.append(f"{what} at byte {match.start()}")
     return hits[:10]
-
-
-def audit(
-    data: bytes, *, allow_private: bool = False, max_inflated: int = DEFAULT_MAX_INFLATED
-) -> list[str]:
-    """Problems of a file that should be de-identified, judged without its original."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # a deflated file is inflated bounded (Malformed is a ValueError), never whole
-            readable = undeflate(data, max_inflated=max_inflated)
-            ds = pydicom.dcmread(io.BytesIO(readable), stop_before_pixels=True)
-    except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, OSError) as exc:
-        return [f"not a readable DICOM Part 10 file: {exc}"]
-    problems = []
-    for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom warns of the invalid UID we refuse
-            uid = str(ds.get(keyword, "") or "")
-        problem = uid_problem(uid)
-        if problem is not None:  # these UIDs name the instance's place in the archive
-            problems.append(f"{keyword} {uid[:80]!r} is not a valid UID: {problem}")
-    if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
-        problems.append("PatientIdentityRemoved is not YES")
-    if not str(ds.get("DeidentificationMethod", "")):
-        problems.append("no DeidentificationMethod")
-    for tag in (0x00100030, 0x00101040, 0x00102154, 0x00101000, 0x00101001):
-        if _text(ds, tag):
-            problems.append(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) has a value")
-    name, patient_id = _text(ds, 0x00100010), _text(ds, 0x00100020)
-    if name != patient_id:
-        problems.append("PatientName is not the subject label")
-    for tag in _UIDS:
-        for uid in _text(ds, tag):
-            if not uid.startswith("2.25."):
-                problems.append(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is not a replaced UID")
-    if not allow_private:
-        private = _private_tags(ds)
-        if private:
-            problems.append(f"private attributes remain: {', '.join(private[:5])}")
-    return problems
-
-
-def _private_tags(ds: Dataset) -> list[str]:
-    found = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for element in ds:
-            tag = element.tag
-            if tag.is_private:
-                found.append(f"({tag.group:04X},{tag.element:04X})")
-            elif element.VR == "SQ":
-                for item in element.value or ():
-                    found += _private_tags(item)
-    return found

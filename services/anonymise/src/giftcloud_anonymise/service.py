@@ -41,6 +41,7 @@ from giftcloud_deid import (
     Rejected,
     audit,
 )
+from giftcloud_deid.conformance import summarise
 from giftcloud_deid.raw import summary
 from giftcloud_deid.vault import VaultOpener, VaultRecord, VaultSealer
 from giftcloud_deid.verify import Identity
@@ -67,11 +68,12 @@ def _deidentify(deidentifier: Deidentifier, data: bytes) -> Outcome:
         return exc
 
 
-def _audit(data: bytes, max_inflated: int) -> Outcome:
-    """verify mode: what arrives must be de-identified already; it passes on unchanged."""
-    problems = audit(data, max_inflated=max_inflated)
+def _audit(data: bytes, accepted: Profile, max_inflated: int) -> Outcome:
+    """verify mode: what arrives must be de-identified already, by a profile the project
+    accepts, and its content must be what that profile leaves; it passes on unchanged."""
+    problems = audit(data, accepted=accepted, max_inflated=max_inflated)
     if problems:
-        return Rejected("not de-identified: " + "; ".join(problems))
+        return Rejected("not de-identified as declared: " + summarise(problems))
     facts = summary(data, max_inflated=max_inflated)
     return DeidentifiedInstance(
         data=data,
@@ -183,7 +185,10 @@ class AnonymiseService:
             )
         else:
             ceiling = self.settings.limits.inflated_ceiling
-            outcomes = await asyncio.to_thread(lambda: [_audit(f, ceiling) for f in files])
+            accepted = self.profile(event.project)
+            outcomes = await asyncio.to_thread(
+                lambda: [_audit(f, accepted, ceiling) for f in files]
+            )
         passed = [
             (part, outcome)
             for part, outcome in zip(event.parts, outcomes, strict=True)
