@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -266,6 +267,54 @@ def test_storescu_sends_every_usual_transfer_syntax(
             syntax,
             status,
         )
+
+
+def test_a_resend_in_another_syntax_keeps_the_first_copy(
+    node: tuple[Deployment, int], tmp_path: Path
+) -> None:
+    """The same instance sent implicit VR, then explicit (storescu converts it as a sender
+    would): the first copy stays, and the metadata, WADO-RS negotiation and a zip agree."""
+    deployment, port = node
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.InstanceNumber = 90_001
+    path = tmp_path / "resent.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    for option in ("-xi", "-xe"):  # implicit first, then explicit
+        before = {str(u["id"]) for u in dicom_uploads(deployment)}
+        result = scu("storescu", port, AE, "-v", option, str(path))
+        assert "Received Store Response (Success)" in result.stdout + result.stderr
+        [new] = [u for u in dicom_uploads(deployment) if str(u["id"]) not in before]
+        assert settled(deployment, str(new["id"]))["archived"] == 1
+    headers = deployment.token()
+    found = httpx.get(
+        f"{deployment.url}/dicomweb/{PROJECT}/instances",
+        params={"InstanceNumber": "90001"},
+        headers=headers,
+        timeout=30,
+    ).json()
+    [item] = found
+    study, series, sop = (item[t]["Value"][0] for t in ("0020000D", "0020000E", "00080018"))
+    base = f"{deployment.url}/dicomweb/{PROJECT}/studies/{study}/series/{series}/instances/{sop}"
+    metadata = httpx.get(f"{base}/metadata", headers=headers, timeout=30).json()
+    assert metadata[0]["00020010"]["Value"] == ["1.2.840.10008.1.2"]
+    accept = "application/dicom; transfer-syntax="
+    stored = httpx.get(base, headers={**headers, "Accept": accept + "*"}, timeout=30)
+    assert pydicom.dcmread(io.BytesIO(stored.content)).file_meta.TransferSyntaxUID == (
+        "1.2.840.10008.1.2"
+    )
+    other = httpx.get(base, headers={**headers, "Accept": accept + "1.2.840.10008.1.2.1"})
+    assert other.status_code == 406
+    zipped = httpx.get(
+        f"{deployment.url}/api/projects/{PROJECT}/download",
+        params={"series": series},
+        headers=headers,
+        timeout=60,
+    )
+    assert int(zipped.headers["Content-Length"]) == len(zipped.content)
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
+        [name] = archive.namelist()
+        assert archive.read(name) == stored.content
 
 
 def test_several_associations_at_once_are_deidentified_and_archived(

@@ -4,8 +4,8 @@ subjects, three studies, CT and MR, one study without an AccessionNumber."""
 import io
 
 import pydicom
-from giftcloud_archive.metadata import describe
 from giftcloud_core.events import ArchivedInstance
+from giftcloud_core.metadata import describe
 from giftcloud_core.storage import archive_key
 
 from support.dicom_files import synthetic_instance

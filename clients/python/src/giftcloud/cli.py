@@ -206,7 +206,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 def _parser() -> argparse.ArgumentParser:
     from importlib.metadata import version
 
-    from giftcloud import admin, anonymise, commands, sending
+    from giftcloud import admin, anonymise, commands, repair, sending
 
     parser = argparse.ArgumentParser(
         prog="giftcloud",
@@ -418,6 +418,7 @@ def _parser() -> argparse.ArgumentParser:
         _rotate_signing_key,
     )
     anonymise.add_parser(command)
+    repair.add_parser(command)
     return parser
 
 

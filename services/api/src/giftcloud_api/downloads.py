@@ -5,6 +5,7 @@ the whole zip is known before its first byte and the server holds one instance a
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from giftcloud_core.storage import ObjectStore
 from zipstream import ZIP_STORED, ZipStream
 
+log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -56,10 +58,25 @@ class _ReadAhead:
             task.cancel()
 
 
-def _read(ahead: _ReadAhead, index: int) -> Iterator[bytes]:
+class ObjectChanged(RuntimeError):
+    """An object is not the size the catalogue promised: the zip stops short of its
+    Content-Length (the client sees an incomplete transfer), never a silent cut."""
+
+
+def _read(ahead: _ReadAhead, index: int, size: int) -> Iterator[bytes]:
     """An instance's bytes, when the zip reaches it (the zip is written in a worker thread;
     the store is asynchronous)."""
-    yield anyio.from_thread.run(ahead.get, index)
+    data = anyio.from_thread.run(ahead.get, index)
+    if len(data) != size:
+        anyio.from_thread.run_sync(ahead.close)
+        log.error(
+            "zip aborted: %s is %d bytes, the catalogue says %d (giftcloud repair fixes this)",
+            ahead.keys[index],
+            len(data),
+            size,
+        )
+        raise ObjectChanged(f"{ahead.keys[index]} is not the size the catalogue gives")
+    yield data
     if index == len(ahead.keys) - 1:
         anyio.from_thread.run_sync(ahead.close)
 
@@ -68,7 +85,7 @@ def zip_of(store: ObjectStore, bucket: str, entries: list[Entry]) -> ZipStream:
     stream = ZipStream(compress_type=ZIP_STORED, sized=True)
     ahead = _ReadAhead(store, bucket, [e.object_key for e in entries])
     for index, entry in enumerate(entries):
-        stream.add(_read(ahead, index), entry.name, size=entry.size)
+        stream.add(_read(ahead, index, entry.size), entry.name, size=entry.size)
     return stream
 
 

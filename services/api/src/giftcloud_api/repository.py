@@ -8,7 +8,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from giftcloud_core.events import AuditRecorded, InstanceRejected, InstancesArchived
-from sqlalchemy import String, and_, any_, bindparam, cast, func, literal, text, update
+from sqlalchemy import (
+    String,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -111,9 +122,13 @@ def _split(attributes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return study, series
 
 
-async def add_instances(session: AsyncSession, events: list[InstancesArchived]) -> None:
+async def add_instances(
+    session: AsyncSession, events: list[InstancesArchived]
+) -> list[dict[str, Any]]:
     """Upsert instances and their parents; a redelivered event changes nothing. The counts
-    of series and studies grow by what was new (increments: right under concurrency)."""
+    of series and studies grow by what was new (increments: right under concurrency).
+    Returns the instances already here whose row describes another copy (another checksum)
+    than the event: for the caller to settle by the object (:func:`replace_instance`)."""
     archived = [(e.project, i) for e in events for i in e.instances]
     subjects = {(p, i.subject): {"project": p, "label": i.subject} for p, i in archived}
     studies: dict[tuple[str, str], dict[str, Any]] = {}
@@ -173,9 +188,11 @@ async def add_instances(session: AsyncSession, events: list[InstancesArchived]) 
         insert(Instance)
         .values(list(instances.values()))
         .on_conflict_do_nothing()
-        .returning(col(Instance.project), col(Instance.series_uid))
+        .returning(col(Instance.project), col(Instance.series_uid), col(Instance.sop_uid))
     )
-    added = Counter(tuple(row) for row in new_instances.all())
+    inserted = new_instances.all()
+    added = Counter((row[0], row[1]) for row in inserted)
+    known = [v for k, v in instances.items() if k not in {(row[0], row[2]) for row in inserted}]
     added_series = {tuple(row) for row in new_series.all()}
     study_growth: dict[tuple[str, str], list[Any]] = {}
     for key in sorted(added_series | set(added)):  # one order: no deadlock between writers
@@ -209,6 +226,54 @@ async def add_instances(session: AsyncSession, events: list[InstancesArchived]) 
                 study=study_uid,
             )
         )
+    return await _disagreeing(session, known)
+
+
+async def _disagreeing(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    keys = [(r["project"], r["sop_uid"]) for r in rows]
+    found = await session.exec(
+        select(Instance.project, Instance.sop_uid, Instance.sha256).where(
+            tuple_(col(Instance.project), col(Instance.sop_uid)).in_(keys)
+        )
+    )
+    checksums = {(p, sop): sha for p, sop, sha in found.all()}
+    return [r for r in rows if checksums.get((r["project"], r["sop_uid"])) != r["sha256"]]
+
+
+async def replace_instance(session: AsyncSession, row: dict[str, Any]) -> bool:
+    """Describe an instance by another copy of its object (same key): its size, checksum,
+    transfer syntax and metadata. Whether a row changed."""
+    result = await session.exec(
+        update(Instance)
+        .where(
+            col(Instance.project) == row["project"],
+            col(Instance.sop_uid) == row["sop_uid"],
+            col(Instance.object_key) == row["object_key"],
+        )
+        .values(
+            size=row["size"],
+            sha256=row["sha256"],
+            transfer_syntax_uid=row["transfer_syntax_uid"],
+            attributes=row["attributes"],
+            metadata_key="",
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def instance_page(
+    session: AsyncSession, project: str | None, after: tuple[str, str], limit: int
+) -> list[Instance]:
+    """Instances in (project, SOP Instance UID) order after ``after``: for a walk of all."""
+    query = select(Instance).where(
+        tuple_(col(Instance.project), col(Instance.sop_uid)) > tuple_(*after)
+    )
+    if project is not None:
+        query = query.where(col(Instance.project) == project)
+    query = query.order_by(col(Instance.project), col(Instance.sop_uid)).limit(limit)
+    return list((await session.exec(query)).all())
 
 
 @dataclass(frozen=True)

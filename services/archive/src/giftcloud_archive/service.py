@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 from giftcloud_core.bundle import fetch
 from giftcloud_core.bus import Bus, PermanentFailure
@@ -11,18 +12,25 @@ from giftcloud_core.events import (
     InstancesArchived,
     InstancesDeidentified,
 )
+from giftcloud_core.metadata import Summary, bulk_uri, describe
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore, archive_key
-
-from giftcloud_archive.metadata import Summary, describe
 
 
 class ArchiveService:
     """Lays out each bundle of de-identified instances in the archive: every instance at its
     key (one object each), then one ``instances.archived`` for the bundle carrying each
-    instance's DICOM JSON for the catalogue, then the bundle goes from ``outgoing``. Redelivery at any point repeats
-    idempotent steps only; a bundle already gone was finished before.
+    instance's DICOM JSON for the catalogue, then the bundle goes from ``outgoing``.
+    Redelivery at any point repeats idempotent steps only; a bundle already gone was
+    finished before.
+
+    A re-sent instance (the same SOP Instance UID, perhaps in another transfer syntax) keeps
+    the copy archived first, as Orthanc does by default: the object is never overwritten,
+    and the event describes the copy that is there, so archive and catalogue always agree
+    and nothing a client has read (sizes, metadata, frames) changes under it. The
+    catalogue settles the one race left (two first copies laid out at the same moment) by
+    reading which one the object holds.
     """
 
     def __init__(self, settings: Settings, bus: Bus, store: ObjectStore) -> None:
@@ -45,63 +53,70 @@ class ArchiveService:
         files = await fetch(self.store, self.buckets.outgoing, event.object_key, count)
         if files is None:
             return
-        described = await asyncio.to_thread(
-            lambda: [
-                describe(data, _bulk_uri(event.project, part), self.max_inflated)
-                for part, data in zip(event.instances, files, strict=True)
-            ]
-        )
         limit = asyncio.Semaphore(8)
 
-        async def lay_out(
-            key: str,
-            part: DeidentifiedPart,
-            data: bytes,
-            metadata: dict[str, object],
-            summary: Summary,
-        ) -> ArchivedInstance:
+        async def lay_out(key: str, part: DeidentifiedPart, data: bytes) -> ArchivedInstance:
+            sha256 = part.sha256
             async with limit:
-                await self.store.put(self.buckets.archive, key, data, "application/dicom")
-            return ArchivedInstance(
-                object_key=key,
-                received_key=part.received_key,
-                sha256=part.sha256,
-                size=len(data),
-                subject=part.subject,
-                study_uid=part.study_uid,
-                series_uid=part.series_uid,
-                sop_uid=part.sop_uid,
-                sop_class_uid=part.sop_class_uid,
-                modality=summary.modality,
-                study_date=summary.study_date,
-                study_description=summary.study_description,
-                series_description=summary.series_description,
-                series_number=summary.series_number,
-                instance_number=summary.instance_number,
-                transfer_syntax_uid=summary.transfer_syntax_uid,
-                attributes=metadata,
+                if await self.store.exists(self.buckets.archive, key):
+                    data = await self.store.get(self.buckets.archive, key)  # the first copy
+                    sha256 = hashlib.sha256(data).hexdigest()
+                else:
+                    await self.store.put(self.buckets.archive, key, data, "application/dicom")
+            metadata, summary = await asyncio.to_thread(
+                describe,
+                data,
+                bulk_uri(event.project, part.study_uid, part.series_uid, part.sop_uid),
+                self.max_inflated,
             )
+            return _archived(key, part, data, sha256, metadata, summary)
 
+        first: dict[str, asyncio.Task[ArchivedInstance]] = {}
         async with asyncio.TaskGroup() as group:  # one failure stops the rest: all are retried
-            tasks = [
-                group.create_task(lay_out(key, part, data, metadata, summary))
-                for key, part, data, (metadata, summary) in zip(
-                    keys, event.instances, files, described, strict=True
-                )
-            ]
+            tasks = []
+            for key, part, data in zip(keys, event.instances, files, strict=True):
+                if key not in first:  # the same instance twice in a bundle: laid out once
+                    first[key] = group.create_task(lay_out(key, part, data))
+                tasks.append((part, first[key]))
         await self.bus.publish(
             InstancesArchived(
                 project=event.project,
                 correlation_id=event.correlation_id,
-                instances=tuple(task.result() for task in tasks),
+                instances=tuple(
+                    task.result().model_copy(update={"received_key": part.received_key})
+                    for part, task in tasks
+                ),
             )
         )
         await self.store.delete(self.buckets.outgoing, event.object_key)
         INSTANCES.labels("archive", "archived").inc(len(tasks))
 
 
-def _bulk_uri(project: str, part: DeidentifiedPart) -> str:
-    return (
-        f"/dicomweb/{project}/studies/{part.study_uid}/series/{part.series_uid}"
-        f"/instances/{part.sop_uid}/bulk"
+def _archived(
+    key: str,
+    part: DeidentifiedPart,
+    data: bytes,
+    sha256: str,
+    metadata: dict[str, object],
+    summary: Summary,
+) -> ArchivedInstance:
+    """What the catalogue learns of one archived instance: the object as it is."""
+    return ArchivedInstance(
+        object_key=key,
+        received_key=part.received_key,
+        sha256=sha256,
+        size=len(data),
+        subject=part.subject,
+        study_uid=part.study_uid,
+        series_uid=part.series_uid,
+        sop_uid=part.sop_uid,
+        sop_class_uid=part.sop_class_uid,
+        modality=summary.modality,
+        study_date=summary.study_date,
+        study_description=summary.study_description,
+        series_description=summary.series_description,
+        series_number=summary.series_number,
+        instance_number=summary.instance_number,
+        transfer_syntax_uid=summary.transfer_syntax_uid,
+        attributes=metadata,
     )

@@ -1,4 +1,5 @@
-"""DICOM JSON metadata, computed once per instance when it is archived."""
+"""DICOM JSON metadata, computed once per instance: by archive when it is archived, by the
+catalogue's repair when an object and its row disagree."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ class Summary:
     series_number: int | None
     instance_number: int | None
     transfer_syntax_uid: str
+
+
+def bulk_uri(project: str, study: str, series: str, sop: str) -> str:
+    """Where an instance's bulk data is served (WADO-RS), the base of its BulkDataURIs."""
+    return f"/dicomweb/{project}/studies/{study}/series/{series}/instances/{sop}/bulk"
 
 
 def _int(value: object) -> int | None:
