@@ -6,7 +6,7 @@ import tracemalloc
 import pytest
 from giftcloud_core.dicom import (
     CANNOT_UNDERSTAND,
-    OUT_OF_RESOURCES,
+    TOO_LARGE,
     InvalidInstance,
     inspect_instance,
 )
@@ -115,7 +115,7 @@ def test_inflating_a_bomb_is_refused_without_its_memory() -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert caught.value.reason == OUT_OF_RESOURCES
+    assert caught.value.reason == TOO_LARGE
     assert peak < 8 * MiB, f"refusing the bomb held {peak / MiB:.0f} MiB"
 
 

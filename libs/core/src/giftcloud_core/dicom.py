@@ -28,7 +28,13 @@ DOES_NOT_MATCH_SOP_CLASS = 0xA900
 TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
 PROCESSING_FAILURE = 0x0110
 SOP_CLASS_NOT_SUPPORTED = 0x0122
+#: refused: the sender may not store here (any more)
+NOT_AUTHORIZED = 0x0124
+#: refused for now (a store or the broker failed): a sender may try again
 OUT_OF_RESOURCES = 0xA700
+#: refused for good (over a size limit, a deflate bomb): an error of the Cxxx class, which
+#: senders do not retry, unlike A700 (out of resources), which makes them retry forever
+TOO_LARGE = 0xC001
 STUDY_UID_MISMATCH = 0xC409  # the instance is not of the study named in the URL
 
 _REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
@@ -82,7 +88,7 @@ def inspect_instance(data: bytes, *, max_inflated: int = DEFAULT_MAX_INFLATED) -
         else:
             readable = data
     except InflateLimit as exc:
-        raise InvalidInstance(f"refused: {exc}", OUT_OF_RESOURCES) from exc
+        raise InvalidInstance(f"refused: {exc}", TOO_LARGE) from exc
     except Malformed as exc:
         raise InvalidInstance(f"not a readable DICOM file: {exc}") from exc
     with warnings.catch_warnings():

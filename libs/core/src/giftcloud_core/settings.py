@@ -177,8 +177,11 @@ class IngestSettings(BaseModel):
     dicom_ae_title: str = Field(default="GIFTCLOUD", min_length=1, max_length=16)
     #: the largest PDU the node receives (bytes; 0: no limit). Larger PDUs cost less CPU
     dicom_max_pdu: int = Field(default=1024**2, ge=0)
-    #: associations the node serves at once; one more is rejected (local limit exceeded)
+    #: associations the node serves at once (accepted ones: a connection that has not
+    #: asked for an association takes no slot); one more is rejected (local limit exceeded)
     dicom_max_associations: int = Field(default=32, ge=1)
+    #: connections at once from one address (associations or not); more are closed at once
+    dicom_max_connections_per_address: int = Field(default=16, ge=1)
     #: an association that sends nothing for this long is aborted (seconds)
     dicom_idle_seconds: float = Field(default=60.0, gt=0)
     #: a retrieval's worker holds it this long, renewing as it works; a retrieval whose

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from giftcloud_core.dicom import OUT_OF_RESOURCES, PROCESSING_FAILURE
+from giftcloud_core.dicom import NOT_AUTHORIZED, OUT_OF_RESOURCES, PROCESSING_FAILURE, TOO_LARGE
 from giftcloud_core.errors import BadRequest, Conflict, NotFound
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.network import address_in, normalise_networks
@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from giftcloud_ingest.models import DicomRoute, KnownProject
+from giftcloud_ingest.pdu_guard import OTHER_PDU_LIMIT, Connections, ended, guard
 from giftcloud_ingest.service import (
     Failed,
     IngestService,
@@ -181,17 +182,18 @@ class DicomRoutes:
                 f"called AE title {called!r} routes to project {row.project!r}, which is gone",
             )
         route = Route.of(row)
-        if route.calling_ae_titles and calling not in route.calling_ae_titles:
-            return Refusal(
-                CALLING_NOT_RECOGNISED,
-                f"calling AE title {calling!r} may not send to {called!r}",
-            )
+        # the network first: an outsider learns nothing of which calling titles are valid
         project_networks = split_list(known.networks)
         for allowed, whose in ((route.networks, "the AE title"), (project_networks, "the project")):
             if allowed and not address_in(address, allowed):
                 return Refusal(
                     NO_REASON, f"{address} is not among the networks {whose} {called!r} allows"
                 )
+        if route.calling_ae_titles and calling not in route.calling_ae_titles:
+            return Refusal(
+                CALLING_NOT_RECOGNISED,
+                f"calling AE title {calling!r} may not send to {called!r}",
+            )
         return route
 
 
@@ -226,16 +228,14 @@ class _QuickAckSocket(socket.socket):
 
 class _Server(ThreadedAssociationServer):
     """Each connection with TCP_NODELAY (an answer is one small PDU, which our own Nagle
-    would hold back) and, where the system has it, acknowledged at once (above)."""
+    would hold back) and, where the system has it, acknowledged at once (above); at most
+    so many connections at once from one address (``connections``; more are closed)."""
 
-    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        client, address = super().get_request()
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if hasattr(socket, "TCP_QUICKACK") and type(client) is socket.socket:
-            timeout = client.gettimeout()
-            client = _QuickAckSocket(fileno=client.detach())
-            client.settimeout(timeout)
-        return client, address
+    connections = Connections(16)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        address = client_address[0] if isinstance(client_address, tuple) else client_address
+        return self.connections.admit(str(address))
 
 
 class DicomNode:
@@ -251,6 +251,7 @@ class DicomNode:
         self._associations: dict[Association, _Association] = {}
         self._lock = threading.Lock()
         self._ending: set[asyncio.Task[None]] = set()
+        self.connections = Connections(self.settings.dicom_max_connections_per_address)
 
     @property
     def port(self) -> int:
@@ -263,7 +264,9 @@ class DicomNode:
         self._loop = asyncio.get_running_loop()
         ae = AE(ae_title=config.dicom_ae_title)
         ae.maximum_pdu_size = config.dicom_max_pdu
-        ae.maximum_associations = config.dicom_max_associations
+        # pynetdicom counts connections that have not asked for an association yet; the
+        # node counts accepted ones (_requested), and bounds connections per address
+        ae.maximum_associations = config.dicom_max_associations * 8
         ae.network_timeout = config.dicom_idle_seconds
         ae.dimse_timeout = config.dicom_idle_seconds
         ae.acse_timeout = 30
@@ -273,7 +276,7 @@ class DicomNode:
             assert context.abstract_syntax is not None
             ae.add_supported_context(context.abstract_syntax, AllTransferSyntaxes)
         handlers: list[evt.EventHandlerType] = [
-            (evt.EVT_CONN_OPEN, _opened),
+            (evt.EVT_CONN_OPEN, self._opened),
             (evt.EVT_REQUESTED, self._requested),
             (evt.EVT_C_ECHO, self._echo),
             (evt.EVT_C_STORE, self._store),
@@ -288,6 +291,8 @@ class DicomNode:
                 f" {exc.strerror or exc}; set GIFTCLOUD_INGEST__DICOM_PORT (0: no DICOM node)"
             ) from None
         # as AE.start_server(block=False) does, with the server class above
+        assert isinstance(server, _Server)
+        server.connections = self.connections
         ae._servers.append(server)
         threading.Thread(target=server.serve_forever, name="dicom-node", daemon=True).start()
         self._server = server
@@ -325,6 +330,14 @@ class DicomNode:
 
     # --- in the associations' threads ---------------------------------------------------
 
+    def _opened(self, event: Event) -> None:
+        """EVT_CONN_OPEN, before the association's threads start: its PDUs are read through
+        the guard (pdu_guard.py), its reactor waits on its message queue (below)."""
+        limits = self.service.settings.limits
+        p_data_limit = self.settings.dicom_max_pdu or limits.max_instance_bytes + OTHER_PDU_LIMIT
+        guard(event.assoc, p_data_limit, self.settings.dicom_idle_seconds, self.connections)
+        _waits_on_messages(event)
+
     def _wait(self, work: Coroutine[Any, Any, T]) -> T:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(work, self._loop).result(WAIT_SECONDS)
@@ -340,6 +353,19 @@ class DicomNode:
         address = str(assoc.requestor.address)
         if called == self.settings.dicom_ae_title:
             return  # the node itself: verification only (_store refuses instances)
+        with self._lock:
+            accepted = len(self._associations)
+        if accepted >= self.settings.dicom_max_associations:
+            log.warning(
+                "rejected an association from %s at %s to %s: %d associations already",
+                calling,
+                address,
+                called,
+                accepted,
+            )
+            assoc.acse.send_reject(0x02, 0x03, 0x02)  # transient, provider: local limit
+            assoc.kill()
+            return
         try:
             found = self._wait(self.routes.admit(called, calling, address))
         except Exception:
@@ -383,7 +409,7 @@ class DicomNode:
         limit = service.settings.limits.max_instance_bytes
         if len(data) > limit:
             INSTANCES.labels("ingest", "invalid").inc()
-            return _status(OUT_OF_RESOURCES, f"instance of {len(data)} bytes; the limit is {limit}")
+            return _status(TOO_LARGE, f"instance of {len(data)} bytes; the limit is {limit}")
         checked = check_instance(
             data,
             None,
@@ -409,6 +435,7 @@ class DicomNode:
         return _status(0x0000, "")
 
     def _closed(self, event: Event) -> None:
+        ended(event.assoc)
         with self._lock:
             state = self._associations.pop(event.assoc, None)
         if state is None or self._loop is None or self._loop.is_closed():
@@ -426,6 +453,17 @@ class DicomNode:
         async with state.lock:
             if state.ended:
                 return Failed("", "", OUT_OF_RESOURCES, "the association is ending")
+            # the route as it is now: removed, moved to another project or narrowed since the
+            # association began, it stores nothing more
+            now = await self.routes.admit(state.route.ae_title, state.calling, state.address)
+            if isinstance(now, Refusal) or now.project != state.route.project:
+                why = now.reason if isinstance(now, Refusal) else "it routes to another project"
+                return Failed(
+                    "",
+                    "",
+                    NOT_AUTHORIZED,
+                    f"the route changed: {why}; nothing more is stored from this association",
+                )
             if state.upload is None:
                 state.upload = await self.service.open_upload(
                     state.route.project,
@@ -461,8 +499,8 @@ class DicomNode:
 REACTOR_WAIT_SECONDS = 0.02
 
 
-def _opened(event: Event) -> None:
-    """EVT_CONN_OPEN, before the association's threads start: its reactor waits on the
+def _waits_on_messages(event: Event) -> None:
+    """Before the association's threads start: its reactor waits on the
     queue of decoded DIMSE messages instead of looking at it every millisecond (pynetdicom
     3 polls: eight idle associations cost 33 % of a core, 19 % with this, no slower).
     Left as it is if pynetdicom's inside is not what this expects."""

@@ -51,9 +51,12 @@ class Upload(SQLModel, table=True):
     source: str
     accepted: int = 0
     failed: int = 0
-    #: receiving while its files still arrive, then received
+    #: receiving while its files still arrive, then received; interrupted when its process
+    #: died while receiving (its counts: what was acknowledged)
     state: str = "receiving"
     created_at: datetime = Field(default_factory=_now)
+    #: when it last accepted something (or was opened)
+    updated_at: datetime = Field(default_factory=_now)
 
 
 class PendingBundle(SQLModel, table=True):

@@ -5,7 +5,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from giftcloud_core.access import Auditor, request_address
-from giftcloud_core.dicom import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, STUDY_UID_MISMATCH
+from giftcloud_core.dicom import (
+    CANNOT_UNDERSTAND,
+    STUDY_UID_MISMATCH,
+    TOO_LARGE,
+)
 from giftcloud_core.errors import (
     BadRequest,
     Forbidden,
@@ -66,7 +70,7 @@ async def receive_parts(
         for part in reader.feed(chunk):
             if part.too_large:
                 upload.refuse(
-                    OUT_OF_RESOURCES,
+                    TOO_LARGE,
                     f"the instance is {part.size} bytes; the limit for one instance is"
                     f" {max_instance} (GIFTCLOUD_LIMITS__MAX_INSTANCE_BYTES)",
                 )

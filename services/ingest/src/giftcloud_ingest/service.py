@@ -44,7 +44,7 @@ from giftcloud_deid import (
     Profile,
     Rejected,
 )
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
@@ -528,7 +528,7 @@ class IngestService:
                     await session.exec(
                         update(Upload)
                         .where(col(Upload.id) == upload_id)
-                        .values(accepted=col(Upload.accepted) + count)
+                        .values(accepted=col(Upload.accepted) + count, updated_at=func.now())
                     )
         except Exception:  # left pending, the sweep finds it done; the count is a report
             log.exception("could not record bundles %s as announced", keys)
@@ -555,14 +555,38 @@ class IngestService:
             )
         return len(keys)
 
+    async def interrupt_abandoned(self, since: datetime) -> int:
+        """Mark interrupted the uploads still receiving that took nothing since ``since``
+        (their process died: a live association or request is cut off long before); their
+        counts say what was acknowledged. How many there were."""
+        async with self.db.session() as session:
+            found = await session.exec(
+                update(Upload)
+                .where(col(Upload.state) == "receiving", col(Upload.updated_at) <= since)
+                .values(state="interrupted")
+                .returning(col(Upload.id))
+            )
+            ids = list(found.all())
+        if ids:
+            log.warning(
+                "%d upload(s) were cut off when their process stopped; marked interrupted: %s",
+                len(ids),
+                ", ".join(str(i) for i in ids[:10]),
+            )
+        return len(ids)
+
     async def keep_sweeping(self) -> None:
         """At the start (everything left, for the sole ingest), then every minute."""
         config = self.settings.ingest
+        started = datetime.now(UTC)  # the sole ingest: nothing before it is still receiving
         await self.sweep_orphans(0 if config.sole_instance else config.orphan_seconds)
+        stale = timedelta(seconds=config.orphan_seconds)
+        await self.interrupt_abandoned(started if config.sole_instance else started - stale)
         while True:
             await asyncio.sleep(60)
             try:
                 await self.sweep_orphans(config.orphan_seconds)
+                await self.interrupt_abandoned(datetime.now(UTC) - stale)
             except Exception:
                 log.exception("sweeping orphaned bundles failed; trying again in a minute")
 
