@@ -216,3 +216,64 @@ def test_nul_bytes_and_metrics_through_the_gateway(hostile: Deployment) -> None:
         httpx.get(f"{api}/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 404
     )
     assert httpx.get(f"{api}/metrics").status_code == 200
+
+
+def test_a_huge_header_straight_to_a_service_is_refused_before_it_is_held(
+    hostile: Deployment,
+) -> None:
+    """No gateway in front (a service port reached directly, as in ``giftcloud up``): four
+    requests with a 150 MiB header each are answered 431 and cost no memory."""
+    ingest = hostile.services["ingest"]
+    before = hostile.memory("ingest")["VmRSS"]
+    hostile.reset_peak_memory("ingest")
+    chunk = b"a" * MiB
+
+    def send() -> bytes:
+        with socket.create_connection(("127.0.0.1", ingest.port), timeout=30) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            with contextlib.suppress(OSError):  # closed under us: what we want
+                for _ in range(150):
+                    sock.sendall(chunk)
+            answer = b""
+            with contextlib.suppress(OSError):
+                while part := sock.recv(65536):
+                    answer += part
+            return answer
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: send(), range(4)))
+    assert all(a.startswith(b"HTTP/1.1 431") for a in answers), [a[:40] for a in answers]
+    grown = hostile.memory("ingest")["VmHWM"] - before
+    assert grown < 32 * MiB, f"ingest grew by {grown / MiB:.0f} MiB"
+    assert httpx.get(f"{ingest.url}/healthz", timeout=5).status_code == 200
+
+
+def test_x_forwarded_for_from_loopback_is_not_believed_where_no_proxy_is_trusted(
+    hostile: Deployment,
+) -> None:
+    """GIFTCLOUD_NETWORK__TRUSTED_PROXIES unset: a client on 127.0.0.1 that says it is
+    someone else is still 127.0.0.1 (outside the project's networks: 403), at the gateway
+    and straight at a service."""
+    admin = hostile.token()
+    name = f"fenced-{uuid.uuid4().hex[:6]}"
+    hostile.create_project(name)
+    fence = httpx.put(
+        f"{hostile.url}/auth/projects/{name}/networks",
+        json={"networks": ["10.0.0.0/8"]},
+        headers=admin,
+    )
+    assert fence.status_code == 200, fence.text
+    forged = {**admin, "X-Forwarded-For": "10.1.2.3", "X-Real-IP": "10.1.2.3"}
+    api = hostile.services["api"]
+
+    def refused() -> bool:
+        answers = [
+            httpx.get(f"{base}/dicomweb/{name}/studies", headers=forged, timeout=10).status_code
+            for base in (hostile.url, api.url)
+        ]
+        return answers == [403, 403]
+
+    deadline = time.monotonic() + 30  # the api learns the networks from an event
+    while not refused():
+        assert time.monotonic() < deadline, "a forged X-Forwarded-For was believed"
+        time.sleep(0.5)

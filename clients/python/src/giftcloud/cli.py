@@ -37,6 +37,7 @@ def _check_dicom_port(settings: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from giftcloud_core.logs import configure_logging
+    from giftcloud_core.serving import server_options
     from giftcloud_core.settings import Settings
 
     from giftcloud.services import DEFAULT_PORTS, service_app
@@ -54,6 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=30,
+        **server_options(),
     )
     return 0
 
@@ -89,6 +91,7 @@ class _Server:
 def _up(args: argparse.Namespace) -> int:
     import uvicorn
     from giftcloud_core.logs import configure_logging
+    from giftcloud_core.serving import server_options
     from giftcloud_core.settings import Settings
 
     from giftcloud.embedded import local_secrets, start_postgres
@@ -142,7 +145,12 @@ def _up(args: argparse.Namespace) -> int:
             flush=True,
         )
     config = uvicorn.Config(
-        all_in_one(settings), host=args.host, port=args.port, log_config=None, access_log=False
+        all_in_one(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        **server_options(),
     )
     try:
         _Server(config).run()
