@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from giftcloud.client import multipart_related
+from giftcloud.embedded import postgres_running
 from support.dicom_files import distinct_instances
 from support.infra import stop_process, wait_for
 from support.up import Up
@@ -112,7 +113,8 @@ def test_up_stopped_midway_loses_nothing(up: Up, how: signal.Signals) -> None:
     stored = wait_for(catalogued, timeout=120, what="the catalogue holding the archive")
     # acknowledged ones all there, and nothing twice: at most what was ever sent
     assert len(acknowledged) * BATCH <= stored <= COUNT
-    stop_process(up.process, signal.SIGTERM, timeout=90)
+    stop_process(up.process, signal.SIGINT, timeout=90)  # Ctrl-C, after a kill -9 too
+    assert not postgres_running(up.data), "PostgreSQL was left running after Ctrl-C"
     said = up.log.read_text()
     assert "Traceback" not in said, said[-4000:]
     print(f"stopped with {at_stop} of {COUNT} archived; {len(acknowledged)} uploads acknowledged")

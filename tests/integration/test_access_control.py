@@ -349,13 +349,22 @@ async def test_sessions_rotate_and_revocation_takes_effect_at_once(hospital: Sit
         )
         assert after.status_code == 401
 
-        # sign-out ends a sign-in
+        # sign-out ends a sign-in: its refresh tokens and its access tokens, not another's
         third = (
             await client.post("/auth/token", data={"username": "rob", "password": "rob" + STRONG})
         ).json()
+        elsewhere = (
+            await client.post("/auth/token", data={"username": "rob", "password": "rob" + STRONG})
+        ).json()
+        third_access = {"Authorization": f"Bearer {third['access_token']}"}
+        other_access = {"Authorization": f"Bearer {elsewhere['access_token']}"}
+        assert (await client.get("/dicomweb/knee/studies", headers=third_access)).status_code == 200
         assert (
             await client.post("/auth/logout", json={"refresh_token": third["refresh_token"]})
         ).status_code == 204
+        refused = await client.get("/dicomweb/knee/studies", headers=third_access)
+        assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+        assert (await client.get("/dicomweb/knee/studies", headers=other_access)).status_code == 200
         assert (
             await client.post(
                 "/auth/token",

@@ -216,7 +216,7 @@ async def test_a_stow_answer_is_valid_dicom_json_and_each_instance_has_a_retriev
     import warnings
 
     from giftcloud.client import stow_reasons
-    from giftcloud_core.events import ArchivedInstance, InstancesArchived
+    from giftcloud_core.events import CataloguedInstance, InstancesCatalogued
     from pydicom import Dataset
 
     member = bearer(projects={"proj": "member"})
@@ -238,23 +238,17 @@ async def test_a_stow_answer_is_valid_dicom_json_and_each_instance_has_a_retriev
     pending = await ingest.get(retrieve, headers=member)
     assert pending.status_code == 404 and "not archived yet" in pending.json()["detail"]
 
-    # archived under its de-identified UIDs: the RetrieveURL leads there
+    # archived under its de-identified UIDs and in the catalogue: the RetrieveURL leads there
     await runtime.bus.publish(
-        InstancesArchived(
+        InstancesCatalogued(
             project="proj",
             correlation_id=upload,
             instances=(
-                ArchivedInstance(
-                    object_key="proj/2.25.1/2.25.2/2.25.3.dcm",
+                CataloguedInstance(
                     received_key=f"proj/{upload}/000001.dcm",
-                    metadata_key="proj/2.25.1/2.25.2/2.25.3.json",
-                    sha256="0" * 64,
-                    size=1,
-                    subject="SUBJ-X",
                     study_uid="2.25.1",
                     series_uid="2.25.2",
                     sop_uid="2.25.3",
-                    sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
                 ),
             ),
         )

@@ -139,6 +139,10 @@ async def test_sign_in_session_cookies_and_csrf(stack: Stack) -> None:
         page = await browser.get("/projects/web")
         renew = await browser.get(page.headers["location"])
         assert renew.headers["location"].startswith("/signin?")  # the session is over
+        # and so is every access token it gave (the cookie's, the scripts')
+        script = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        ended = await browser.get("/api/projects", headers=script)
+        assert ended.status_code == 401 and "revoked" in ended.json()["detail"]
 
 
 async def test_cookies_are_secure_over_tls(stack: Stack) -> None:

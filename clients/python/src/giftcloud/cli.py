@@ -94,7 +94,7 @@ def _up(args: argparse.Namespace) -> int:
     from giftcloud_core.serving import server_options
     from giftcloud_core.settings import Settings
 
-    from giftcloud.embedded import local_secrets, start_postgres
+    from giftcloud.embedded import local_secrets, postgres_running, start_postgres
     from giftcloud.services import all_in_one
 
     data_dir = Path(args.data_dir).resolve()
@@ -157,6 +157,8 @@ def _up(args: argparse.Namespace) -> int:
     finally:
         print("giftcloud: stopping PostgreSQL", flush=True)
         postgres.cleanup()
+        if postgres_running(data_dir):  # another giftcloud up on this folder still uses it
+            print("giftcloud: PostgreSQL left running: another process uses it", flush=True)
     return 0
 
 

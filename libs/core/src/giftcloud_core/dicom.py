@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 import threading
-import warnings
 from dataclasses import dataclass
 
 import pydicom
+from giftcloud_deid.quiet import quiet
 from giftcloud_deid.raw import (
     DEFAULT_MAX_INFLATED,
     InflateLimit,
@@ -17,9 +17,11 @@ from giftcloud_deid.raw import (
     undeflate,
 )
 from giftcloud_deid.uid import uid_problem
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
 #: PS3.18 / PS3.7 failure reasons used in STOW-RS responses
@@ -91,9 +93,8 @@ def inspect_instance(data: bytes, *, max_inflated: int = DEFAULT_MAX_INFLATED) -
         raise InvalidInstance(f"refused: {exc}", TOO_LARGE) from exc
     except Malformed as exc:
         raise InvalidInstance(f"not a readable DICOM file: {exc}") from exc
-    with warnings.catch_warnings():
+    with quiet():
         # odd values (an IS of '1A') are the archive's to keep, not a reason to refuse a file
-        warnings.simplefilter("ignore")
         info = _inspect(readable)
     if readable is not data:  # the syntax it came in, not the one it was read in
         info = InstanceInfo(
@@ -126,6 +127,7 @@ def _inspect(data: bytes) -> InstanceInfo:
         )
     _check_ends_at_last_element(ds, len(data), sop_class, sop_uid)
     _check_complete(ds, transfer_syntax.is_encapsulated, sop_class, sop_uid)
+    _check_text(ds, sop_class, sop_uid)
     missing = [name for name in _REQUIRED if not ds.get(name)]
     if missing:
         raise InvalidInstance(
@@ -190,6 +192,55 @@ def _check_complete(ds: Dataset, encapsulated: bool, sop_class: str, sop_uid: st
                 sop_class,
                 sop_uid,
             )
+
+
+#: VRs whose values are text, where a NUL is no character (UI pads with one at the end)
+_TEXT_VRS = frozenset(
+    [
+        "AE",
+        "AS",
+        "CS",
+        "DA",
+        "DS",
+        "DT",
+        "IS",
+        "LO",
+        "LT",
+        "PN",
+        "SH",
+        "ST",
+        "TM",
+        "UC",
+        "UI",
+        "UR",
+        "UT",
+    ]
+)
+
+
+def _check_text(ds: Dataset, sop_class: str, sop_uid: str) -> None:
+    """A NUL inside a text value is not DICOM (PS3.5 §6.1) and no database keeps it."""
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes):
+            continue
+        vr = raw.VR or _dictionary_vr(tag)
+        if vr in _TEXT_VRS and b"\x00" in raw.value.rstrip(b"\x00 "):
+            name = keyword_for_tag(tag) or "attribute"
+            raise InvalidInstance(
+                f"({tag.group:04X},{tag.element:04X}) {name} holds a NUL character, which no"
+                " text value may (PS3.5 §6.1)",
+                CANNOT_UNDERSTAND,
+                sop_class,
+                sop_uid,
+            )
+
+
+def _dictionary_vr(tag: BaseTag) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return ""
 
 
 def _check_ends_at_last_element(ds: Dataset, size: int, sop_class: str, sop_uid: str) -> None:

@@ -132,6 +132,26 @@ class InstancesArchived(Event):
     instances: tuple[ArchivedInstance, ...]
 
 
+class CataloguedInstance(BaseModel):
+    """One instance the catalogue recorded, named as it was received and as it is now."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    received_key: str = ""
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+
+
+class InstancesCatalogued(Event):
+    """Archived instances the catalogue now holds (QIDO-RS finds them, WADO-RS serves
+    them): what an upload calls archived. One the catalogue could not record is an
+    ``instance.rejected`` instead."""
+
+    type: Literal["instances.catalogued.v1"] = "instances.catalogued.v1"
+    instances: tuple[CataloguedInstance, ...]
+
+
 class ProjectCreated(Event):
     """A project exists; services that route by project learn it from here."""
 
@@ -171,6 +191,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     InstancesDeidentified,
     InstanceRejected,
     InstancesArchived,
+    InstancesCatalogued,
     ProjectCreated,
     ProjectUpdated,
     AuditRecorded,
@@ -185,7 +206,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
 #: service at start, so no event is published before its queue exists
 QUEUES: dict[str, tuple[str, ...]] = {
     "ingest.projects": ("project.created.v1", "project.updated.v1"),
-    "ingest.outcomes": ("instance.rejected.v1", "instances.archived.v1"),
+    # archived: into the forwarding outbox; catalogued: what the upload calls archived
+    "ingest.outcomes": (
+        "instance.rejected.v1",
+        "instances.archived.v1",
+        "instances.catalogued.v1",
+    ),
     "anonymise.instances": ("instances.received.v1",),
     "anonymise.projects": ("project.created.v1", "project.updated.v1"),
     "archive.instances": ("instances.deidentified.v1",),

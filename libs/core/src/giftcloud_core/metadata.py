@@ -4,11 +4,11 @@ catalogue's repair when an object and its row disagree."""
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import pydicom
+from giftcloud_deid.quiet import quiet
 from giftcloud_deid.raw import transfer_syntax_of, undeflate
 from pydicom.dataelem import DataElement
 
@@ -38,13 +38,28 @@ def _int(value: object) -> int | None:
         return None
 
 
+def _text(value: object) -> str:
+    return str(value or "").replace("\x00", "")
+
+
+def _without_nul(value: Any) -> Any:
+    """The DICOM JSON without NUL characters, which no PostgreSQL text or JSONB value holds
+    (ingest refuses them at the top level; a nested one is dropped here)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def describe(data: bytes, bulk_uri: str, max_inflated: int) -> tuple[dict[str, Any], Summary]:
     """The instance's DICOM JSON (bulk data as BulkDataURIs under ``bulk_uri``) and a summary.
 
     A deflated instance is inflated as a stream, never past ``max_inflated`` bytes.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet():
         ds = pydicom.dcmread(io.BytesIO(undeflate(data, max_inflated=max_inflated)))
         stored_syntax = transfer_syntax_of(data)
 
@@ -59,11 +74,12 @@ def describe(data: bytes, bulk_uri: str, max_inflated: int) -> tuple[dict[str, A
             metadata[tag] = {"vr": metadata[tag]["vr"], "BulkDataURI": f"{bulk_uri}/{tag}"}
         # the transfer syntax is where a client learns how to read the pixel data
         metadata["00020010"] = {"vr": "UI", "Value": [stored_syntax]}
+        metadata = _without_nul(metadata)
         summary = Summary(
-            modality=str(ds.get("Modality", "") or ""),
-            study_date=str(ds.get("StudyDate", "") or ""),
-            study_description=str(ds.get("StudyDescription", "") or ""),
-            series_description=str(ds.get("SeriesDescription", "") or ""),
+            modality=_text(ds.get("Modality")),
+            study_date=_text(ds.get("StudyDate")),
+            study_description=_text(ds.get("StudyDescription")),
+            series_description=_text(ds.get("SeriesDescription")),
             series_number=_int(ds.get("SeriesNumber")),
             instance_number=_int(ds.get("InstanceNumber")),
             transfer_syntax_uid=stored_syntax,

@@ -80,7 +80,10 @@ class TokenSigner:
         kind: Literal["user", "client"] = "user",
         networks: Sequence[str] = (),
         creator: str = "",
+        sign_in: str = "",
     ) -> str:
+        """A signed access token; ``sign_in`` names the sign-in (refresh family) it belongs
+        to, so that ending the sign-in refuses it (:func:`sign_in_subject`)."""
         moment = time.time()
         now = int(moment)
         claims: dict[str, Any] = {
@@ -101,6 +104,8 @@ class TokenSigner:
             claims["nets"] = list(networks)
         if creator:
             claims["creator"] = creator
+        if sign_in:
+            claims["sid"] = sign_in
         return str(
             jwt.encode(claims, self._private_pem, algorithm=ALGORITHM, headers={"kid": self.kid})
         )
@@ -213,6 +218,11 @@ def subject_digest(subject: str) -> str:
     return hashlib.sha256(subject.encode()).hexdigest()
 
 
+def sign_in_subject(sign_in: str) -> str:
+    """How the revocation list names every token of one sign-in (a refresh family)."""
+    return f"sign-in:{sign_in}"
+
+
 class HttpRevocations:
     """Auth's revocation list over HTTP, fetched again every ``interval`` seconds; when auth
     cannot be reached the last list stands (and the failure is logged)."""
@@ -289,7 +299,12 @@ class TokenVerifier:
         if self._revocations is not None:
             revoked = await self._revocations()
             issued = int(claims.get("iat_ms", int(claims["iat"]) * 1000))
-            for whose in (claims["sub"], claims.get("creator")):
+            sign_in = claims.get("sid")
+            for whose in (
+                claims["sub"],
+                claims.get("creator"),
+                sign_in_subject(str(sign_in)) if sign_in else None,
+            ):
                 before = revoked.get(subject_digest(str(whose))) if whose else None
                 if before is not None and issued < before:
                     raise Unauthorized("this token was revoked: sign in again")

@@ -13,7 +13,6 @@ import hmac
 import io
 import re
 import struct
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from giftcloud_deid.policy import (
     action_map,
 )
 from giftcloud_deid.profile import DEFAULT_PROFILE, Profile
+from giftcloud_deid.quiet import quiet
 from giftcloud_deid.raw import (
     DEFAULT_MAX_INFLATED,
     UNDEFINED,
@@ -344,8 +344,7 @@ class Deidentifier:
 
     def _mask(self, data: bytes, rule: pixels.Rule) -> bytes:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with quiet():
                 ds = pydicom.dcmread(io.BytesIO(data))
                 self.burned_in.apply(ds, rule)
                 buffer = io.BytesIO()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -30,6 +29,7 @@ from pydicom.uid import (
 
 from giftcloud_deid.errors import Rejected
 from giftcloud_deid.profile import RegionRule
+from giftcloud_deid.quiet import quiet
 
 RISKY_MODALITIES = {"US", "SC", "OT", "XA"}
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -124,8 +124,7 @@ def dataset_fields(ds: Dataset) -> Fields:
         source = ds.file_meta if tag >> 16 == 2 and ds.file_meta is not None else ds
         if tag not in source:
             return None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             value = source[tag].value
         if value is None:
             return ""
@@ -238,8 +237,7 @@ def mask_regions(ds: Dataset, regions: Sequence[Region], *, keep: bool = False) 
         raise Rejected("1-bit pixel data cannot be cleaned")
     transfer_syntax = ds.file_meta.TransferSyntaxUID
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             array = ds.pixel_array.copy()
     except Exception as exc:  # decoders raise many kinds; all mean "cannot clean"
         raise Rejected(f"pixel data cannot be decoded to clean it ({exc})") from exc

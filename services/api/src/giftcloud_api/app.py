@@ -17,7 +17,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
-    service = CatalogueService(runtime.settings, runtime.db, runtime.store)
+    service = CatalogueService(runtime.settings, runtime.db, runtime.store, runtime.bus)
     # api keeps the audit trail: records of this process go straight into it
     runtime.audit.sink = service.keep_audit
     current = runtime.authenticated()

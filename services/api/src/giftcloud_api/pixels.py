@@ -4,7 +4,6 @@ pure functions of its bytes, run in a worker thread by the routes."""
 from __future__ import annotations
 
 import io
-import warnings
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from giftcloud_core.errors import BadRequest, NotAcceptable, NotFound
+from giftcloud_deid.quiet import quiet
 from giftcloud_deid.raw import undeflate
 from PIL import Image
 from pydicom.dataset import Dataset
@@ -42,8 +42,7 @@ RENDERED_TYPES = ("image/jpeg", "image/png")
 def read(data: bytes, max_inflated: int) -> Dataset:
     """The instance, parsed once for every function below (a deflated one inflated as a
     stream, never past ``max_inflated``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet():
         return pydicom.dcmread(io.BytesIO(undeflate(data, max_inflated=max_inflated)))
 
 
@@ -114,8 +113,7 @@ def decoded_frames(ds: Dataset, numbers: list[int]) -> Frames:
     out = []
     for number in numbers:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with quiet():
                 arr = pixel_array(ds, index=number - 1, raw=True)
         except Exception as exc:  # a codec missing or the bitstream broken
             raise NotAcceptable(f"frame {number} cannot be decoded here: {exc}") from None
@@ -232,8 +230,7 @@ def render(ds: Dataset, frame: int, how: Rendering) -> bytes:
     if frame > count:
         raise NotFound(f"no frame {frame}: the instance has {count}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             arr = pixel_array(ds, index=frame - 1 if count > 1 else None)
     except Exception as exc:  # a codec missing or the bitstream broken
         raise NotAcceptable(f"the pixel data cannot be decoded here: {exc}") from None

@@ -15,9 +15,11 @@ from giftcloud_core.errors import NotFound, ObjectNotFound
 from giftcloud_core.events import (
     QUEUES,
     AuditRecorded,
+    CataloguedInstance,
     Event,
     InstanceRejected,
     InstancesArchived,
+    InstancesCatalogued,
     ProjectCreated,
     ProjectUpdated,
 )
@@ -25,6 +27,7 @@ from giftcloud_core.metadata import bulk_uri, describe
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore
 from giftcloud_core.tokens import READ_ROLES, Principal
+from sqlalchemy.exc import DBAPIError
 
 from giftcloud_api import repository
 from giftcloud_api.downloads import Entry
@@ -36,10 +39,14 @@ log = logging.getLogger(__name__)
 
 
 class CatalogueService:
-    def __init__(self, settings: Settings, db: Database, store: ObjectStore) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, store: ObjectStore, bus: Bus | None = None
+    ) -> None:
         self.settings = settings
         self.db = db
         self.store = store
+        #: where what the catalogue recorded (or could not) is told; None: told to no one
+        self.bus = bus
         self.archive = settings.storage.buckets.archive
         self._archived: Batcher[InstancesArchived] = Batcher(self._add_instances)
         # an access is answered once its record is committed: a lone request waits for its
@@ -75,8 +82,72 @@ class CatalogueService:
             await repository.add_audit(session, events)
 
     async def _add_instances(self, events: list[InstancesArchived]) -> None:
-        async with self.db.session() as session:
-            disagreeing = await repository.add_instances(session, events)
+        """Record a batch of archived instances; should the batch fail on what an instance
+        holds, each instance alone, so one bad instance never takes its neighbours with it
+        (it is rejected with the reason). Then say which are found now."""
+        try:
+            async with self.db.session() as session:
+                disagreeing = await repository.add_instances(session, events)
+            recorded = events
+        except DBAPIError as exc:
+            if not _bad_data(exc):
+                raise  # the database, not the data: the batch is tried again
+            disagreeing, recorded = await self._add_one_by_one(events)
+        await self._settle(disagreeing)
+        if self.bus is None:
+            return
+        for event in recorded:
+            await self.bus.publish(
+                InstancesCatalogued(
+                    project=event.project,
+                    correlation_id=event.correlation_id,
+                    instances=tuple(
+                        CataloguedInstance(
+                            received_key=i.received_key,
+                            study_uid=i.study_uid,
+                            series_uid=i.series_uid,
+                            sop_uid=i.sop_uid,
+                        )
+                        for i in event.instances
+                    ),
+                )
+            )
+
+    async def _add_one_by_one(
+        self, events: list[InstancesArchived]
+    ) -> tuple[list[dict[str, Any]], list[InstancesArchived]]:
+        disagreeing: list[dict[str, Any]] = []
+        recorded = []
+        for event in events:
+            kept = []
+            for instance in event.instances:
+                alone = event.model_copy(update={"instances": (instance,)})
+                try:
+                    async with self.db.session() as session:
+                        disagreeing += await repository.add_instances(session, [alone])
+                except DBAPIError as exc:
+                    if not _bad_data(exc):
+                        raise
+                    await self._refuse(event, instance.received_key or instance.sop_uid, exc)
+                    continue
+                kept.append(instance)
+            recorded.append(event.model_copy(update={"instances": tuple(kept)}))
+        return disagreeing, recorded
+
+    async def _refuse(self, event: InstancesArchived, key: str, exc: Exception) -> None:
+        cause = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+        log.error("the catalogue could not record %s: %s", key, cause)
+        if self.bus is not None:
+            await self.bus.publish(
+                InstanceRejected(
+                    project=event.project,
+                    correlation_id=event.correlation_id,
+                    object_key=key,
+                    reason=f"archived, but the catalogue could not record it: {cause}",
+                )
+            )
+
+    async def _settle(self, disagreeing: list[dict[str, Any]]) -> None:
         for row in disagreeing:  # two first copies laid out at once: the object decides
             try:
                 data = await self.store.get(self.archive, row["object_key"])
@@ -316,3 +387,15 @@ class CatalogueService:
             if moved:
                 log.info("moved the metadata of %d instance(s) into the catalogue", moved)
             return
+
+
+def _bad_data(exc: DBAPIError) -> bool:
+    """The database refused what a row holds (SQLSTATE class 22, data exception, or 23,
+    integrity), rather than being unreachable or failing."""
+    cause: BaseException | None = exc.orig
+    while cause is not None:
+        state = getattr(cause, "sqlstate", None)
+        if isinstance(state, str):
+            return state[:2] in ("22", "23")
+        cause = cause.__cause__
+    return False

@@ -31,6 +31,7 @@ from giftcloud_core.tokens import (
     Principal,
     TokenSigner,
     generate_private_key_pem,
+    sign_in_subject,
     subject_digest,
 )
 from sqlalchemy import case, delete, func, or_, update
@@ -446,20 +447,22 @@ class AuthService:
         rows = await session.exec(select(Membership).where(Membership.username == username))
         return {m.project: m.role for m in rows.all()}
 
-    async def _access_for(self, session: AsyncSession, user: User) -> tuple[str, int]:
-        """An access token with the user's roles as they are now, and its lifetime."""
+    async def _access_for(self, session: AsyncSession, user: User, family: str) -> tuple[str, int]:
+        """An access token of a sign-in (``family``) with the user's roles as they are now,
+        and its lifetime."""
         lifetime = self.config.access_token_minutes * 60
         access = self.signer.sign(
             user.username,
             site_roles=user.roles(),
             projects=await self._roles(session, user.username),
             lifetime_seconds=lifetime,
+            sign_in=family,
         )
         return access, lifetime
 
     async def _tokens_for(self, session: AsyncSession, user: User, family: str) -> TokenResponse:
         """An access token with the user's roles as they are now, and the next refresh token."""
-        access, lifetime = await self._access_for(session, user)
+        access, lifetime = await self._access_for(session, user, family)
         refresh = secrets.token_urlsafe(32)
         refresh_lifetime = timedelta(days=self.config.refresh_token_days)
         session.add(
@@ -520,11 +523,13 @@ class AuthService:
         raise refusal  # after the commit: a revoked family stays revoked
 
     async def _revoke_family(self, session: AsyncSession, family: str, now: datetime) -> None:
+        """End a sign-in: its refresh tokens, and the access tokens issued to it."""
         await session.exec(
             update(RefreshToken)
             .where(col(RefreshToken.family) == family, col(RefreshToken.revoked_at).is_(None))
             .values(revoked_at=now)
         )
+        await self._revoke_access(session, sign_in_subject(family))
 
     async def _revoke_sessions(self, session: AsyncSession, username: str) -> None:
         await session.exec(
@@ -774,21 +779,27 @@ class AuthService:
         """An access token (the user's roles as they are now) for a live browser session,
         whose token is not used up: a session's pages ask for tokens at once, in several
         tabs, and its cookie never reaches a script (rotation guards tokens that travel)."""
-        user = await self.session_user(refresh_token)
-        if user is None:
+        live = await self._live_session(refresh_token)
+        if live is None:
             raise Unauthorized("not signed in (the session has ended): sign in again")
+        user, family = live
         async with self.db.session() as session:
-            access, lifetime = await self._access_for(session, user)
+            access, lifetime = await self._access_for(session, user, family)
         return TokenResponse(access_token=access, expires_in=lifetime)
 
     async def session_user(self, refresh_token: str) -> User | None:
         """Who a browser session (its refresh token, not used here) belongs to, if it is live."""
+        live = await self._live_session(refresh_token)
+        return None if live is None else live[0]
+
+    async def _live_session(self, refresh_token: str) -> tuple[User, str] | None:
+        """The user of a live browser session and its sign-in (refresh family)."""
         async with self.db.session() as session:
             row = await session.get(RefreshToken, digest(refresh_token))
             if row is None or row.used_at or row.revoked_at or row.expires_at <= _now():
                 return None
             user = await _user(session, row.username)
-        return None if user is None or user.disabled else user
+        return None if user is None or user.disabled else (user, row.family)
 
     # --- accounts ---------------------------------------------------------------------
 

@@ -48,7 +48,8 @@ def build(runtime: Runtime) -> ServicePart:
     async def on_outcome(event: Event) -> None:
         if isinstance(event, InstancesArchived):  # into the outbox before it is acknowledged
             await forwarder.enqueue(event)
-        await service.on_outcome(event)
+        else:
+            await service.on_outcome(event)
 
     return ServicePart(
         name="ingest",

@@ -26,7 +26,7 @@ from giftcloud_core.errors import NotFound
 from giftcloud_core.events import (
     Event,
     InstanceRejected,
-    InstancesArchived,
+    InstancesCatalogued,
     InstancesReceived,
     ProjectCreated,
     ProjectUpdated,
@@ -607,7 +607,7 @@ class IngestService:
                 )
 
     async def on_outcome(self, event: Event) -> None:
-        if isinstance(event, InstancesArchived):
+        if isinstance(event, InstancesCatalogued):  # archived means found: in the catalogue
             rows = [
                 _outcome(
                     upload_of(i.received_key) or event.correlation_id,
