@@ -135,8 +135,9 @@ def authenticated(
         else:
             raise Unauthorized()
         if token.startswith(API_KEY_PREFIX):
-            token = await keys().token_for(token)
-        caller = await verifier().verify(token)
+            caller = await _key_principal(token, verifier(), keys())
+        else:
+            caller = await verifier().verify(token)
         request.state.principal = caller
         if caller.networks and not address_in(request_address(request), caller.networks):
             raise Forbidden(  # a credential bound to networks is of no use anywhere else
@@ -145,6 +146,18 @@ def authenticated(
         return caller
 
     return principal
+
+
+async def _key_principal(key: str, verifier: TokenVerifier, keys: KeyExchange) -> Principal:
+    """The caller an API key stands for. A token cached for the key and revoked since (its
+    maker's role or password changed) is forgotten and the key exchanged again at once, so
+    the key answers with what its maker holds now rather than 401 until the cache expires."""
+    try:
+        return await verifier.verify(await keys.token_for(key))
+    except Unauthorized:
+        if not keys.forget(key):
+            raise
+    return await verifier.verify(await keys.token_for(key))
 
 
 async def audit_refusal(audit: Auditor, request: Request, exc: GiftcloudError) -> None:

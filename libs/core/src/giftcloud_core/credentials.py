@@ -65,6 +65,10 @@ class KeyExchange:
         self._cache: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._lock = asyncio.Lock()
 
+    def forget(self, key: str) -> bool:
+        """Drop the token cached for ``key``; whether there was one."""
+        return self._cache.pop(hashlib.sha256(key.encode()).hexdigest(), None) is not None
+
     async def token_for(self, key: str) -> str:
         digest = hashlib.sha256(key.encode()).hexdigest()
         cached = self._cache.get(digest)

@@ -68,6 +68,15 @@ def build_router(service: AuthService, current: Any) -> APIRouter:
 
     Admin = Annotated[Principal, Depends(admin)]
 
+    async def person(caller: Caller) -> Principal:
+        """A person, not a key: what changes who may do what (members, networks, keys,
+        invitations, passwords) is done by someone signed in, never by a key."""
+        if caller.kind != "user":
+            raise Forbidden("a key cannot do this: sign in as a person")
+        return caller
+
+    Person = Annotated[Principal, Depends(person)]
+
     async def in_project(
         project: str, caller: Principal, request: Request, roles: frozenset[str]
     ) -> None:
@@ -152,10 +161,8 @@ def build_router(service: AuthService, current: Any) -> APIRouter:
         )
 
     @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
-    async def change_password(data: PasswordChange, request: Request, caller: Caller) -> None:
+    async def change_password(data: PasswordChange, request: Request, caller: Person) -> None:
         """Change your own password; every other sign-in of yours ends."""
-        if caller.kind != "user":
-            raise Forbidden("a key has no password")
         await service.change_password(
             caller, data.current_password, data.new_password, request_address(request)
         )
@@ -171,10 +178,8 @@ def build_router(service: AuthService, current: Any) -> APIRouter:
         return await service.accept_invite(data, request_address(request))
 
     @router.post("/invites", response_model=OneTimeLinkPublic, status_code=status.HTTP_201_CREATED)
-    async def invite(data: InviteCreate, request: Request, caller: Caller) -> OneTimeLinkPublic:
+    async def invite(data: InviteCreate, request: Request, caller: Person) -> OneTimeLinkPublic:
         """An invitation link: to a project (its owners), or to the site (admins)."""
-        if caller.kind != "user":
-            raise Forbidden("a key cannot invite people")
         if data.project is not None:
             await in_project(data.project, caller, request, OWNER)
         return await service.invite(data, caller, request_address(request))
@@ -246,14 +251,14 @@ def build_router(service: AuthService, current: Any) -> APIRouter:
         return await service.members(project)
 
     @router.put("/projects/{project}/members", status_code=status.HTTP_204_NO_CONTENT)
-    async def set_member(project: str, data: MemberAdd, request: Request, caller: Caller) -> None:
+    async def set_member(project: str, data: MemberAdd, request: Request, caller: Person) -> None:
         """Give a user a role on the project. The answer is the same whether or not the
         account exists (no one learns account names this way); the members list shows it."""
         await in_project(project, caller, request, OWNER)
         await service.set_member(project, data, caller, request_address(request))
 
     @router.delete("/projects/{project}/members/{username}", status_code=status.HTTP_204_NO_CONTENT)
-    async def remove_member(project: str, username: str, request: Request, caller: Caller) -> None:
+    async def remove_member(project: str, username: str, request: Request, caller: Person) -> None:
         """Take a user's role away: their next token (at most 15 minutes away) lacks it."""
         await in_project(project, caller, request, OWNER)
         await service.remove_member(project, username, caller, request_address(request))
@@ -267,7 +272,7 @@ def build_router(service: AuthService, current: Any) -> APIRouter:
 
     @router.put("/projects/{project}/networks", response_model=Networks)
     async def set_project_networks(
-        project: str, data: Networks, request: Request, caller: Caller
+        project: str, data: Networks, request: Request, caller: Person
     ) -> Networks:
         """Set the project's allow-list of CIDRs (empty: anywhere; null: the site's default)."""
         await in_project(project, caller, request, OWNER)
@@ -291,7 +296,7 @@ def build_router(service: AuthService, current: Any) -> APIRouter:
         "/projects/{project}/keys", response_model=KeyCreated, status_code=status.HTTP_201_CREATED
     )
     async def create_key(
-        project: str, data: KeyCreate, request: Request, caller: Caller
+        project: str, data: KeyCreate, request: Request, caller: Person
     ) -> KeyCreated:
         """An API key for the project with a role no higher than yours: shown once."""
         await in_project(project, caller, request, READ_ROLES)

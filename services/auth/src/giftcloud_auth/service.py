@@ -1356,9 +1356,7 @@ class AuthService:
     async def create_key(
         self, project: str, data: KeyCreate, caller: Principal, address: str
     ) -> KeyCreated:
-        if caller.kind != "user":
-            raise Forbidden("a key cannot make keys: sign in as a person")
-        held = caller.require(project)
+        held = caller.require(project)  # a person (the route's Person), never a key
         if ROLE_RANK[data.role] > ROLE_RANK[held]:
             raise Forbidden(f"a key cannot grant more than its maker holds ({held} on {project!r})")
         async with self.db.session() as session:
@@ -1428,6 +1426,13 @@ class AuthService:
                 )
             may = caller.is_admin or client.created_by == caller.subject
             if project is not None and caller.role_on(project) == "owner":
+                granted = await session.exec(
+                    select(ClientGrant.project).where(ClientGrant.client_id == key_id)
+                )
+                if set(granted.all()) - {project}:  # not the owner's to end for the others
+                    raise Forbidden(
+                        "this key serves other projects too: its maker or an admin revokes it"
+                    )
                 may = True
             if not may:
                 raise Forbidden("a key is revoked by its maker, the project's owners, or an admin")
