@@ -260,3 +260,46 @@ def test_kill_9_of_ingest_in_the_middle_of_a_retrieval(site: tuple[Deployment, O
     assert query["moved"] == 120 and query["archived"] == 120, query
     # nothing twice: 12 earlier instances and these 120
     assert len(qido(deployment, "instances")) == 12 + 120
+
+
+# last: it adds to the PACS, which the tests above count on as it was
+def test_a_study_the_pacs_added_to_since_is_completed(site: tuple[Deployment, Orthanc]) -> None:
+    """A study retrieved before, to which the PACS added instances since: only those are
+    moved ("3 new"); asked again, it is complete and skipped."""
+    deployment, orthanc = site
+    query = [{"AccessionNumber": "A4"}]
+    settled(deployment, start(deployment, query))  # moved now, or by an earlier test
+    before = len(qido(deployment, "instances"))
+    study_uid = "1.2.826.0.1.3680043.9.7.61.2.1"  # P2's second study (A4), three instances
+    for i in range(3, 6):
+        ds = pydicom.dcmread(
+            io.BytesIO(
+                synthetic_instance(
+                    patient="Beta^Bob",
+                    patient_id="P2",
+                    study_uid=study_uid,
+                    series_uid=f"{study_uid}.1",
+                    sop_uid=f"{study_uid}.1.{i}",
+                )
+            )
+        )
+        ds.AccessionNumber, ds.StudyDate, ds.InstanceNumber = "A4", "20220101", i + 1
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        httpx.post(f"{orthanc.url}/instances", content=buffer.getvalue()).raise_for_status()
+
+    found = settled(deployment, start(deployment, query))
+    [result] = found["queries"]
+    [study] = result["studies"]
+    assert study["state"] == "moved" and study["remote_status"] == "3 new", study
+    assert (result["moved"], result["archived"]) == (3, 3), result
+    wait_for(
+        lambda: len(qido(deployment, "instances")) == before + 3,
+        timeout=60,
+        what="the three new instances archived",
+    )
+
+    again = settled(deployment, start(deployment, query))
+    [study] = again["queries"][0]["studies"]
+    assert study["state"] == "skipped", study
+    assert "already complete (6 of 6" in study["remote_status"], study

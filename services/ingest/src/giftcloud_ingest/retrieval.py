@@ -7,7 +7,9 @@ retrieval whose ingest was killed is taken up again once the lease runs out. The
 a move brings in arrive at the DICOM node like any other association's; the node ties each
 to the study being moved (its original Study Instance UID) and records the part it became,
 so the retrieval's status reads each one's fate (archived, rejected and why) from the
-upload outcomes. A study some retrieval of the project already moved is not moved again.
+upload outcomes. A study some retrieval of the project already moved is compared with the
+PACS: complete (as many instances here as the PACS holds), it is skipped; otherwise the
+instances the PACS added since are found (C-FIND at image level) and only those are moved.
 """
 
 from __future__ import annotations
@@ -355,11 +357,14 @@ class Retrievals:
         async with self.db.session() as session:
             retrieval_id = (
                 await session.exec(
-                    select(RetrievalStudy.retrieval_id).where(
+                    select(RetrievalStudy.retrieval_id)
+                    .where(
                         RetrievalStudy.project == project,
                         RetrievalStudy.study_uid == study_uid,
                         col(RetrievalStudy.state).in_(("moving", "moved")),
                     )
+                    # the retrieval moving it now, before one that moved it earlier
+                    .order_by(col(RetrievalStudy.state) != "moving")
                 )
             ).first()
             if retrieval_id is None:
@@ -582,16 +587,27 @@ class Retrievals:
         key = (col(RetrievalStudy.retrieval_id) == retrieval.id) & (
             col(RetrievalStudy.study_uid) == study.study_uid
         )
+        held: set[str] = set()
         if earlier is not None:
-            async with self.db.session() as session:
-                await session.exec(
-                    update(RetrievalStudy)
-                    .where(key)
-                    .values(state="skipped", status=f"already retrieved by retrieval {earlier}")
-                )
-            return
+            held = await self._held(retrieval.project, study.study_uid)
+            if len(held) >= study.expected:
+                complete = f"{len(held)} of {study.expected} instances here"
+                async with self.db.session() as session:
+                    await session.exec(
+                        update(RetrievalStudy)
+                        .where(key)
+                        .values(
+                            state="skipped",
+                            status=f"skipped: already complete ({complete}; already"
+                            f" retrieved by retrieval {earlier})",
+                        )
+                    )
+                return
         async with self.db.session() as session:
             await session.exec(update(RetrievalStudy).where(key).values(state="moving"))
+        if earlier is not None:
+            await self._move_missing(node, destination, study, held, key)
+            return
         try:
             final = await self._in_thread(self._move, node, destination, study.study_uid)
         except RemoteError as exc:
@@ -608,6 +624,63 @@ class Retrievals:
                 "completed": completed,
                 "failed": failed,
                 "warning": warning,
+            }
+        async with self.db.session() as session:
+            await session.exec(update(RetrievalStudy).where(key).values(**values))
+
+    async def _held(self, project: str, study_uid: str) -> set[str]:
+        """The SOP Instance UIDs of a study that some retrieval of the project brought in."""
+        async with self.db.session() as session:
+            found = await session.exec(
+                select(RetrievalPart.sop_uid)
+                .join(
+                    RetrievalStudy,
+                    and_(
+                        col(RetrievalStudy.retrieval_id) == col(RetrievalPart.retrieval_id),
+                        col(RetrievalStudy.study_uid) == col(RetrievalPart.study_uid),
+                    ),
+                )
+                .where(RetrievalStudy.project == project, RetrievalPart.study_uid == study_uid)
+            )
+            return set(found.all())
+
+    async def _move_missing(
+        self,
+        node: RemoteNode,
+        destination: str,
+        study: RetrievalStudy,
+        held: set[str],
+        key: Any,
+    ) -> None:
+        """A study retrieved before that the PACS holds more of now: what it added since is
+        found instance by instance and only that is moved ("N new")."""
+        values: dict[str, Any]
+        try:
+            listed = await self._in_thread(self._instances, node, study.study_uid)
+            missing = [(series, sop) for series, sop in listed if sop not in held]
+            completed = failed = 0
+            for series, sop in missing:
+                final = await self._in_thread(
+                    self._move, node, destination, study.study_uid, (series, sop)
+                )
+                status = int(final.Status) if final is not None and "Status" in final else -1
+                failures = (
+                    int(final.get("NumberOfFailedSuboperations", 0) or 0)
+                    if final is not None
+                    else 1
+                )
+                if status in (0x0000, 0xB000) and failures == 0:
+                    completed += 1
+                else:
+                    failed += 1
+        except RemoteError as exc:
+            values = {"state": "failed", "status": str(exc)}
+        else:
+            values = {
+                "state": "moved" if not failed else "failed",
+                "status": f"{len(missing)} new" + (f", {failed} failed" if failed else ""),
+                "completed": completed,
+                "failed": failed,
             }
         async with self.db.session() as session:
             await session.exec(update(RetrievalStudy).where(key).values(**values))
@@ -672,12 +745,58 @@ class Retrievals:
                 total += int(value) if value not in (None, "") else 0
         return total
 
-    def _move(self, node: RemoteNode, destination: str, study_uid: str) -> Dataset | None:
-        """Ask the node to send the study to ``destination`` (the project's AE title here);
-        the final response (or None when the association broke)."""
+    def _instances(self, node: RemoteNode, study_uid: str) -> list[tuple[str, str]]:
+        """(Series, SOP Instance UID) of every instance of a study the node holds: its series
+        (C-FIND at series level), then each series' instances (at image level)."""
+        assoc = self._associate(node, StudyRootQueryRetrieveInformationModelFind)
+        try:
+            series = self._find_uids(
+                assoc, "SERIES", {"StudyInstanceUID": study_uid}, "SeriesInstanceUID"
+            )
+            found = []
+            for uid in series:
+                keys = {"StudyInstanceUID": study_uid, "SeriesInstanceUID": uid}
+                found += [
+                    (uid, sop) for sop in self._find_uids(assoc, "IMAGE", keys, "SOPInstanceUID")
+                ]
+            return found
+        finally:
+            assoc.release()
+
+    def _find_uids(self, assoc: Any, level: str, keys: dict[str, str], wanted: str) -> list[str]:
         identifier = Dataset()
-        identifier.QueryRetrieveLevel = "STUDY"
+        identifier.QueryRetrieveLevel = level
+        for name, value in keys.items():
+            setattr(identifier, name, value)
+        setattr(identifier, wanted, "")
+        uids = []
+        for status, answer in assoc.send_c_find(
+            identifier, StudyRootQueryRetrieveInformationModelFind
+        ):
+            code = int(status.Status) if status is not None and "Status" in status else -1
+            if code in (0xFF00, 0xFF01) and answer is not None:
+                uid = str(answer.get(wanted, ""))
+                if uid and uid_problem(uid) is None:
+                    uids.append(uid)
+            elif code != 0x0000:
+                raise RemoteError(f"C-FIND failed: {_status_text(status)}")
+        return uids
+
+    def _move(
+        self,
+        node: RemoteNode,
+        destination: str,
+        study_uid: str,
+        instance: tuple[str, str] | None = None,
+    ) -> Dataset | None:
+        """Ask the node to send the study (or one ``(series, SOP Instance UID)`` of it) to
+        ``destination`` (the project's AE title here); the final response (or None when the
+        association broke)."""
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = "STUDY" if instance is None else "IMAGE"
         identifier.StudyInstanceUID = study_uid
+        if instance is not None:
+            identifier.SeriesInstanceUID, identifier.SOPInstanceUID = instance
         assoc = self._associate(node, StudyRootQueryRetrieveInformationModelMove)
         final: Dataset | None = None
         try:
