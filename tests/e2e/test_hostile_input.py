@@ -277,3 +277,80 @@ def test_x_forwarded_for_from_loopback_is_not_believed_where_no_proxy_is_trusted
     while not refused():
         assert time.monotonic() < deadline, "a forged X-Forwarded-For was believed"
         time.sleep(0.5)
+
+
+def _stow_head(boundary: str, headers: dict[str, str], length: int) -> dict[str, str]:
+    return {
+        **headers,
+        "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+        "Content-Length": str(length),
+    }
+
+
+def test_a_body_trickled_within_the_idle_timeout_is_cut_off_as_too_slow(
+    hostile: Deployment,
+) -> None:
+    """A byte every half second never stalls for the idle timeout (2 s here); it averages far
+    under the minimum rate, and is cut off: no upload is held open by a trickle."""
+    admin = hostile.token()
+    boundary = uuid.uuid4().hex
+    whole = synthetic_instance(patient_id="MRN-TRICKLE")
+    part = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+
+    def body() -> Iterator[bytes]:
+        yield part + whole + b"\r\n" + part
+        for _ in range(120):  # a minute of trickle, if nothing cuts it off
+            time.sleep(0.5)
+            yield b"\x00" * 16
+
+    started = time.monotonic()
+    answer = raw_post(
+        hostile.services["ingest"].port,
+        "/dicomweb/hostile/studies",
+        _stow_head(boundary, admin, 10 * MiB),
+        body(),
+    )
+    waited = time.monotonic() - started
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert b" 408 " in status_line, answer[:500]
+    assert b"too slow" in rest and b"1 instance(s) before it were stored" in rest
+    assert waited < 6 * IDLE_SECONDS, f"cut off only after {waited:.0f} s"
+
+
+def test_one_caller_has_a_bounded_number_of_uploads_under_way(hostile: Deployment) -> None:
+    """Eight uploads of one caller held open at once (the limit): a ninth is refused at once
+    (429), before its body is read; another caller is not held up."""
+    admin = hostile.token()
+    ingest = hostile.services["ingest"].port
+    boundary = uuid.uuid4().hex
+    release = threading.Event()
+
+    def held_body() -> Iterator[bytes]:
+        yield f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        while not release.wait(0.5):  # under the idle timeout and the minimum rate's grace
+            yield bytes(64 * 1024)
+
+    held = [
+        threading.Thread(
+            target=raw_post,
+            args=(ingest, "/dicomweb/hostile/studies", _stow_head(boundary, admin, 64 * MiB)),
+            kwargs={"body": held_body()},
+        )
+        for _ in range(8)
+    ]
+    try:
+        for thread in held:
+            thread.start()
+        time.sleep(1.0)
+        ninth = httpx.post(
+            f"http://127.0.0.1:{ingest}/dicomweb/hostile/studies",
+            content=b"--x--\r\n",
+            headers=_stow_head("x", admin, 7),
+            timeout=10,
+        )
+        assert ninth.status_code == 429, ninth.text
+        assert "uploads under way" in ninth.json()["detail"]
+    finally:
+        release.set()
+        for thread in held:
+            thread.join(60)

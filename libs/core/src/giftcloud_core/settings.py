@@ -161,6 +161,11 @@ class IngestSettings(BaseModel):
     max_parts: int = 10_000
     #: a request body that sends nothing for this long is refused (408)
     body_idle_seconds: float = 30.0
+    #: after its first ``body_idle_seconds``, a request body must average this rate (408
+    #: otherwise): a trickle holds no upload open for ever
+    body_min_bytes_per_second: float = Field(default=16 * 1024, ge=0)
+    #: STOW-RS requests one caller has under way at once (one more: 429)
+    max_uploads_per_caller: int = Field(default=8, ge=1)
     #: public base URL used in STOW-RS RetrieveURL attributes
     public_url: str = "http://127.0.0.1:8000"
     #: a bundle stored but never announced (its process died in between) is removed from

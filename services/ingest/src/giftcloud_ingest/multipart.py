@@ -9,6 +9,7 @@ boundary is refused.
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass, field
 
 from giftcloud_core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
@@ -18,6 +19,9 @@ from python_multipart.multipart import MultipartParser
 _PARAM = re.compile(r';\s*([A-Za-z0-9_-]+)\s*=\s*("([^"]*)"|[^;\s]+)')
 #: bytes of preamble looked through for the first boundary before the body is refused
 _MAX_PREAMBLE = 64 * 1024
+#: a part being received is held in memory up to this, and on disk (a temporary file)
+#: beyond: a slow or stalled upload of a large instance holds no memory for it
+SPOOL_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -62,20 +66,29 @@ def boundary_of(content_type: str) -> bytes:
     return boundary.encode("latin-1")
 
 
+def _spool() -> tempfile.SpooledTemporaryFile[bytes]:
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, prefix="giftcloud-part-")
+
+
 @dataclass
 class _Current:
     headers: dict[str, str] = field(default_factory=dict)
     name: bytearray = field(default_factory=bytearray)
     value: bytearray = field(default_factory=bytearray)
-    chunks: list[bytes] = field(default_factory=list)
+    body: tempfile.SpooledTemporaryFile[bytes] | None = None
     size: int = 0
+
+    def discard(self) -> None:
+        if self.body is not None:
+            self.body.close()
+            self.body = None
 
 
 class PartReader:
     """Feed it the body chunk by chunk; each :meth:`feed` returns the parts it completed.
 
-    It holds at most one part (up to ``max_part_bytes``) and the parts completed by one
-    chunk. Past ``max_parts`` parts it raises :class:`PayloadTooLarge`; :meth:`close` raises
+    It holds at most one part (up to ``max_part_bytes``; past :data:`SPOOL_BYTES` of it in
+    a temporary file) and the parts completed by one chunk. Past ``max_parts`` parts it raises :class:`PayloadTooLarge`; :meth:`close` raises
     :class:`BadRequest` for a body that ended before its closing boundary.
     """
 
@@ -118,6 +131,7 @@ class PartReader:
         return done
 
     def close(self) -> None:
+        self._current.discard()
         if not self._started:
             raise BadRequest("the body does not contain the multipart boundary")
         if not self._ended:
@@ -149,6 +163,7 @@ class PartReader:
             raise PayloadTooLarge(
                 f"more than {self._max_parts} parts in one request; send them in several"
             )
+        self._current.discard()
         self._current = _Current()
 
     def _header_name(self, data: bytes, start: int, end: int) -> None:
@@ -167,13 +182,19 @@ class PartReader:
         current = self._current
         current.size += end - start
         if current.size <= self._max_part_bytes:
-            current.chunks.append(bytes(data[start:end]))
-        elif current.chunks:
-            current.chunks = []  # past the ceiling: counted, not kept
+            if current.body is None:
+                current.body = _spool()
+            current.body.write(data[start:end])
+        else:
+            current.discard()  # past the ceiling: counted, not kept
 
     def _end_part(self) -> None:
         current = self._current
-        body = b"".join(current.chunks) if current.size <= self._max_part_bytes else b""
+        body = b""
+        if current.body is not None and current.size <= self._max_part_bytes:
+            current.body.seek(0)
+            body = current.body.read()
+        current.discard()
         self._done.append(Part(current.headers, body, current.size))
         self._current = _Current()
 

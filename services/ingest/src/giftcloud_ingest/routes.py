@@ -1,88 +1,34 @@
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from giftcloud_core.access import Auditor, request_address
 from giftcloud_core.dicom import (
-    CANNOT_UNDERSTAND,
     STUDY_UID_MISMATCH,
-    TOO_LARGE,
 )
 from giftcloud_core.errors import (
     BadRequest,
     Forbidden,
     GiftcloudError,
     PayloadTooLarge,
-    RequestTimeout,
 )
 from giftcloud_core.tokens import Principal
 from giftcloud_deid.uid import uid_problem
 from pydantic import BaseModel, Field
-from starlette.requests import ClientDisconnect
 
 from giftcloud_ingest.dicom_node import DicomRoutes
 from giftcloud_ingest.forwarding import Forwarder
 from giftcloud_ingest.multipart import PartReader, boundary_of
 from giftcloud_ingest.retrieval import Retrievals, check_query, queries_from_csv
-from giftcloud_ingest.service import IngestService, StoreResult, UploadSession
+from giftcloud_ingest.service import IngestService, StoreResult
+from giftcloud_ingest.stow_body import (
+    UploadsUnderWay,
+    check_declared_length,
+    receive_parts,
+)
 
 DICOM_JSON = "application/dicom+json"
 OWNER = frozenset({"owner"})
-
-
-def check_declared_length(request: Request, limit: int) -> None:
-    """413 at once for a body that says it is larger than ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the request is {declared} bytes; the limit is {limit}")
-
-
-async def body_chunks(request: Request, limit: int, idle_seconds: float) -> AsyncIterator[bytes]:
-    """The request body as it arrives: 413 past ``limit`` bytes, 408 when it stalls."""
-    stream = request.stream().__aiter__()
-    received = 0
-    while True:
-        try:
-            chunk = await asyncio.wait_for(stream.__anext__(), idle_seconds)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise RequestTimeout(
-                f"the request body stalled: nothing arrived for {idle_seconds:g} s"
-                f" after {received} bytes"
-            ) from None
-        except ClientDisconnect:
-            raise BadRequest(f"the client went away after {received} bytes") from None
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLarge(f"the request passed the limit of {limit} bytes")
-        yield chunk
-
-
-async def receive_parts(
-    request: Request, upload: UploadSession, reader: PartReader, limit: int, idle: float
-) -> None:
-    """Stream the body into the upload, part by part."""
-    max_instance = upload.service.settings.limits.max_instance_bytes
-    async for chunk in body_chunks(request, limit, idle):
-        for part in reader.feed(chunk):
-            if part.too_large:
-                upload.refuse(
-                    TOO_LARGE,
-                    f"the instance is {part.size} bytes; the limit for one instance is"
-                    f" {max_instance} (GIFTCLOUD_LIMITS__MAX_INSTANCE_BYTES)",
-                )
-            elif part.content_type != "application/dicom":
-                upload.refuse(
-                    CANNOT_UNDERSTAND,
-                    f"a part of type {part.content_type[:64]} was sent; STOW-RS here takes"
-                    " application/dicom parts",
-                )
-            else:
-                await upload.add(part.body)
-    reader.close()
 
 
 #: giftcloud's private block in STOW-RS answers: (0009,0010) names it, (0009,1001) holds a
@@ -178,6 +124,7 @@ def build_router(
     router = APIRouter(tags=["ingest"])
     Caller = Annotated[Principal, Depends(current)]
     settings = service.settings
+    uploads_of = UploadsUnderWay(settings.ingest.max_uploads_per_caller)
     limit = settings.ingest.max_request_bytes
     base_url = settings.ingest.public_url.rstrip("/")
 
@@ -193,16 +140,18 @@ def build_router(
             max_part_bytes=settings.limits.max_instance_bytes,
             max_parts=settings.ingest.max_parts,
         )
-        upload = await service.open_upload(project, caller, study_uid=study)
-        error: GiftcloudError | None = None
-        try:
-            await receive_parts(request, upload, reader, limit, settings.ingest.body_idle_seconds)
-        except GiftcloudError as exc:  # what arrived whole before it is kept, and said so
-            error = exc
-        except Exception:
-            await upload.finish()
-            raise
-        result = await upload.finish()
+        async with uploads_of(caller):
+            upload = await service.open_upload(project, caller, study_uid=study)
+            error: GiftcloudError | None = None
+            idle = settings.ingest.body_idle_seconds
+            try:
+                await receive_parts(request, upload, reader, limit, idle)
+            except GiftcloudError as exc:  # what arrived whole before it is kept, and said so
+                error = exc
+            except Exception:
+                await upload.finish()
+                raise
+            result = await upload.finish()
         await audit.record(
             request,
             "ingest.upload",
