@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from giftcloud.client import multipart_related
-from giftcloud_auth.models import Client
+from giftcloud_auth.models import Client, SignInFailures
 from jose import jwt
-from sqlalchemy import text
+from sqlalchemy import text, update
+from sqlmodel import col
 from support.dicom_files import synthetic_instance
 from support.infra import VENV_BIN
 from support.site import Site, site, wait_until
@@ -525,6 +526,25 @@ async def test_brute_force_is_slowed_then_locked_and_others_sign_in(hospital: Si
             "/auth/token", data={"username": "victim", "password": "victim" + STRONG}
         )
         assert locked.status_code == 403  # the right password does not open a locked account
+    # the lockout is of the account from the guesser's address: its owner elsewhere waits at
+    # most a minute (the account's delay), then signs in (an attacker cannot lock him out)
+    async with s.client("198.51.100.9") as owner:
+        waiting = await owner.post(
+            "/auth/token", data={"username": "victim", "password": "victim" + STRONG}
+        )
+        assert waiting.status_code == 429 and int(waiting.headers["Retry-After"]) <= 60
+    async with s.runtime.db.session() as session:  # a minute on
+        await session.exec(
+            update(SignInFailures)
+            .where(col(SignInFailures.key) == "user:victim")
+            .values(last_failure_at=datetime.now(UTC) - timedelta(seconds=61))
+        )
+    await s.token("victim", "victim" + STRONG, address="198.51.100.9")
+    async with s.client("203.0.113.66") as attacker:
+        still = await attacker.post(
+            "/auth/token", data={"username": "victim", "password": "victim" + STRONG}
+        )
+        assert still.status_code == 403  # the guesser's address stays locked out
     # someone else, from elsewhere, is not held up
     await s.token("bystander", "bystander" + STRONG, address="198.51.100.7")
     async with s.client() as client:

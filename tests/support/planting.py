@@ -149,3 +149,24 @@ def plant(ds: Dataset) -> list[Marker]:
         ds.add_new(0x60003000, "OW", (planter.value("LO", "overlay data", -1) or "").encode())
         ds.add_new(0x50000022, "LO", planter.value("LO", "curve description", -1))
     return planter.markers
+
+
+#: the file a held-out probe put in a hub: the markers of a de-identified file set, and
+#: still the MRN as the subject and identifiers in plain attributes and free text; with
+#: what the audit says of each (the refusal names the attribute)
+REPORTED_PID = {
+    "PatientName": ("MRN0012345", "PatientName is not a subject label"),
+    "PatientID": ("MRN0012345", "PatientID is not a subject label"),
+    "AccessionNumber": ("ACC778899", "AccessionNumber has a value"),
+    "InstitutionName": ("St Leaky's Hospital", "InstitutionName"),
+    "ReferringPhysicianName": ("Who^Doctor", "ReferringPhysicianName has a value"),
+    "StudyDescription": ("Follow-up of Jane Doe", "StudyDescription is present"),
+    "ImageComments": ("Jane Doe, born 19700101, 1 Secret Lane", "ImageComments is present"),
+}
+
+
+def plant_reported_pid(ds: Dataset) -> list[str]:
+    """Put :data:`REPORTED_PID` into ``ds``; what a refusal must name."""
+    for keyword, (value, _) in REPORTED_PID.items():
+        setattr(ds, keyword, value)
+    return [named for _, named in REPORTED_PID.values()]

@@ -53,43 +53,57 @@ class ArchiveService:
         files = await fetch(self.store, self.buckets.outgoing, event.object_key, count)
         if files is None:
             return
+        unique: dict[str, tuple[DeidentifiedPart, bytes]] = {}
+        for key, part, data in zip(keys, event.instances, files, strict=True):
+            unique.setdefault(key, (part, data))  # the same instance twice: laid out once
         limit = asyncio.Semaphore(8)
 
-        async def lay_out(key: str, part: DeidentifiedPart, data: bytes) -> ArchivedInstance:
-            sha256 = part.sha256
+        async def first_copy(key: str, part: DeidentifiedPart, data: bytes) -> tuple[bytes, str]:
+            """The copy to keep: the one archived before, if any (its checksum), else this."""
             async with limit:
                 if await self.store.exists(self.buckets.archive, key):
-                    data = await self.store.get(self.buckets.archive, key)  # the first copy
-                    sha256 = hashlib.sha256(data).hexdigest()
-                else:
-                    await self.store.put(self.buckets.archive, key, data, "application/dicom")
-            metadata, summary = await asyncio.to_thread(
-                describe,
-                data,
-                bulk_uri(event.project, part.study_uid, part.series_uid, part.sop_uid),
-                self.max_inflated,
-            )
-            return _archived(key, part, data, sha256, metadata, summary)
+                    kept = await self.store.get(self.buckets.archive, key)
+                    return kept, hashlib.sha256(kept).hexdigest()
+            return data, part.sha256
 
-        first: dict[str, asyncio.Task[ArchivedInstance]] = {}
         async with asyncio.TaskGroup() as group:  # one failure stops the rest: all are retried
-            tasks = []
-            for key, part, data in zip(keys, event.instances, files, strict=True):
-                if key not in first:  # the same instance twice in a bundle: laid out once
-                    first[key] = group.create_task(lay_out(key, part, data))
-                tasks.append((part, first[key]))
+            found = {k: group.create_task(first_copy(k, p, d)) for k, (p, d) in unique.items()}
+        copies = {key: task.result() for key, task in found.items()}
+        described = await asyncio.to_thread(
+            lambda: {
+                key: describe(
+                    copies[key][0],
+                    bulk_uri(event.project, part.study_uid, part.series_uid, part.sop_uid),
+                    self.max_inflated,
+                )
+                for key, (part, _) in unique.items()
+            }
+        )
+
+        async def put(key: str, data: bytes) -> None:
+            async with limit:
+                await self.store.put(self.buckets.archive, key, data, "application/dicom")
+
+        async with asyncio.TaskGroup() as group:
+            for key, (_, data) in unique.items():
+                if copies[key][0] is data:  # none before it: this one is the first
+                    group.create_task(put(key, data))
+        archived = {
+            key: _archived(key, part, copies[key][0], copies[key][1], *described[key])
+            for key, (part, _) in unique.items()
+        }
         await self.bus.publish(
             InstancesArchived(
                 project=event.project,
                 correlation_id=event.correlation_id,
                 instances=tuple(
-                    task.result().model_copy(update={"received_key": part.received_key})
-                    for part, task in tasks
+                    archived[key].model_copy(update={"received_key": part.received_key})
+                    for key, part in zip(keys, event.instances, strict=True)
                 ),
             )
         )
         await self.store.delete(self.buckets.outgoing, event.object_key)
-        INSTANCES.labels("archive", "archived").inc(len(tasks))
+        INSTANCES.labels("archive", "archived").inc(len(keys))
 
 
 def _archived(

@@ -148,7 +148,7 @@ class SignInFailures(SQLModel, table=True):
     __tablename__ = "sign_in_failures"
     __table_args__ = {"schema": SCHEMA}
 
-    key: str = Field(primary_key=True)  # user:<name> | address:<ip>
+    key: str = Field(primary_key=True)  # user:<name>, user:<name>|<ip> or address:<ip>
     failures: int = 0
     last_failure_at: datetime = Field(default_factory=_now)
     locked_until: datetime | None = None

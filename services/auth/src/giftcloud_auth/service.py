@@ -335,22 +335,28 @@ class AuthService:
     async def _failures(self, session: AsyncSession, key: str) -> SignInFailures | None:
         return await session.get(SignInFailures, key)
 
-    def _wait_seconds(self, row: SignInFailures | None, after: int, now: datetime) -> int:
+    def _wait_seconds(
+        self, row: SignInFailures | None, after: int, now: datetime, most: int = 3600
+    ) -> int:
         """Seconds an account or address must still wait before its next attempt."""
         if row is None or row.failures < after or row.last_failure_at < now - timedelta(minutes=15):
             return 0
-        backoff = min(2 ** (row.failures - after), 3600)
+        backoff = min(2 ** (row.failures - after), most)
         ready = row.last_failure_at + timedelta(seconds=backoff)
         return max(0, int((ready - now).total_seconds() + 0.999))
 
     async def _count_failure(self, name: str, address: str) -> None:
-        """One more failure of the account name and of the address. After a quarter of an
-        hour without one the count starts again (an expired lockout with it)."""
+        """One more failure of the account name, of the account from this address, and of
+        the address. After a quarter of an hour without one the count starts again (an
+        expired lockout with it). The lockout is of the account *from this address*, as
+        Keycloak's: whoever guesses locks himself out, not the account's owner elsewhere,
+        who meets a progressive delay of at most a minute."""
         now = _now()
         quiet = now - timedelta(minutes=15)
         lock_for = self.config.lockout_minutes
+        pair = _pair_key(name, address)
         async with self.db.session() as session:
-            for key in (f"user:{name}", f"address:{address}"):
+            for key in (f"user:{name}", pair, f"address:{address}"):
                 statement = insert(SignInFailures).values(key=key, failures=1, last_failure_at=now)
                 stale = col(SignInFailures.last_failure_at) < quiet
                 expired = col(SignInFailures.locked_until) < now
@@ -366,7 +372,7 @@ class AuthService:
                         },
                     )
                 )
-            row = await session.get(SignInFailures, f"user:{name}")
+            row = await session.get(SignInFailures, pair)
             if (
                 row is not None
                 and row.failures >= self.config.lockout_after
@@ -391,17 +397,20 @@ class AuthService:
         now = _now()
         async with self.db.session() as session:
             account = await self._failures(session, f"user:{name}")
+            pair = await self._failures(session, _pair_key(name, address))
             origin = await self._failures(session, f"address:{address}")
             user = await _user(session, name)
         refusal: AccountLocked | SignInThrottled | None = None
-        if account is not None and account.locked_until and account.locked_until > now:
+        if pair is not None and pair.locked_until and pair.locked_until > now:
             until = (
                 "until an admin unlocks it"
-                if account.locked_until == FOREVER
-                else f"until {account.locked_until:%Y-%m-%d %H:%M} UTC"
+                if pair.locked_until == FOREVER
+                else f"until {pair.locked_until:%Y-%m-%d %H:%M} UTC"
             )
             refusal = AccountLocked(until)
-        elif wait := self._wait_seconds(account, self.config.throttle_after, now):
+        elif (wait := self._wait_seconds(pair, self.config.throttle_after, now)) or (
+            wait := self._wait_seconds(account, self.config.throttle_after, now, most=60)
+        ):
             refusal = SignInThrottled(wait, "account")
         elif wait := self._wait_seconds(origin, self.config.address_throttle_after, now):
             refusal = SignInThrottled(wait, "address")
@@ -424,7 +433,9 @@ class AuthService:
             raise AccountDisabled()
         async with self.db.session() as session:
             await session.exec(
-                delete(SignInFailures).where(col(SignInFailures.key) == f"user:{name}")
+                delete(SignInFailures).where(
+                    col(SignInFailures.key).in_((f"user:{name}", _pair_key(name, address)))
+                )
             )
             if origin is not None and origin.last_failure_at < now - timedelta(minutes=15):
                 await session.exec(
@@ -823,7 +834,7 @@ class AuthService:
         async with self.db.session() as session:
             users = (await session.exec(select(User).order_by(col(User.username)))).all()
             locked = {
-                row.key.removeprefix("user:")
+                row.key.removeprefix("user:").split("|", 1)[0]
                 for row in (
                     await session.exec(
                         select(SignInFailures).where(col(SignInFailures.locked_until) > now)
@@ -929,7 +940,12 @@ class AuthService:
         name = username.lower()
         async with self.db.session() as session:
             await session.exec(
-                delete(SignInFailures).where(col(SignInFailures.key) == f"user:{name}")
+                delete(SignInFailures).where(
+                    or_(
+                        col(SignInFailures.key) == f"user:{name}",
+                        col(SignInFailures.key).startswith(f"user:{name}|", autoescape=True),
+                    )
+                )
             )
             self._audit(
                 session, "auth.user-unlock", actor=caller.name, address=address, target=name
@@ -1448,6 +1464,11 @@ class AuthService:
                 project=project or "",
                 target=key_id,
             )
+
+
+def _pair_key(name: str, address: str) -> str:
+    """The sign-in failures of one account from one address (where a lockout lands)."""
+    return f"user:{name}|{address}"  # '|' is in no username and no address
 
 
 def _lesser(granted: str, held: str | None) -> str | None:
