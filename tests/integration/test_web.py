@@ -150,7 +150,22 @@ async def test_cookies_are_secure_over_tls(stack: Stack) -> None:
     async with site(settings) as s, s.client() as browser:
         form = await browser.get("/signin", headers={"X-Forwarded-Proto": "https"})
         csrf = csrf_of(form)
-        assert cookies_set(form)["giftcloud_csrf"]["giftcloud_csrf"]["secure"]
+        host_only = "__Host-giftcloud_csrf"  # no sibling origin can set it
+        assert cookies_set(form)[host_only][host_only]["secure"]
+        assert cookies_set(form)[host_only][host_only]["path"] == "/"
+        # a pair a sibling origin could plant (the plain cookie and a form it wrote) is refused
+        planted = "p" * 24
+        browser.cookies.set(host_only, "")
+        browser.cookies.set("giftcloud_csrf", planted)
+        forged = await browser.post(
+            "/auth/session/login",
+            data={"username": "admin", "password": ADMIN_PASSWORD, "csrf": planted, "next": "/"},
+            headers={"X-Forwarded-Proto": "https"},
+        )
+        assert forged.status_code == 303 and "failed=expired" in forged.headers["location"]
+        assert "giftcloud_session" not in cookies_set(forged)  # not signed in
+        browser.cookies.delete("giftcloud_csrf")
+        browser.cookies.set(host_only, csrf)
         signed = await browser.post(
             "/auth/session/login",
             data={"username": "admin", "password": ADMIN_PASSWORD, "csrf": csrf, "next": "/"},

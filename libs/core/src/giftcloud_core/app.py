@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError
 
-from giftcloud_core.access import Auditor, request_address
+from giftcloud_core.access import Auditor, over_tls, request_address
 from giftcloud_core.bus import Bus, Subscription, create_bus
 from giftcloud_core.credentials import KeyExchange, http_exchange
 from giftcloud_core.db import Database
@@ -115,6 +115,15 @@ _bearer = HTTPBearer(auto_error=False)
 ACCESS_COOKIE = "giftcloud_access"
 #: the web pages' CSRF token, double-submitted by their forms (api sets it, auth checks it)
 CSRF_COOKIE = "giftcloud_csrf"
+
+
+def csrf_cookie(request: Request) -> str:
+    """The CSRF cookie's name for a request: over TLS ``__Host-giftcloud_csrf`` (Secure,
+    Path=/, no Domain: a sibling origin cannot plant one to pair with a form it writes),
+    the plain name only over plain HTTP (``giftcloud up`` on loopback, no sibling origin)."""
+    return f"__Host-{CSRF_COOKIE}" if over_tls(request) else CSRF_COOKIE
+
+
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 

@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from giftcloud_core.access import over_tls, request_address
-from giftcloud_core.app import ACCESS_COOKIE, CSRF_COOKIE, Runtime, audit_refusal
+from giftcloud_core.app import ACCESS_COOKIE, Runtime, audit_refusal, csrf_cookie
 from giftcloud_core.errors import BadRequest, Forbidden, GiftcloudError, NotFound, Unauthorized
 from giftcloud_core.tokens import READ_ROLES, WRITE_ROLES, Principal, TokenVerifier
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -171,7 +171,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         return Viewer(principal)
 
     def csrf_of(request: Request) -> str:
-        token = request.cookies.get(CSRF_COOKIE, "")
+        token = request.cookies.get(csrf_cookie(request), "")
         if len(token) < 16:
             token = getattr(request.state, "csrf", "") or secrets.token_urlsafe(24)
             request.state.csrf = token
@@ -194,10 +194,10 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
             " script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none';"
             " form-action 'self'"
         )
-        if request.cookies.get(CSRF_COOKIE, "") != csrf:
+        name = csrf_cookie(request)
+        if request.cookies.get(name, "") != csrf:
             response.set_cookie(
-                CSRF_COOKIE, csrf, path="/", httponly=True, samesite="strict",
-                secure=over_tls(request),
+                name, csrf, path="/", httponly=True, samesite="strict", secure=over_tls(request),
             )  # fmt: skip
         return response
 

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from giftcloud_core.access import over_tls, request_address
-from giftcloud_core.app import ACCESS_COOKIE, CSRF_COOKIE
+from giftcloud_core.app import ACCESS_COOKIE, csrf_cookie
 from giftcloud_core.errors import Forbidden, GiftcloudError, Unauthorized
 
 from giftcloud_auth.errors import AccountDisabled, AccountLocked, SignInThrottled
@@ -80,7 +80,7 @@ def build_router(service: AuthService) -> APIRouter:
     async def same_site_request(request: Request) -> None:
         if request.headers.get(CSRF_HEADER, "").lower() == "giftcloud":
             return
-        cookie = request.cookies.get(CSRF_COOKIE, "")
+        cookie = request.cookies.get(csrf_cookie(request), "")
         field = await form_field(request, "csrf")
         if len(cookie) >= 16 and hmac.compare_digest(cookie.encode(), field.encode()):
             return
