@@ -290,8 +290,8 @@ def _stow_head(boundary: str, headers: dict[str, str], length: int) -> dict[str,
 def test_a_body_trickled_within_the_idle_timeout_is_cut_off_as_too_slow(
     hostile: Deployment,
 ) -> None:
-    """A byte every half second never stalls for the idle timeout (2 s here); it averages far
-    under the minimum rate, and is cut off: no upload is held open by a trickle."""
+    """16 bytes every quarter second never stall for the idle timeout (2 s here); they average
+    far under the minimum rate, and are cut off: no upload is held open by a trickle."""
     admin = hostile.token()
     boundary = uuid.uuid4().hex
     whole = synthetic_instance(patient_id="MRN-TRICKLE")
@@ -299,8 +299,8 @@ def test_a_body_trickled_within_the_idle_timeout_is_cut_off_as_too_slow(
 
     def body() -> Iterator[bytes]:
         yield part + whole + b"\r\n" + part
-        for _ in range(120):  # a minute of trickle, if nothing cuts it off
-            time.sleep(0.5)
+        for _ in range(240):  # a minute of trickle, if nothing cuts it off
+            time.sleep(0.25)
             yield b"\x00" * 16
 
     started = time.monotonic()
@@ -313,7 +313,10 @@ def test_a_body_trickled_within_the_idle_timeout_is_cut_off_as_too_slow(
     waited = time.monotonic() - started
     status_line, _, rest = answer.partition(b"\r\n")
     assert b" 408 " in status_line, answer[:500]
-    assert b"too slow" in rest and b"1 instance(s) before it were stored" in rest
+    # too slow (or, on a machine so loaded that the sender missed the idle timeout, stalled):
+    # either way cut off within seconds, where a trickle used to hold it for a minute
+    assert b"too slow" in rest or b"stalled" in rest, rest[:300]
+    assert b"1 instance(s) before it were stored" in rest
     assert waited < 6 * IDLE_SECONDS, f"cut off only after {waited:.0f} s"
 
 

@@ -40,13 +40,15 @@ async def body_chunks(
     while True:
         # the moment what arrived so far falls under the rate
         slow_at = start + idle_seconds + received / min_rate if min_rate else float("inf")
-        wait = max(0.0, min(idle_seconds, slow_at - loop.time()))
+        now = loop.time()
+        rate_bound = slow_at - now < idle_seconds  # the rate, not the idle timeout, ends the wait
+        wait = max(0.0, min(idle_seconds, slow_at - now))
         try:
             chunk = await asyncio.wait_for(stream.__anext__(), wait)
         except StopAsyncIteration:
             return
         except TimeoutError:
-            if loop.time() >= slow_at:
+            if rate_bound:
                 raise RequestTimeout(
                     f"the request body is too slow: {received} bytes in"
                     f" {loop.time() - start:.0f} s (at least {min_rate:g} bytes a second)"
