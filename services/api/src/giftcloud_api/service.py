@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -23,13 +22,12 @@ from giftcloud_core.events import (
     ProjectCreated,
     ProjectUpdated,
 )
-from giftcloud_core.metadata import bulk_uri, describe
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore
 from giftcloud_core.tokens import READ_ROLES, Principal
 from sqlalchemy.exc import DBAPIError
 
-from giftcloud_api import repository
+from giftcloud_api import consistency, repository
 from giftcloud_api.downloads import Entry
 from giftcloud_api.models import AuditRecord, Instance, Project, Study
 from giftcloud_api.qido import Search
@@ -148,60 +146,12 @@ class CatalogueService:
             )
 
     async def _settle(self, disagreeing: list[dict[str, Any]]) -> None:
-        for row in disagreeing:  # two first copies laid out at once: the object decides
-            try:
-                data = await self.store.get(self.archive, row["object_key"])
-            except ObjectNotFound:
-                continue
-            if hashlib.sha256(data).hexdigest() == row["sha256"]:
-                async with self.db.session() as session:
-                    await repository.replace_instance(session, row)
-                log.warning("%s: the catalogue now describes the copy archived", row["sop_uid"])
+        await consistency.settle(self.db, self.store, self.archive, disagreeing)
 
     async def repair(self, project: str | None = None, *, fix: bool = True) -> dict[str, int]:
-        """Compare every instance's row with its object (size and checksum); where they
-        disagree, describe the object as it is (with ``fix``). Counts of what was found."""
-        counts = {"checked": 0, "disagreeing": 0, "fixed": 0, "missing": 0}
-        after = ("", "")
-        while True:
-            async with self.db.session() as session:
-                rows = await repository.instance_page(session, project, after, 200)
-            if not rows:
-                return counts
-            after = (rows[-1].project, rows[-1].sop_uid)
-            for row in rows:
-                counts["checked"] += 1
-                try:
-                    data = await self.store.get(self.archive, row.object_key)
-                except ObjectNotFound:
-                    counts["missing"] += 1
-                    log.error("%s: no object at %s", row.sop_uid, row.object_key)
-                    continue
-                sha256 = hashlib.sha256(data).hexdigest()
-                if sha256 == row.sha256 and len(data) == row.size:
-                    continue
-                counts["disagreeing"] += 1
-                log.warning(
-                    "%s: its row describes another copy than %s", row.sop_uid, row.object_key
-                )
-                if fix:
-                    counts["fixed"] += await self._describe_again(row, data, sha256)
-
-    async def _describe_again(self, row: Instance, data: bytes, sha256: str) -> int:
-        uri = bulk_uri(row.project, row.study_uid, row.series_uid, row.sop_uid)
+        """Rows that describe another copy than the archive holds, found (and fixed)."""
         limit = self.settings.limits.inflated_ceiling
-        attributes, summary = await asyncio.to_thread(describe, data, uri, limit)
-        fixed = {
-            "project": row.project,
-            "sop_uid": row.sop_uid,
-            "object_key": row.object_key,
-            "size": len(data),
-            "sha256": sha256,
-            "transfer_syntax_uid": summary.transfer_syntax_uid,
-            "attributes": attributes,
-        }
-        async with self.db.session() as session:
-            return int(await repository.replace_instance(session, fixed))
+        return await consistency.repair(self.db, self.store, self.archive, limit, project, fix=fix)
 
     async def check(
         self,
