@@ -451,7 +451,7 @@ async def test_signing_keys_rotate_without_breaking_tokens(stack: Stack) -> None
             check=False,
         )
         assert rotated.returncode == 0, rotated.stderr
-        await s.auth.load_signing_keys()  # replicas reload every 10 s; this one now
+        await s.auth.signing.load()  # replicas reload every 10 s; this one now
         async with s.client() as client:
             kids = [
                 k["kid"] for k in (await client.get("/auth/.well-known/jwks.json")).json()["keys"]
@@ -469,7 +469,7 @@ async def test_signing_keys_rotate_without_breaking_tokens(stack: Stack) -> None
                     f" WHERE kid = '{new_kid}'"
                 )
             )
-        await s.auth.load_signing_keys()
+        await s.auth.signing.load()
         later = await s.token()
         assert jwt.get_unverified_header(later["Authorization"][7:])["kid"] == new_kid
         async with s.client() as client:  # a token of the old key stays good until it expires
@@ -477,7 +477,7 @@ async def test_signing_keys_rotate_without_breaking_tokens(stack: Stack) -> None
             assert (await client.get("/auth/me", headers=later)).status_code == 200
         # the old key leaves the JWKS once its last tokens have expired
         retire = datetime.now(UTC) + timedelta(minutes=6 + 15, seconds=62)
-        assert [k["kid"] for k in s.auth.ring.jwks(retire)["keys"]] == [new_kid]
+        assert [k["kid"] for k in s.auth.signing.ring.jwks(retire)["keys"]] == [new_kid]
 
 
 async def test_brute_force_is_slowed_then_locked_and_others_sign_in(hospital: Site) -> None:
@@ -485,7 +485,7 @@ async def test_brute_force_is_slowed_then_locked_and_others_sign_in(hospital: Si
     admin = await s.token()
     await make_user(s, admin, "victim")
     await make_user(s, admin, "bystander")
-    real = s.auth.hasher
+    real = s.auth.sign_in.hasher
     verified = 0
 
     class Counting:  # the hasher, counting its verifications
@@ -500,7 +500,7 @@ async def test_brute_force_is_slowed_then_locked_and_others_sign_in(hospital: Si
         def check_needs_rehash(self, stored: str) -> bool:
             return bool(real.check_needs_rehash(stored))
 
-    s.auth.hasher = Counting()  # type: ignore[assignment]
+    s.auth.sign_in.hasher = Counting()  # type: ignore[assignment]
     answers: dict[str, list[tuple[int, str]]] = {"victim": [], "ghost": []}
     for name, address in (("victim", "203.0.113.66"), ("ghost", "203.0.113.67")):
         # an account, and a name no account has, each guessed from its own address

@@ -116,7 +116,7 @@ async def test_a_project_created_while_the_broker_is_away_is_announced_when_it_i
         try:
             response = await client.post("/auth/projects", json={"name": "later"}, headers=admin)
             assert response.status_code == 201, response.text  # committed, its event kept
-            assert await service.relay_outbox() == 0
+            assert await service.journal.relay() == 0
         finally:
             await asyncio.to_thread(rabbitmq_start)
         # the bus reconnects, and the relay's next round publishes it
@@ -125,7 +125,7 @@ async def test_a_project_created_while_the_broker_is_away_is_announced_when_it_i
         state = await next_message(stack, "ingest.projects", timeout=30)
         assert isinstance(state, ProjectUpdated) and state.project == "later"
         await asyncio.sleep(0.5)  # a few more rounds: it went once, and the outbox is empty
-        assert await service.relay_outbox() == 0
+        assert await service.journal.relay() == 0
         with pytest.raises(AssertionError, match="no message"):
             await next_message(stack, "ingest.projects", timeout=1)
 

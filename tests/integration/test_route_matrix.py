@@ -271,7 +271,7 @@ async def callers(s: Site) -> list[Caller]:
 
     await wait_until(known, "the project known to every service")
     now = int(time.time())
-    expired = s.auth.signer.sign(
+    expired = s.auth.signing.signer.sign(
         "mx-owner", site_roles=[], projects={PROJECT: "owner"}, lifetime_seconds=-60
     )
     forged = TokenSigner(generate_private_key_pem(), "giftcloud", "giftcloud").sign(

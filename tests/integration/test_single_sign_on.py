@@ -86,7 +86,7 @@ def settings_for(stack: Stack, issuer: str, **auth: object):  # type: ignore[no-
             "oidc_client_secret": SECRET,
             **auth,
         },
-        ingest={"public_url": BASE},
+        public_url=BASE,
     )
 
 

@@ -52,7 +52,7 @@ async def test_forged_and_stale_tokens_are_refused_everywhere(stack: Stack) -> N
             return (await client.get("/ingest/chest/uploads", headers=admin)).status_code == 200
 
         await wait_until(known, "the project known to ingest")
-        real = s.auth.signer
+        real = s.auth.signing.signer
         now = int(time.time())
         claims = {
             "iss": "giftcloud",

@@ -143,7 +143,7 @@ async def test_metadata_points_at_bulk_data_that_can_be_fetched(
 ) -> None:
     [metadata] = (await wado(f"{_path('ct')}/metadata")).json()
     uri = metadata["7FE00010"]["BulkDataURI"]
-    public = runtime.settings.ingest.public_url.rstrip("/")  # the address people use
+    public = runtime.settings.public_url.rstrip("/")  # the address people use
     assert uri.startswith(f"{public}/dicomweb/pix/studies/")
     [(_, pixels)] = _parts(await wado(uri.removeprefix(public)))
     assert pixels == _dataset("ct").PixelData

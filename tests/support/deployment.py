@@ -106,7 +106,7 @@ def deployed(seaweed: Seaweed, logs: Path, **env: str) -> Iterator[Deployment]:
         **stack.env(),
         "GIFTCLOUD_AUTH__JWKS_URL": f"http://127.0.0.1:{ports['auth']}/auth/.well-known/jwks.json",
         "GIFTCLOUD_AUTH__URL": f"http://127.0.0.1:{ports['auth']}",
-        "GIFTCLOUD_INGEST__PUBLIC_URL": gateway.url,
+        "GIFTCLOUD_PUBLIC_URL": gateway.url,
         **env,
     }
     services = {

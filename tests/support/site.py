@@ -14,7 +14,7 @@ from giftcloud_api.app import build as build_api
 from giftcloud_archive.app import build as build_archive
 from giftcloud_auth.app import build as build_auth
 from giftcloud_auth.app import in_process
-from giftcloud_auth.service import AuthService
+from giftcloud_auth.service import Auth
 from giftcloud_core.app import Runtime, create_app
 from giftcloud_core.settings import Settings
 
@@ -25,7 +25,7 @@ ADMIN_PASSWORD = "admin-test-password"
 class Site:
     app: FastAPI
     runtime: Runtime
-    auth: AuthService
+    auth: Auth
 
     def client(self, address: str = "127.0.0.1") -> httpx.AsyncClient:
         """A client whose requests come from ``address`` (the connection's peer)."""

@@ -123,7 +123,7 @@ def _up(args: argparse.Namespace) -> int:
     os.environ.setdefault("GIFTCLOUD_STORAGE__ENCRYPTION_KEY", secrets["encryption_key"])
     os.environ.setdefault("GIFTCLOUD_ANONYMISE__SECRET", secrets["pseudonym_secret"])
     # behind a TLS proxy, set it to the address people use (links and RetrieveURLs)
-    os.environ.setdefault("GIFTCLOUD_INGEST__PUBLIC_URL", base_url)
+    os.environ.setdefault("GIFTCLOUD_PUBLIC_URL", base_url)
     os.environ.setdefault("GIFTCLOUD_INGEST__DICOM_HOST", args.host)
     settings = Settings(service="giftcloud")
     configure_logging("giftcloud", settings.log_level, as_json=settings.log_json)
@@ -165,7 +165,7 @@ def _up(args: argparse.Namespace) -> int:
 def _rotate_signing_key(args: argparse.Namespace) -> int:
     import asyncio
 
-    from giftcloud_auth.service import AuthService
+    from giftcloud_auth.service import Auth
     from giftcloud_core.bus import create_bus
     from giftcloud_core.db import Database
     from giftcloud_core.settings import Settings
@@ -175,8 +175,8 @@ def _rotate_signing_key(args: argparse.Namespace) -> int:
     async def rotate() -> str:
         db = Database(settings.db)
         try:
-            service = AuthService(settings, db, create_bus(settings.bus))
-            key = await service.rotate_signing_key()
+            auth = Auth(settings, db, create_bus(settings.bus))
+            key = await auth.signing.rotate()
         finally:
             await db.close()
         return (

@@ -146,3 +146,12 @@ class Auditor:
                 if asyncio.get_running_loop().time() > deadline:
                     raise
                 await asyncio.sleep(0.5)
+
+
+def safe_next(path: str | None) -> str:
+    """Where to go after signing in: a path on this site only (never another origin)."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    if any(ord(c) <= 32 or ord(c) == 127 for c in path):  # no header or line tricks
+        return "/"
+    return path[:500]

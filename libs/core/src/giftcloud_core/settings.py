@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -166,8 +166,6 @@ class IngestSettings(BaseModel):
     body_min_bytes_per_second: float = Field(default=16 * 1024, ge=0)
     #: STOW-RS requests one caller has under way at once (one more: 429)
     max_uploads_per_caller: int = Field(default=8, ge=1)
-    #: public base URL used in STOW-RS RetrieveURL attributes
-    public_url: str = "http://127.0.0.1:8000"
     #: a bundle stored but never announced (its process died in between) is removed from
     #: ``incoming`` this long after it was begun; no store and publish takes near this long
     orphan_seconds: float = 600.0
@@ -279,6 +277,9 @@ class Settings(BaseSettings):
         return init_settings, env_settings, dotenv_settings, secrets
 
     service: str = "giftcloud"
+    #: the address people and clients use (RetrieveURLs, BulkDataURIs, one-time links,
+    #: the single sign-on callback): one setting every service builds its URLs on
+    public_url: str = "http://127.0.0.1:8000"
     #: where a process keeps what it makes for its operator (the first admin's password)
     data_dir: Path = Path("./giftcloud-data")
     log_level: str = "INFO"
@@ -296,3 +297,15 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     anonymise: AnonymiseSettings = Field(default_factory=AnonymiseSettings)
     forward: ForwardSettings = Field(default_factory=ForwardSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _public_url_of_old(cls, data: Any) -> Any:
+        """``GIFTCLOUD_INGEST__PUBLIC_URL`` (before there was one setting for every service)
+        still counts when ``GIFTCLOUD_PUBLIC_URL`` is not set."""
+        if isinstance(data, dict):
+            ingest = data.get("ingest")
+            if isinstance(ingest, dict) and "public_url" in ingest:
+                data = {**data, "ingest": {k: v for k, v in ingest.items() if k != "public_url"}}
+                data.setdefault("public_url", ingest["public_url"])
+        return data

@@ -263,7 +263,7 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
 
     # links in answers (RetrieveURL, BulkDataURI) are built on the address people use, as
     # STOW-RS's are: a Host header can lie (dicomweb-client drops the port from it)
-    public_url = service.settings.ingest.public_url.rstrip("/")
+    public_url = service.settings.public_url.rstrip("/")
 
     def base(request: Request, project: str) -> str:
         return f"{public_url}/dicomweb/{project}"

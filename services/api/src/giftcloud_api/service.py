@@ -255,7 +255,7 @@ class CatalogueService:
             )
         if not found:
             return None
-        root = self.settings.ingest.public_url.rstrip("/")
+        root = self.settings.public_url.rstrip("/")
         parts = []
         for attributes, legacy in found:
             if attributes is None and legacy is not None:

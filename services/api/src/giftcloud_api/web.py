@@ -21,9 +21,10 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-from giftcloud_core.access import over_tls, request_address
+from giftcloud_core.access import over_tls, request_address, safe_next
 from giftcloud_core.app import ACCESS_COOKIE, Runtime, audit_refusal, csrf_cookie
 from giftcloud_core.errors import BadRequest, Forbidden, GiftcloudError, NotFound, Unauthorized
+from giftcloud_core.signin import failure_message
 from giftcloud_core.tokens import READ_ROLES, WRITE_ROLES, Principal, TokenVerifier
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException
@@ -39,14 +40,6 @@ PAGE_SIZE = 50
 _MODALITY = re.compile(r"[A-Z0-9]{1,16}")
 _UID = re.compile(r"[0-9.]{1,64}")
 #: what the sign-in page says for each reason auth sends a browser back
-SIGN_IN_FAILURES = {
-    "credentials": "Wrong username or password.",
-    "disabled": "This account is disabled: ask an admin.",
-    "locked": "Too many failed sign-ins: this account is locked for a while; an admin can"
-    " unlock it.",
-    "throttled": "Too many failed sign-ins: wait a minute before trying again.",
-    "expired": "The sign-in form had expired: try again.",
-}
 _STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".txt": "text/plain"}
 
 
@@ -261,8 +254,8 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
             request,
             "signin.html",
             None,
-            next=next if next.startswith("/") and not next.startswith("//") else "/",
-            failure=SIGN_IN_FAILURES.get(failed, "Sign-in failed." if failed else ""),
+            next=safe_next(next),
+            failure=failure_message(failed),
             signed_out=bool(signed_out),
             single_sign_on=bool(runtime.settings.auth.oidc_issuer),
         )

@@ -126,7 +126,7 @@ def build_router(
     settings = service.settings
     uploads_of = UploadsUnderWay(settings.ingest.max_uploads_per_caller)
     limit = settings.ingest.max_request_bytes
-    base_url = settings.ingest.public_url.rstrip("/")
+    base_url = settings.public_url.rstrip("/")
 
     async def stow(
         project: str, request: Request, caller: Principal, study: str | None

@@ -12,8 +12,8 @@ from giftcloud_core.access import request_address
 from giftcloud_core.errors import GiftcloudError
 from pydantic import ValidationError
 
+from giftcloud_auth.accounts.links import Links
 from giftcloud_auth.schemas import InviteAccept
-from giftcloud_auth.service import AuthService
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;line-height:1.5}"
@@ -57,7 +57,7 @@ _ACCOUNT = (
 )
 
 
-def build_router(service: AuthService) -> APIRouter:
+def build_router(links: Links) -> APIRouter:
     router = APIRouter(prefix="/auth", include_in_schema=False)
 
     @router.get("/invite")
@@ -75,7 +75,7 @@ def build_router(service: AuthService) -> APIRouter:
     ) -> HTMLResponse:
         try:
             data = InviteAccept(token=token, username=username, password=password)
-            user = await service.accept_invite(data, request_address(request))
+            user = await links.accept_invite(data, request_address(request))
         except (GiftcloudError, ValidationError) as exc:
             message = exc.message if isinstance(exc, GiftcloudError) else _first(exc)
             return _page(
@@ -102,7 +102,7 @@ def build_router(service: AuthService) -> APIRouter:
         password: Annotated[str, Form(max_length=1024)],
     ) -> HTMLResponse:
         try:
-            await service.reset_password(token, password, request_address(request))
+            await links.reset_password(token, password, request_address(request))
         except GiftcloudError as exc:
             return _page(
                 "Set a new password",

@@ -16,14 +16,15 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from giftcloud_core.access import over_tls, request_address
+from giftcloud_core.access import over_tls, request_address, safe_next
 from giftcloud_core.app import ACCESS_COOKIE, csrf_cookie
 from giftcloud_core.errors import Forbidden, GiftcloudError, Unauthorized
 
-from giftcloud_auth.errors import AccountDisabled, AccountLocked, SignInThrottled
-from giftcloud_auth.oidc import safe_next
+from giftcloud_auth.errors import failure_code
 from giftcloud_auth.schemas import TokenResponse
-from giftcloud_auth.service import AuthService
+from giftcloud_auth.signin.service import PasswordSignIn
+from giftcloud_auth.signin.sso import SingleSignOn
+from giftcloud_auth.signin.tokens import Tokens
 
 STATE_COOKIE = "giftcloud_oidc"
 SESSION_COOKIE = "giftcloud_session"
@@ -31,11 +32,6 @@ CSRF_HEADER = "x-requested-with"
 #: where a failed form sign-in sends the browser back to, with why (a code, not text: a
 #: link cannot make the page say what it likes)
 SIGN_IN_PAGE = "/signin"
-_FAILURES: tuple[tuple[type[GiftcloudError], str], ...] = (
-    (AccountDisabled, "disabled"),
-    (AccountLocked, "locked"),
-    (SignInThrottled, "throttled"),
-)
 
 
 def _refusal(message: str, status_code: int) -> HTMLResponse:
@@ -54,16 +50,16 @@ def _cookie(response: Response, name: str, value: str, age: int, path: str, secu
     )
 
 
-def build_router(service: AuthService) -> APIRouter:
+def build_router(sign_in: PasswordSignIn, tokens: Tokens, sso: SingleSignOn) -> APIRouter:
     router = APIRouter(prefix="/auth", include_in_schema=False)
 
-    def set_session(response: Response, request: Request, tokens: TokenResponse) -> None:
-        """The session cookie (when ``tokens`` start one) and the access cookie."""
+    def set_session(response: Response, request: Request, pair: TokenResponse) -> None:
+        """The session cookie (when ``pair`` starts one) and the access cookie."""
         secure = over_tls(request)
-        if tokens.refresh_token is not None and tokens.refresh_expires_in is not None:
-            _cookie(response, SESSION_COOKIE, tokens.refresh_token, tokens.refresh_expires_in,
+        if pair.refresh_token is not None and pair.refresh_expires_in is not None:
+            _cookie(response, SESSION_COOKIE, pair.refresh_token, pair.refresh_expires_in,
                     "/auth/session", secure)  # fmt: skip
-        _cookie(response, ACCESS_COOKIE, tokens.access_token, tokens.expires_in, "/", secure)
+        _cookie(response, ACCESS_COOKIE, pair.access_token, pair.expires_in, "/", secure)
 
     def end_session(response: Response) -> None:
         response.delete_cookie(SESSION_COOKIE, path="/auth/session")
@@ -101,14 +97,12 @@ def build_router(service: AuthService) -> APIRouter:
         username = (await form_field(request, "username"))[:256]
         password = (await form_field(request, "password"))[:1024]
         try:
-            tokens = await service.password_grant(username, password, request_address(request))
+            pair = await sign_in.grant(username, password, request_address(request))
         except GiftcloudError as exc:
-            failed = next(
-                (code for kind, code in _FAILURES if isinstance(exc, kind)), "credentials"
-            )
+            failed = failure_code(exc)
             return RedirectResponse(f"{back}&failed={failed}", status.HTTP_303_SEE_OTHER)
         response = RedirectResponse(next_path, status_code=status.HTTP_303_SEE_OTHER)
-        set_session(response, request, tokens)
+        set_session(response, request, pair)
         return response
 
     @router.get("/session/renew")
@@ -119,12 +113,12 @@ def build_router(service: AuthService) -> APIRouter:
         current = request.cookies.get(SESSION_COOKIE, "")
         if current:
             try:
-                tokens = await service.session_access(current)
+                fresh = await tokens.session_access(current)
             except GiftcloudError:
                 pass
             else:
                 response = RedirectResponse(next_path, status_code=status.HTTP_303_SEE_OTHER)
-                set_session(response, request, tokens)
+                set_session(response, request, fresh)
                 response.headers["Cache-Control"] = "no-store"
                 return response
         response = RedirectResponse(
@@ -137,7 +131,7 @@ def build_router(service: AuthService) -> APIRouter:
     async def sso_login(request: Request, next: str = "/") -> Response:
         """Off to the identity provider; back at /auth/oidc/callback."""
         try:
-            url, state = await service.sso_begin(next)
+            url, state = await sso.begin(next)
         except GiftcloudError as exc:
             return _refusal(exc.message, exc.status)
         response = RedirectResponse(url, status_code=status.HTTP_302_FOUND)
@@ -163,10 +157,10 @@ def build_router(service: AuthService) -> APIRouter:
     ) -> Response:
         if error:
             return _refusal(f"the identity provider said: {error_description or error}", 400)
-        if iss and iss.rstrip("/") != (service.config.oidc_issuer or "").rstrip("/"):
+        if iss and iss.rstrip("/") != (sso.config.oidc_issuer or "").rstrip("/"):
             return _refusal("the answer comes from another identity provider (RFC 9207)", 400)
         try:
-            tokens, next_path = await service.sso_finish(
+            pair, next_path = await sso.finish(
                 bound_state=request.cookies.get(STATE_COOKIE, ""),
                 state=state[:200],
                 code=code[:2000],
@@ -176,13 +170,13 @@ def build_router(service: AuthService) -> APIRouter:
             return _refusal(exc.message, exc.status)
         response = RedirectResponse(next_path, status_code=status.HTTP_303_SEE_OTHER)
         response.delete_cookie(STATE_COOKIE, path="/auth/oidc")
-        set_session(response, request, tokens)
+        set_session(response, request, pair)
         return response
 
     @router.get("/session")
     async def who(request: Request) -> JSONResponse:
         """Who this browser is signed in as (401 if no one)."""
-        user = await service.session_user(request.cookies.get(SESSION_COOKIE, ""))
+        user = await tokens.session_user(request.cookies.get(SESSION_COOKIE, ""))
         if user is None:
             raise Unauthorized("not signed in")
         return JSONResponse({"username": user.username, "site_roles": user.roles()})
@@ -194,12 +188,12 @@ def build_router(service: AuthService) -> APIRouter:
         current = request.cookies.get(SESSION_COOKIE, "")
         if not current:
             raise Unauthorized("not signed in")
-        tokens = await service.session_access(current)
+        fresh = await tokens.session_access(current)
         response = JSONResponse(
-            {"access_token": tokens.access_token, "expires_in": tokens.expires_in},
+            {"access_token": fresh.access_token, "expires_in": fresh.expires_in},
             headers={"Cache-Control": "no-store"},
         )
-        set_session(response, request, tokens)
+        set_session(response, request, fresh)
         return response
 
     @router.post("/session/logout", status_code=status.HTTP_204_NO_CONTENT)
@@ -209,7 +203,7 @@ def build_router(service: AuthService) -> APIRouter:
         await same_site_request(request)
         current = request.cookies.get(SESSION_COOKIE, "")
         if current:
-            await service.sign_out(current, request_address(request))
+            await tokens.sign_out(current, request_address(request))
         response: Response = Response(status_code=status.HTTP_204_NO_CONTENT)
         if await form_field(request, "csrf"):
             response = RedirectResponse(

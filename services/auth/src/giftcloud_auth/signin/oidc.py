@@ -26,15 +26,6 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge.rstrip(b"=").decode()
 
 
-def safe_next(path: str | None) -> str:
-    """Where to go after signing in: a path on this site only (never another origin)."""
-    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
-        return "/"
-    if any(ord(c) <= 32 or ord(c) == 127 for c in path):  # no header or line tricks
-        return "/"
-    return path[:500]
-
-
 def username_from(claims: dict[str, Any], claim: str) -> str:
     """A giftcloud username from the provider's claims (lower-case, the allowed characters)."""
     email = str(claims.get("email") or "")
