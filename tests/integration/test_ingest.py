@@ -9,8 +9,11 @@ from giftcloud.client import multipart_related, stow_reasons
 from giftcloud_core.app import Runtime
 from giftcloud_core.bundle import unpack
 from giftcloud_core.events import InstancesReceived, ProjectCreated
-from giftcloud_ingest import service as ingest_service
 from giftcloud_ingest.app import build
+from giftcloud_ingest.receiving import bundles as ingest_bundles
+from giftcloud_ingest.receiving.checks import Failed, Stored, check_instance
+from giftcloud_ingest.receiving.service import Receiver
+from giftcloud_ingest.receiving.uploads import UploadSession
 from integration.conftest import eventually, next_message, raw_store, running
 from support.dicom_files import pydicom_file, read, synthetic_instance, to_bytes
 from support.infra import rabbitmq_start, rabbitmq_stop
@@ -81,7 +84,7 @@ async def test_many_instances_travel_in_bundles_in_their_order(
     bearer: Bearer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ingest_service, "BUNDLE_PARTS", 2)
+    monkeypatch.setattr(ingest_bundles, "BUNDLE_PARTS", 2)
     files = [synthetic_instance(sop_uid=f"1.2.826.0.1.{n}") for n in range(5)]
     response = await stow(
         ingest, [*files[:2], b"junk", *files[2:]], bearer(projects={"proj": "owner"})
@@ -310,7 +313,6 @@ async def test_a_bundle_stored_but_never_announced_is_swept_away(
     from datetime import UTC, datetime, timedelta
 
     from giftcloud_ingest.models import PendingBundle
-    from giftcloud_ingest.service import IngestService
     from sqlmodel import select
 
     response = await stow(ingest, [synthetic_instance()], bearer(projects={"proj": "owner"}))
@@ -325,31 +327,31 @@ async def test_a_bundle_stored_but_never_announced_is_swept_away(
         await runtime.store.put(bucket, key, b"a bundle no message names")
         async with runtime.db.session() as session:
             session.add(PendingBundle(key=key, created_at=begun or datetime.now(UTC)))
-    service = IngestService(runtime.settings, runtime.db, runtime.bus, runtime.store)
-    assert await service.sweep_orphans(runtime.settings.ingest.orphan_seconds) == 1
+    receiver = Receiver(runtime.settings, runtime.db, runtime.bus, runtime.store)
+    assert await receiver.bundles.sweep_orphans(runtime.settings.ingest.orphan_seconds) == 1
     left = await _incoming(runtime)
     assert "proj/dead/0000.bundle" not in left
     assert "proj/live/0000.bundle" in left  # may still be on its way: not touched
     assert all(key in left for key in announced)
     # the sole ingest (giftcloud up) removes everything left at its start
-    assert await service.sweep_orphans(0) == 1
+    assert await receiver.bundles.sweep_orphans(0) == 1
     assert "proj/live/0000.bundle" not in await _incoming(runtime)
 
 
-async def _senders(runtime: Runtime, count: int) -> list[ingest_service.UploadSession]:
+async def _senders(runtime: Runtime, count: int) -> list[UploadSession]:
     from giftcloud_core.tokens import Principal
 
-    service = ingest_service.IngestService(runtime.settings, runtime.db, runtime.bus, runtime.store)
+    receiver = Receiver(runtime.settings, runtime.db, runtime.bus, runtime.store)
     return [
-        await service.open_upload(
+        await receiver.open_upload(
             "proj", Principal(subject=f"dicom:AE{n}"), source="dimse", sender=f"dicom:AE{n}@x"
         )
         for n in range(count)
     ]
 
 
-def _checked(data: bytes) -> ingest_service.Stored | ingest_service.Failed:
-    return ingest_service.check_instance(data, None, 10**8, None)
+def _checked(data: bytes) -> Stored | Failed:
+    return check_instance(data, None, 10**8, None)
 
 
 async def test_senders_that_wait_for_each_answer_share_bundles(
@@ -359,7 +361,7 @@ async def test_senders_that_wait_for_each_answer_share_bundles(
     instance is announced once under its own upload, in fewer bundles than instances."""
     uploads = await _senders(runtime, 6)
 
-    async def association(upload: ingest_service.UploadSession) -> list[object]:
+    async def association(upload: UploadSession) -> list[object]:
         answers: list[object] = []
         for _ in range(3):
             data = synthetic_instance()
@@ -367,7 +369,7 @@ async def test_senders_that_wait_for_each_answer_share_bundles(
         return answers
 
     answers = await asyncio.gather(*(association(u) for u in uploads))
-    assert all(isinstance(a, ingest_service.Stored) for each in answers for a in each)
+    assert all(isinstance(a, Stored) for each in answers for a in each)
     events = []
     while sum(len(e.parts) for e in events) < 18:
         event = await next_message(stack, "anonymise.instances")
@@ -377,10 +379,10 @@ async def test_senders_that_wait_for_each_answer_share_bundles(
     assert len(events) < 18 and len(set(names)) == 18  # shared, none twice
     for upload in uploads:
         upload_id = upload.result.upload_id
-        assert sum(ingest_service.upload_of(n) == upload_id for n in names) == 3
+        assert sum(ingest_bundles.upload_of(n) == upload_id for n in names) == 3
         result = await upload.finish()
         assert len(result.stored) == 3
-        status = await upload.service.upload("proj", upload_id)
+        status = await upload.intake.records.status("proj", upload_id)
         assert status["accepted"] == 3 and str(status["source"]).startswith("dicom:AE")
 
 
@@ -394,7 +396,7 @@ async def test_a_waiting_sender_is_told_out_of_resources_when_the_broker_is_down
         answer = await upload.add_checked(data, _checked(data))
     finally:
         await asyncio.to_thread(rabbitmq_start)
-    assert isinstance(answer, ingest_service.Failed) and answer.reason == 0xA700
+    assert isinstance(answer, Failed) and answer.reason == 0xA700
     assert await _incoming(runtime) == []  # nothing half-stored
 
 

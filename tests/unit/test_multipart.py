@@ -1,7 +1,7 @@
 import pytest
 from giftcloud.client import multipart_related
 from giftcloud_core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from giftcloud_ingest.multipart import Part, PartReader, boundary_of
+from giftcloud_ingest.stow.multipart import Part, PartReader, boundary_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

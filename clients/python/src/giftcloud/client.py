@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-#: giftcloud's private attributes in STOW-RS answers (see giftcloud_ingest.routes)
+#: giftcloud's private attributes in STOW-RS answers (see giftcloud_ingest.stow.response)
 WHOLE_REASON, REQUEST_REFUSED, PART_INDEX = "00091001", "00091002", "00091003"
 
 

@@ -268,3 +268,17 @@ def _native_pixel_bytes(ds: Dataset) -> int:
     if ds.get("PhotometricInterpretation") == "YBR_FULL_422":
         pixels = pixels * 2 // 3  # chroma subsampled two to one horizontally
     return (pixels * bits + 7) // 8
+
+
+def ae_title_problem(text: str) -> str | None:
+    """What makes ``text`` no AE title (PS3.5 §6.2, VR AE), or None: at most 16 characters
+    of the default repertoire, no backslash, no control character, not only spaces."""
+    if not text.strip(" "):
+        return "an AE title may not be empty or only spaces"
+    if len(text) > 16:
+        return f"an AE title has at most 16 characters; {text[:20]!r} has {len(text)}"
+    if "\\" in text:
+        return "an AE title may not hold a backslash"
+    if any(ord(c) < 0x20 or ord(c) > 0x7E for c in text):
+        return "an AE title holds printable ASCII only (no control or non-ASCII character)"
+    return None

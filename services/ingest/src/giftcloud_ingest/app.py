@@ -1,7 +1,6 @@
-from __future__ import annotations
+"""ingest, composed: the receiving core, the ways in (STOW-RS, the DICOM node, retrieval),
+forwarding to a hub, and the background work on one job runner."""
 
-import asyncio
-import contextlib
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -10,64 +9,79 @@ from giftcloud_core.bus import Subscription
 from giftcloud_core.events import Event, InstancesArchived
 from giftcloud_core.settings import Settings
 
-from giftcloud_ingest.dicom_node import DicomNode
-from giftcloud_ingest.forwarding import Forwarder
+from giftcloud_ingest.access import Gates
+from giftcloud_ingest.dimse import routes as dimse_routes
+from giftcloud_ingest.dimse.routing import DicomRoutes
+from giftcloud_ingest.dimse.server import DicomNode
+from giftcloud_ingest.forwarding import routes as forwarding_routes
+from giftcloud_ingest.forwarding.sender import Sender
+from giftcloud_ingest.forwarding.service import Forwarding
+from giftcloud_ingest.jobs import Jobs
 from giftcloud_ingest.models import SCHEMA
-from giftcloud_ingest.retrieval import Retrievals
-from giftcloud_ingest.routes import (
-    build_forwarding_router,
-    build_retrieval_router,
-    build_router,
-)
-from giftcloud_ingest.service import IngestService
+from giftcloud_ingest.receiving.service import Receiver
+from giftcloud_ingest.retrieval import routes as retrieval_routes
+from giftcloud_ingest.retrieval.scu import Scu
+from giftcloud_ingest.retrieval.service import Retrievals
+from giftcloud_ingest.retrieval.worker import RetrievalWorker
+from giftcloud_ingest.stow import routes as stow_routes
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: how often the sweep looks for what a dead process left
+SWEEP_SECONDS = 60.0
 
 
 def build(runtime: Runtime) -> ServicePart:
-    service = IngestService(runtime.settings, runtime.db, runtime.bus, runtime.store)
-    retrievals = Retrievals(service)
-    forwarder = Forwarder(service)
-    node = DicomNode(service, on_stored=retrievals.attribute)
-    dicom = runtime.settings.ingest.dicom_port != 0
-    background: list[asyncio.Task[None]] = []
+    settings = runtime.settings
+    config = settings.ingest
+    receiver = Receiver(settings, runtime.db, runtime.bus, runtime.store)
+    scu = Scu(config.dicom_ae_title)
+    retrievals = Retrievals(config, runtime.db, scu)
+    worker = RetrievalWorker(config, runtime.db, scu)
+    forwarding = Forwarding(settings.forward, runtime.db)
+    sender = Sender(forwarding, runtime.store, settings.storage.buckets.archive)
+    routes = DicomRoutes(runtime.db)
+    node = DicomNode(settings, receiver, routes, on_stored=retrievals.attribute)
+    dicom = config.dicom_port != 0
 
-    async def start_background() -> None:
-        background.append(asyncio.create_task(service.keep_sweeping()))
-        background.append(asyncio.create_task(forwarder.keep_forwarding()))
-        if dicom:  # moves come in through the node
-            background.append(asyncio.create_task(retrievals.keep_working()))
-
-    async def stop_background() -> None:
-        await retrievals.stop()
-        for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    jobs = Jobs()
+    jobs.add("sweep", receiver.sweep, seconds=SWEEP_SECONDS)
+    jobs.add(
+        "forwarding", sender.round, seconds=settings.forward.poll_seconds, on_stop=sender.close
+    )
+    if dicom:  # moves come in through the node
+        jobs.add(
+            "retrievals",
+            worker.round,
+            seconds=config.retrieval_poll_seconds,
+            wake=retrievals.wake,
+            on_stop=worker.stop,
+        )
 
     async def on_outcome(event: Event) -> None:
         if isinstance(event, InstancesArchived):  # into the outbox before it is acknowledged
-            await forwarder.enqueue(event)
+            await forwarding.enqueue(event)
         else:
-            await service.on_outcome(event)
+            await receiver.records.on_outcome(event)
 
+    gates = Gates(runtime.authenticated(), receiver)
     return ServicePart(
         name="ingest",
         prefix="/ingest",
         routers=[
-            build_router(service, node.routes, runtime.authenticated(), runtime.audit),
-            build_retrieval_router(service, retrievals, runtime.authenticated(), runtime.audit),
-            build_forwarding_router(service, forwarder, runtime.authenticated(), runtime.audit),
+            stow_routes.build_router(settings, receiver, gates, runtime.audit),
+            dimse_routes.build_router(routes, gates, runtime.audit),
+            retrieval_routes.build_router(retrievals, gates, runtime.audit),
+            forwarding_routes.build_router(forwarding, gates, runtime.audit),
         ],
         subscriptions=[
-            Subscription("ingest.projects", service.on_project_event),
+            Subscription("ingest.projects", receiver.on_project_event),
             Subscription("ingest.outcomes", on_outcome),
         ],
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        on_start=[*([node.start] if dicom else []), start_background],
+        on_start=[*([node.start] if dicom else []), jobs.start],
         on_drain=[node.stop] if dicom else [],
-        on_stop=[stop_background],
+        on_stop=[jobs.stop],
     )
 
 

@@ -13,11 +13,12 @@ from giftcloud_core.errors import (
     RequestTimeout,
     TooManyRequests,
 )
+from giftcloud_core.settings import Settings
 from giftcloud_core.tokens import Principal
 from starlette.requests import ClientDisconnect
 
-from giftcloud_ingest.multipart import PartReader
-from giftcloud_ingest.service import UploadSession
+from giftcloud_ingest.receiving.uploads import UploadSession
+from giftcloud_ingest.stow.multipart import PartReader
 
 
 def check_declared_length(request: Request, limit: int) -> None:
@@ -91,12 +92,17 @@ class UploadsUnderWay:
 
 
 async def receive_parts(
-    request: Request, upload: UploadSession, reader: PartReader, limit: int, idle: float
+    request: Request, upload: UploadSession, reader: PartReader, settings: Settings
 ) -> None:
     """Stream the body into the upload, part by part."""
-    max_instance = upload.service.settings.limits.max_instance_bytes
-    rate = upload.service.settings.ingest.body_min_bytes_per_second
-    async for chunk in body_chunks(request, limit, idle, rate):
+    max_instance = settings.limits.max_instance_bytes
+    config = settings.ingest
+    async for chunk in body_chunks(
+        request,
+        config.max_request_bytes,
+        config.body_idle_seconds,
+        config.body_min_bytes_per_second,
+    ):
         for part in reader.feed(chunk):
             if part.too_large:
                 upload.refuse(

@@ -1,17 +1,6 @@
-"""Site → hub forwarding: each archived (de-identified) instance of a project that forwards
-goes to the hub's STOW-RS under the same project name, with the machine credential the hub
-issued (an OAuth2 client, or an API key; never a person's password).
-
-It lives in ingest because ingest is the service that talks to the world outside the site
-(DICOM peers, the PACS, and now the hub) and already consumes ``instances.archived``: the
-event names each instance's object in the archive, which the forwarder reads as anonymise
-reads ``incoming`` and archive reads ``outgoing`` -- events carry object keys, never bytes.
-Archive stays internal, with no credential to anything outside.
-
-At least once: the outbox row is written before the event is acknowledged and removed only
-once the hub has answered that it stored the instance; a crash anywhere means it is sent
-again, and the hub keeps one copy per SOP Instance UID, so a resent instance is a no-op.
-"""
+"""The sender: claims a batch of one project's due instances, reads them from the archive,
+STOWs them to the hub with the machine credential, and settles each by the hub's answer
+(stored: out of the outbox; out of resources: again later; refused: set aside with why)."""
 
 from __future__ import annotations
 
@@ -19,20 +8,19 @@ import asyncio
 import logging
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from giftcloud_core.credentials import http_exchange, split_key
-from giftcloud_core.errors import Conflict, NotFound
-from giftcloud_core.events import InstancesArchived
+from giftcloud_core.errors import NotFound
 from giftcloud_core.metrics import FORWARD_BACKLOG, FORWARDED
+from giftcloud_core.storage import ObjectStore
 from sqlalchemy import delete, func, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
+from giftcloud_ingest.forwarding.service import Forwarding, now
 from giftcloud_ingest.models import ForwardItem, ForwardProject
-from giftcloud_ingest.service import IngestService
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +29,6 @@ RETRY_REASONS = {0xA700}
 LONGEST_BACKOFF = 600.0
 #: how often the backlog gauge is counted afresh
 MEASURE_SECONDS = 5.0
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def multipart(files: list[bytes]) -> tuple[bytes, str]:
@@ -58,154 +42,39 @@ def multipart(files: list[bytes]) -> tuple[bytes, str]:
     return bytes(body), f'multipart/related; type="application/dicom"; boundary={boundary}'
 
 
-class Forwarder:
-    def __init__(self, service: IngestService) -> None:
-        self.service = service
-        self.db = service.db
-        self.settings = service.settings.forward
-        self.hub = self.settings.hub_url.rstrip("/")
+class Sender:
+    def __init__(self, forwarding: Forwarding, store: ObjectStore, archive_bucket: str) -> None:
+        self.forwarding = forwarding
+        self.settings = forwarding.settings
+        self.db = forwarding.db
+        self.hub = forwarding.hub
+        self.store = store
+        self.archive = archive_bucket
         self._token: tuple[str, float] | None = None
         self._http: httpx.AsyncClient | None = None
+        self._measured = 0.0
+        self._busy = False
 
-    @property
-    def configured(self) -> bool:
-        return bool(self.hub)
+    async def round(self, first: bool) -> bool:
+        """One batch forwarded (a job's round): True while there is more to do."""
+        if not self.forwarding.configured:
+            return False
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.settings.timeout_seconds)
+        worked = await self.forward_once()
+        drained, self._busy = self._busy and not worked, worked
+        if drained or time.monotonic() - self._measured >= MEASURE_SECONDS:
+            self._measured = time.monotonic()
+            try:
+                await self._measure()
+            except Exception:
+                log.exception("could not measure the forwarding backlog")
+        return worked
 
-    @property
-    def has_credential(self) -> bool:
-        config = self.settings
-        return config.api_key is not None or bool(config.client_id and config.client_secret)
-
-    # --- per project (owners), and the whole picture (admins) ----------------------------
-
-    async def set_enabled(self, project: str, enabled: bool, by: str) -> dict[str, Any]:
-        if enabled and not self.configured:
-            raise Conflict(
-                "this deployment has no hub to forward to: set GIFTCLOUD_FORWARD__HUB_URL and"
-                " the hub's machine credential (GIFTCLOUD_FORWARD__CLIENT_ID and"
-                " __CLIENT_SECRET, or __API_KEY)"
-            )
-        if enabled and not self.has_credential:
-            raise Conflict(
-                "no machine credential for the hub: set GIFTCLOUD_FORWARD__CLIENT_ID and"
-                " __CLIENT_SECRET (an OAuth2 client the hub issued), or __API_KEY"
-            )
-        statement = insert(ForwardProject).values(
-            project=project, enabled=enabled, updated_by=by, updated_at=_now()
-        )
-        async with self.db.session() as session:
-            await session.exec(
-                statement.on_conflict_do_update(
-                    index_elements=["project"],
-                    set_={"enabled": enabled, "updated_by": by, "updated_at": _now()},
-                )
-            )
-        return await self.project_status(project)
-
-    async def retry_failed(self, project: str) -> dict[str, Any]:
-        async with self.db.session() as session:
-            await session.exec(
-                update(ForwardItem)
-                .where(col(ForwardItem.project) == project, col(ForwardItem.state) == "failed")
-                .values(state="pending", attempts=0, next_at=_now())
-            )
-        return await self.project_status(project)
-
-    async def project_status(self, project: str) -> dict[str, Any]:
-        async with self.db.session() as session:
-            row = await session.get(ForwardProject, project)
-            counts = dict(
-                (
-                    await session.exec(
-                        select(ForwardItem.state, func.count())
-                        .where(ForwardItem.project == project)
-                        .group_by(col(ForwardItem.state))
-                    )
-                ).all()
-            )
-            failed = (
-                await session.exec(
-                    select(ForwardItem.sop_uid, ForwardItem.last_error)
-                    .where(ForwardItem.project == project, ForwardItem.state == "failed")
-                    .limit(20)
-                )
-            ).all()
-        return {
-            "project": project,
-            "hub": self.hub or None,
-            "enabled": bool(row and row.enabled),
-            "backlog": int(counts.get("pending", 0)),
-            "failed": int(counts.get("failed", 0)),
-            "failures": [{"sop_uid": sop, "reason": why} for sop, why in failed],
-            "last_success_at": _iso(row.last_success_at if row else None),
-            "last_error": row.last_error if row else "",
-            "last_error_at": _iso(row.last_error_at if row else None),
-        }
-
-    async def status(self) -> dict[str, Any]:
-        async with self.db.session() as session:
-            projects = list((await session.exec(select(ForwardProject.project))).all())
-        return {
-            "hub": self.hub or None,
-            "projects": [await self.project_status(p) for p in sorted(projects)],
-        }
-
-    # --- the outbox -------------------------------------------------------------------
-
-    async def enqueue(self, event: InstancesArchived) -> None:
-        """Before the event is acknowledged: its instances into the outbox, if the project
-        forwards."""
-        if not self.configured or not event.instances:
-            return
-        async with self.db.session() as session:
-            row = await session.get(ForwardProject, event.project)
-            if row is None or not row.enabled:
-                return
-            await session.exec(
-                insert(ForwardItem)
-                .values(
-                    [
-                        {
-                            "project": event.project,
-                            "sop_uid": i.sop_uid,
-                            "object_key": i.object_key,
-                            "state": "pending",
-                            "attempts": 0,
-                            "next_at": _now(),
-                            "last_error": "",
-                            "created_at": _now(),
-                        }
-                        for i in event.instances
-                    ]
-                )
-                .on_conflict_do_nothing()
-            )
-
-    async def keep_forwarding(self) -> None:
-        if not self.configured:
-            return
-        self._http = httpx.AsyncClient(timeout=self.settings.timeout_seconds)
-        measured, busy = 0.0, False
-        try:
-            while True:
-                try:
-                    worked = await self.forward_once()
-                except Exception:
-                    log.exception("forwarding failed; trying again")
-                    worked = False
-                # the backlog is counted over the whole outbox: every few seconds while busy
-                # (not every batch), and as soon as the forwarder runs out of work
-                drained, busy = busy and not worked, worked
-                if drained or time.monotonic() - measured >= MEASURE_SECONDS:
-                    measured = time.monotonic()
-                    try:
-                        await self._measure()
-                    except Exception:
-                        log.exception("could not measure the forwarding backlog")
-                if not worked:
-                    await asyncio.sleep(self.settings.poll_seconds)
-        finally:
+    async def close(self) -> None:
+        if self._http is not None:
             await self._http.aclose()
+            self._http = None
 
     async def _measure(self) -> None:
         async with self.db.session() as session:
@@ -226,8 +95,8 @@ class Forwarder:
     async def forward_once(self) -> bool:
         """Claim a batch of one project's due instances (skipping those another forwarder
         holds), send it, settle each. False when nothing was due."""
-        now = _now()
-        lease = now + timedelta(seconds=self.settings.timeout_seconds * 2)
+        at = now()
+        lease = at + timedelta(seconds=self.settings.timeout_seconds * 2)
         async with self.db.session() as session:
             first = (
                 await session.exec(
@@ -235,7 +104,7 @@ class Forwarder:
                     .join(ForwardProject, col(ForwardProject.project) == col(ForwardItem.project))
                     .where(
                         col(ForwardItem.state) == "pending",
-                        col(ForwardItem.next_at) <= now,
+                        col(ForwardItem.next_at) <= at,
                         col(ForwardProject.enabled).is_(True),
                     )
                     .order_by(col(ForwardItem.next_at))
@@ -251,7 +120,7 @@ class Forwarder:
                         .where(
                             ForwardItem.project == first,
                             ForwardItem.state == "pending",
-                            col(ForwardItem.next_at) <= now,
+                            col(ForwardItem.next_at) <= at,
                         )
                         .order_by(col(ForwardItem.next_at))
                         .limit(self.settings.batch)
@@ -267,9 +136,8 @@ class Forwarder:
         return bool(items)
 
     async def _send(self, project: str, items: list[ForwardItem]) -> None:
-        archive = self.service.settings.storage.buckets.archive
         read = await asyncio.gather(
-            *(self.service.store.get(archive, item.object_key) for item in items),
+            *(self.store.get(self.archive, item.object_key) for item in items),
             return_exceptions=True,
         )
         files: list[bytes] = []
@@ -331,7 +199,7 @@ class Forwarder:
                 await session.exec(
                     update(ForwardProject)
                     .where(col(ForwardProject.project) == project)
-                    .values(last_success_at=_now())
+                    .values(last_success_at=now())
                 )
             FORWARDED.labels("stored").inc(len(done))
         for item in refused:
@@ -361,14 +229,14 @@ class Forwarder:
                     .values(
                         attempts=attempts,
                         state="failed" if give_up else "pending",
-                        next_at=_now() + timedelta(seconds=delay),
+                        next_at=now() + timedelta(seconds=delay),
                         last_error=error[:500],
                     )
                 )
             await session.exec(
                 update(ForwardProject)
                 .where(col(ForwardProject.project) == project)
-                .values(last_error=error[:500], last_error_at=_now())
+                .values(last_error=error[:500], last_error_at=now())
             )
         FORWARDED.labels("failed" if final else "retried").inc(len(items))
 
@@ -403,7 +271,3 @@ def _first(element: Any) -> Any:
         return None
     values = element.get("Value") or [None]
     return values[0]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None

@@ -1,0 +1,1 @@
+"""Site → hub forwarding of archived (de-identified) instances, at least once."""
