@@ -8,7 +8,7 @@ COPY pyproject.toml uv.lock ./
 COPY libs libs
 COPY services services
 COPY clients clients
-RUN uv sync --frozen --no-dev --no-editable --package giftcloud
+RUN uv sync --frozen --no-dev --no-editable --package giftcloud --extra server
 
 FROM python:3.12-slim
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin giftcloud

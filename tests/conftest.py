@@ -23,9 +23,10 @@ from support.infra import (
     drop_database,
     port_open,
 )
+from support.shared import SHARED, absent
 from support.stack import Stack
 
-TCIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tcia-pseudo-phi"
+TCIA = SHARED / "data" / "tcia-pseudo-phi"
 
 
 def _require(port: int, what: str) -> None:
@@ -64,7 +65,7 @@ def stack(real_services: None, seaweed: Seaweed) -> Iterator[Stack]:
 def tcia_files() -> list[Path]:
     files = sorted(TCIA.glob("*.dcm"))
     if not files:
-        pytest.skip(f"the TCIA pseudo-PHI series is absent (looked in {TCIA})")
+        absent("the TCIA pseudo-PHI series", TCIA)
     return files
 
 

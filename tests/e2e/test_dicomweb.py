@@ -8,8 +8,8 @@ import httpx
 import pydicom
 from dicomweb_client.api import DICOMwebClient
 from e2e.conftest import Deployment, wait_until_settled
-from giftcloud_core.dicom import InvalidInstance, inspect_instance
 from giftcloud_deid import Deidentifier, ProjectKeys, Rejected
+from giftcloud_dicom.instance import InvalidInstance, inspect_instance
 from support.dicom_files import bundled_files, synthetic_instance
 from support.infra import wait_for
 

@@ -19,7 +19,7 @@ from giftcloud.client import multipart_related
 from giftcloud.repair import repair
 from giftcloud_anonymise.app import build as build_anonymise
 from giftcloud_api.app import build as build_api
-from giftcloud_api.downloads import ObjectChanged
+from giftcloud_api.catalogue.downloads import ObjectChanged
 from giftcloud_archive.app import build as build_archive
 from giftcloud_core.app import Runtime
 from giftcloud_core.events import ProjectCreated

@@ -16,7 +16,7 @@ import pytest
 from giftcloud_api.app import build as build_api
 from giftcloud_core.app import Runtime
 from giftcloud_core.events import ArchivedInstance, InstancesArchived, ProjectCreated
-from giftcloud_core.metadata import describe
+from giftcloud_dicom.metadata import describe
 from integration.conftest import eventually, running
 from PIL import Image
 from pydicom.pixels.utils import pixel_array

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from giftcloud.client import multipart_related
 from giftcloud_api.app import build as build_api
-from giftcloud_api.repository import StudyFilter, browse_query
+from giftcloud_api.web.queries import StudyFilter, browse_query
 from giftcloud_core.app import Runtime
 from giftcloud_core.events import QUEUES, ProjectCreated
 from integration.conftest import eventually, running

@@ -5,8 +5,8 @@ import io
 
 import pydicom
 from giftcloud_core.events import ArchivedInstance
-from giftcloud_core.metadata import describe
 from giftcloud_core.storage import archive_key
+from giftcloud_dicom.metadata import describe
 
 from support.dicom_files import synthetic_instance
 

@@ -155,6 +155,43 @@ def test_compose_file_is_valid() -> None:
             assert value == "", f"a secret value is committed: {line}"
 
 
+def test_under_compose_ingest_checks_uploads_against_the_projects_profile(
+    tmp_path: Path,
+) -> None:
+    """ingest refuses on arrival what a project's profile decides from the header: it must
+    read the profiles anonymise reads, from the same folder, or a 200 from ingest no longer
+    means the project's profile took the file."""
+    from giftcloud_core.settings import Settings
+    from giftcloud_ingest.receiving.checks import Admissions
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+    def profiles_of(name: str) -> tuple[str, str]:
+        folder = services[name]["environment"]["GIFTCLOUD_ANONYMISE__PROFILES_DIR"]
+        [source] = [v.split(":")[0] for v in services[name]["volumes"] if f":{folder}" in v]
+        return folder, source
+
+    assert profiles_of("ingest") == profiles_of("anonymise")
+    folder, _ = profiles_of("ingest")
+    # ingest's environment as compose gives it, the mounted folder standing in for its path
+    (tmp_path / "ct-only.yaml").write_text("sop_classes: [1.2.840.10008.5.1.4.1.1.2]\n")
+    env = {
+        k: str(v).replace(folder, str(tmp_path))
+        for k, v in services["ingest"]["environment"].items()
+        if k.startswith("GIFTCLOUD_")
+    }
+    saved = dict(os.environ)
+    try:
+        os.environ.update(env)
+        settings = Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    admission = Admissions(settings).of("ct-only")
+    assert admission is not None
+    assert admission.profile.sop_classes == frozenset({"1.2.840.10008.5.1.4.1.1.2"})
+
+
 def test_gateway_config_is_valid_nginx(tmp_path: Path) -> None:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():

@@ -1,5 +1,5 @@
 import pytest
-from giftcloud_core.dicom import (
+from giftcloud_dicom.instance import (
     CANNOT_UNDERSTAND,
     DOES_NOT_MATCH_SOP_CLASS,
     InvalidInstance,

@@ -4,17 +4,18 @@ way a UID or a deflated dataset enters is refused with a reason, never trusted."
 import tracemalloc
 
 import pytest
-from giftcloud_core.dicom import (
+from giftcloud_core.storage import archive_key
+from giftcloud_deid import Deidentifier, Option, Profile, ProjectKeys, Rejected, audit
+from giftcloud_deid.keys import ProjectKeys as Keys
+from giftcloud_dicom.instance import (
     CANNOT_UNDERSTAND,
     TOO_LARGE,
     InvalidInstance,
     inspect_instance,
 )
-from giftcloud_core.storage import archive_key
-from giftcloud_deid import Deidentifier, Option, Profile, ProjectKeys, Rejected, audit
-from giftcloud_deid.keys import ProjectKeys as Keys
-from giftcloud_deid.raw import InflateLimit, Malformed, inflate, undeflate
-from giftcloud_deid.uid import check_uid, is_valid_uid, uid_problem
+from giftcloud_dicom.part10 import InflateLimit, inflate, undeflate
+from giftcloud_dicom.raw import Malformed
+from giftcloud_dicom.uid import check_uid, is_valid_uid, uid_problem
 from hypothesis import given
 from hypothesis import strategies as st
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian

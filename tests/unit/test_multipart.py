@@ -1,7 +1,13 @@
 import pytest
 from giftcloud.client import multipart_related
-from giftcloud_core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from giftcloud_ingest.stow.multipart import Part, PartReader, boundary_of
+from giftcloud_dicom.multipart import (
+    BadRequest,
+    Part,
+    PartReader,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    boundary_of,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

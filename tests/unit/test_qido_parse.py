@@ -3,7 +3,7 @@
 from urllib.parse import parse_qsl
 
 import pytest
-from giftcloud_api.qido import Match, level_of, parse
+from giftcloud_api.dicomweb.params import Match, level_of, parse
 from giftcloud_core.errors import BadRequest
 from hypothesis import given
 from hypothesis import strategies as st

@@ -4,8 +4,7 @@ import re
 import shlex
 
 from giftcloud.cli import _parser
-from giftcloud_api.routes import DICOMWEB_STEPS, FIRST_STEPS
-from giftcloud_api.web import render, start_context
+from giftcloud_api.web.views import DICOMWEB_STEPS, FIRST_STEPS, render, start_context
 from support.infra import ROOT
 from support.readme import README, section, shell_blocks
 

@@ -1,7 +1,7 @@
 """WADO-RS content negotiation: instances go as stored; anything else is 406 with a reason."""
 
 import pytest
-from giftcloud_api.dicomweb import negotiate
+from giftcloud_api.dicomweb.negotiation import negotiate
 from giftcloud_api.models import Instance
 from giftcloud_core.errors import NotAcceptable
 

@@ -1,6 +1,6 @@
 """How the web pages write sizes and dates."""
 
-from giftcloud_api.web import dicom_date, human_size
+from giftcloud_api.web.views import dicom_date, human_size
 
 
 def test_sizes_in_decimal_units() -> None:

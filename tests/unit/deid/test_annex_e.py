@@ -16,6 +16,7 @@ from giftcloud_deid.rules import CLEAN, KEEP, load_table, resolve, row_action
 from pydicom.dataset import Dataset
 from support.dicom_files import pydicom_file, read, synthetic_instance, to_bytes
 from support.planting import Marker, plant
+from support.shared import SHARED, absent
 
 KEYS = ProjectKeys.derive(b"m" * 32, "markers")
 #: pydicom files under several transfer syntaxes and IODs (CT, MR, RT, SR, big endian...)
@@ -75,13 +76,13 @@ def test_the_table_is_complete() -> None:
     assert rows[0x300A0054].basic == "U"  # Table Top Position Alignment UID, added after 2024b
 
 
-REFERENCE = Path(__file__).resolve().parents[4] / "shared" / "reference"
+REFERENCE = SHARED / "reference"
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_tables_regenerate_from_the_reference(tmp_path: Path) -> None:
     if not (REFERENCE / "annex-e").is_dir():
-        pytest.skip(f"the reference facts are not at {REFERENCE}")
+        absent("the reference facts (annex-e)", REFERENCE)
     script = ROOT / "libs" / "deid" / "scripts" / "build_tables.py"
     subprocess.run([sys.executable, str(script), str(REFERENCE), str(tmp_path)], check=True)
     shipped = ROOT / "libs" / "deid" / "src" / "giftcloud_deid" / "data"

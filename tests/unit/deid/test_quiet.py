@@ -3,7 +3,7 @@
 import threading
 import warnings
 
-from giftcloud_deid.quiet import quiet
+from giftcloud_dicom.quiet import quiet
 
 
 def test_overlapping_quiet_blocks_in_threads_leave_the_filters_as_they_were() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from giftcloud_dicom.multipart import related
 
 #: giftcloud's private attributes in STOW-RS answers (see giftcloud_ingest.stow.response)
 WHOLE_REASON, REQUEST_REFUSED, PART_INDEX = "00091001", "00091002", "00091003"
@@ -36,16 +36,7 @@ class StoreResult:
 
 def multipart_related(files: list[bytes]) -> tuple[bytes, str]:
     """A STOW-RS body and its Content-Type."""
-    boundary = uuid.uuid4().hex
-    chunks: list[bytes] = []
-    for data in files:
-        chunks += [
-            f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(),
-            data,
-            b"\r\n",
-        ]
-    chunks.append(f"--{boundary}--\r\n".encode())
-    return b"".join(chunks), f'multipart/related; type="application/dicom"; boundary={boundary}'
+    return related(files)
 
 
 class Client:

@@ -13,7 +13,7 @@ from giftcloud.anonymise import Command
 def repair(args: argparse.Namespace) -> int:
     """Exit 0 when every row agrees with its object (after fixing, unless ``--check``), 1
     otherwise; one line of counts."""
-    from giftcloud_api.service import CatalogueService
+    from giftcloud_api.catalogue.service import CatalogueService
     from giftcloud_core.db import Database
     from giftcloud_core.settings import Settings
     from giftcloud_core.storage import create_store

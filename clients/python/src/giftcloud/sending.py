@@ -183,8 +183,8 @@ def send(args: argparse.Namespace) -> int:
 
 def _prepare(item: Item, sent: Sent, deidentify: Callable[[bytes], bytes] | None) -> bytes | None:
     """The bytes to send, or None when the file is not sent (and why)."""
-    from giftcloud_core.dicom import InvalidInstance, inspect_instance
     from giftcloud_deid import Rejected
+    from giftcloud_dicom.instance import InvalidInstance, inspect_instance
 
     try:
         data = item.read()

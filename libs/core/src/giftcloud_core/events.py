@@ -7,15 +7,13 @@ change is a new class published beside the old one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from giftcloud_core.clock import now as _now
 
 
 class Event(BaseModel):

@@ -6,7 +6,15 @@ import re
 
 #: a project's name: lower-case letters, digits and '-', 2 to 63 characters
 PROJECT_NAME = r"^[a-z0-9][a-z0-9-]{1,62}$"
+#: the same rule as an HTML input's ``pattern`` (anchored by the browser, which reads it
+#: with the ``v`` flag: a '-' in a class is escaped) and its length
+PROJECT_NAME_HTML = PROJECT_NAME[1:-1].replace("-]", "\\-]")
+PROJECT_NAME_MAX = 63
 _PROJECT = re.compile(PROJECT_NAME)
+
+
+def is_project_name(name: str) -> bool:
+    return _PROJECT.fullmatch(name) is not None
 
 
 def check_project_name(name: str) -> str:

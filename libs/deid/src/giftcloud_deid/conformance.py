@@ -22,34 +22,15 @@ import re
 import struct
 from collections.abc import Iterator
 
+from giftcloud_dicom.part10 import DEFAULT_MAX_INFLATED, open_part10, undeflate
+from giftcloud_dicom.raw import UNDEFINED, Element, Malformed, Reader, Syntax, dictionary_vr
+from giftcloud_dicom.uid import uid_problem
 from pydicom.datadict import keyword_for_tag
 
-from giftcloud_deid.engine import (
-    IDENTITY_REMOVED,
-    METHOD,
-    METHOD_CODES,
-    PATIENT_ID,
-    PATIENT_NAME,
-    SET_BY_ENGINE,
-    SOP_CLASS,
-    TEMPORAL_MODIFIED,
-    cap_age,
-    well_known_uid,
-)
 from giftcloud_deid.keys import SUBJECT_LABEL
 from giftcloud_deid.policy import DUMMIES, EXTRA, NUMBER_VRS, TEXT_VRS, Policy
 from giftcloud_deid.profile import DEFAULT_PROFILE, Profile
-from giftcloud_deid.raw import (
-    DEFAULT_MAX_INFLATED,
-    UNDEFINED,
-    Element,
-    Malformed,
-    Reader,
-    Syntax,
-    dictionary_vr,
-    open_part10,
-    undeflate,
-)
+from giftcloud_deid.rewrite import cap_age, well_known_uid
 from giftcloud_deid.rules import (
     BASIC_CODE,
     CLEAN,
@@ -62,7 +43,16 @@ from giftcloud_deid.rules import (
     load_table,
 )
 from giftcloud_deid.rules import UID as NEW_UID
-from giftcloud_deid.uid import uid_problem
+from giftcloud_deid.tags import (
+    IDENTITY_REMOVED,
+    METHOD,
+    METHOD_CODES,
+    PATIENT_ID,
+    PATIENT_NAME,
+    SET_BY_ENGINE,
+    SOP_CLASS,
+    TEMPORAL_MODIFIED,
+)
 
 _OPTION_BY_CODE = {code: option for option, (code, _) in OPTION_CODES.items()}
 #: the engine adds Clean Pixel Data where a burned-in rule masked an image: it narrows

@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+from giftcloud_dicom.quiet import quiet
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import (
@@ -29,7 +30,6 @@ from pydicom.uid import (
 
 from giftcloud_deid.errors import Rejected
 from giftcloud_deid.profile import RegionRule
-from giftcloud_deid.quiet import quiet
 
 RISKY_MODALITIES = {"US", "SC", "OT", "XA"}
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"

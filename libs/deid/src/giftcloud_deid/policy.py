@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from giftcloud_dicom.raw import Element, Reader
+
 from giftcloud_deid.profile import ExtraRule, Profile
-from giftcloud_deid.raw import Element, Reader
 from giftcloud_deid.rules import CLEAN, EMPTY, KEEP, REMOVE, ActionMap, Option, compile_actions
 
 TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "UR"})

@@ -1,5 +1,5 @@
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from giftcloud_core.access import request_address
@@ -8,11 +8,29 @@ from giftcloud_core.bus import Subscription
 from giftcloud_core.errors import NotFound
 from giftcloud_core.settings import Settings
 from giftcloud_core.tokens import Principal
+from pydantic import BaseModel
 
 from giftcloud_anonymise.models import SCHEMA
 from giftcloud_anonymise.service import AnonymiseService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class VaultEntry(BaseModel):
+    """Who the subject was in one study, as the site's vault holds it."""
+
+    patient_id: str
+    issuer: str
+    name: str
+    birth_date: str
+    study_uid: str
+    pseudonymised_study_uid: str
+
+
+class Reidentified(BaseModel):
+    project: str
+    subject: str
+    records: list[VaultEntry]
 
 
 def build(runtime: Runtime) -> ServicePart:
@@ -24,7 +42,7 @@ def build(runtime: Runtime) -> ServicePart:
     @router.get("/reidentify/{project}/{subject}")
     async def reidentify(
         project: str, subject: str, request: Request, caller: Caller
-    ) -> dict[str, Any]:
+    ) -> Reidentified:
         """Who a subject was (reidentifier role only; every read is audited)."""
         await service.check_project(project, caller, request_address(request))
         records = await service.reidentify(caller, project, subject)
@@ -38,21 +56,21 @@ def build(runtime: Runtime) -> ServicePart:
         )
         if not records:
             raise NotFound(f"no vault record for subject {subject!r} in project {project!r}")
-        return {
-            "project": project,
-            "subject": subject,
-            "records": [
-                {
-                    "patient_id": r.patient_id,
-                    "issuer": r.issuer,
-                    "name": r.name,
-                    "birth_date": r.birth_date,
-                    "study_uid": r.study_uid,
-                    "pseudonymised_study_uid": r.pseudonymised_study_uid,
-                }
+        return Reidentified(
+            project=project,
+            subject=subject,
+            records=[
+                VaultEntry(
+                    patient_id=r.patient_id,
+                    issuer=r.issuer,
+                    name=r.name,
+                    birth_date=r.birth_date,
+                    study_uid=r.study_uid,
+                    pseudonymised_study_uid=r.pseudonymised_study_uid,
+                )
                 for r in records
             ],
-        }
+        )
 
     return ServicePart(
         name="anonymise",

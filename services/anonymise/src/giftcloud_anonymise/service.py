@@ -42,9 +42,9 @@ from giftcloud_deid import (
     audit,
 )
 from giftcloud_deid.conformance import summarise
-from giftcloud_deid.raw import summary
 from giftcloud_deid.vault import VaultOpener, VaultRecord, VaultSealer
 from giftcloud_deid.verify import Identity
+from giftcloud_dicom.part10 import summary
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import select
 

@@ -1,17 +1,14 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from giftcloud_core.clock import now as _now
 from sqlalchemy import Column, String
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 SCHEMA = "api"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Project(SQLModel, table=True):
@@ -83,11 +80,9 @@ class Instance(SQLModel, table=True):
     sop_class_uid: str
     number: int | None = None
     object_key: str
-    #: where an instance archived before its metadata moved into the catalogue kept it ('' after)
-    metadata_key: str = ""
-    #: the instance's DICOM JSON, bulk data as BulkDataURIs (None: still at ``metadata_key``)
-    attributes: dict[str, Any] | None = Field(
-        default=None, sa_column=Column(JSONB(none_as_null=True))
+    #: the instance's DICOM JSON, bulk data as BulkDataURIs
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONB(none_as_null=True), nullable=False)
     )
     size: int
     sha256: str

@@ -12,10 +12,10 @@ from giftcloud_core.events import (
     InstancesArchived,
     InstancesDeidentified,
 )
-from giftcloud_core.metadata import Summary, bulk_uri, describe
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore, archive_key
+from giftcloud_dicom.metadata import Summary, bulk_uri, describe
 
 
 class ArchiveService:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from giftcloud_core.errors import BadRequest
 from giftcloud_core.network import InvalidNetwork, normalise_networks
@@ -14,10 +13,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from giftcloud_auth.models import User
 from giftcloud_auth.passwords import WeakPassword, check_password
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def digest(secret: str) -> str:

@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
+from giftcloud_core.clock import now as _now
 from sqlmodel import Field, SQLModel
 
 SCHEMA = "auth"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class User(SQLModel, table=True):

@@ -1,6 +1,6 @@
 """Object storage: S3 (MinIO in deployment, SeaweedFS in tests) or a folder, same interface."""
 
-from giftcloud_deid.uid import check_uid
+from giftcloud_dicom.uid import check_uid
 
 from giftcloud_core.crypto import EnvelopeCipher
 from giftcloud_core.names import check_project_name

@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+from giftcloud_core.clock import now
 from giftcloud_core.db import Database
 from giftcloud_core.errors import BadRequest, Conflict, Forbidden, NotFound
 from giftcloud_core.settings import AuthSettings
@@ -16,7 +17,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from giftcloud_auth.accounts.service import Accounts, public
-from giftcloud_auth.common import acceptable, digest, now, user_named
+from giftcloud_auth.common import acceptable, digest, user_named
 from giftcloud_auth.models import Membership, OneTimeLink, Project, User
 from giftcloud_auth.schemas import InviteAccept, InviteCreate, OneTimeLinkPublic, UserPublic
 

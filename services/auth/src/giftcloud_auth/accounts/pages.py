@@ -3,8 +3,7 @@ Plain forms (no script); the token travels in the link and the form, never in a 
 
 from __future__ import annotations
 
-from html import escape
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
@@ -13,48 +12,22 @@ from giftcloud_core.errors import GiftcloudError
 from pydantic import ValidationError
 
 from giftcloud_auth.accounts.links import Links
+from giftcloud_auth.html import page
 from giftcloud_auth.schemas import InviteAccept
 
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;line-height:1.5}"
-    "label{display:block;margin-top:1rem}input{width:100%;padding:.4rem;font-size:1rem}"
-    "button{margin-top:1.2rem;padding:.5rem 1.2rem;font-size:1rem}.error{color:#a00}"
-)
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<title>{escape(title)} · giftcloud</title><style>{_STYLE}</style></head>"
-        f"<body><h1>{escape(title)}</h1>{body}</body></html>",
-        status_code=status,
-    )
-
-
-def _form(action: str, token: str, fields: str, button: str, error: str = "") -> str:
-    problem = f"<p class='error' role='alert'>{escape(error)}</p>" if error else ""
-    return (
-        f"{problem}<form method='post' action='{action}'>"
-        f"<input type='hidden' name='token' value='{escape(token, quote=True)}'>"
-        f"{fields}<button type='submit'>{escape(button)}</button></form>"
-        "<p>At least 12 characters; not a commonly used password.</p>"
-    )
-
-
-_SET_FIELDS = (
-    "<label for='password'>New password</label>"
-    "<input id='password' name='password' type='password' autocomplete='new-password'"
-    " minlength='12' maxlength='1024' required>"
-)
-_ACCOUNT = (
-    "<label for='username'>Username</label>"
-    "<input id='username' name='username' autocomplete='username' pattern='[A-Za-z0-9_.@\\-]+'"
-    " minlength='2' maxlength='128' required>"
-    "<label for='password'>Password</label>"
-    "<input id='password' name='password' type='password' autocomplete='new-password'"
-    " minlength='12' maxlength='1024' required>"
-)
+JOIN: dict[str, Any] = {
+    "title": "Join giftcloud",
+    "intro": "Choose your username and password: you are invited to giftcloud.",
+    "action": "/auth/invite",
+    "button": "Make my account",
+    "with_username": True,
+}
+RESET: dict[str, Any] = {
+    "title": "Set a new password",
+    "action": "/auth/reset",
+    "button": "Set my password",
+    "with_username": False,
+}
 
 
 def build_router(links: Links) -> APIRouter:
@@ -62,9 +35,7 @@ def build_router(links: Links) -> APIRouter:
 
     @router.get("/invite")
     async def invite_page(token: str = "") -> HTMLResponse:
-        return _page(
-            "Join giftcloud", _form("/auth/invite", token[:200], _ACCOUNT, "Make my account")
-        )
+        return page("link_form.html", token=token[:200], **JOIN)
 
     @router.post("/invite")
     async def accept_invite(
@@ -78,22 +49,17 @@ def build_router(links: Links) -> APIRouter:
             user = await links.accept_invite(data, request_address(request))
         except (GiftcloudError, ValidationError) as exc:
             message = exc.message if isinstance(exc, GiftcloudError) else _first(exc)
-            return _page(
-                "Join giftcloud",
-                _form("/auth/invite", token, _ACCOUNT, "Make my account", message),
-                400,
-            )
-        return _page(
-            "Welcome",
-            f"<p>Your account <strong>{escape(user.username)}</strong> is ready: sign in.</p>",
+            return page("link_form.html", 400, token=token, error=message, **JOIN)
+        return page(
+            "done.html",
+            title="Welcome",
+            message=f"Your account {user.username} is ready: sign in with it.",
+            username=user.username,
         )
 
     @router.get("/reset")
     async def reset_page(token: str = "") -> HTMLResponse:
-        return _page(
-            "Set a new password",
-            _form("/auth/reset", token[:200], _SET_FIELDS, "Set my password"),
-        )
+        return page("link_form.html", token=token[:200], **RESET)
 
     @router.post("/reset")
     async def reset(
@@ -104,12 +70,10 @@ def build_router(links: Links) -> APIRouter:
         try:
             await links.reset_password(token, password, request_address(request))
         except GiftcloudError as exc:
-            return _page(
-                "Set a new password",
-                _form("/auth/reset", token, _SET_FIELDS, "Set my password", exc.message),
-                400,
-            )
-        return _page("Password set", "<p>Your new password is set: sign in with it.</p>")
+            return page("link_form.html", 400, token=token, error=exc.message, **RESET)
+        return page(
+            "done.html", title="Password set", message="Your new password is set: sign in with it."
+        )
 
     return router
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from giftcloud_core.clock import now
 from giftcloud_core.db import Database
 from giftcloud_core.errors import Conflict, NotFound
 from giftcloud_core.tokens import Principal
@@ -18,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from giftcloud_auth.common import acceptable, now, user_named
+from giftcloud_auth.common import acceptable, user_named
 from giftcloud_auth.errors import SignInRefused
 from giftcloud_auth.journal import Journal
 from giftcloud_auth.keys.service import Keys

@@ -7,6 +7,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
+from giftcloud_core.clock import now
 from giftcloud_core.db import Database
 from giftcloud_core.errors import Forbidden, NotFound, Unauthorized
 from giftcloud_core.settings import AuthSettings
@@ -15,7 +16,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from giftcloud_auth.common import digest, networks, now, split, user_named
+from giftcloud_auth.common import digest, networks, split, user_named
 from giftcloud_auth.journal import Journal
 from giftcloud_auth.models import Client, ClientGrant, Project, User
 from giftcloud_auth.projects.service import roles_of

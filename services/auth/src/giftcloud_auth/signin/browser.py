@@ -11,7 +11,6 @@ field equal to the ``giftcloud_csrf`` cookie (double submit; the web pages set b
 from __future__ import annotations
 
 import hmac
-from html import escape
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response, status
@@ -21,6 +20,7 @@ from giftcloud_core.app import ACCESS_COOKIE, csrf_cookie
 from giftcloud_core.errors import Forbidden, GiftcloudError, Unauthorized
 
 from giftcloud_auth.errors import failure_code
+from giftcloud_auth.html import page
 from giftcloud_auth.schemas import TokenResponse
 from giftcloud_auth.signin.service import PasswordSignIn
 from giftcloud_auth.signin.sso import SingleSignOn
@@ -35,13 +35,7 @@ SIGN_IN_PAGE = "/signin"
 
 
 def _refusal(message: str, status_code: int) -> HTMLResponse:
-    return HTMLResponse(
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Sign-in failed"
-        "</title></head><body><h1>Sign-in failed</h1>"
-        f"<p role='alert'>{escape(message)}</p><p><a href='/auth/oidc/login'>Try again</a></p>"
-        "</body></html>",
-        status_code=status_code,
-    )
+    return page("refused.html", status_code, message=message)
 
 
 def _cookie(response: Response, name: str, value: str, age: int, path: str, secure: bool) -> None:

@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 
 from giftcloud_core.access import safe_next
+from giftcloud_core.clock import now
 from giftcloud_core.db import Database
 from giftcloud_core.errors import Forbidden, Unauthorized
 from giftcloud_core.settings import AuthSettings
@@ -17,7 +18,7 @@ from sqlalchemy import delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from giftcloud_auth.common import digest, now, user_named
+from giftcloud_auth.common import digest, user_named
 from giftcloud_auth.journal import Journal
 from giftcloud_auth.models import OidcRequest, User
 from giftcloud_auth.schemas import TokenResponse

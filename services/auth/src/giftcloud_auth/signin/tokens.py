@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
+from giftcloud_core.clock import now
 from giftcloud_core.db import Database
 from giftcloud_core.errors import Unauthorized
 from giftcloud_core.settings import AuthSettings
@@ -16,7 +17,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from giftcloud_auth.common import digest, now, user_named
+from giftcloud_auth.common import digest, user_named
 from giftcloud_auth.journal import Journal
 from giftcloud_auth.models import RefreshToken, User
 from giftcloud_auth.projects.service import roles_of

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from giftcloud_core.clock import now
 from giftcloud_core.db import Database
 from giftcloud_core.tokens import subject_digest
 from sqlalchemy import delete
@@ -14,7 +15,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from giftcloud_auth.common import now
 from giftcloud_auth.models import Revocation
 
 

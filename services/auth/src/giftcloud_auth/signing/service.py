@@ -6,13 +6,13 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
+from giftcloud_core.clock import now
 from giftcloud_core.db import Database
 from giftcloud_core.settings import AuthSettings
 from giftcloud_core.tokens import TokenSigner, generate_private_key_pem
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 
-from giftcloud_auth.common import now
 from giftcloud_auth.journal import Journal
 from giftcloud_auth.keyring import KeyRing, RingKey
 from giftcloud_auth.models import SigningKey

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from giftcloud_core.dicom import NOT_AUTHORIZED, OUT_OF_RESOURCES, PROCESSING_FAILURE, TOO_LARGE
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
 from giftcloud_core.tokens import Principal
+from giftcloud_dicom.instance import NOT_AUTHORIZED, OUT_OF_RESOURCES, PROCESSING_FAILURE, TOO_LARGE
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.association import Association

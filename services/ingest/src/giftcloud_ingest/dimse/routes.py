@@ -1,6 +1,6 @@
 """The project's DICOM AE title over HTTP (owners)."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from giftcloud_core.access import Auditor
@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from giftcloud_ingest.access import OWNER, Gates
 from giftcloud_ingest.dimse.routing import DicomRoutes
+from giftcloud_ingest.dimse.schemas import DicomRouteOut
 
 
 class DicomRouteIn(BaseModel):
@@ -24,14 +25,14 @@ def build_router(routes: DicomRoutes, gates: Gates, audit: Auditor) -> APIRouter
     Owner = Annotated[Principal, Depends(gates.project(OWNER))]
 
     @router.get("/ingest/{project}/dicom")
-    async def dicom_route(project: str, caller: Owner) -> dict[str, Any]:
+    async def dicom_route(project: str, caller: Owner) -> DicomRouteOut:
         """The project's DICOM AE title: modalities and PACS send to it by C-STORE."""
-        return (await routes.get(project)).public()
+        return DicomRouteOut.model_validate((await routes.get(project)).public())
 
     @router.put("/ingest/{project}/dicom")
     async def set_dicom_route(
         project: str, data: DicomRouteIn, request: Request, caller: Owner
-    ) -> dict[str, Any]:
+    ) -> DicomRouteOut:
         """Route associations called ``ae_title`` into the project (owner): from the calling
         AE titles and source networks (CIDR) listed, or from anyone when a list is empty.
         409 when another project has the AE title."""
@@ -46,7 +47,7 @@ def build_router(routes: DicomRoutes, gates: Gates, audit: Auditor) -> APIRouter
             outcome="success",
             detail=f"calling {list(route.calling_ae_titles)}, networks {list(route.networks)}",
         )
-        return route.public()
+        return DicomRouteOut.model_validate(route.public())
 
     @router.delete("/ingest/{project}/dicom", status_code=204)
     async def delete_dicom_route(project: str, request: Request, caller: Owner) -> None:

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from giftcloud_core.db import Database
-from giftcloud_core.dicom import ae_title_problem
 from giftcloud_core.errors import BadRequest, Conflict, NotFound
 from giftcloud_core.network import address_in, normalise_networks
+from giftcloud_dicom.instance import ae_title_problem
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 

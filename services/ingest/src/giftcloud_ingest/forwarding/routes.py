@@ -1,6 +1,6 @@
 """Forwarding over HTTP: the overview (admins), a project's (owners)."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from giftcloud_core.access import Auditor
@@ -8,6 +8,7 @@ from giftcloud_core.tokens import Principal
 from pydantic import BaseModel
 
 from giftcloud_ingest.access import OWNER, Gates
+from giftcloud_ingest.forwarding.schemas import ForwardingOverview, ProjectForwarding
 from giftcloud_ingest.forwarding.service import Forwarding
 
 
@@ -24,19 +25,21 @@ def build_router(forwarding: Forwarding, gates: Gates, audit: Auditor) -> APIRou
     Owner = Annotated[Principal, Depends(gates.project(OWNER))]
 
     @router.get("/ingest/forwarding")
-    async def overview(caller: Admin) -> dict[str, Any]:
+    async def overview(caller: Admin) -> ForwardingOverview:
         """Forwarding to the hub (admin): per project, enabled or not, the backlog, what
         failed and why, the last error and the last success."""
-        return await forwarding.status()
+        return ForwardingOverview.model_validate(await forwarding.status())
 
     @router.get("/ingest/{project}/forwarding")
-    async def project_forwarding(project: str, request: Request, caller: Owner) -> dict[str, Any]:
-        return await forwarding.project_status(project)
+    async def project_forwarding(
+        project: str, request: Request, caller: Owner
+    ) -> ProjectForwarding:
+        return ProjectForwarding.model_validate(await forwarding.project_status(project))
 
     @router.put("/ingest/{project}/forwarding")
     async def set_forwarding(
         project: str, data: ForwardingIn, request: Request, caller: Owner
-    ) -> dict[str, Any]:
+    ) -> ProjectForwarding:
         """Forward the project's archived instances to the hub from now on, or stop (owner).
         409 when this deployment has no hub."""
         result = await forwarding.set_enabled(project, data.enabled, caller.name)
@@ -47,11 +50,11 @@ def build_router(forwarding: Forwarding, gates: Gates, audit: Auditor) -> APIRou
             target=f"forwarding to {forwarding.hub}",
             detail="enabled" if data.enabled else "disabled",
         )
-        return result
+        return ProjectForwarding.model_validate(result)
 
     @router.post("/ingest/{project}/forwarding/retry")
-    async def retry(project: str, request: Request, caller: Owner) -> dict[str, Any]:
+    async def retry(project: str, request: Request, caller: Owner) -> ProjectForwarding:
         """Try again what was set aside as failed (owner)."""
-        return await forwarding.retry_failed(project)
+        return ProjectForwarding.model_validate(await forwarding.retry_failed(project))
 
     return router

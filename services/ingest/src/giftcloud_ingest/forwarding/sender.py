@@ -7,19 +7,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
+from giftcloud_core.clock import now
 from giftcloud_core.credentials import http_exchange, split_key
 from giftcloud_core.errors import NotFound
 from giftcloud_core.metrics import FORWARD_BACKLOG, FORWARDED
 from giftcloud_core.storage import ObjectStore
+from giftcloud_dicom.multipart import related
 from sqlalchemy import delete, func, update
 from sqlmodel import col, select
 
-from giftcloud_ingest.forwarding.service import Forwarding, now
+from giftcloud_ingest.forwarding.service import Forwarding
 from giftcloud_ingest.models import ForwardItem, ForwardProject
 
 log = logging.getLogger(__name__)
@@ -29,17 +30,6 @@ RETRY_REASONS = {0xA700}
 LONGEST_BACKOFF = 600.0
 #: how often the backlog gauge is counted afresh
 MEASURE_SECONDS = 5.0
-
-
-def multipart(files: list[bytes]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = bytearray()
-    for data in files:
-        body += f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
-        body += data
-        body += b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    return bytes(body), f'multipart/related; type="application/dicom"; boundary={boundary}'
 
 
 class Sender:
@@ -152,7 +142,7 @@ class Sender:
             return
         try:
             token = await self._bearer()
-            body, content_type = multipart(files)
+            body, content_type = related(files)
             assert self._http is not None
             response = await self._http.post(
                 f"{self.hub}/dicomweb/{project}/studies",

@@ -16,9 +16,10 @@ again, and the hub keeps one copy per SOP Instance UID, so a resent instance is 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from giftcloud_core.clock import now
 from giftcloud_core.db import Database
 from giftcloud_core.errors import Conflict
 from giftcloud_core.events import InstancesArchived
@@ -30,10 +31,6 @@ from sqlmodel import col, select
 from giftcloud_ingest.models import ForwardItem, ForwardProject
 
 log = logging.getLogger(__name__)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Forwarding:

@@ -7,14 +7,6 @@ import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from giftcloud_core.dicom import (
-    OUT_OF_RESOURCES,
-    PROCESSING_FAILURE,
-    SOP_CLASS_NOT_SUPPORTED,
-    STUDY_UID_MISMATCH,
-    InvalidInstance,
-    inspect_instance,
-)
 from giftcloud_core.settings import Settings
 from giftcloud_deid import (
     DEFAULT_NAMESPACE,
@@ -23,6 +15,14 @@ from giftcloud_deid import (
     PatientNamespace,
     Profile,
     Rejected,
+)
+from giftcloud_dicom.instance import (
+    OUT_OF_RESOURCES,
+    PROCESSING_FAILURE,
+    SOP_CLASS_NOT_SUPPORTED,
+    STUDY_UID_MISMATCH,
+    InvalidInstance,
+    inspect_instance,
 )
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from giftcloud_core.errors import BadRequest
-from giftcloud_deid.uid import uid_problem
+from giftcloud_dicom.uid import uid_problem
 
 #: the keys a query may hold (PS3.4 C.6.2.1: study-level keys of the Study Root model)
 QUERY_KEYS = ("PatientID", "AccessionNumber", "StudyInstanceUID", "StudyDate", "ModalitiesInStudy")

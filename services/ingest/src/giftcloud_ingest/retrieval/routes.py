@@ -1,6 +1,6 @@
 """Remote nodes (admins) and retrievals (a project's writers) over HTTP."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from giftcloud_core.access import Auditor
@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from giftcloud_ingest.access import Gates
 from giftcloud_ingest.retrieval.queries import check_query, queries_from_csv
+from giftcloud_ingest.retrieval.schemas import RemoteNodeOut, RetrievalStatus, RetrievalSummary
 from giftcloud_ingest.retrieval.service import Retrievals
 
 
@@ -48,20 +49,20 @@ def build_router(retrievals: Retrievals, gates: Gates, audit: Auditor) -> APIRou
     Writer = Annotated[Principal, Depends(gates.project(WRITE_ROLES))]
 
     @router.get("/ingest/nodes")
-    async def nodes(caller: Admin) -> list[dict[str, Any]]:
+    async def nodes(caller: Admin) -> list[RemoteNodeOut]:
         """The remote nodes (PACS) cohorts are retrieved from (admin)."""
-        return await retrievals.nodes()
+        return [RemoteNodeOut.model_validate(n) for n in await retrievals.nodes()]
 
     @router.put("/ingest/nodes/{name}")
     async def put_node(
         name: str, data: RemoteNodeIn, request: Request, caller: Admin
-    ) -> dict[str, Any]:
+    ) -> RemoteNodeOut:
         """Add or change a remote node (admin)."""
         node = await retrievals.put_node(name, data.model_dump(), caller.name)
         await audit.record(
             request, "ingest.node", target=f"node {name}", detail=str(node), outcome="success"
         )
-        return node
+        return RemoteNodeOut.model_validate(node)
 
     @router.delete("/ingest/nodes/{name}", status_code=204)
     async def delete_node(name: str, request: Request, caller: Admin) -> None:
@@ -69,7 +70,7 @@ def build_router(retrievals: Retrievals, gates: Gates, audit: Auditor) -> APIRou
         await audit.record(request, "ingest.node", target=f"node {name}", detail="removed")
 
     @router.post("/ingest/{project}/retrievals", status_code=201)
-    async def create(project: str, request: Request, caller: Writer) -> dict[str, Any]:
+    async def create(project: str, request: Request, caller: Writer) -> RetrievalStatus:
         """Start a retrieval: JSON ``{"node": ..., "queries": [...]}``, or a CSV body
         (``Content-Type: text/csv``, ``?node=``) whose header row names query keys, one
         query a row (a list of accession numbers or patient IDs)."""
@@ -97,34 +98,38 @@ def build_router(retrievals: Retrievals, gates: Gates, audit: Auditor) -> APIRou
             target=f"retrieval {status['id']} from {node}",
             detail=f"{len(queries)} queries",
         )
-        return status
+        return RetrievalStatus.model_validate(status)
 
     @router.get("/ingest/{project}/retrievals")
     async def list_retrievals(
         project: str, request: Request, caller: Writer
-    ) -> list[dict[str, Any]]:
+    ) -> list[RetrievalSummary]:
         """The project's latest retrievals (100), newest first."""
-        return await retrievals.of_project(project)
+        return [RetrievalSummary.model_validate(r) for r in await retrievals.of_project(project)]
 
     @router.get("/ingest/{project}/retrievals/{retrieval_id}")
     async def status(
         project: str, retrieval_id: str, request: Request, caller: Writer
-    ) -> dict[str, Any]:
+    ) -> RetrievalStatus:
         """Per query: studies found, instances expected, moved, archived, rejected (with
         reasons) and failed (with the remote node's status)."""
-        return await retrievals.status(project, retrieval_id)
+        return RetrievalStatus.model_validate(await retrievals.status(project, retrieval_id))
 
     @router.post("/ingest/{project}/retrievals/{retrieval_id}/cancel")
     async def cancel(
         project: str, retrieval_id: str, request: Request, caller: Writer
-    ) -> dict[str, Any]:
+    ) -> RetrievalStatus:
         """Stop: the study being moved finishes, no other is moved (resume takes it up)."""
-        return await retrievals.set_state(project, retrieval_id, "cancelled")
+        return RetrievalStatus.model_validate(
+            await retrievals.set_state(project, retrieval_id, "cancelled")
+        )
 
     @router.post("/ingest/{project}/retrievals/{retrieval_id}/resume")
     async def resume(
         project: str, retrieval_id: str, request: Request, caller: Writer
-    ) -> dict[str, Any]:
-        return await retrievals.set_state(project, retrieval_id, "running")
+    ) -> RetrievalStatus:
+        return RetrievalStatus.model_validate(
+            await retrievals.set_state(project, retrieval_id, "running")
+        )
 
     return router

@@ -19,13 +19,13 @@ import json
 import logging
 import re
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
+from giftcloud_core.clock import now as _now
 from giftcloud_core.db import Database
-from giftcloud_core.dicom import ae_title_problem
 from giftcloud_core.errors import BadRequest, Conflict, NotFound
 from giftcloud_core.settings import IngestSettings
+from giftcloud_dicom.instance import ae_title_problem
 from sqlalchemy import and_, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
@@ -46,10 +46,6 @@ from giftcloud_ingest.retrieval.scu import Scu
 log = logging.getLogger(__name__)
 
 NODE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Retrievals:

@@ -8,9 +8,10 @@ import asyncio
 import functools
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from giftcloud_core.clock import now as _now
 from giftcloud_core.db import Database
 from giftcloud_core.settings import IngestSettings
 from sqlalchemy import and_, or_, update
@@ -32,10 +33,6 @@ log = logging.getLogger(__name__)
 
 class Cancelled(Exception):
     """The retrieval was cancelled while it worked."""
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RetrievalWorker:

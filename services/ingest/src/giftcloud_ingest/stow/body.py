@@ -6,19 +6,21 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import Request
-from giftcloud_core.dicom import CANNOT_UNDERSTAND, TOO_LARGE
 from giftcloud_core.errors import (
     BadRequest,
+    GiftcloudError,
     PayloadTooLarge,
     RequestTimeout,
     TooManyRequests,
+    UnsupportedMediaType,
 )
 from giftcloud_core.settings import Settings
 from giftcloud_core.tokens import Principal
+from giftcloud_dicom.instance import CANNOT_UNDERSTAND, TOO_LARGE
+from giftcloud_dicom.multipart import MultipartError, PartReader
 from starlette.requests import ClientDisconnect
 
 from giftcloud_ingest.receiving.uploads import UploadSession
-from giftcloud_ingest.stow.multipart import PartReader
 
 
 def check_declared_length(request: Request, limit: int) -> None:
@@ -95,6 +97,21 @@ async def receive_parts(
     request: Request, upload: UploadSession, reader: PartReader, settings: Settings
 ) -> None:
     """Stream the body into the upload, part by part."""
+    try:
+        await _feed(request, upload, reader, settings)
+    except MultipartError as exc:
+        raise http_error(exc) from None
+
+
+def http_error(exc: MultipartError) -> GiftcloudError:
+    """A body's problem as the HTTP answer that says it."""
+    kinds: dict[int, type[GiftcloudError]] = {413: PayloadTooLarge, 415: UnsupportedMediaType}
+    return kinds.get(exc.status, BadRequest)(exc.message)
+
+
+async def _feed(
+    request: Request, upload: UploadSession, reader: PartReader, settings: Settings
+) -> None:
     max_instance = settings.limits.max_instance_bytes
     config = settings.ingest
     async for chunk in body_chunks(

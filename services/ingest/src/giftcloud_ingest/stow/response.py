@@ -4,11 +4,11 @@ failed, why, and where each stored instance will be."""
 from typing import Any
 
 from fastapi.responses import JSONResponse
-from giftcloud_core.dicom import (
-    STUDY_UID_MISMATCH,
-)
 from giftcloud_core.errors import (
     GiftcloudError,
+)
+from giftcloud_dicom.instance import (
+    STUDY_UID_MISMATCH,
 )
 
 from giftcloud_ingest.receiving.checks import StoreResult

@@ -1,6 +1,6 @@
 """STOW-RS into a project, and what became of an upload."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -11,13 +11,19 @@ from giftcloud_core.errors import (
 )
 from giftcloud_core.settings import Settings
 from giftcloud_core.tokens import WRITE_ROLES, Principal
-from giftcloud_deid.uid import uid_problem
+from giftcloud_dicom.multipart import MultipartError, PartReader, boundary_of
+from giftcloud_dicom.uid import uid_problem
 
 from giftcloud_ingest.access import Gates
 from giftcloud_ingest.receiving.service import Receiver
-from giftcloud_ingest.stow.body import UploadsUnderWay, check_declared_length, receive_parts
-from giftcloud_ingest.stow.multipart import PartReader, boundary_of
+from giftcloud_ingest.stow.body import (
+    UploadsUnderWay,
+    check_declared_length,
+    http_error,
+    receive_parts,
+)
 from giftcloud_ingest.stow.response import stow_response
+from giftcloud_ingest.stow.schemas import UploadStatus, UploadSummary
 
 
 def build_router(settings: Settings, receiver: Receiver, gates: Gates, audit: Auditor) -> APIRouter:
@@ -33,8 +39,12 @@ def build_router(settings: Settings, receiver: Receiver, gates: Gates, audit: Au
         if study is not None and (problem := uid_problem(study)) is not None:
             raise BadRequest(f"the study UID in the URL is not a valid UID: {problem}")
         check_declared_length(request, limit)
+        try:
+            boundary = boundary_of(request.headers.get("content-type", ""))
+        except MultipartError as exc:
+            raise http_error(exc) from None
         reader = PartReader(
-            boundary_of(request.headers.get("content-type", "")),
+            boundary,
             max_part_bytes=settings.limits.max_instance_bytes,
             max_parts=settings.ingest.max_parts,
         )
@@ -76,9 +86,9 @@ def build_router(settings: Settings, receiver: Receiver, gates: Gates, audit: Au
         return await stow(project, request, caller, study)
 
     @router.get("/ingest/{project}/uploads/{upload_id}")
-    async def upload(project: str, upload_id: str, caller: Writer) -> dict[str, Any]:
+    async def upload(project: str, upload_id: str, caller: Writer) -> UploadStatus:
         """What became of an upload's instances (the id is in the X-Giftcloud-Upload header)."""
-        return await receiver.records.status(project, upload_id)
+        return UploadStatus.model_validate(await receiver.records.status(project, upload_id))
 
     @router.get("/ingest/{project}/uploads/{upload_id}/instances/{index}")
     async def archived_instance(
@@ -95,8 +105,11 @@ def build_router(settings: Settings, receiver: Receiver, gates: Gates, audit: Au
         )
 
     @router.get("/ingest/{project}/uploads")
-    async def uploads(project: str, caller: Writer) -> list[dict[str, Any]]:
+    async def uploads(project: str, caller: Writer) -> list[UploadSummary]:
         """The project's latest uploads (100), newest first."""
-        return [u.model_dump(mode="json") for u in await receiver.records.listed(project)]
+        return [
+            UploadSummary.model_validate(u, from_attributes=True)
+            for u in await receiver.records.listed(project)
+        ]
 
     return router

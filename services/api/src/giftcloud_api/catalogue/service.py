@@ -1,19 +1,17 @@
+"""The catalogue: projects, subjects, studies, series and instances as archive announced
+them, each instance's DICOM JSON with it; who may read a project."""
+
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from giftcloud_core.access import authorize
 from giftcloud_core.batching import Batcher
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
-from giftcloud_core.errors import NotFound, ObjectNotFound
+from giftcloud_core.errors import NotFound
 from giftcloud_core.events import (
-    QUEUES,
-    AuditRecorded,
     CataloguedInstance,
     Event,
     InstanceRejected,
@@ -27,11 +25,9 @@ from giftcloud_core.storage import ObjectStore
 from giftcloud_core.tokens import READ_ROLES, Principal
 from sqlalchemy.exc import DBAPIError
 
-from giftcloud_api import consistency, repository
-from giftcloud_api.downloads import Entry
-from giftcloud_api.models import AuditRecord, Instance, Project, Study
-from giftcloud_api.qido import Search
-from giftcloud_api.repository import Found
+from giftcloud_api.catalogue import consistency, reads, writes
+from giftcloud_api.catalogue.downloads import Entry
+from giftcloud_api.models import Instance, Project, Study
 
 log = logging.getLogger(__name__)
 
@@ -47,37 +43,21 @@ class CatalogueService:
         self.bus = bus
         self.archive = settings.storage.buckets.archive
         self._archived: Batcher[InstancesArchived] = Batcher(self._add_instances)
-        # an access is answered once its record is committed: a lone request waits for its
-        # own write, not for neighbours that may not come
-        self._audit: Batcher[AuditRecorded] = Batcher(self._add_audit, eager=True)
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, InstancesArchived):
             await self._archived.submit(event)  # written with its neighbours, then acked
         elif isinstance(event, InstanceRejected):
             async with self.db.session() as session:
-                await repository.add_quarantined(session, event)
+                await writes.add_quarantined(session, event)
         elif isinstance(event, ProjectCreated):
             async with self.db.session() as session:
-                await repository.add_project(session, event.project, event.title)
+                await writes.add_project(session, event.project, event.title)
         elif isinstance(event, ProjectUpdated):
             async with self.db.session() as session:
-                await repository.update_project(
+                await writes.update_project(
                     session, event.project, event.title, ",".join(event.networks)
                 )
-
-    async def on_audit(self, event: Event) -> None:
-        if isinstance(event, AuditRecorded):
-            await self._audit.submit(event)  # written with its neighbours, then acked
-
-    async def keep_audit(self, event: AuditRecorded) -> None:
-        """A record of this process (or of every service, in ``giftcloud up``): committed
-        with its neighbours before the access it records is answered."""
-        await self._audit.submit(event)
-
-    async def _add_audit(self, events: list[AuditRecorded]) -> None:
-        async with self.db.session() as session:
-            await repository.add_audit(session, events)
 
     async def _add_instances(self, events: list[InstancesArchived]) -> None:
         """Record a batch of archived instances; should the batch fail on what an instance
@@ -85,7 +65,7 @@ class CatalogueService:
         (it is rejected with the reason). Then say which are found now."""
         try:
             async with self.db.session() as session:
-                disagreeing = await repository.add_instances(session, events)
+                disagreeing = await writes.add_instances(session, events)
             recorded = events
         except DBAPIError as exc:
             if not _bad_data(exc):
@@ -122,7 +102,7 @@ class CatalogueService:
                 alone = event.model_copy(update={"instances": (instance,)})
                 try:
                     async with self.db.session() as session:
-                        disagreeing += await repository.add_instances(session, [alone])
+                        disagreeing += await writes.add_instances(session, [alone])
                 except DBAPIError as exc:
                     if not _bad_data(exc):
                         raise
@@ -169,65 +149,14 @@ class CatalogueService:
         networks = [n for n in found.networks.split(",") if n]
         return authorize(caller, project, roles, networks=networks, address=address)
 
-    async def audit_records(
-        self, project: str | None, filters: repository.AuditFilters, limit: int, offset: int
-    ) -> list[AuditRecord]:
-        async with self.db.session() as session:
-            return await repository.audit_records(session, project, filters, limit, offset)
-
     async def projects(self, caller: Principal) -> list[Project]:
         async with self.db.session() as session:
-            rows = await repository.projects(session)
+            rows = await reads.projects(session)
         return [p for p in rows if caller.role_on(p.name) is not None]
-
-    async def search(
-        self,
-        project: str,
-        query: Search,
-        study_uid: str | None = None,
-        series_uid: str | None = None,
-    ) -> tuple[list[Found], bool]:
-        async with self.db.session() as session:
-            return await repository.search(session, project, query, study_uid, series_uid)
-
-    async def pipeline(self, bus: Bus) -> dict[str, Any]:
-        """The pipeline at a glance, for admins: each queue's waiting and dead-lettered
-        messages (from the broker), instances archived in the last minute and hour, and
-        what waits in quarantine with the reason."""
-        queues = []
-        for name in QUEUES:
-            try:
-                waiting: int | None = await bus.depth(name)
-                dead: int | None = await bus.dead_letters(name)
-                problem = ""
-            except Exception as exc:  # a broker away is shown, not raised
-                waiting = dead = None
-                problem = f"the broker did not answer: {type(exc).__name__}"
-            queues.append(
-                {"queue": name, "waiting": waiting, "dead_letters": dead, "problem": problem}
-            )
-        async with self.db.session() as session:
-            flow = await repository.flow(session, datetime.now(UTC))
-        return {
-            "queues": queues,
-            "archived_last_minute": flow.last_minute,
-            "archived_last_hour": flow.last_hour,
-            "quarantined": flow.quarantined,
-            "latest_quarantined": [
-                {
-                    "project": q.project,
-                    "object": q.object_key,
-                    "reason": q.reason,
-                    "upload": q.upload,
-                    "at": q.occurred_at.isoformat(),
-                }
-                for q in flow.latest_quarantined
-            ],
-        }
 
     async def studies_of(self, project: str, subject: str) -> list[Study]:
         async with self.db.session() as session:
-            return await repository.studies_of(session, project, subject)
+            return await reads.studies_of(session, project, subject)
 
     async def entries(
         self,
@@ -237,7 +166,7 @@ class CatalogueService:
         series_uid: str | None = None,
     ) -> list[Entry]:
         async with self.db.session() as session:
-            return await repository.entries(session, project, subject, study_uid, series_uid)
+            return await reads.entries(session, project, subject, study_uid, series_uid)
 
     async def metadata_json(
         self,
@@ -250,33 +179,29 @@ class CatalogueService:
         with every BulkDataURI made absolute on the public URL, and how many; None when
         there are none."""
         async with self.db.session() as session:
-            found = await repository.metadata_texts(
-                session, project, study_uid, series_uid, sop_uid
-            )
+            found = await reads.metadata_texts(session, project, study_uid, series_uid, sop_uid)
         if not found:
             return None
         root = self.settings.public_url.rstrip("/")
         parts = []
-        for attributes, legacy in found:
-            if attributes is None and legacy is not None:
-                attributes = json.dumps(await self.metadata(legacy))
+        for attributes in found:
             # a value cannot hold this text unescaped: only the URIs themselves match
             parts.append(str(attributes).replace('"BulkDataURI": "/', f'"BulkDataURI": "{root}/'))
         return f"[{','.join(parts)}]".encode(), len(parts)
 
     async def instances(self, project: str, **filters: Any) -> list[Instance]:
         async with self.db.session() as session:
-            return await repository.instances_of(session, project, **filters)
+            return await reads.instances_of(session, project, **filters)
 
     async def middle_instance(
         self, project: str, study: str, series: str | None = None
     ) -> Instance | None:
         async with self.db.session() as session:
-            return await repository.middle_instance(session, project, study, series)
+            return await reads.middle_instance(session, project, study, series)
 
     async def subjects(self, project: str) -> list[tuple[str, int]]:
         async with self.db.session() as session:
-            return await repository.subjects(session, project)
+            return await reads.subjects(session, project)
 
     async def instance(self, project: str, study: str, series: str, sop: str) -> Instance:
         found = await self.instances(project, study_uid=study, series_uid=series, sop_uid=sop)
@@ -288,55 +213,6 @@ class CatalogueService:
 
     async def file(self, instance: Instance) -> bytes:
         return await self.store.get(self.archive, instance.object_key)
-
-    async def metadata(self, instance: Instance) -> dict[str, Any]:
-        """The instance's DICOM JSON: from the catalogue, or (archived before it moved there,
-        and not moved yet) from the archive."""
-        if instance.attributes is not None:
-            return instance.attributes
-        if not instance.metadata_key:  # announced without metadata (an older archive)
-            return {}
-        data: dict[str, Any] = json.loads(await self.store.get(self.archive, instance.metadata_key))
-        return data
-
-    async def move_metadata(self, batch: int = 200) -> int:
-        """Move the metadata of instances archived before it lived in the catalogue: into
-        each instance's row (and its study's and series' attributes where still empty), then
-        the object goes from the archive. Safe to repeat and to run in several processes.
-        How many were moved."""
-        moved = 0
-        while True:
-            async with self.db.session() as session:
-                rows = await repository.unmoved(session, batch)
-            if not rows:
-                return moved
-            found: list[tuple[Instance, dict[str, Any]]] = []
-            for row in rows:
-                try:
-                    found.append(
-                        (row, json.loads(await self.store.get(self.archive, row.metadata_key)))
-                    )
-                except (ObjectNotFound, ValueError):  # gone, or not JSON: an empty one says so
-                    log.warning("metadata of %s lost before it moved in", row.sop_uid)
-                    found.append((row, {}))
-            async with self.db.session() as session:
-                await repository.set_metadata(session, found)
-            for row, _ in found:
-                await self.store.delete(self.archive, row.metadata_key)
-            moved += len(found)
-
-    async def keep_moving_metadata(self) -> None:
-        """At the start, until every instance's metadata is in the catalogue."""
-        while True:
-            try:
-                moved = await self.move_metadata()
-            except Exception:
-                log.exception("moving metadata into the catalogue failed; again in a minute")
-                await asyncio.sleep(60)
-                continue
-            if moved:
-                log.info("moved the metadata of %d instance(s) into the catalogue", moved)
-            return
 
 
 def _bad_data(exc: DBAPIError) -> bool:

@@ -12,10 +12,10 @@ from typing import Any
 
 from giftcloud_core.db import Database
 from giftcloud_core.errors import ObjectNotFound
-from giftcloud_core.metadata import bulk_uri, describe
 from giftcloud_core.storage import ObjectStore
+from giftcloud_dicom.metadata import bulk_uri, describe
 
-from giftcloud_api import repository
+from giftcloud_api.catalogue import reads, writes
 from giftcloud_api.models import Instance
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ async def settle(
             continue
         if hashlib.sha256(data).hexdigest() == row["sha256"]:
             async with db.session() as session:
-                await repository.replace_instance(session, row)
+                await writes.replace_instance(session, row)
             log.warning("%s: the catalogue now describes the copy archived", row["sop_uid"])
 
 
@@ -52,7 +52,7 @@ async def repair(
     after = ("", "")
     while True:
         async with db.session() as session:
-            rows = await repository.instance_page(session, project, after, 200)
+            rows = await reads.instance_page(session, project, after, 200)
         if not rows:
             return counts
         after = (rows[-1].project, rows[-1].sop_uid)
@@ -88,4 +88,4 @@ async def _describe_again(
         "attributes": attributes,
     }
     async with db.session() as session:
-        return int(await repository.replace_instance(session, fixed))
+        return int(await writes.replace_instance(session, fixed))

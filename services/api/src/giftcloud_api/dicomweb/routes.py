@@ -2,119 +2,32 @@
 
 import asyncio
 import re
-import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from giftcloud_core.access import Auditor, request_address
-from giftcloud_core.errors import BadRequest, NotAcceptable, NotFound
-from giftcloud_core.tokens import Principal
+from giftcloud_core.access import Auditor
+from giftcloud_core.errors import BadRequest, NotFound
 from pydantic import BaseModel, Field
 from pydicom.dataset import Dataset
 
-from giftcloud_api import pixels
-from giftcloud_api.downloads import filename, zip_of, zip_response
-from giftcloud_api.models import Instance
-from giftcloud_api.qido import (
-    LEVELS,
-    RETURN_KEYS,
-    WARNING_CUT,
-    Level,
-    Search,
-    element,
-    empty,
-    kept,
-    level_of,
-    parse,
+from giftcloud_api.access import Gates
+from giftcloud_api.catalogue.downloads import filename, zip_of, zip_response
+from giftcloud_api.catalogue.levels import Level
+from giftcloud_api.catalogue.service import CatalogueService
+from giftcloud_api.dicomweb import rendering as pixels
+from giftcloud_api.dicomweb.negotiation import (
+    DICOM_JSON,
+    frames_wanted,
+    multipart,
+    negotiate,
+    parts_of,
 )
-from giftcloud_api.repository import Found
-from giftcloud_api.service import CatalogueService
-
-DICOM_JSON = "application/dicom+json"
-
-
-class _Values:
-    """The attributes of one result, looked up where the catalogue keeps them."""
-
-    def __init__(self, found: Found, level: Level, root: str) -> None:
-        study, series, instance = found.study, found.series, found.instance
-        self.level = level
-        url = f"{root}/studies/{study.study_uid}"
-        known: dict[str, dict[str, Any]] = {
-            "00080056": element("CS", "ONLINE"),
-            "0020000D": element("UI", study.study_uid),
-            "00080061": element("CS", list(study.modalities)),
-            "00201206": element("IS", study.series_count),
-            "00201208": element("IS", study.instance_count),
-            "00100020": study.attributes.get("00100020") or element("LO", study.subject),
-        }
-        # what the catalogue's own columns hold (before an instance's metadata moved in)
-        self.columns: dict[str, tuple[str, Any]] = {
-            "00080020": ("DA", study.study_date),
-            "00081030": ("LO", study.description),
-        }
-        self.sources = [study.attributes]
-        if series is not None:
-            known["0020000E"] = element("UI", series.series_uid)
-            known["00201209"] = element("IS", series.instance_count)
-            self.sources.insert(0, series.attributes)
-            self.columns["00080060"] = ("CS", series.modality)
-            self.columns["0008103E"] = ("LO", series.description)
-            self.columns["00200011"] = ("IS", series.number)
-            if level != "study":
-                url += f"/series/{series.series_uid}"
-        if instance is not None:
-            known["00080018"] = element("UI", instance.sop_uid)
-            known["00080016"] = element("UI", instance.sop_class_uid)
-            if instance.attributes:
-                self.sources.insert(0, instance.attributes)
-            self.columns["00200013"] = ("IS", instance.number)
-            if level == "instance":
-                url += f"/instances/{instance.sop_uid}"
-        known["00081190"] = element("UR", url)
-        self.known = known
-
-    def __call__(self, tag: str) -> dict[str, Any]:
-        value = self.known.get(tag)
-        if value is not None:
-            return value
-        if LEVELS.index(level_of(tag)) > LEVELS.index(self.level):
-            return empty(tag)  # a study has many series: a series attribute has no one value
-        for attributes in self.sources:
-            found: dict[str, Any] | None = attributes.get(tag)
-            if found is not None:
-                bulk = "BulkDataURI" in found or "InlineBinary" in found
-                return empty(tag) if bulk else found
-        column = self.columns.get(tag)
-        if column is not None and column[1] not in (None, ""):
-            return element(*column)
-        return empty(tag)
-
-
-def _tags(search: Search, parents: tuple[Level, ...]) -> set[str]:
-    """The attributes every result of a search carries: the required ones of its level (and
-    of the parent levels a search across them returns) and what ``includefield`` named."""
-    tags = set(RETURN_KEYS[search.level]) | search.include
-    for parent in parents:
-        tags |= set(RETURN_KEYS[parent])
-    return tags
-
-
-def _result(found: Found, search: Search, tags: set[str], root: str) -> dict[str, Any]:
-    """A result's DICOM JSON: ``tags``, and every attribute kept for ``includefield=all``."""
-    if search.include_all:
-        tags = set(tags)
-        for attributes in (
-            found.study.attributes,
-            found.series.attributes if found.series and search.level != "study" else {},
-            (found.instance.attributes or {}) if found.instance else {},
-        ):
-            tags |= set(kept(attributes))
-    value = _Values(found, search.level, root)
-    return {tag: value(tag) for tag in sorted(tags)}
+from giftcloud_api.dicomweb.params import WARNING_CUT, parse
+from giftcloud_api.dicomweb.results import result, tags_of
+from giftcloud_api.dicomweb.search import find
+from giftcloud_api.models import Instance
 
 
 class _QidoParams(BaseModel):
@@ -132,125 +45,9 @@ class _QidoParams(BaseModel):
 QidoParams = Annotated[_QidoParams, Query()]
 
 
-def _media_ranges(accept: str) -> list[tuple[str, dict[str, str]]]:
-    """An Accept header's media ranges, most preferred first (by q, then as written)."""
-    ranges = []
-    for item in accept.split(","):
-        media, *params = (part.strip() for part in item.split(";"))
-        values = {}
-        for param in params:
-            key, _, value = param.partition("=")
-            values[key.strip().lower()] = value.strip().strip('"')
-        if media:
-            ranges.append((media.lower(), values))
-
-    def weight(entry: tuple[str, dict[str, str]]) -> float:
-        try:
-            return -float(entry[1].get("q", "1"))
-        except ValueError:
-            return 0.0
-
-    return sorted(ranges, key=weight) or [("*/*", {})]
-
-
-def negotiate(accept: str, instances: list[Instance], single: bool) -> str:
-    """How to send instances as PS3.18 §8.7.3 asks: 'multipart', 'bare' (one instance,
-    ``Accept: application/dicom``) or 'zip' (a study or series, ``Accept: application/zip``). They go as stored: a transfer syntax other than each
-    one's own (or ``*``) cannot be met (406, with the reason)."""
-    stored = sorted({i.transfer_syntax_uid for i in instances if i.transfer_syntax_uid})
-    asked = []
-    for media, params in _media_ranges(accept):
-        if media == "application/zip" and not single:
-            return "zip"  # the instances as stored, in a zip (PS3.18 §8.7.3.5.3)
-        if media not in ("*/*", "multipart/*", "multipart/related", "application/dicom"):
-            continue
-        if media == "multipart/related" and params.get("type", "application/dicom") not in (
-            "application/dicom",
-            "*/*",
-        ):
-            continue
-        syntax = params.get("transfer-syntax", "*")
-        asked.append(syntax)
-        if syntax != "*" and stored != [syntax]:
-            continue
-        return "bare" if media == "application/dicom" and single else "multipart"
-    if asked:
-        raise NotAcceptable(
-            f"instances are returned as stored (transfer syntax {', '.join(stored) or 'unknown'};"
-            f" ask for transfer-syntax=* or that); transcoding to {', '.join(asked)} is not offered"
-        )
-    raise NotAcceptable(
-        'WADO-RS returns DICOM instances here: Accept multipart/related; type="application/dicom"'
-        " (or application/dicom for one instance, application/zip for a study or series)"
-    )
-
-
-def _parts(chunks: list[bytes], media_type: str, part_type: str) -> Response:
-    """A multipart/related answer of ``chunks``, each of ``part_type``."""
-    boundary = uuid.uuid4().hex
-    body = bytearray()
-    for chunk in chunks:
-        body += (
-            f"--{boundary}\r\nContent-Type: {part_type}\r\nContent-Length: {len(chunk)}\r\n\r\n"
-        ).encode()
-        body += chunk + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    return Response(
-        bytes(body), media_type=f'multipart/related; type="{media_type}"; boundary={boundary}'
-    )
-
-
-def frames_wanted(accept: str, stored_type: str, stored_syntax: str) -> str:
-    """'stored' or 'decoded': what the Accept header of a frames request can be met with.
-    Frames go as stored; a client asking for application/octet-stream of a compressed
-    instance gets them decoded. Anything else is 406 with the reason."""
-    for media, params in _media_ranges(accept):
-        kind = (
-            params.get("type", "application/octet-stream")
-            if media == "multipart/related"
-            else media
-        )
-        syntax = params.get("transfer-syntax", "*")
-        if kind in ("*/*", "multipart/*"):
-            return "stored"
-        if kind == stored_type and syntax in ("*", stored_syntax):
-            return "stored"
-        if kind == "application/octet-stream" and syntax in ("*", pixels.UNCOMPRESSED):
-            return "decoded"
-    raise NotAcceptable(
-        f"frames of this instance are {stored_type} (transfer syntax {stored_syntax}),"
-        " or application/octet-stream decoded"
-    )
-
-
-async def _multipart(instances: list[Instance], service: CatalogueService) -> StreamingResponse:
-    boundary = uuid.uuid4().hex
-
-    async def parts() -> AsyncIterator[bytes]:
-        for instance in instances:
-            data = await service.file(instance)
-            yield (
-                f"--{boundary}\r\nContent-Type: application/dicom\r\n"
-                f"Content-Length: {len(data)}\r\n\r\n"
-            ).encode()
-            yield data
-            yield b"\r\n"
-        yield f"--{boundary}--\r\n".encode()
-
-    return StreamingResponse(
-        parts(), media_type=f'multipart/related; type="application/dicom"; boundary={boundary}'
-    )
-
-
-def build_router(service: CatalogueService, current: Any, audit: Auditor) -> APIRouter:
+def build_router(service: CatalogueService, gates: Gates, audit: Auditor) -> APIRouter:
     router = APIRouter(prefix="/dicomweb/{project}", tags=["dicomweb"])
     renderings = pixels.RenderCache()
-
-    async def reader(
-        project: str, request: Request, caller: Annotated[Principal, Depends(current)]
-    ) -> str:
-        await service.check(project, caller, request_address(request))
-        return project
 
     async def record(request: Request, project: str, action: str, detail: str = "") -> None:
         """Every search and retrieval is in the audit before its answer goes out."""
@@ -259,7 +56,7 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
             request, action, project=project, target=request.url.path + query, detail=detail
         )
 
-    Project = Annotated[str, Depends(reader)]
+    Project = Annotated[str, Depends(gates.project())]
 
     # links in answers (RetrieveURL, BulkDataURI) are built on the address people use, as
     # STOW-RS's are: a Host header can lie (dicomweb-client drops the port from it)
@@ -279,12 +76,12 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         query = parse(
             list(request.query_params.multi_items()), level, service.settings.api.qido_max_limit
         )
-        found, more = await service.search(project, query, study, series)
+        found, more = await find(service.db, project, query, study, series)
         await record(request, project, "dicomweb.search", f"{len(found)} {level} result(s)")
         root = base(request, project)
         headers = {"Warning": WARNING_CUT} if more and query.capped else None
-        tags = _tags(query, parents)
-        body = orjson.dumps([_result(f, query, tags, root) for f in found])
+        tags = tags_of(query, parents)
+        body = orjson.dumps([result(f, query, tags, root) for f in found])
         return Response(body, media_type=DICOM_JSON, headers=headers)
 
     @router.get("/studies")
@@ -342,7 +139,7 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         await record(request, project, "dicomweb.retrieve", f"{len(found)} instance(s), {how}")
         if how == "zip":
             return await _zip(project, study)
-        return await _multipart(found, service)
+        return await multipart(found, service)
 
     @router.get("/studies/{study}/series/{series}")
     async def retrieve_series(
@@ -356,7 +153,7 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         await record(request, project, "dicomweb.retrieve", f"{len(found)} instance(s), {how}")
         if how == "zip":
             return await _zip(project, study, series)
-        return await _multipart(found, service)
+        return await multipart(found, service)
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}")
     async def retrieve_instance(
@@ -368,7 +165,7 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         await record(request, project, "dicomweb.retrieve", "1 instance")
         if how == "bare":
             return Response(await service.file(instance), media_type="application/dicom")
-        return await _multipart([instance], service)
+        return await multipart([instance], service)
 
     async def metadata(
         request: Request,
@@ -432,7 +229,7 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
             stored = await asyncio.to_thread(pixels.decoded_frames, ds, wanted)
         await record(request, project, "dicomweb.retrieve", f"{len(wanted)} frame(s)")
         part = f"{stored.media_type}; transfer-syntax={stored.transfer_syntax}"
-        return _parts(stored.frames, stored.media_type, part)
+        return parts_of(stored.frames, stored.media_type, part)
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}/bulk/{tag}")
     async def retrieve_bulk(
@@ -447,9 +244,9 @@ def build_router(service: CatalogueService, current: Any, audit: Auditor) -> API
         if tag.upper() in ("7FE00010", "7FE00008", "7FE00009"):
             every = await asyncio.to_thread(pixels.frames, ds)
             part = f"{every.media_type}; transfer-syntax={every.transfer_syntax}"
-            return _parts(every.frames, every.media_type, part)
+            return parts_of(every.frames, every.media_type, part)
         value = pixels.bulk(ds, tag)
-        return _parts([value], "application/octet-stream", "application/octet-stream")
+        return parts_of([value], "application/octet-stream", "application/octet-stream")
 
     async def _rendered(
         request: Request,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 
-from giftcloud_core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser
 
@@ -22,6 +22,29 @@ _MAX_PREAMBLE = 64 * 1024
 #: a part being received is held in memory up to this, and on disk (a temporary file)
 #: beyond: a slow or stalled upload of a large instance holds no memory for it
 SPOOL_BYTES = 4 * 1024 * 1024
+
+
+class MultipartError(ValueError):
+    """A body that is not the multipart/related it should be; ``status`` is the HTTP status
+    that says so (400 malformed, 413 too many parts, 415 not the media type taken)."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(MultipartError):
+    status = 400
+
+
+class PayloadTooLarge(MultipartError):
+    status = 413
+
+
+class UnsupportedMediaType(MultipartError):
+    status = 415
 
 
 @dataclass(frozen=True)
@@ -200,3 +223,15 @@ class PartReader:
 
     def _end(self) -> None:
         self._ended = True
+
+
+def related(parts: list[bytes], part_type: str = "application/dicom") -> tuple[bytes, str]:
+    """A multipart/related body of ``parts`` (each of ``part_type``) and its Content-Type."""
+    boundary = uuid.uuid4().hex
+    body = bytearray()
+    for data in parts:
+        body += f"--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode()
+        body += data
+        body += b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return bytes(body), f'multipart/related; type="{part_type}"; boundary={boundary}'

@@ -13,11 +13,8 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
@@ -25,118 +22,26 @@ from giftcloud_core.access import over_tls, request_address, safe_next
 from giftcloud_core.app import ACCESS_COOKIE, Runtime, audit_refusal, csrf_cookie
 from giftcloud_core.errors import BadRequest, Forbidden, GiftcloudError, NotFound, Unauthorized
 from giftcloud_core.signin import failure_message
-from giftcloud_core.tokens import READ_ROLES, WRITE_ROLES, Principal, TokenVerifier
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from giftcloud_core.tokens import READ_ROLES, WRITE_ROLES, TokenVerifier
 from starlette.exceptions import HTTPException
 
-from giftcloud_api import repository
+from giftcloud_api.catalogue import reads
+from giftcloud_api.catalogue.pipeline import pipeline as pipeline_status
+from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.models import Project, Series, Study
-from giftcloud_api.routes import DICOMWEB_STEPS, FIRST_STEPS
-from giftcloud_api.service import CatalogueService
-
-HERE = Path(__file__).parent
-STATIC = HERE / "static"
-PAGE_SIZE = 50
-_MODALITY = re.compile(r"[A-Z0-9]{1,16}")
-_UID = re.compile(r"[0-9.]{1,64}")
-#: what the sign-in page says for each reason auth sends a browser back
-_STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".txt": "text/plain"}
-
-
-def human_size(size: int) -> str:
-    """``1234567`` → ``1.2 MB`` (decimal units, as browsers and file managers show them)."""
-    if size < 1000:
-        return f"{size} bytes"
-    value = float(size)
-    for unit in ("KB", "MB", "GB"):
-        value /= 1000
-        if value < 1000:
-            return f"{value:.1f} {unit}"
-    return f"{value / 1000:.1f} TB"
-
-
-def dicom_date(text: str) -> str:
-    """``20240131`` → ``2024-01-31`` (as it came when it is not a date)."""
-    if re.fullmatch(r"\d{8}", text):
-        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
-    return text
-
-
-def _date_param(text: str) -> str:
-    """A date from the page's filter (``YYYY-MM-DD``) as DICOM writes it; '' for none."""
-    if not text:
-        return ""
-    try:
-        return date.fromisoformat(text[:10]).strftime("%Y%m%d")
-    except ValueError:
-        raise BadRequest(f"{text[:20]!r} is not a date (YYYY-MM-DD)") from None
-
-
-class _GoTo(Exception):
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.url = url
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """Who looks at a page, and what they may do."""
-
-    principal: Principal
-
-    @property
-    def name(self) -> str:
-        return self.principal.name
-
-    @property
-    def is_admin(self) -> bool:
-        return self.principal.is_admin
-
-    @property
-    def may_create(self) -> bool:
-        return self.principal.may_create_projects
-
-    def role(self, project: str) -> str | None:
-        return self.principal.role_on(project)
-
-    def may_write(self, project: str) -> bool:
-        return self.principal.role_on(project) in WRITE_ROLES
-
-    def owns(self, project: str) -> bool:
-        return self.principal.role_on(project) == "owner"
-
-
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(HERE / "templates"),
-        autoescape=select_autoescape(default=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["size"] = human_size
-    env.filters["dicom_date"] = dicom_date
-    env.filters["q"] = lambda value: quote(str(value), safe="")
-    return env
-
-
-ENV = _environment()
-
-
-def start_context(services: list[str], base_url: str) -> dict[str, Any]:
-    """What the getting-started page shows: the README's first steps, on this server."""
-    return {
-        "services": services,
-        "first_steps": FIRST_STEPS,
-        "dicomweb": DICOMWEB_STEPS.replace("http://127.0.0.1:8000", base_url),
-        "elsewhere": "" if base_url == "http://127.0.0.1:8000" else base_url,
-    }
-
-
-def render(template: str, **context: Any) -> str:
-    context.setdefault("viewer", None)
-    context.setdefault("csrf", "")
-    context.setdefault("here", "/")
-    return ENV.get_template(template).render(**context)
+from giftcloud_api.web import queries
+from giftcloud_api.web.views import (
+    MODALITY,
+    PAGE_SIZE,
+    STATIC,
+    STATIC_TYPES,
+    UID_PATTERN,
+    GoTo,
+    Viewer,
+    date_param,
+    render,
+    start_context,
+)
 
 
 def build_router(service: CatalogueService, runtime: Runtime, services: list[str]) -> APIRouter:
@@ -155,11 +60,11 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         token = request.cookies.get(ACCESS_COOKIE, "")
         renew = f"/auth/session/renew?{urlencode({'next': here(request)})}"
         if not token:
-            raise _GoTo(renew)
+            raise GoTo(renew)
         try:
             principal = await verifier().verify(token)
         except Unauthorized:
-            raise _GoTo(renew) from None
+            raise GoTo(renew) from None
         request.state.principal = principal
         return Viewer(principal)
 
@@ -212,7 +117,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
             viewer = await signed_in(request)
             result: Response = await build(viewer)
             return result
-        except _GoTo as go:
+        except GoTo as go:
             return RedirectResponse(go.url, status_code=303)
         except GiftcloudError as exc:
             await audit_refusal(audit, request, exc)  # as the API's refusals are
@@ -236,7 +141,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         async def build(viewer: Viewer) -> Response:
             rows = await service.projects(viewer.principal)
             async with service.db.session() as session:
-                counts = await repository.summaries(session, [p.name for p in rows])
+                counts = await queries.summaries(session, [p.name for p in rows])
             return page(
                 request,
                 "projects.html",
@@ -280,24 +185,24 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
 
         async def build(viewer: Viewer) -> Response:
             await project_for(request, viewer, project)
-            if modality and not _MODALITY.fullmatch(modality):
+            if modality and not MODALITY.fullmatch(modality):
                 raise BadRequest(f"{modality[:20]!r} is not a modality (CT, MR, ...)")
             number = int(page_number) if page_number.isdigit() and len(page_number) < 8 else 0
             if number < 1:
                 raise BadRequest(f"page {page_number[:12]!r}: pages are numbered from 1")
-            chosen = repository.StudyFilter(
-                subject[:64].strip(), _date_param(date_from), _date_param(date_to), modality
+            chosen = queries.StudyFilter(
+                subject[:64].strip(), date_param(date_from), date_param(date_to), modality
             )
             offset = (number - 1) * PAGE_SIZE
             async with service.db.session() as session:
-                studies, total = await repository.browse_studies(
+                studies, total = await queries.browse_studies(
                     session, project, chosen, PAGE_SIZE, offset
                 )
-                counts = (await repository.summaries(session, [project]))[project]
-                subject_sizes = await repository.subject_sizes(
+                counts = (await queries.summaries(session, [project]))[project]
+                subject_sizes = await queries.subject_sizes(
                     session, project, sorted({s.subject for s in studies})
                 )
-                found_modalities = await repository.modalities(session, project)
+                found_modalities = await queries.modalities(session, project)
                 described = await session.get(Project, project)
             pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
             filters = {
@@ -335,14 +240,14 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
 
         async def build(viewer: Viewer) -> Response:
             await project_for(request, viewer, project)
-            if not _UID.fullmatch(study):
+            if not UID_PATTERN.fullmatch(study):
                 raise NotFound(f"no study {study[:64]!r} in project {project!r}")
             async with service.db.session() as session:
                 found = await session.get(Study, (project, study))
                 if found is None:
                     raise NotFound(f"no study {study} in project {project!r}")
-                series = await repository.series_of(session, project, study)
-                sizes = await repository.series_sizes(session, project, study)
+                series = await reads.series_of(session, project, study)
+                sizes = await queries.series_sizes(session, project, study)
                 study_size = sum(sizes.values())
             return page(
                 request,
@@ -363,10 +268,10 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
 
         async def build(viewer: Viewer) -> Response:
             await project_for(request, viewer, project)
-            if not (_UID.fullmatch(study) and _UID.fullmatch(series)):
+            if not (UID_PATTERN.fullmatch(study) and UID_PATTERN.fullmatch(series)):
                 raise NotFound(f"no series {series[:64]!r} in project {project!r}")
             async with service.db.session() as session:
-                instances = await repository.frame_counts(session, project, study, series)
+                instances = await reads.frame_counts(session, project, study, series)
                 described = await session.get(Series, (project, series))
             if not instances or described is None or described.study_uid != study:
                 raise NotFound(f"no series {series} of study {study} in project {project!r}")
@@ -410,7 +315,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         async def build(viewer: Viewer) -> Response:
             if not viewer.is_admin:
                 raise Forbidden("the admin pages are for admins")
-            pipeline = await service.pipeline(runtime.bus)
+            pipeline = await pipeline_status(service.db, runtime.bus)
             return page(request, "admin.html", viewer, pipeline=pipeline)
 
         return await shown(request, build)
@@ -422,7 +327,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
             raise HTTPException(404, "Not Found")
         return FileResponse(
             path,
-            media_type=_STATIC_TYPES[path.suffix],
+            media_type=STATIC_TYPES[path.suffix],
             headers={"Cache-Control": "public, max-age=300"},
         )
 

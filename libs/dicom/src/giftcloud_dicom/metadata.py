@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydicom
-from giftcloud_deid.quiet import quiet
-from giftcloud_deid.raw import transfer_syntax_of, undeflate
 from pydicom.dataelem import DataElement
+
+from giftcloud_dicom.part10 import transfer_syntax_of, undeflate
+from giftcloud_dicom.quiet import quiet
 
 PIXEL_TAGS = {"7FE00010", "7FE00008", "7FE00009"}
 

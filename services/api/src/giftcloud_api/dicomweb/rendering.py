@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pydicom
 from giftcloud_core.errors import BadRequest, NotAcceptable, NotFound
-from giftcloud_deid.quiet import quiet
-from giftcloud_deid.raw import undeflate
+from giftcloud_dicom.part10 import undeflate
+from giftcloud_dicom.quiet import quiet
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames

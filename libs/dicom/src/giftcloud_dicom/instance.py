@@ -7,22 +7,23 @@ import threading
 from dataclasses import dataclass
 
 import pydicom
-from giftcloud_deid.quiet import quiet
-from giftcloud_deid.raw import (
-    DEFAULT_MAX_INFLATED,
-    InflateLimit,
-    Malformed,
-    is_deflated,
-    transfer_syntax_of,
-    undeflate,
-)
-from giftcloud_deid.uid import uid_problem
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
+
+from giftcloud_dicom.part10 import (
+    DEFAULT_MAX_INFLATED,
+    InflateLimit,
+    is_deflated,
+    transfer_syntax_of,
+    undeflate,
+)
+from giftcloud_dicom.quiet import quiet
+from giftcloud_dicom.raw import Malformed
+from giftcloud_dicom.uid import uid_problem
 
 #: PS3.18 / PS3.7 failure reasons used in STOW-RS responses
 CANNOT_UNDERSTAND = 0xC000

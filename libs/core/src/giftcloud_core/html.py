@@ -1,0 +1,19 @@
+"""One way to render HTML in giftcloud: Jinja, autoescaped, every page on one base
+(``templates/base.html`` here: the bar, the stylesheet the api serves at /static). A
+service's own templates come first, then the base."""
+
+from pathlib import Path
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+
+BASE = Path(__file__).parent / "templates"
+
+
+def environment(templates: Path) -> Environment:
+    """The Jinja environment of a service whose pages are in ``templates``."""
+    return Environment(
+        loader=ChoiceLoader([FileSystemLoader(templates), FileSystemLoader(BASE)]),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )

@@ -1,0 +1,1 @@
+"""The site's audit trail, kept by api."""

@@ -1,0 +1,1 @@
+"""The catalogue: project → subject → study → series → instance, as archive announced them."""

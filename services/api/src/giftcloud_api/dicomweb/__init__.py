@@ -1,0 +1,1 @@
+"""DICOMweb (PS3.18): QIDO-RS parameters and SQL, results, negotiation, WADO-RS, rendering."""

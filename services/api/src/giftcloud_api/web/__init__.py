@@ -1,0 +1,1 @@
+"""The web interface: server-rendered pages (Jinja) over the catalogue."""
