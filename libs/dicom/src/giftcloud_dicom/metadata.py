@@ -10,7 +10,8 @@ from typing import Any
 import pydicom
 from pydicom.dataelem import DataElement
 
-from giftcloud_dicom.part10 import transfer_syntax_of, undeflate
+from giftcloud_dicom.fast_json import fast_json
+from giftcloud_dicom.part10 import is_deflated, open_part10, transfer_syntax_of, undeflate
 from giftcloud_dicom.quiet import quiet
 
 PIXEL_TAGS = {"7FE00010", "7FE00008", "7FE00009"}
@@ -58,8 +59,54 @@ def _without_nul(value: Any) -> Any:
 def describe(data: bytes, bulk_uri: str, max_inflated: int) -> tuple[dict[str, Any], Summary]:
     """The instance's DICOM JSON (bulk data as BulkDataURIs under ``bulk_uri``) and a summary.
 
-    A deflated instance is inflated as a stream, never past ``max_inflated`` bytes.
+    The common instance is read by the raw reader (:mod:`giftcloud_dicom.fast_json`),
+    anything else by pydicom; both make the same JSON. A deflated instance is inflated as a
+    stream, never past ``max_inflated`` bytes.
     """
+    fast = None if is_deflated(data) else _fast(data, bulk_uri)
+    if fast is not None:
+        return fast
+    return describe_with_pydicom(data, bulk_uri, max_inflated)
+
+
+def _fast(data: bytes, bulk_uri: str) -> tuple[dict[str, Any], Summary] | None:
+    try:
+        part = open_part10(data)
+        stored = transfer_syntax_of(data)
+    except (ValueError, KeyError):
+        return None
+    if part.syntax.implicit or not part.syntax.little or part.transfer_syntax != stored:
+        return None  # implicit, big-endian, or not encoded as its meta says: pydicom's
+    metadata = fast_json(part.buf, part.start, part.transfer_syntax, bulk_uri)
+    if metadata is None:
+        return None
+    values = {t: metadata.get(t, {}).get("Value", []) for t in _SUMMARY_TAGS}
+    if any(len(v) > 1 for v in values.values()):
+        return None  # a multi-valued one is summed up as pydicom prints it: pydicom's
+    first = {t: (v[0] if v else "") for t, v in values.items()}
+    for tag in PIXEL_TAGS & set(metadata):
+        metadata[tag] = {"vr": metadata[tag]["vr"], "BulkDataURI": f"{bulk_uri}/{tag}"}
+    metadata["00020010"] = {"vr": "UI", "Value": [part.transfer_syntax]}
+    summary = Summary(
+        modality=_text(first["00080060"]),
+        study_date=_text(first["00080020"]),
+        study_description=_text(first["00081030"]),
+        series_description=_text(first["0008103E"]),
+        series_number=_int(first["00200011"]) if first["00200011"] != "" else None,
+        instance_number=_int(first["00200013"]) if first["00200013"] != "" else None,
+        transfer_syntax_uid=part.transfer_syntax,
+    )
+    return _without_nul(metadata), summary
+
+
+#: Modality, StudyDate, StudyDescription, SeriesDescription, SeriesNumber, InstanceNumber
+_SUMMARY_TAGS = ("00080060", "00080020", "00081030", "0008103E", "00200011", "00200013")
+
+
+def describe_with_pydicom(
+    data: bytes, bulk_uri: str, max_inflated: int
+) -> tuple[dict[str, Any], Summary]:
+    """:func:`describe` by pydicom, for any instance."""
     with quiet():
         ds = pydicom.dcmread(io.BytesIO(undeflate(data, max_inflated=max_inflated)))
         stored_syntax = transfer_syntax_of(data)
