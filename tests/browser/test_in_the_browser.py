@@ -20,6 +20,7 @@ import numpy as np
 import pydicom
 import pytest
 from browser.conftest import ARTIFACTS, Tab
+from giftcloud_core.events import QUEUES
 from PIL import Image, ImageChops
 from pydicom.uid import SecondaryCaptureImageStorage
 from support.deployment import Deployment
@@ -128,15 +129,16 @@ def uploaded(
         admin.page.wait_for_selector("[data-upload][data-done=true]", timeout=180_000)
         status = admin.page.inner_text("[data-status]")
         refused = admin.page.inner_text("[data-refused]")
-        assert status == f"Done: {DICOM_FILES} instance(s) archived.", (status, refused)
+        assert status == f"Done: {DICOM_FILES} new instance(s) archived.", (status, refused)
         assert f"study-folder/notes.txt: {NOT_DICOM}" in refused, refused
         assert re.search(
             r"study-folder/other/screenshot\.dcm: (refused|rejected): .*BurnedInAnnotation", refused
         ), refused
         rows = admin.page.locator("[data-outcome] tbody tr").all_inner_texts()
         columns = [r.split("\t") for r in rows]
-        assert sum(int(c[2]) for c in columns) == DICOM_FILES, rows  # archived
-        assert sum(int(c[3]) for c in columns) == 0, rows  # pending
+        assert sum(int(c[2]) for c in columns) == DICOM_FILES, rows  # new, archived
+        assert sum(int(c[4]) for c in columns) == 0, rows  # pending
+        assert all(c[0].startswith("study-folder/") for c in columns), rows  # files, not ids
         assert admin.check("upload") == []
 
         admin.go(f"/projects/{PROJECT}")
@@ -297,6 +299,16 @@ def test_a_member_added_on_the_page_reads_only(
     tab.page.wait_for_function(
         "() => document.querySelector('[data-outcome]').textContent.includes('no user')"
     )
+    assert tab.page.locator("[data-member=admin] button").count() == 0  # not one's own row
+    assert tab.page.locator("[data-member=reader] button.secondary").count() == 1
+    # a partner without an account: an invitation by e-mail, a link to send
+    tab.page.fill("#invite-email", "partner@uni.example")
+    tab.page.select_option("#invite-role", "member")
+    tab.page.click("form[data-invite] button")
+    tab.page.wait_for_selector("[data-invite-url]")
+    assert "token=" in tab.page.inner_text("[data-invite-url]")
+    mail = tab.page.locator("[data-invitation] a").get_attribute("href") or ""
+    assert mail.startswith("mailto:partner%40uni.example?subject="), mail
     assert tab.check("members") == []
 
     reader = Tab(browser, deployment.url)
@@ -368,7 +380,7 @@ def test_an_admin_makes_disables_and_resets_accounts(uploaded: Uploaded) -> None
         " === 'active'"
     )
     queues = tab.page.locator("#pipeline tbody tr[data-queue]").count()
-    assert queues == 7, queues
+    assert queues == len(QUEUES), queues  # every consumer queue
     assert "Nothing waits in quarantine." in tab.page.inner_text("#pipeline")
     last_hour = int(tab.page.inner_text("[data-figure=last-hour]"))
     assert last_hour == DICOM_FILES, last_hour
@@ -487,7 +499,7 @@ def test_a_zip_dropped_on_the_upload_page_is_opened_and_sent(uploaded: Uploaded)
         base64.b64encode(buffer.getvalue()).decode(),
     )
     tab.page.wait_for_selector("[data-upload][data-done=true]", timeout=120_000)
-    assert tab.page.inner_text("[data-status]") == "Done: 2 instance(s) archived."
+    assert tab.page.inner_text("[data-status]") == "Done: 2 new instance(s) archived."
     refused = tab.page.inner_text("[data-refused]")
     assert refused == f"scans.zip/scans/readme.txt: {NOT_DICOM}"
     tab.go(f"/projects/{PROJECT}")
@@ -503,6 +515,69 @@ def test_a_batch_refused_whole_still_names_each_file(uploaded: Uploaded, tmp_pat
     tab.go(f"/projects/{PROJECT}/upload")
     tab.page.set_input_files("#files", str(bad))
     tab.page.wait_for_selector("[data-upload][data-done=true]", timeout=60_000)
-    assert tab.page.inner_text("[data-status]") == "Done: 0 instance(s) archived."
+    assert tab.page.inner_text("[data-status]") == "Done: 0 new instance(s) archived."
     refused = tab.page.inner_text("[data-refused]")
     assert refused.startswith("capture.dcm: refused: the image may carry burned-in text"), refused
+
+
+def test_the_same_files_sent_again_are_counted_once_and_every_upload_is_listed(
+    uploaded: Uploaded, tmp_path: Path
+) -> None:
+    """Sending the folder again says the instances were there already (the project holds
+    them once), names the batches by their files, and the uploads page lists every upload
+    with each refused file and its reason, the way out linked."""
+    folder = tmp_path / "study-folder"
+    write_folder(folder)
+    tab = uploaded.admin
+    tab.go(f"/projects/{PROJECT}/upload")
+    tab.page.set_input_files("#folder", str(folder))
+    tab.page.wait_for_selector("[data-upload][data-done=true]", timeout=180_000)
+    status = tab.page.inner_text("[data-status]")
+    assert status == (
+        f"Done: 0 new instance(s) archived, {DICOM_FILES} already in the project (sent before)."
+    ), status
+    rows = [r.split("\t") for r in tab.page.locator("[data-outcome] tbody tr").all_inner_texts()]
+    assert all(r[0].startswith("study-folder/") for r in rows), rows
+    assert sum(int(r[3]) for r in rows) == DICOM_FILES, rows  # sent before
+
+    tab.go(f"/projects/{PROJECT}/uploads")
+    tab.page.wait_for_selector("[data-uploads][data-loaded=true]", timeout=30_000)
+    tab.page.wait_for_function(
+        "() => ![...document.querySelectorAll('[data-upload-id] td:last-child')]"
+        ".some((td) => td.textContent === '…')",
+        timeout=30_000,
+    )
+    listed = tab.page.inner_text("[data-rows]")
+    assert "sent before" in listed, listed
+    assert "refused on arrival: the image may carry burned-in text" in listed, listed
+    assert tab.page.locator("[data-rows] a", has_text="Open the De-identification page").count()
+    assert tab.check("uploads") == []
+
+
+def test_an_owner_chooses_the_projects_de_identification_on_its_page(
+    uploaded: Uploaded, tmp_path: Path
+) -> None:
+    """The page shows the profile option by option (Clean Descriptors on by default) and the
+    burned-in attestations; an owner saves a choice, and the page says who attested."""
+    tab = uploaded.admin
+    tab.go(f"/projects/{PROJECT}")
+    tab.page.click("text=De-identification")
+    tab.page.wait_for_url(re.compile(".*/deidentification$"))
+    tab.page.wait_for_selector("#option-clean_descriptors")
+    assert tab.page.is_checked("#option-clean_descriptors")
+    assert not tab.page.is_checked("#attested-SC")
+    assert tab.check("deidentification") == []
+    tab.page.check("#attested-SC")
+    tab.page.click("text=Save")
+    tab.page.wait_for_selector("text=Saved: instances that arrive from now on")
+    assert f"Attested by {ADMIN[0]}" in tab.page.inner_text("[data-attestations]")
+    tab.page.reload()
+    tab.page.wait_for_selector("#attested-SC")
+    assert tab.page.is_checked("#attested-SC")
+    # and the screen capture the folder's upload was refused for now comes in as it is
+    tab.go(f"/projects/{PROJECT}/upload")
+    capture = tmp_path / "attested-capture.dcm"
+    capture.write_bytes(screen_capture(7, said_clean=False))
+    tab.page.set_input_files("#files", str(capture))
+    tab.page.wait_for_selector("[data-upload][data-done=true]", timeout=60_000)
+    assert tab.page.inner_text("[data-status]") == "Done: 1 new instance(s) archived."

@@ -381,7 +381,37 @@ def test_a_file_that_is_not_whole_is_refused_with_the_reason(
     [upload] = [u for u in dicom_uploads(deployment) if str(u["id"]) not in before]
     status = settled(deployment, str(upload["id"]))
     assert (status["accepted"], status["refused"], status["archived"]) == (0, 1, 0), status
+    [refusal] = status["refusals"]  # type: ignore[misc]
+    assert refusal["index"] == 0 and "StudyInstanceUID" in refusal["reason"], refusal
     assert 80_000 not in instance_numbers(deployment)
+
+
+def test_a_profile_refusal_reads_as_an_error_dcmtk_knows_and_is_listed_with_its_reason(
+    node: tuple[Deployment, int], tmp_path: Path
+) -> None:
+    """An ultrasound without BurnedInAnnotation between two good files, sent with --no-halt:
+    a Cxxx error (dcmtk: "Cannot understand", not "Unknown Status") whose ErrorComment keeps
+    the decisive words; the good files are archived; the upload names the refused one by its
+    place and SOP Instance UID, with the reason in full and its next step."""
+    deployment, port = node
+    paths = numbered(tmp_path / "mixed", 3, "76", first=81_000)
+    ds = pydicom.dcmread(paths[1])
+    ds.Modality = "US"
+    if "BurnedInAnnotation" in ds:
+        del ds.BurnedInAnnotation
+    ds.save_as(paths[1], enforce_file_format=True)
+    before = {str(u["id"]) for u in dicom_uploads(deployment)}
+    result = scu("storescu", port, AE, "-v", "--no-halt", *map(str, paths), calling="MIXED")
+    text = result.stdout + result.stderr
+    assert "Received Store Response (Error: CannotUnderstand)" in text, text
+    assert "Unknown Status" not in text, text
+    [upload] = [u for u in dicom_uploads(deployment) if str(u["id"]) not in before]
+    status = settled(deployment, str(upload["id"]))
+    assert (status["accepted"], status["refused"], status["archived"]) == (2, 1, 2), status
+    [refusal] = status["refusals"]  # type: ignore[misc]
+    assert refusal["index"] == 1 and refusal["sop_uid"] == ds.SOPInstanceUID, refusal
+    assert refusal["reason"].startswith("the image may carry burned-in text (modality US")
+    assert "Next step: a project owner attests" in refusal["reason"], refusal
 
 
 def test_kill_9_in_the_middle_of_an_association_loses_nothing_acknowledged(

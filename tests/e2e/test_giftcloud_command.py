@@ -180,7 +180,13 @@ def test_send_names_every_file_it_does_not_archive(
     recent = [line.split() for line in user.run("uploads", project).stdout.splitlines()]
     assert recent[0][:2] == ["UPLOAD", "CREATED"]
     details = [user.run("uploads", project, row[0]).stdout for row in recent[1:]]
-    assert any("rejected: instance" in d and "1-bit pixel data" in d for d in details), details
+    assert any("rejected: file" in d and "1-bit pixel data" in d for d in details), details
+    # what the site refused on arrival is listed too, by place and SOP Instance UID, with why
+    assert any(
+        line.startswith("refused: file ") and "burned-in text" in line and "Next step:" in line
+        for d in details
+        for line in d.splitlines()
+    ), details
     # a token for curl and DICOMweb clients
     bearer = user.run("token").stdout.strip()
     studies = httpx.get(

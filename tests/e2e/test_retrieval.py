@@ -165,7 +165,7 @@ def test_a_retrieval_by_accession_list_archives_each_study_de_identified(
         assert (query["expected"], query["moved"], query["archived"]) == (3, 3, 3), query
         assert query["rejected"] == 0 and query["failed"] == 0
         assert query["studies"][0]["state"] == "moved"
-        assert query["studies"][0]["remote_status"].startswith("0x0000")
+        assert query["studies"][0]["remote_status"] == "success (0x0000)"
     studies = qido(deployment, "studies", includefield="all")
     assert len(studies) == 2
     text = str(studies)

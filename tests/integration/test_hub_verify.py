@@ -10,7 +10,8 @@ from giftcloud_api.app import build as build_api
 from giftcloud_archive.app import build as build_archive
 from giftcloud_core.events import ProjectCreated
 from giftcloud_core.tokens import TokenSigner
-from giftcloud_deid import Deidentifier, ProjectKeys
+from giftcloud_deid import Deidentifier, Option, Profile, ProjectKeys
+from giftcloud_deid.rules import DEFAULT_OPTIONS
 from giftcloud_ingest.app import build as build_ingest
 from integration.conftest import eventually, running
 from integration.test_holes import hub, stow
@@ -31,9 +32,12 @@ async def test_a_hub_refuses_marked_files_that_carry_pid_and_keeps_what_a_site_m
     good = Deidentifier(ProjectKeys.derive(b"s" * 32, "central")).deidentify(
         synthetic_instance(patient_id="GOOD-1")
     )
-    # the reported file: every marker set, the MRN as the subject, PID in free text
+    # the reported file: every marker set, the MRN as the subject, PID in free text; made by
+    # a site whose profile removes descriptions, so the description planted in it is a
+    # finding (under Clean Descriptors the hub cannot tell a name in one: README)
+    without_descriptions = Profile(options=DEFAULT_OPTIONS - {Option.CLEAN_DESCRIPTORS})
     ds = read(
-        Deidentifier(ProjectKeys.derive(b"s" * 32, "central"))
+        Deidentifier(ProjectKeys.derive(b"s" * 32, "central"), without_descriptions)
         .deidentify(synthetic_instance(patient_id="BAD-1"))
         .data
     )

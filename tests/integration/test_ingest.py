@@ -7,7 +7,7 @@ import httpx
 import pytest
 from giftcloud.client import multipart_related, stow_reasons
 from giftcloud_core.app import Runtime
-from giftcloud_core.bundle import unpack
+from giftcloud_core.bundle import unpack, upload_of
 from giftcloud_core.events import InstancesReceived, ProjectCreated
 from giftcloud_ingest.app import build
 from giftcloud_ingest.receiving import bundles as ingest_bundles
@@ -379,7 +379,7 @@ async def test_senders_that_wait_for_each_answer_share_bundles(
     assert len(events) < 18 and len(set(names)) == 18  # shared, none twice
     for upload in uploads:
         upload_id = upload.result.upload_id
-        assert sum(ingest_bundles.upload_of(n) == upload_id for n in names) == 3
+        assert sum(upload_of(n) == upload_id for n in names) == 3
         result = await upload.finish()
         assert len(result.stored) == 3
         status = await upload.intake.records.status("proj", upload_id)

@@ -81,6 +81,8 @@ ACCESS = {
     ("POST", "/ingest/{project}/retrievals/{retrieval_id}/cancel"): "write",
     ("POST", "/ingest/{project}/retrievals/{retrieval_id}/resume"): "write",
     ("GET", "/anonymise/reidentify/{project}/{subject}"): "reidentifier",
+    ("GET", "/anonymise/projects/{project}/profile"): "read",
+    ("PUT", "/anonymise/projects/{project}/profile"): "owner",
     ("GET", "/api/projects"): "signed-in",
     ("GET", "/api/projects/{project}/subjects"): "read",
     ("GET", "/api/projects/{project}/download"): "read",

@@ -44,14 +44,17 @@ class Planter:
     def value(self, vr: str, where: str, tag: int, container: int = -1) -> str | None:
         self.count += 1
         n = self.count
+        # text markers count in letters: a run of digits reads as an ID or a date, which
+        # Clean Descriptors takes out of a description (a marker identifies no one)
+        code = _letters(n)
         if vr in ("CS", "AE"):
-            value = f"MKC{n:05d}"
+            value = f"MKC{code}"
         elif vr == "SH":
-            value = f"MKS{n:05d}X"
+            value = f"MKS{code}X"
         elif vr == "PN":
-            value = f"MKP{n:05d}^GIVEN{n:05d}"
+            value = f"MKP{code}^GIVEN{code}"
         elif vr in TEXT:
-            value = f"MKT{n:05d} free text marker"
+            value = f"MKT{code} free text marker"
         elif vr == "DA":
             value = (date(1901, 1, 1) + timedelta(days=n)).strftime("%Y%m%d")
         elif vr == "DT":
@@ -64,6 +67,15 @@ class Planter:
             return None  # numbers, ages and binary values cannot carry a findable marker
         self.markers.append(Marker(value, where, tag, vr, container))
         return value
+
+
+def _letters(n: int) -> str:
+    """``n`` in five capital letters (AAAAA, AAAAB, …): unique, fixed width, no digits."""
+    code = ""
+    for _ in range(5):
+        n, digit = divmod(n, 26)
+        code = chr(ord("A") + digit) + code
+    return code
 
 
 def _vr(tag: int) -> str:

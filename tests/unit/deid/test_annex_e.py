@@ -12,7 +12,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from giftcloud_deid import Deidentifier, Option, Profile, ProjectKeys, Rejected
-from giftcloud_deid.rules import CLEAN, KEEP, load_table, resolve, row_action
+from giftcloud_deid.rules import CLEAN, KEEP, descriptor_tags, load_table, resolve, row_action
 from pydicom.dataset import Dataset
 from support.dicom_files import pydicom_file, read, synthetic_instance, to_bytes
 from support.planting import Marker, plant
@@ -160,15 +160,17 @@ def test_no_marker_survives_the_default_profile(base: str) -> None:
         assert not any(e.tag.is_private for e in ds.iterall())
         assert not any(e.tag.group & 0xFF00 in (0x5000, 0x6000) for e in ds)
     codes = [item.CodeValue for item in ds.DeidentificationMethodCodeSequence]
-    assert codes == ["113100", "113107", "113108"]
+    assert codes == ["113100", "113105", "113107", "113108"]
     assert ds.LongitudinalTemporalInformationModified == "MODIFIED"
     assert "key " + KEYS.key_id in ds.DeidentificationMethod
 
 
-def test_the_default_profile_keeps_only_characteristics_and_times() -> None:
+def test_the_default_profile_keeps_only_characteristics_times_and_descriptions() -> None:
     source, markers = planted("CT_small.dcm")
     out = Deidentifier(KEYS).deidentify(source).data
-    kept = {(m.tag, m.vr) for m in survivors(out, markers)}
+    survived = survivors(out, markers)
+    assert {0x00081030, 0x0008103E} <= {m.tag for m in survived}  # study, series description
+    kept = {(m.tag, m.vr) for m in survived if m.tag not in descriptor_tags()}
     names = sorted({load_table().rows[t].name for t, _ in kept if t in load_table().rows})
     # patient characteristics (sex, smoking status, ...), times and time zones: nothing else
     times = {load_table().rows[t].name for t, vr in kept if vr == "TM" and t in load_table().rows}

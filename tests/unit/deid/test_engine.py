@@ -21,7 +21,6 @@ PLANTED = [
     b"Leaky",
     b"LEAKY CORP",
     b"private MRN0001",
-    b"Study of",
 ]
 
 
@@ -34,6 +33,9 @@ def test_no_planted_identifier_survives_anywhere() -> None:
     ds = read(out)
     assert ds.PatientIdentityRemoved == "YES"
     assert not any(e.tag.is_private for e in ds.iterall())
+    # the default keeps descriptions (Clean Descriptors): "Study of Doe^Jane", cleaned
+    assert read(source).StudyDescription == "Study of Doe^Jane"
+    assert ds.StudyDescription == "Study of"
     original = read(source)
     for uid in (
         original.SOPInstanceUID,

@@ -6,7 +6,9 @@ import numpy as np
 import pydicom
 import pytest
 from giftcloud_deid import Deidentifier, Profile, ProjectKeys, Rejected
+from giftcloud_deid.admission import Admission
 from giftcloud_deid.pixels import BurnedInRules, dataset_fields
+from giftcloud_deid.profile import ProfileError
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 from support.dicom_files import pydicom_file, read, synthetic_instance, to_bytes
@@ -44,6 +46,33 @@ def test_an_image_that_may_carry_text_and_matches_no_rule_is_rejected() -> None:
     clean = image("US")
     clean.BurnedInAnnotation = "NO"
     assert pixels(Deidentifier(KEYS).deidentify(to_bytes(clean)).data).min() == 200
+
+
+def test_every_refusal_names_its_way_out_and_an_attestation_opens_it() -> None:
+    with pytest.raises(Rejected) as refused:
+        Deidentifier(KEYS).deidentify(to_bytes(image("US")))
+    assert "Next step: a project owner attests that the project's ultrasound images" in str(
+        refused.value
+    )
+    assert "masking rule" in str(refused.value)
+    attested = Profile.from_mapping({"burned_in_attested": ["us"]})
+    assert attested.attested == frozenset({"US"})
+    out = Deidentifier(KEYS, attested).deidentify(to_bytes(image("US")))
+    assert pixels(out.data).min() == 200  # passed as it is: the owner's word, recorded
+    # an attestation for ultrasound says nothing of secondary captures...
+    with pytest.raises(Rejected, match="the project's secondary captures"):
+        Deidentifier(KEYS, attested).deidentify(to_bytes(image("SC")))
+    # ...nor of an image whose header says it carries text: only a masking rule helps
+    flagged = image("US")
+    flagged.BurnedInAnnotation = "YES"
+    with pytest.raises(Rejected, match="Next step: add a masking rule"):
+        Deidentifier(KEYS, attested).deidentify(to_bytes(flagged))
+    # ingest's check at arrival applies the same attestation
+    Admission(attested).check(to_bytes(image("US")))
+    with pytest.raises(Rejected, match="ultrasound images carry no burned-in text"):
+        Admission().check(to_bytes(image("US")))
+    with pytest.raises(ProfileError, match="burned_in_attested: CT is not one of"):
+        Profile.from_mapping({"burned_in_attested": ["CT"]})
 
 
 def test_ultrasound_is_blanked_outside_its_regions() -> None:

@@ -124,10 +124,12 @@ def _parser() -> argparse.ArgumentParser:
         "server", nargs="?", help="the server's URL (default: as --url of other commands)"
     )
     login.add_argument("--username", default=None, help="asked for when not given")
+    login.add_argument("--url", default=None, help="the server, as SERVER (either)")
     logout = command("logout", "sign out (the server ends the sign-in too)", commands.logout)
     logout.add_argument(
         "server", nargs="?", help="the server's URL (default: as --url of other commands)"
     )
+    logout.add_argument("--url", default=None, help="the server, as SERVER (either)")
 
     whoami = command("whoami", "who you are signed in as", commands.whoami)
     server(whoami)
@@ -259,7 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     from giftcloud.session import INTERRUPTED, TROUBLE, CommandError
 
     parser = _parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    if not words:  # the command alone: what it can do, not a usage error
+        parser.print_help()
+        return TROUBLE
+    unknown = _unknown_command(parser, words[0])
+    if unknown:
+        print(f"giftcloud: {unknown}", file=sys.stderr)
+        return TROUBLE
+    args = parser.parse_args(words)
     try:
         code: int = args.run(args)
     except CommandError as exc:
@@ -290,6 +300,25 @@ def main(argv: list[str] | None = None) -> int:
         )
         return TROUBLE
     return code
+
+
+def _unknown_command(parser: argparse.ArgumentParser, word: str) -> str:
+    """Why ``word`` is no command, with the nearest ones ('' when it is one, or an option)."""
+    import difflib
+
+    if word.startswith("-"):
+        return ""
+    names = [
+        name
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    ]
+    if word in names:
+        return ""
+    near = difflib.get_close_matches(word, names, n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    return f"no command {word!r}: {hint}(giftcloud --help lists them)"
 
 
 if __name__ == "__main__":

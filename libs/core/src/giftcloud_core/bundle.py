@@ -25,6 +25,12 @@ class MalformedBundle(ValueError):
     """Bytes that are not a whole bundle."""
 
 
+def upload_of(name: str) -> str | None:
+    """The upload a received part belongs to, from its name (``{project}/{upload}/{n}.dcm``)."""
+    parts = name.split("/")
+    return parts[1] if len(parts) == 3 and parts[2].endswith(".dcm") else None
+
+
 def pack(files: Sequence[bytes]) -> bytes:
     chunks = [MAGIC, len(files).to_bytes(_LENGTH, "big")]
     for data in files:

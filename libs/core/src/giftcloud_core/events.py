@@ -121,6 +121,8 @@ class ArchivedInstance(BaseModel):
     transfer_syntax_uid: str = ""
     #: the instance's DICOM JSON, bulk data as BulkDataURIs: the catalogue keeps it
     attributes: dict[str, Any] = Field(default_factory=dict)
+    #: the archive held it already (sent before: the first copy is kept)
+    already: bool = False
 
 
 class InstancesArchived(Event):
@@ -139,6 +141,8 @@ class CataloguedInstance(BaseModel):
     study_uid: str
     series_uid: str
     sop_uid: str
+    #: the archive held it already (sent before): not a new instance of the project
+    already: bool = False
 
 
 class InstancesCatalogued(Event):
@@ -167,6 +171,25 @@ class ProjectUpdated(Event):
     networks: tuple[str, ...] = ()
 
 
+class ProfileChanged(Event):
+    """A project's de-identification choices, whole, as its owners made them (anonymise owns
+    them): the profile options (None: the server's file or the default decides) and the
+    kinds of image attested to carry no burned-in text. Consumers keep the highest
+    ``version``; anonymise sends every project's at start."""
+
+    type: Literal["profile.changed.v1"] = "profile.changed.v1"
+    version: int
+    options: tuple[str, ...] | None = None
+    burned_in_attested: tuple[str, ...] = ()
+
+    def choices(self) -> dict[str, list[str]]:
+        """As the keys of a profile (:func:`giftcloud_deid.profile.project_profile`)."""
+        chosen = {"burned_in_attested": list(self.burned_in_attested)}
+        if self.options is not None:
+            chosen["options"] = list(self.options)
+        return chosen
+
+
 class AuditRecorded(Event):
     """Who did (or tried) what, to which project's data, from where, and how it ended.
     api keeps them append-only; ``project`` is empty for what concerns no one project."""
@@ -192,6 +215,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     InstancesCatalogued,
     ProjectCreated,
     ProjectUpdated,
+    ProfileChanged,
     AuditRecorded,
 )
 
@@ -204,6 +228,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
 #: service at start, so no event is published before its queue exists
 QUEUES: dict[str, tuple[str, ...]] = {
     "ingest.projects": ("project.created.v1", "project.updated.v1"),
+    # a project's de-identification choices: what ingest admits on arrival
+    "ingest.profiles": ("profile.changed.v1",),
     # archived: into the forwarding outbox; catalogued: what the upload calls archived
     "ingest.outcomes": (
         "instance.rejected.v1",

@@ -40,6 +40,13 @@ def burned_in_rule(
     return rules.needs_cleaning(fields)
 
 
+def check_sop_class(profile: Profile, sop_class: str) -> None:
+    """:class:`Rejected` for a SOP class outside the project's allow-list (if it has one)."""
+    allowed = profile.sop_classes
+    if allowed is not None and sop_class not in allowed:
+        raise Rejected(f"SOP Class not in this project's allow-list: {sop_class}")
+
+
 class Admission:
     """What a project's profile decides from a file's header alone, before anything of it is
     kept: a SOP class outside the allow-list, an issuer the patient namespace refuses, an
@@ -55,7 +62,7 @@ class Admission:
     ) -> None:
         self.profile = profile
         self.namespace = profile.namespace or namespace
-        self.burned_in = pixels.BurnedInRules.default(profile.burned_in)
+        self.burned_in = pixels.BurnedInRules.default(profile.burned_in, profile.attested)
         self.max_inflated = max_inflated
 
     def check(self, data: bytes) -> None:
@@ -65,10 +72,7 @@ class Admission:
             reader = Reader(part.buf)
             by_tag = {e.tag: e for e in reader.elements(part.start, len(part.buf), part.syntax)}
             text = text_of(reader, by_tag, part.syntax)
-            sop_class = (text(SOP_CLASS) or [""])[0]
-            allowed = self.profile.sop_classes
-            if allowed is not None and sop_class not in allowed:
-                raise Rejected(f"SOP Class {sop_class} is not in this project's allow-list")
+            check_sop_class(self.profile, (text(SOP_CLASS) or [""])[0])
             issuers = (
                 *text(ISSUER)[:1],
                 *qualifier_issuers(reader, by_tag.get(ISSUER_QUALIFIERS), part.syntax),

@@ -27,6 +27,7 @@ from giftcloud_dicom.raw import UNDEFINED, Element, Malformed, Reader, Syntax, d
 from giftcloud_dicom.uid import uid_problem
 from pydicom.datadict import keyword_for_tag
 
+from giftcloud_deid.descriptors import unvouched
 from giftcloud_deid.keys import SUBJECT_LABEL
 from giftcloud_deid.policy import DUMMIES, EXTRA, NUMBER_VRS, TEXT_VRS, Policy
 from giftcloud_deid.profile import DEFAULT_PROFILE, Profile
@@ -40,6 +41,7 @@ from giftcloud_deid.rules import (
     OPTION_CODES,
     REMOVE,
     Option,
+    descriptor_tags,
     load_table,
 )
 from giftcloud_deid.rules import UID as NEW_UID
@@ -269,7 +271,11 @@ class _Audit:
             capped = any(cap_age(v) != v for v in values)
             return "is an age over 89 years (capped at 090Y)" if capped else ""
         if vr in TEXT_VRS:
-            return ""  # cleaned text: the site engine's word (see the module's docstring)
+            # a cleaned description holds no date, long number or titled name; the rest
+            # is the site engine's word (see the module's docstring)
+            if element.tag in descriptor_tags() and any(unvouched(v) for v in values):
+                return "holds a date, an ID or a titled name: Clean Descriptors takes them out"
+            return ""
         return "has a value: the declared profile empties it" if values else ""
 
     def values(self, element: Element, vr: str, syntax: Syntax) -> list[str]:

@@ -22,7 +22,7 @@ from giftcloud_dicom.uid import uid_problem
 from pydicom.errors import InvalidDicomError
 
 from giftcloud_deid import pixels
-from giftcloud_deid.admission import burned_in_rule
+from giftcloud_deid.admission import burned_in_rule, check_sop_class
 from giftcloud_deid.errors import Rejected
 from giftcloud_deid.identity import other_ids, qualifier_issuers, text_of
 from giftcloud_deid.keys import ProjectKeys
@@ -118,7 +118,9 @@ class Deidentifier:
         self.profile = profile
         self.verify_output = verify_output
         self.action_map = action_map(profile.options)
-        self.burned_in = burned_in or pixels.BurnedInRules.default(profile.burned_in)
+        self.burned_in = burned_in or pixels.BurnedInRules.default(
+            profile.burned_in, profile.attested
+        )
 
     def deidentify(self, data: bytes) -> DeidentifiedInstance:
         """De-identify one DICOM Part 10 file; :class:`Rejected` with a reason if it cannot be."""
@@ -185,9 +187,7 @@ class Deidentifier:
         if missing:
             raise Rejected(f"missing required attribute(s): {', '.join(missing)}")
         sop_class = text(SOP_CLASS)[0]
-        allowed = self.profile.sop_classes
-        if allowed is not None and sop_class not in allowed:
-            raise Rejected(f"SOP Class {sop_class} is not in this project's allow-list")
+        check_sop_class(self.profile, sop_class)
         identity = Identity.from_values(text)
         study = text(STUDY_UID)[0]
         patient = self._patient(reader, by_tag, part.syntax, identity, study)  # may refuse

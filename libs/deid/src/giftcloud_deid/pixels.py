@@ -29,7 +29,7 @@ from pydicom.uid import (
 )
 
 from giftcloud_deid.errors import Rejected
-from giftcloud_deid.profile import RegionRule
+from giftcloud_deid.profile import ATTESTABLE, RegionRule
 
 RISKY_MODALITIES = {"US", "SC", "OT", "XA"}
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -138,15 +138,19 @@ def dataset_fields(ds: Dataset) -> Fields:
 class BurnedInRules:
     """The rules a site applies: the project's first, then the table's."""
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[Rule], attested: frozenset[str] = frozenset()) -> None:
         self.rules = tuple(rules)
+        #: the kinds of image an owner attested carry no burned-in text (profile.ATTESTABLE)
+        self.attested = attested
         self.fields = sorted({c.field for r in self.rules for g in r.all_of for c in g})
         # images of one series share their fields; bounded, as a service runs for months
         self._decide = lru_cache(maxsize=4096)(self._decide_uncached)
 
     @classmethod
-    def default(cls, project_rules: Sequence[RegionRule] = ()) -> BurnedInRules:
-        return cls([*(_project_rule(r) for r in project_rules), *_table_rules()])
+    def default(
+        cls, project_rules: Sequence[RegionRule] = (), attested: frozenset[str] = frozenset()
+    ) -> BurnedInRules:
+        return cls([*(_project_rule(r) for r in project_rules), *_table_rules()], attested)
 
     def _decide_uncached(self, key: tuple[tuple[str, str | None], ...]) -> Rule | None:
         fields = dict(key)
@@ -169,17 +173,17 @@ class BurnedInRules:
         no rule covers.
         """
         rule = self.decide(fields)
-        risky = may_carry_text(fields)
+        kind, risky = suspicion(fields)
         if rule is not None and rule.kind == "whitelist":
             return None
         if rule is None or rule.kind == "blacklist":
             # deid's blacklist marks images it has seen carry text: reason enough to
             # reject a suspect image, not to reject every CT without an ImageType
-            if risky:
+            if risky and kind not in self.attested:
                 listed = f"; listed by rule {rule.label!r}" if rule is not None else ""
                 raise Rejected(
-                    f"the image may carry burned-in text ({risky}{listed}) "
-                    "and no burned-in text rule covers it"
+                    f"the image may carry burned-in text ({risky}{listed}) and no burned-in "
+                    f"text rule covers it. {way_out(kind)}"
                 )
             return None
         return rule
@@ -196,22 +200,35 @@ class BurnedInRules:
         return rule.label
 
 
-def may_carry_text(fields: Fields) -> str:
-    """Why an image may carry burned-in text, or '' if it is not suspected to."""
+def suspicion(fields: Fields) -> tuple[str, str]:
+    """Why an image may carry burned-in text: (the kind of image an owner may attest for —
+    one of :data:`giftcloud_deid.profile.ATTESTABLE`, '' when the header itself says YES —,
+    the reason); ('', '') if it is not suspected to."""
     burned = (fields("BurnedInAnnotation") or "").strip().upper()
     if burned == "YES":
-        return "BurnedInAnnotation is YES"
+        return "", "BurnedInAnnotation is YES"
     if burned == "NO":
-        return ""
+        return "", ""
     modality = (fields("Modality") or "").strip().upper()
+    if (fields("SOPClassUID") or "").startswith(_SECONDARY_CAPTURE):
+        return "SC", "a secondary capture without BurnedInAnnotation"
     if modality in RISKY_MODALITIES:
-        return f"modality {modality} without BurnedInAnnotation"
+        return modality, f"modality {modality} without BurnedInAnnotation"
     image_type = fields("ImageType") or ""
     if "SCREEN" in image_type.upper():
-        return "a screen capture"
-    if (fields("SOPClassUID") or "").startswith(_SECONDARY_CAPTURE):
-        return "a secondary capture without BurnedInAnnotation"
-    return ""
+        return "SCREEN", "a screen capture"
+    return "", ""
+
+
+def way_out(kind: str) -> str:
+    """What a refused image's project can do about it, in one sentence."""
+    rule = "add a masking rule for the device (burned_in in the project's profile)"
+    if not kind:
+        return f"Next step: {rule}, or remove the text before sending."
+    return (
+        f"Next step: a project owner attests that the project's {ATTESTABLE[kind]} carry no "
+        f"burned-in text (the project's De-identification page), or {rule}."
+    )
 
 
 def _outside_us_regions(ds: Dataset) -> list[Region] | None:

@@ -12,6 +12,7 @@ In YAML (every key optional)::
       OperatorsName: hash
     sop_classes: [1.2.840.10008.5.1.4.1.1.4]    # others are rejected
     dry_run: false
+    burned_in_attested: [US, SC] # an owner attests these carry no burned-in text
     burned_in:                   # extra burned-in text rules
       - label: ACME console captures
         match: {Manufacturer: ACME, Rows: 480, Columns: 640}
@@ -35,6 +36,15 @@ from giftcloud_deid.namespace import NamespaceError, PatientNamespace
 from giftcloud_deid.rules import DEFAULT_OPTIONS, Option
 
 PROFILE_VERSION = "1"
+#: the kinds of image suspected of burned-in text when their header is silent, for which a
+#: project owner may attest that the project's carry none (pixels.suspicion)
+ATTESTABLE = {
+    "US": "ultrasound images",
+    "XA": "X-ray angiography images",
+    "OT": "images of modality OT (other)",
+    "SC": "secondary captures",
+    "SCREEN": "screen captures",
+}
 _TAG = re.compile(r"^\(?\s*([0-9A-Fa-f]{4})\s*,\s*([0-9A-Fa-f]{4})\s*\)?$")
 _SIMPLE_RULES = {"keep", "remove", "empty", "hash"}
 
@@ -70,6 +80,8 @@ class Profile:
     burned_in: tuple[RegionRule, ...] = ()
     #: the project's patient namespace (None: the site's)
     namespace: PatientNamespace | None = None
+    #: kinds of image (:data:`ATTESTABLE`) an owner attested carry no burned-in text
+    attested: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if {Option.RETAIN_FULL_DATES, Option.RETAIN_MODIFIED_DATES} <= self.options:
@@ -83,13 +95,7 @@ class Profile:
 
     @classmethod
     def from_yaml(cls, text: str) -> Profile:
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ProfileError(f"not valid YAML: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise ProfileError("a profile is a mapping")
-        return cls.from_mapping(raw)
+        return cls.from_mapping(_mapping(text))
 
     @classmethod
     def load(cls, path: Path) -> Profile:
@@ -98,6 +104,7 @@ class Profile:
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> Profile:
         known = {"name", "options", "rules", "sop_classes", "dry_run", "burned_in"}
+        known |= {"burned_in_attested"}
         unknown = set(raw) - known - {"patient_namespace"}
         if unknown:
             raise ProfileError(f"unknown profile key(s): {', '.join(sorted(unknown))}")
@@ -115,8 +122,15 @@ class Profile:
                 namespace = PatientNamespace.from_mapping(raw["patient_namespace"])
             except (NamespaceError, AttributeError) as exc:
                 raise ProfileError(f"patient_namespace: {exc}") from exc
+        attested = frozenset(str(k).upper() for k in raw.get("burned_in_attested") or [])
+        if attested - set(ATTESTABLE):
+            unknown_kinds = ", ".join(sorted(attested - set(ATTESTABLE)))
+            raise ProfileError(
+                f"burned_in_attested: {unknown_kinds} is not one of {', '.join(ATTESTABLE)}"
+            )
         return cls(
             name=str(raw.get("name", "custom")),
+            attested=attested,
             options=options,
             rules={parse_tag(k): _rule(k, v) for k, v in (raw.get("rules") or {}).items()},
             sop_classes=frozenset(str(s) for s in sop_classes) if sop_classes else None,
@@ -124,6 +138,28 @@ class Profile:
             burned_in=tuple(_region_rule(r) for r in raw.get("burned_in") or []),
             namespace=namespace,
         )
+
+
+def project_profile(
+    folder: Path | None, project: str, chosen: dict[str, Any] | None = None
+) -> Profile:
+    """A project's profile: the server's ``{folder}/{project}.yaml`` (else the default), with
+    what the project's owners chose on its page over it (options, attestations)."""
+    path = folder / f"{project}.yaml" if folder is not None else None
+    raw: dict[str, Any] = {"name": "default"}
+    if path is not None and path.is_file():
+        raw = {"name": "custom", **_mapping(path.read_text(), f"{path.name}: ")}
+    return Profile.from_mapping({**raw, **(chosen or {})})
+
+
+def _mapping(text: str, where: str = "") -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{where}not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{where}a profile is a mapping")
+    return raw
 
 
 def parse_tag(key: str | int) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -15,6 +14,7 @@ from giftcloud_dicom.raw import UNDEFINED, Element, Reader, Syntax, dictionary_v
 from pydicom._uid_dict import UID_dictionary  # the registry of PS3.6 Table A-1
 from pydicom.datadict import keyword_for_tag
 
+from giftcloud_deid.descriptors import DescriptorCleaner
 from giftcloud_deid.keys import ProjectKeys
 from giftcloud_deid.policy import (
     DUMMIES,
@@ -32,6 +32,7 @@ from giftcloud_deid.rules import (
     KEEP,
     REMOVE,
     Option,
+    descriptor_tags,
 )
 from giftcloud_deid.rules import UID as NEW_UID
 from giftcloud_deid.tags import SET_BY_ENGINE
@@ -67,7 +68,7 @@ class Run:
     identity: Identity
     dry_run: bool
     changes: list[Change] = field(default_factory=list)
-    scrubber: re.Pattern[str] | None = None
+    cleaner: DescriptorCleaner | None = None
 
     def uid(self, value: str) -> str:
         if not value or well_known_uid(value):
@@ -87,11 +88,12 @@ class Run:
         shifted = self.shift_date(value[:8])
         return shifted + value[8:] if shifted else ""
 
-    def scrub(self, text: str) -> str:
-        """Free text with every identifier of the input taken out."""
-        if self.scrubber is None:
-            self.scrubber = self.identity.pattern()
-        return self.scrubber.sub("*", text) if self.scrubber.pattern else text
+    def scrub(self, text: str, *, descriptor: bool = True) -> str:
+        """Free text with every identifier of the input out (and, in a ``descriptor``, what no
+        one can vouch for: :mod:`giftcloud_deid.descriptors`)."""
+        if self.cleaner is None:
+            self.cleaner = DescriptorCleaner(self.identity)
+        return self.cleaner(text, descriptor=descriptor)
 
 
 def hash_of(keys: ProjectKeys, value: str) -> str:
@@ -209,7 +211,8 @@ def rewrite_value(element: Element, vr: str, action: str, run: Run, syntax: Synt
     elif vr == "AS":
         new = [cap_age(v) for v in values]
     elif vr in TEXT_VRS:
-        new = [run.scrub(v) for v in values]
+        descriptor = tag in descriptor_tags()
+        new = [run.scrub(v, descriptor=descriptor) for v in values]
     else:
         return element_bytes(tag, vr, None, syntax)  # nothing to clean in it: emptied
     return element_bytes(tag, vr, new or None, syntax)

@@ -14,6 +14,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from pydicom.datadict import dictionary_VR
+
 
 class Option(StrEnum):
     """The Annex E options (PS3.15 E.3), named as in profile files."""
@@ -53,7 +55,14 @@ OPTION_CODES: dict[Option, tuple[str, str]] = {
     Option.RETAIN_INSTITUTION_IDENTITY: ("113112", "Retain Institution Identity Option"),
 }
 
-DEFAULT_OPTIONS = frozenset({Option.RETAIN_MODIFIED_DATES, Option.RETAIN_PATIENT_CHARACTERISTICS})
+#: descriptions kept, cleaned (README: "What the default profile keeps")
+DEFAULT_OPTIONS = frozenset(
+    {
+        Option.RETAIN_MODIFIED_DATES,
+        Option.RETAIN_PATIENT_CHARACTERISTICS,
+        Option.CLEAN_DESCRIPTORS,
+    }
+)
 
 #: simple actions after resolution: keep, remove, empty, dummy, clean, new UID
 KEEP, REMOVE, EMPTY, DUMMY, CLEAN, UID = "K", "X", "Z", "D", "C", "U"
@@ -141,10 +150,49 @@ def resolve(code: str, kind: str | None) -> str:
     return next(a for a in _PREFERENCE.get(kind or "", _PREFERENCE[""]) if a in choices)
 
 
+#: what Clean Descriptors cannot vouch for once cleaned, so it goes as the basic profile
+#: says: narrative text, and descriptions of the patient rather than of the study
+_NARRATIVE_VRS = frozenset({"ST", "LT", "UT", "OB", "UN"})
+_ABOUT_THE_PATIENT = frozenset(
+    {
+        0x00102110,  # Allergies
+        0x00102000,  # MedicalAlerts
+        0x00380500,  # PatientState
+        0x00102180,  # Occupation
+        0x00081080,  # AdmittingDiagnosesDescription
+        0x00380040,  # DischargeDiagnosisDescription
+    }
+)
+
+
+def vouched(row: Row, option: Option) -> bool:
+    """Whether ``option``'s action for ``row`` applies (see :mod:`giftcloud_deid.descriptors`)."""
+    if option is not Option.CLEAN_DESCRIPTORS or row.options.get(option.value) != CLEAN:
+        return True
+    if row.tag in _ABOUT_THE_PATIENT:
+        return False
+    try:
+        vr = dictionary_VR(row.tag) if row.tag >= 0 else "UN"
+    except KeyError:
+        vr = "UN"
+    return vr not in _NARRATIVE_VRS
+
+
+@cache
+def descriptor_tags() -> frozenset[int]:
+    """The descriptions Clean Descriptors keeps, cleaned."""
+    option = Option.CLEAN_DESCRIPTORS
+    return frozenset(
+        tag
+        for tag, row in load_table().rows.items()
+        if row.options.get(option.value) == CLEAN and vouched(row, option)
+    )
+
+
 def row_action(row: Row, options: frozenset[Option], kind: str | None = None) -> str:
     """The action for one row under a set of options: a retaining K wins over a C."""
     code = row.basic
-    chosen = [row.options[o.value] for o in options if o.value in row.options]
+    chosen = [row.options[o.value] for o in options if o.value in row.options and vouched(row, o)]
     if KEEP in chosen:
         return KEEP
     if CLEAN in chosen:

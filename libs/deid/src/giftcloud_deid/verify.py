@@ -38,6 +38,8 @@ IDENTIFYING = {
 _UIDS = (0x00080018, 0x0020000D, 0x0020000E, 0x00200052)
 _MIN_ID = 4  # shorter IDs and name parts match by chance; they are not searched for
 _MIN_TEXT = 10
+#: name components that are titles and suffixes, not the person ("SMITH^JOHN^^MR")
+_HONORIFICS = frozenset({"MR", "MRS", "MS", "DR", "JR", "SR", "II", "III", "IV", "MD", "PHD"})
 
 
 def _text(ds: Dataset, tag: int) -> list[str]:
@@ -68,6 +70,8 @@ class Identity:
     identifiers: dict[str, str] = field(default_factory=dict)  # value → what it was
     uids: set[str] = field(default_factory=set)  # every UID the engine replaced
     removed_text: set[str] = field(default_factory=set)
+    #: name components too short to search for in the output, cleaned from descriptions
+    name_parts: set[str] = field(default_factory=set)
 
     @classmethod
     def from_values(cls, text: Callable[[int], list[str]]) -> Identity:
@@ -87,8 +91,11 @@ class Identity:
             for value in text(tag):
                 identity.add(value, what)
                 if tag in (0x00100010, 0x00101001, 0x00101005, 0x00101060, 0x00080090):
-                    for part in re.split(r"[\^=]", value):
+                    for part in re.split(r"[\^=\s,]", value):
                         identity.add(part.strip(), what)
+                        short = 2 <= len(part.strip()) < _MIN_ID
+                        if short and part.strip().upper() not in _HONORIFICS:
+                            identity.name_parts.add(part.strip())
         if identity.birth_date:
             identity.identifiers[identity.birth_date] = "PatientBirthDate"
         return identity
@@ -109,11 +116,6 @@ class Identity:
             return self.patient_id
         by_name = "|".join(v for v in (self.name, self.birth_date) if v)
         return by_name or f"study:{study_uid}"
-
-    def pattern(self) -> re.Pattern[str]:
-        """Every identifier, as a case-insensitive pattern for scrubbing free text."""
-        values = sorted(self.identifiers, key=len, reverse=True)
-        return re.compile("|".join(re.escape(v) for v in values), re.IGNORECASE)
 
     def needles(self, *, dates: bool = True) -> dict[bytes, str]:
         found: dict[bytes, str] = {}

@@ -29,7 +29,6 @@ from giftcloud_dicom.uid import uid_problem
 CANNOT_UNDERSTAND = 0xC000
 DOES_NOT_MATCH_SOP_CLASS = 0xA900
 TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
-PROCESSING_FAILURE = 0x0110
 SOP_CLASS_NOT_SUPPORTED = 0x0122
 #: refused: the sender may not store here (any more)
 NOT_AUTHORIZED = 0x0124
@@ -39,6 +38,26 @@ OUT_OF_RESOURCES = 0xA700
 #: senders do not retry, unlike A700 (out of resources), which makes them retry forever
 TOO_LARGE = 0xC001
 STUDY_UID_MISMATCH = 0xC409  # the instance is not of the study named in the URL
+#: refused by the project's de-identification profile (burned-in text, the patient
+#: namespace): an error of the Cxxx class PS3.4 defines for C-STORE ("cannot understand":
+#: dcmtk names it), where 0x0110, a general DIMSE status, reads "Unknown Status"
+REFUSED_BY_PROFILE = 0xC210
+#: an ErrorComment is an LO: 64 characters
+_COMMENT = 64
+
+
+def error_comment(message: str) -> str:
+    """A refusal's reason as an ErrorComment: whole when it fits in 64 characters, else its
+    decisive words (up to the first bracket or sentence end) and where the rest is."""
+    if len(message) <= _COMMENT:
+        return message
+    cut = min((i for i in (message.find(" ("), message.find(". ")) if i > 0), default=len(message))
+    head = message[:cut].rstrip(" .;,")
+    rest = "; see the Uploads page"
+    if len(head) + len(rest) <= _COMMENT:
+        return head + rest
+    return head[: _COMMENT - 1].rstrip() + "…"
+
 
 _REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 #: deflated instances inflated at once in one process: each may take its ceiling twice over

@@ -2,15 +2,19 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from giftcloud_core.access import request_address
 from giftcloud_core.app import Runtime, ServicePart, create_app
 from giftcloud_core.bus import Subscription
 from giftcloud_core.errors import NotFound
+from giftcloud_core.gates import Gates
+from giftcloud_core.jobs import Jobs
 from giftcloud_core.settings import Settings
-from giftcloud_core.tokens import Principal
+from giftcloud_core.tokens import READ_ROLES, Principal
 from pydantic import BaseModel
 
 from giftcloud_anonymise.models import SCHEMA
+from giftcloud_anonymise.profiles import routes as profile_routes
+from giftcloud_anonymise.profiles.service import REFRESH_SECONDS as PROFILES_SECONDS
+from giftcloud_anonymise.profiles.service import ProjectProfiles
 from giftcloud_anonymise.service import AnonymiseService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -34,17 +38,20 @@ class Reidentified(BaseModel):
 
 
 def build(runtime: Runtime) -> ServicePart:
-    service = AnonymiseService(runtime.settings, runtime.db, runtime.bus, runtime.store)
-    current = runtime.authenticated()
-    Caller = Annotated[Principal, Depends(current)]
+    settings = runtime.settings
+    profiles = ProjectProfiles(settings.anonymise.profiles_dir, runtime.db, runtime.bus)
+    service = AnonymiseService(settings, runtime.db, runtime.bus, runtime.store, profiles)
+    gates = Gates(runtime.authenticated(), service.networks_of)
+    Reader = Annotated[Principal, Depends(gates.project(READ_ROLES))]
     router = APIRouter(prefix="/anonymise", tags=["anonymise"])
+    jobs = Jobs()
+    jobs.add("profiles", profiles.refresh, seconds=PROFILES_SECONDS)
 
     @router.get("/reidentify/{project}/{subject}")
     async def reidentify(
-        project: str, subject: str, request: Request, caller: Caller
+        project: str, subject: str, request: Request, caller: Reader
     ) -> Reidentified:
         """Who a subject was (reidentifier role only; every read is audited)."""
-        await service.check_project(project, caller, request_address(request))
         records = await service.reidentify(caller, project, subject)
         await runtime.audit.record(
             request,
@@ -75,13 +82,15 @@ def build(runtime: Runtime) -> ServicePart:
     return ServicePart(
         name="anonymise",
         prefix="/anonymise",
-        routers=[router],
+        routers=[router, profile_routes.build_router(profiles, gates, runtime.audit)],
         subscriptions=[
             Subscription("anonymise.instances", service.on_received),
             Subscription("anonymise.projects", service.on_project_event),
         ],
         schema=SCHEMA,
         migrations=MIGRATIONS,
+        on_start=[profiles.announce, jobs.start],
+        on_stop=[jobs.stop],
     )
 
 

@@ -63,3 +63,21 @@ class KnownProject(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     networks: str = ""
+
+
+class ProjectProfile(SQLModel, table=True):
+    """What a project's owners chose for its de-identification, on its page or by API: the
+    profile options (over the server's file or the default) and the kinds of image they
+    attest carry no burned-in text, with who attested each and when."""
+
+    __tablename__ = "project_profiles"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    version: int = 1
+    #: JSON list of option names; NULL: the file or the default decides
+    options: str | None = None
+    #: JSON: {kind: {"by": username, "at": ISO time}}
+    attested: str = "{}"
+    updated_by: str = ""
+    updated_at: datetime = Field(default_factory=_now)

@@ -8,12 +8,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from giftcloud_core.access import authorize
 from giftcloud_core.batching import Batcher
 from giftcloud_core.bundle import fetch, pack
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
-from giftcloud_core.errors import Forbidden, NotFound, ServiceUnavailable
+from giftcloud_core.errors import Forbidden, ServiceUnavailable
 from giftcloud_core.events import (
     DeidentifiedPart,
     Event,
@@ -28,10 +27,9 @@ from giftcloud_core.logs import correlation_id
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore
-from giftcloud_core.tokens import READ_ROLES, Principal
+from giftcloud_core.tokens import Principal
 from giftcloud_deid import (
     DEFAULT_NAMESPACE,
-    DEFAULT_PROFILE,
     DeidentifiedInstance,
     Deidentifier,
     NamespaceError,
@@ -54,6 +52,7 @@ from giftcloud_anonymise.models import (
     ReidentificationAudit,
     VaultEntry,
 )
+from giftcloud_anonymise.profiles.service import ProjectProfiles
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +114,16 @@ class AnonymiseService:
     be de-identified: each is audited and passed on unchanged, or quarantined.
     """
 
-    def __init__(self, settings: Settings, db: Database, bus: Bus, store: ObjectStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        bus: Bus,
+        store: ObjectStore,
+        profiles: ProjectProfiles,
+    ) -> None:
         config = settings.anonymise
+        self.profiles = profiles
         self.mode = config.mode
         self._site_secret = b""
         if self.mode == "deidentify":
@@ -144,6 +151,7 @@ class AnonymiseService:
             )
         self.namespace = _namespace(config.namespace_file)
         self._deidentifiers = lru_cache(maxsize=256)(self._deidentifier)
+        profiles.on_change(self._deidentifiers.cache_clear)
         self._log: Batcher[Deidentification] = Batcher(self._write_log)
         self._vault: Batcher[dict[str, Any]] = Batcher(self._write_vault)
         #: (project, subject, study) sealed by this process: their vault row exists already
@@ -160,11 +168,7 @@ class AnonymiseService:
         )
 
     def profile(self, project: str) -> Profile:
-        folder: Path | None = self.settings.anonymise.profiles_dir
-        path = folder / f"{project}.yaml" if folder else None
-        if path is None or not path.is_file():
-            return DEFAULT_PROFILE
-        return Profile.load(path)
+        return self.profiles.profile(project)
 
     def deidentifier(self, project: str) -> Deidentifier:
         deidentifier: Deidentifier = self._deidentifiers(project)
@@ -302,21 +306,16 @@ class AnonymiseService:
             async with self.db.session() as session:
                 await session.exec(statement)
 
-    async def check_project(self, project: str, caller: Principal, address: str) -> None:
-        """404 for a project anonymise has not heard of; 403 unless the caller may read it from
-        where they are, and is a reidentifier."""
+    async def networks_of(self, project: str) -> list[str] | None:
+        """The networks a project's data may be reached from ([] anywhere), None for a
+        project anonymise has not heard of."""
         async with self.db.session() as session:
             known = await session.get(KnownProject, project)
-        if known is None:
-            raise NotFound(f"no project {project!r}")
-        networks = [n for n in known.networks.split(",") if n]
-        authorize(caller, project, READ_ROLES, networks=networks, address=address)
-        if "reidentifier" not in caller.site_roles:
-            raise Forbidden("re-identification needs the reidentifier role")
+        return None if known is None else [n for n in known.networks.split(",") if n]
 
     async def reidentify(self, caller: Principal, project: str, subject: str) -> list[VaultRecord]:
-        """The vault's records of a subject, for a reidentifier (checked by
-        :meth:`check_project`); every read is audited, a miss too."""
+        """The vault's records of a subject, for a reidentifier (the route's gate checked the
+        project); every read is audited, a miss too."""
         if "reidentifier" not in caller.site_roles:
             raise Forbidden("re-identification needs the reidentifier role")
         caller.require(project)

@@ -92,13 +92,20 @@ class ArchiveService:
             key: _archived(key, part, copies[key][0], copies[key][1], *described[key])
             for key, (part, _) in unique.items()
         }
+        first: set[str] = set()  # a key laid out now: its first part is new, the rest sent twice
+
+        def as_received(key: str, part: DeidentifiedPart) -> ArchivedInstance:
+            new = copies[key][0] is unique[key][1] and key not in first
+            first.add(key)
+            update = {"received_key": part.received_key, "already": not new}
+            return archived[key].model_copy(update=update)
+
         await self.bus.publish(
             InstancesArchived(
                 project=event.project,
                 correlation_id=event.correlation_id,
                 instances=tuple(
-                    archived[key].model_copy(update={"received_key": part.received_key})
-                    for key, part in zip(keys, event.instances, strict=True)
+                    as_received(key, part) for key, part in zip(keys, event.instances, strict=True)
                 ),
             )
         )

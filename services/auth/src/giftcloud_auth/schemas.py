@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from giftcloud_core.names import PROJECT_NAME
+from giftcloud_core.names import PROJECT_NAME_RULE, ProjectName
 from pydantic import BaseModel, Field, field_validator
 
 USERNAME = r"^[A-Za-z0-9_.@-]+$"
@@ -83,7 +83,7 @@ class OneTimeLinkPublic(BaseModel):
 
 class InviteCreate(BaseModel):
     #: the project the invited person joins, and as what (owners invite to their project)
-    project: str | None = Field(default=None, pattern=PROJECT_NAME)
+    project: ProjectName | None = None
     role: ProjectRole | None = None
     #: site roles the new account gets (admins only)
     site_roles: list[SiteRole] = []
@@ -99,7 +99,7 @@ class InviteAccept(BaseModel):
 
 
 class ProjectCreate(BaseModel):
-    name: str = Field(pattern=PROJECT_NAME, description="lower-case letters, digits and '-'")
+    name: ProjectName = Field(description=PROJECT_NAME_RULE)
     title: str = Field(default="", max_length=200)
 
 
@@ -138,7 +138,7 @@ class KeyCreate(BaseModel):
 
 
 class Grant(BaseModel):
-    project: str = Field(pattern=PROJECT_NAME)
+    project: ProjectName
     role: ProjectRole
 
 

@@ -7,17 +7,18 @@ from fastapi import FastAPI
 from giftcloud_core.app import Runtime, ServicePart, create_app
 from giftcloud_core.bus import Subscription
 from giftcloud_core.events import Event, InstancesArchived
+from giftcloud_core.gates import Gates
+from giftcloud_core.jobs import Jobs
 from giftcloud_core.settings import Settings
 
-from giftcloud_ingest.access import Gates
 from giftcloud_ingest.dimse import routes as dimse_routes
 from giftcloud_ingest.dimse.routing import DicomRoutes
 from giftcloud_ingest.dimse.server import DicomNode
 from giftcloud_ingest.forwarding import routes as forwarding_routes
 from giftcloud_ingest.forwarding.sender import Sender
 from giftcloud_ingest.forwarding.service import Forwarding
-from giftcloud_ingest.jobs import Jobs
 from giftcloud_ingest.models import SCHEMA
+from giftcloud_ingest.receiving.profiles import REFRESH_SECONDS as PROFILES_SECONDS
 from giftcloud_ingest.receiving.service import Receiver
 from giftcloud_ingest.retrieval import routes as retrieval_routes
 from giftcloud_ingest.retrieval.scu import Scu
@@ -45,6 +46,7 @@ def build(runtime: Runtime) -> ServicePart:
 
     jobs = Jobs()
     jobs.add("sweep", receiver.sweep, seconds=SWEEP_SECONDS)
+    jobs.add("profiles", receiver.profiles.refresh, seconds=PROFILES_SECONDS)
     jobs.add(
         "forwarding", sender.round, seconds=settings.forward.poll_seconds, on_stop=sender.close
     )
@@ -63,7 +65,7 @@ def build(runtime: Runtime) -> ServicePart:
         else:
             await receiver.records.on_outcome(event)
 
-    gates = Gates(runtime.authenticated(), receiver)
+    gates = Gates(runtime.authenticated(), receiver.networks_of)
     return ServicePart(
         name="ingest",
         prefix="/ingest",
@@ -75,6 +77,7 @@ def build(runtime: Runtime) -> ServicePart:
         ],
         subscriptions=[
             Subscription("ingest.projects", receiver.on_project_event),
+            Subscription("ingest.profiles", receiver.profiles.on_event),
             Subscription("ingest.outcomes", on_outcome),
         ],
         schema=SCHEMA,

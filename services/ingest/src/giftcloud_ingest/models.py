@@ -19,6 +19,18 @@ class KnownProject(SQLModel, table=True):
     networks: str = ""
 
 
+class ChosenProfile(SQLModel, table=True):
+    """A project's de-identification choices, as anonymise announced them (the latest)."""
+
+    __tablename__ = "chosen_profiles"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    version: int
+    #: JSON: the keys of a profile its owners chose (options, burned_in_attested)
+    choices: str
+
+
 class UploadOutcome(SQLModel, table=True):
     """What became of one accepted instance of an upload: archived, or rejected and why."""
 

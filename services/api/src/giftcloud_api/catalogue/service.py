@@ -85,6 +85,7 @@ class CatalogueService:
                             study_uid=i.study_uid,
                             series_uid=i.series_uid,
                             sop_uid=i.sop_uid,
+                            already=i.already,
                         )
                         for i in event.instances
                     ),

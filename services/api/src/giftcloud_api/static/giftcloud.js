@@ -236,7 +236,11 @@ function uploadPage(root) {
 
   function refuse(name, why) {
     if (refused.querySelector(".muted")) refused.textContent = "";
-    refused.append(giftcloud.el("li", {}, giftcloud.el("strong", {}, name), `: ${why}`));
+    const item = giftcloud.el("li", {}, giftcloud.el("strong", {}, name), `: ${why}`);
+    if (why.includes("De-identification page")) {  // its way out, one click away
+      item.append(" ", giftcloud.el("a", { href: `/projects/${project}/deidentification` }, "Open the De-identification page"));
+    }
+    refused.append(item);
   }
 
   function multipart(files, boundary) {
@@ -314,10 +318,12 @@ function uploadPage(root) {
     await follow();
   }
 
+  // a batch by its files' names (the first and how many more), its id as a tooltip
   function track(id, names) {
     const row = giftcloud.el("tr", { "data-upload-id": id });
     outcome.append(row);
-    uploads.set(id, { names, row, reported: new Set() });
+    const more = names.length > 1 ? ` and ${names.length - 1} more` : "";
+    uploads.set(id, { names, row, label: `${names[0]}${more}`, reported: new Set(), status: null });
   }
 
   async function follow() {
@@ -327,11 +333,13 @@ function uploadPage(root) {
         const answer = await giftcloud.call("GET", `/ingest/${project}/uploads/${id}`);
         if (!answer.ok) continue;
         const u = answer.body;
+        upload.status = u;
         pending += u.pending;
         upload.row.replaceChildren(
-          giftcloud.el("td", {}, id.slice(0, 8)),
+          giftcloud.el("td", { title: `upload ${id}` }, upload.label),
           giftcloud.el("td", { class: "n" }, String(u.accepted)),
-          giftcloud.el("td", { class: "n" }, String(u.archived)),
+          giftcloud.el("td", { class: "n" }, String(u.archived - u.already)),
+          giftcloud.el("td", { class: "n" }, String(u.already)),
           giftcloud.el("td", { class: "n" }, String(u.pending)),
           giftcloud.el("td", { class: "n" }, String(u.rejected.length)),
         );
@@ -345,13 +353,17 @@ function uploadPage(root) {
       if (pending === 0) break;
       await new Promise((r) => setTimeout(r, 1000));
     }
-    const archived = [...uploads.values()].reduce((sum, u) => sum + Number(u.row.children[2].textContent), 0);
-    giftcloud.say(status, `Done: ${archived} instance(s) archived.`);
+    // this send's batches only: the table keeps the earlier sends' rows
+    const sum = (key) => [...uploads.values()].reduce((n, u) => n + (u.status ? u.status[key] : 0), 0);
+    const already = sum("already");
+    const before = already ? `, ${already} already in the project (sent before)` : "";
+    giftcloud.say(status, `Done: ${sum("archived") - already} new instance(s) archived${before}.`);
     root.dataset.done = "true";
   }
 
   function start(items) {
     root.dataset.done = "false";
+    uploads.clear();
     send(items).catch((error) => giftcloud.say(status, `The upload stopped: ${error.message}`, true));
   }
 
@@ -382,119 +394,9 @@ function uploadPage(root) {
   });
 }
 
-// --- members ---------------------------------------------------------------------------
-
-const ROLES = ["collaborator", "member", "owner"];
-
-function membersPage(root) {
-  const project = root.dataset.project;
-  const rows = root.querySelector("[data-rows]");
-  const outcome = root.querySelector("[data-outcome]");
-
-  async function load() {
-    const answer = await giftcloud.call("GET", `/auth/projects/${project}/members`);
-    if (!answer.ok) { giftcloud.say(outcome, answer.body.detail, true); return; }
-    rows.replaceChildren(...answer.body.map((m) => {
-      const select = giftcloud.el("select", { "aria-label": `Role of ${m.username}` },
-        ...ROLES.map((r) => { const o = giftcloud.el("option", { value: r }, r); o.selected = r === m.role; return o; }));
-      select.addEventListener("change", () => change(m.username, select.value));
-      const remove = giftcloud.el("button", { type: "button", "aria-label": `Remove ${m.username}` }, "Remove");
-      remove.addEventListener("click", () => drop(m.username));
-      return giftcloud.el("tr", { "data-member": m.username },
-        giftcloud.el("td", {}, m.username), giftcloud.el("td", {}, select), giftcloud.el("td", {}, remove));
-    }));
-  }
-  async function change(username, role) {
-    const answer = await giftcloud.call("PUT", `/auth/projects/${project}/members`, { username, role });
-    giftcloud.say(outcome, answer.ok ? `${username} is now ${role}.` : answer.body.detail, !answer.ok);
-    await load();
-  }
-  async function drop(username) {
-    if (!confirm(`Remove ${username} from ${project}?`)) return;
-    const answer = await giftcloud.call("DELETE", `/auth/projects/${project}/members/${encodeURIComponent(username)}`);
-    giftcloud.say(outcome, answer.ok ? `${username} removed.` : answer.body.detail, !answer.ok);
-    await load();
-  }
-  root.querySelector("[data-add]").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const form = event.target;
-    const username = form.elements.username.value.trim().toLowerCase();
-    await change(username, form.elements.role.value);
-    if (!rows.querySelector(`[data-member="${CSS.escape(username)}"]`)) {
-      giftcloud.say(outcome, `There is no user ${username}: an admin makes accounts (or invites people).`, true);
-    } else form.reset();
-  });
-  load();
-}
-
-// --- admin -----------------------------------------------------------------------------
-
-function adminPage(root) {
-  const users = root.querySelector("[data-users]");
-  const outcome = root.querySelector("[data-user-outcome]");
-
-  async function load() {
-    const answer = await giftcloud.call("GET", "/auth/users");
-    if (!answer.ok) { giftcloud.say(outcome, answer.body.detail, true); return; }
-    users.replaceChildren(...answer.body.map((u) => {
-      const state = u.disabled ? "disabled" : u.locked ? "locked" : "active";
-      const toggle = giftcloud.el("button", { type: "button" }, u.disabled ? "Enable" : "Disable");
-      toggle.addEventListener("click", () => patch(u.username, { disabled: !u.disabled }));
-      const reset = giftcloud.el("button", { type: "button" }, "Password reset link");
-      reset.addEventListener("click", () => resetLink(u.username));
-      const actions = [toggle, " ", reset];
-      if (u.locked) {
-        const unlock = giftcloud.el("button", { type: "button" }, "Unlock");
-        unlock.addEventListener("click", async () => {
-          const done = await giftcloud.call("POST", `/auth/users/${encodeURIComponent(u.username)}/unlock`);
-          giftcloud.say(outcome, done.ok ? `${u.username} unlocked.` : done.body.detail, !done.ok);
-          await load();
-        });
-        actions.push(" ", unlock);
-      }
-      return giftcloud.el("tr", { "data-user": u.username },
-        giftcloud.el("td", {}, u.username), giftcloud.el("td", {}, u.site_roles.join(", ") || "—"),
-        giftcloud.el("td", {}, state), giftcloud.el("td", {}, ...actions));
-    }));
-  }
-  async function patch(username, change) {
-    const answer = await giftcloud.call("PATCH", `/auth/users/${encodeURIComponent(username)}`, change);
-    giftcloud.say(outcome, answer.ok ? `${username} ${change.disabled ? "disabled" : "enabled"}.` : answer.body.detail, !answer.ok);
-    await load();
-  }
-  async function resetLink(username) {
-    const answer = await giftcloud.call("POST", `/auth/users/${encodeURIComponent(username)}/password-reset`);
-    if (!answer.ok) { giftcloud.say(outcome, answer.body.detail, true); return; }
-    giftcloud.say(outcome, `Send ${username} this link (it works once, until ${answer.body.expires_at}): ${answer.body.url}`);
-  }
-  root.querySelector("[data-new-user]").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const form = event.target;
-    const body = { username: form.elements.username.value.trim() };
-    if (form.elements.password.value) body.password = form.elements.password.value;
-    const answer = await giftcloud.call("POST", "/auth/users", body);
-    if (!answer.ok) { giftcloud.say(outcome, answer.body.detail, true); return; }
-    giftcloud.say(outcome, `${answer.body.username} created.`);
-    form.reset();
-    if (!body.password) await resetLink(answer.body.username);
-    await load();
-  });
-  (async () => {
-    const list = root.querySelector("[data-projects]");
-    const answer = await giftcloud.call("GET", "/auth/projects");
-    if (answer.ok) {
-      list.replaceChildren(...answer.body.map((p) => giftcloud.el("li", {},
-        giftcloud.el("a", { href: `/projects/${p.name}` }, p.name), p.title ? ` — ${p.title}` : "")));
-    }
-  })();
-  load();
-}
-
 document.addEventListener("DOMContentLoaded", () => {
   const on = (selector, run) => { for (const node of document.querySelectorAll(selector)) run(node); };
   on("[data-action=create-project]", projectsPage);
   on("[data-viewer]", viewerPage);
   on("[data-upload]", uploadPage);
-  on("[data-members]", membersPage);
-  on("[data-admin]", adminPage);
 });

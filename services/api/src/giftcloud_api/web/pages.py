@@ -302,11 +302,37 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
 
         return await shown(request, build)
 
+    @router.get("/projects/{project}/uploads")
+    async def uploads_page(request: Request, project: str) -> Response:
+        """The project's latest uploads, any way in, each refusal and rejection with why."""
+
+        async def build(viewer: Viewer) -> Response:
+            await project_for(request, viewer, project, WRITE_ROLES)
+            return page(request, "uploads.html", viewer, project=project)
+
+        return await shown(request, build)
+
     @router.get("/projects/{project}/members")
     async def members_page(request: Request, project: str) -> Response:
         async def build(viewer: Viewer) -> Response:
             await project_for(request, viewer, project, frozenset({"owner"}))
             return page(request, "members.html", viewer, project=project)
+
+        return await shown(request, build)
+
+    @router.get("/projects/{project}/deidentification")
+    async def deidentification_page(request: Request, project: str) -> Response:
+        """The project's profile options and burned-in attestations (owners change them)."""
+
+        async def build(viewer: Viewer) -> Response:
+            await project_for(request, viewer, project)
+            return page(
+                request,
+                "deidentification.html",
+                viewer,
+                project=project,
+                owns=viewer.owns(project),
+            )
 
         return await shown(request, build)
 

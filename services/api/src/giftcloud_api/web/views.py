@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from giftcloud_core.errors import BadRequest
 from giftcloud_core.html import environment as pages_environment
-from giftcloud_core.names import PROJECT_NAME_HTML, PROJECT_NAME_MAX
+from giftcloud_core.names import PROJECT_NAME_HTML, PROJECT_NAME_MAX, PROJECT_NAME_RULE
 from giftcloud_core.tokens import WRITE_ROLES, Principal
 from jinja2 import Environment
 
@@ -122,6 +122,7 @@ def start_context(services: list[str], base_url: str) -> dict[str, Any]:
 def render(template: str, **context: Any) -> str:
     context.setdefault("project_name_pattern", PROJECT_NAME_HTML)
     context.setdefault("project_name_max", PROJECT_NAME_MAX)
+    context.setdefault("project_name_rule", PROJECT_NAME_RULE)
     context.setdefault("viewer", None)
     context.setdefault("csrf", "")
     context.setdefault("here", "/")

@@ -16,7 +16,13 @@ from typing import Any, TypeVar
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
 from giftcloud_core.tokens import Principal
-from giftcloud_dicom.instance import NOT_AUTHORIZED, OUT_OF_RESOURCES, PROCESSING_FAILURE, TOO_LARGE
+from giftcloud_dicom.instance import (
+    CANNOT_UNDERSTAND,
+    NOT_AUTHORIZED,
+    OUT_OF_RESOURCES,
+    TOO_LARGE,
+    error_comment,
+)
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.association import Association
@@ -25,6 +31,7 @@ from pynetdicom.events import Event
 from giftcloud_ingest.dimse.pdu_guard import OTHER_PDU_LIMIT, Connections, ended, guard
 from giftcloud_ingest.dimse.routing import NO_REASON, DicomRoutes, Refusal, Route
 from giftcloud_ingest.receiving.checks import Failed, Stored
+from giftcloud_ingest.receiving.records import item_name
 from giftcloud_ingest.receiving.service import Receiver
 from giftcloud_ingest.receiving.uploads import UploadSession
 
@@ -166,7 +173,7 @@ class Associations:
             state = self._associations.get(event.assoc)
         if state is None:
             return _status(
-                PROCESSING_FAILURE,
+                CANNOT_UNDERSTAND,
                 f"{self.settings.dicom_ae_title} answers C-ECHO only: call a project's AE title",
             )
         data = event.encoded_dataset(include_meta=True)
@@ -231,7 +238,7 @@ class Associations:
             outcome = await state.upload.add_checked(data, checked)
             if moved and isinstance(outcome, Stored) and self.on_stored is not None:
                 upload_id = state.upload.result.upload_id
-                name = f"{state.route.project}/{upload_id}/{outcome.index:06d}.dcm"
+                name = item_name(state.route.project, upload_id, outcome.index)
                 await self.on_stored(state.route.project, outcome, name)
             return outcome
 
@@ -280,5 +287,5 @@ def _status(code: int, comment: str) -> Dataset:
     status = Dataset()
     status.Status = code
     if comment:
-        status.ErrorComment = comment[:64]
+        status.ErrorComment = error_comment(comment)
     return status

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from giftcloud_core.access import Auditor
+from giftcloud_core.gates import OWNER, Gates
 from giftcloud_core.tokens import Principal
 from pydantic import BaseModel, Field
 
-from giftcloud_ingest.access import OWNER, Gates
 from giftcloud_ingest.dimse.routing import DicomRoutes
 from giftcloud_ingest.dimse.schemas import DicomRouteOut
 

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from giftcloud_core.access import Auditor
+from giftcloud_core.gates import OWNER, Gates
 from giftcloud_core.tokens import Principal
 from pydantic import BaseModel
 
-from giftcloud_ingest.access import OWNER, Gates
 from giftcloud_ingest.forwarding.schemas import ForwardingOverview, ProjectForwarding
 from giftcloud_ingest.forwarding.service import Forwarding
 

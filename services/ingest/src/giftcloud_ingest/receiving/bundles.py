@@ -11,7 +11,7 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from giftcloud_core.bundle import pack
+from giftcloud_core.bundle import pack, upload_of
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
 from giftcloud_core.events import (
@@ -49,12 +49,6 @@ def split_into_bundles(accepted: list[Accepted]) -> list[list[Accepted]]:
         bundles[-1].append(item)
         size += held
     return bundles
-
-
-def upload_of(name: str) -> str | None:
-    """The upload a received part belongs to, from its name (``{project}/{upload}/{n}.dcm``)."""
-    parts = name.split("/")
-    return parts[1] if len(parts) == 3 and parts[2].endswith(".dcm") else None
 
 
 class SharedBundles:

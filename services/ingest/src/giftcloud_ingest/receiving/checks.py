@@ -10,20 +10,21 @@ from functools import lru_cache
 from giftcloud_core.settings import Settings
 from giftcloud_deid import (
     DEFAULT_NAMESPACE,
-    DEFAULT_PROFILE,
     Admission,
     PatientNamespace,
-    Profile,
     Rejected,
 )
+from giftcloud_deid.profile import project_profile
 from giftcloud_dicom.instance import (
     OUT_OF_RESOURCES,
-    PROCESSING_FAILURE,
+    REFUSED_BY_PROFILE,
     SOP_CLASS_NOT_SUPPORTED,
     STUDY_UID_MISMATCH,
     InvalidInstance,
     inspect_instance,
 )
+
+from giftcloud_ingest.receiving.profiles import ChosenProfiles
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def check_instance(
         try:  # what the project's profile decides from the header: refused now, not later
             admission.check(data)
         except Rejected as exc:
-            code = SOP_CLASS_NOT_SUPPORTED if "allow-list" in exc.reason else PROCESSING_FAILURE
+            code = SOP_CLASS_NOT_SUPPORTED if "allow-list" in exc.reason else REFUSED_BY_PROFILE
             return Failed(info.sop_class_uid, info.sop_instance_uid, code, exc.reason)
     return Stored(
         info.sop_class_uid,
@@ -98,9 +99,12 @@ class Admissions:
     """At a site, what each project's profile (as anonymise reads it) decides from a header,
     cached per project; a hub de-identifies nothing and decides nothing here."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, chosen: ChosenProfiles | None = None) -> None:
         self.settings = settings
+        self.chosen = chosen
         self._cached = lru_cache(maxsize=256)(self._load)
+        if chosen is not None:
+            chosen.on_change(self._cached.cache_clear)
 
     def of(self, project: str) -> Admission | None:
         if self.settings.anonymise.mode != "deidentify":
@@ -110,9 +114,8 @@ class Admissions:
 
     def _load(self, project: str) -> Admission:
         config = self.settings.anonymise
-        folder = config.profiles_dir
-        path = folder / f"{project}.yaml" if folder else None
-        profile = Profile.load(path) if path is not None and path.is_file() else DEFAULT_PROFILE
+        chosen = self.chosen.of(project) if self.chosen is not None else None
+        profile = project_profile(config.profiles_dir, project, chosen)
         namespace = PatientNamespace.load(config.namespace_file) if config.namespace_file else None
         return Admission(
             profile,

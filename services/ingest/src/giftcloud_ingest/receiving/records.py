@@ -8,6 +8,7 @@ import logging
 from datetime import datetime
 
 from giftcloud_core.batching import Batcher
+from giftcloud_core.bundle import upload_of
 from giftcloud_core.db import Database
 from giftcloud_core.errors import NotFound
 from giftcloud_core.events import (
@@ -21,7 +22,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
 from giftcloud_ingest.models import Upload, UploadOutcome
-from giftcloud_ingest.receiving.bundles import upload_of
 from giftcloud_ingest.receiving.checks import StoreResult
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,17 @@ def _outcome(
     }
 
 
+def item_name(project: str, upload_id: str, index: int) -> str:
+    """The name of an upload's part ``index`` (the received object's, for an accepted one)."""
+    return f"{project}/{upload_id}/{index:06d}.dcm"
+
+
+def index_of(item: str) -> int:
+    """The part's place in its upload, from its name (-1 for a name of another form)."""
+    stem = item.rsplit("/", 1)[-1].removesuffix(".dcm")
+    return int(stem) if stem.isdigit() else -1
+
+
 class UploadRecords:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -55,13 +66,26 @@ class UploadRecords:
         async with self.db.session() as db:
             db.add(Upload(id=upload_id, project=project, username=caller.subject, source=source))
 
-    async def record_counts(self, result: StoreResult) -> None:
+    async def record_counts(self, project: str, result: StoreResult) -> None:
+        """The upload's counts, and each file refused on arrival with its reason."""
+        refusals = [
+            _outcome(
+                result.upload_id,
+                item_name(project, result.upload_id, failed.index),
+                "refused",
+                failed.message,
+                ("", "", failed.sop_instance_uid),
+            )
+            for failed in result.failed
+        ]
         async with self.db.session() as session:
             await session.exec(
                 update(Upload)
                 .where(col(Upload.id) == result.upload_id)
                 .values(accepted=len(result.stored), failed=len(result.failed), state="received")
             )
+            if refusals:
+                await session.exec(insert(UploadOutcome).values(refusals).on_conflict_do_nothing())
 
     async def interrupt_abandoned(self, since: datetime) -> int:
         """Mark interrupted the uploads still receiving that took nothing since ``since``
@@ -90,6 +114,7 @@ class UploadRecords:
                     upload_of(i.received_key) or event.correlation_id,
                     i.received_key or i.sop_uid,
                     "archived",
+                    "already in the project: sent before" if i.already else "",
                     uids=(i.study_uid, i.series_uid, i.sop_uid),
                 )
                 for i in event.instances
@@ -117,11 +142,17 @@ class UploadRecords:
                 )
             ).all()
         rejected = [
-            {"object": o.item.rsplit("/", 1)[-1], "reason": o.reason}
+            {"object": o.item.rsplit("/", 1)[-1], "index": index_of(o.item), "reason": o.reason}
             for o in outcomes
             if o.outcome == "rejected"
         ]
+        refusals = [
+            {"index": index_of(o.item), "sop_uid": o.sop_uid, "reason": o.reason}
+            for o in outcomes
+            if o.outcome == "refused"
+        ]
         archived = sum(1 for o in outcomes if o.outcome == "archived")
+        already = sum(1 for o in outcomes if o.outcome == "archived" and o.reason)
         return {
             "id": upload.id,
             "project": upload.project,
@@ -130,7 +161,9 @@ class UploadRecords:
             "state": upload.state,
             "accepted": upload.accepted,
             "refused": upload.failed,
+            "refusals": sorted(refusals, key=lambda r: int(str(r["index"]))),
             "archived": archived,
+            "already": already,
             "rejected": rejected,
             "pending": max(0, upload.accepted - archived - len(rejected)),
         }
@@ -138,7 +171,7 @@ class UploadRecords:
     async def archived_at(self, project: str, upload_id: str, index: int) -> str:
         """Where the instance sent as part ``index`` of an upload is now (a WADO-RS path);
         :class:`NotFound` saying why when it is not there (yet)."""
-        item = f"{project}/{upload_id}/{index:06d}.dcm"
+        item = item_name(project, upload_id, index)
         async with self.db.session() as session:
             upload = await session.get(Upload, upload_id)
             outcome = await session.get(UploadOutcome, (upload_id, item))

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from giftcloud_ingest.models import KnownProject
 from giftcloud_ingest.receiving.bundles import Bundles
 from giftcloud_ingest.receiving.checks import Admissions, Failed, Stored, StoreResult
+from giftcloud_ingest.receiving.profiles import ChosenProfiles
 from giftcloud_ingest.receiving.records import UploadRecords
 from giftcloud_ingest.receiving.uploads import Intake, UploadSession
 
@@ -39,7 +40,8 @@ class Receiver:
         self.db = db
         self.bundles = Bundles(settings, db, bus, store)
         self.records = UploadRecords(db)
-        self.admissions = Admissions(settings)
+        self.profiles = ChosenProfiles(db)
+        self.admissions = Admissions(settings, self.profiles)
         #: bytes of received instances this process checks and stores at once, whatever the
         #: number of uploads (one batch larger than the budget goes alone)
         self.intake = Intake(

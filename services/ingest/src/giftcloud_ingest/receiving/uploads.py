@@ -17,7 +17,7 @@ from giftcloud_ingest.receiving.bundles import (
     split_into_bundles,
 )
 from giftcloud_ingest.receiving.checks import Admissions, Failed, Stored, StoreResult, not_stored
-from giftcloud_ingest.receiving.records import UploadRecords
+from giftcloud_ingest.receiving.records import UploadRecords, item_name
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class UploadSession:
                     self.result.failed.append(outcome)
                 else:
                     self.result.stored.append(outcome)
-            await self.intake.records.record_counts(self.result)
+            await self.intake.records.record_counts(self.project, self.result)
         return self.result
 
     def _next(self) -> int:
@@ -131,7 +131,7 @@ class UploadSession:
             self._outcomes[index] = checked
             return checked
         async with self.intake.budget.hold(len(data)):
-            name = f"{self.project}/{self.result.upload_id}/{index:06d}.dcm"
+            name = item_name(self.project, self.result.upload_id, index)
             ok = await self.intake.bundles.shared(self.project).store((name, data, checked))
         outcome: Stored | Failed = replace(checked, index=index) if ok else not_stored(checked)
         self._outcomes[index] = outcome
@@ -147,7 +147,7 @@ class UploadSession:
                 INSTANCES.labels("ingest", "invalid").inc()
                 self._outcomes[index] = outcome
             else:
-                name = f"{self.project}/{self.result.upload_id}/{index:06d}.dcm"
+                name = item_name(self.project, self.result.upload_id, index)
                 names[name] = index
                 accepted.append((name, data, outcome))
         for bundle in split_into_bundles(accepted):

@@ -8,10 +8,10 @@ from giftcloud_core.errors import (
     BadRequest,
     PayloadTooLarge,
 )
+from giftcloud_core.gates import Gates
 from giftcloud_core.tokens import WRITE_ROLES, Principal
 from pydantic import BaseModel, Field
 
-from giftcloud_ingest.access import Gates
 from giftcloud_ingest.retrieval.queries import check_query, queries_from_csv
 from giftcloud_ingest.retrieval.schemas import RemoteNodeOut, RetrievalStatus, RetrievalSummary
 from giftcloud_ingest.retrieval.service import Retrievals

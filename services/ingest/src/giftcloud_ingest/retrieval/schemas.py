@@ -44,7 +44,11 @@ class QueryProgress(BaseModel):
     #: pending, found or failed
     state: str
     error: str
+    #: e.g. that the studies it matched were matched by an earlier query (a repeated line)
+    note: str
     studies_found: int
+    #: studies the PACS matched, this query's and those an earlier query had
+    studies_matched: int
     expected: int
     moved: int
     archived: int

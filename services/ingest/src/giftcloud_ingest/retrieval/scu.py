@@ -26,12 +26,70 @@ class RemoteError(Exception):
     """The remote node refused or failed; the message says how."""
 
 
+#: what a C-FIND/C-MOVE status means (PS3.4 C.4.1.1.4, C.4.2.1.5), and what to do about it
+_MEANINGS: dict[int, str] = {
+    0x0000: "success",
+    0xFE00: "cancelled",
+    0xB000: "finished with failures: some instances could not be sent",
+    0xA700: "the PACS is out of resources",
+    0xA701: "the PACS is out of resources: it could not count the matches",
+    0xA702: "the PACS is out of resources: it could not send the instances",
+    0xA801: "the PACS does not know the destination: register the project's AE title there",
+    0xA900: "the PACS could not understand the query (identifier does not match SOP class)",
+    0x0122: "the PACS does not support this query/retrieve model",
+    0x0124: "the PACS refused: not authorised",
+}
+_UNABLE = (
+    "the PACS was unable to process the request: usually it does not know the project's AE"
+    " title with this node's address and port, or cannot reach it"
+)
+
+
+def meaning(code: int) -> str:
+    """A status code in words, with the likely cause where there is one."""
+    if code in _MEANINGS:
+        return _MEANINGS[code]
+    if code in (0xFF00, 0xFF01):
+        return "still pending"
+    if 0xC000 <= code <= 0xCFFF:
+        return _UNABLE
+    if 0xA700 <= code <= 0xA7FF:
+        return _MEANINGS[0xA700]
+    return "a status PS3.4 does not define for this request"
+
+
 def status_text(status: Dataset | None) -> str:
+    """The final answer of a request, in words first: what it means, its code, its comment."""
     if status is None or "Status" not in status:
-        return "no answer from the remote node (association lost or timed out)"
-    text = f"0x{int(status.Status):04X}"
+        return "no answer from the PACS (the association was lost or timed out)"
+    code = int(status.Status)
+    if code in (0xFF00, 0xFF01):  # the last answer was "pending": the move was cut off
+        done = int(status.get("NumberOfCompletedSuboperations", 0) or 0)
+        left = int(status.get("NumberOfRemainingSuboperations", 0) or 0)
+        return (
+            f"the PACS stopped answering during the move ({done} sent, {left} still to send):"
+            " it may have crashed or closed the association; resume to try again"
+        )
     comment = status.get("ErrorComment")
-    return f"{text} {comment}" if comment else text
+    text = f"{meaning(code)} (0x{code:04X})"
+    return f"{text}: {comment}" if comment else text
+
+
+def _rejection(assoc: Any) -> str:
+    """Why a peer rejected an association, as PS3.8 says it (result, source, reason)."""
+    primitive = getattr(assoc.acceptor, "primitive", None)
+    if primitive is None:
+        return "no reason given"
+    reason = str(getattr(primitive, "reason_str", "") or "no reason given")
+    source = str(getattr(primitive, "source_str", "") or "")
+    hints = {
+        "Called AE title not recognised": "the PACS does not know its own AE title as given",
+        "Calling AE title not recognised": "the PACS does not know this node's AE title:"
+        " register it there",
+    }
+    hint = next((h for text, h in hints.items() if text.lower() in reason.lower()), "")
+    said = f"{reason} ({source})" if source else reason
+    return f"{said}: {hint}" if hint else said
 
 
 class Scu:
@@ -81,7 +139,12 @@ class Scu:
         tls = (ssl.create_default_context(), node.host) if node.tls else None
         assoc = ae.associate(node.host, node.port, ae_title=node.ae_title, tls_args=tls)
         if not assoc.is_established:
-            why = "rejected the association" if assoc.is_rejected else "could not be reached"
+            if assoc.is_rejected:
+                why = f"rejected the association: {_rejection(assoc)}"
+            elif assoc.is_aborted:
+                why = "aborted the association"
+            else:
+                why = "could not be reached (no answer on that address and port)"
             raise RemoteError(f"{node.name} ({node.ae_title} at {node.host}:{node.port}) {why}")
         return assoc
 

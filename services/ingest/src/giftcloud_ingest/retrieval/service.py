@@ -133,8 +133,11 @@ class Retrievals:
     async def set_state(self, project: str, retrieval_id: str, state: str) -> dict[str, Any]:
         """Cancel (the study being moved finishes; no other is moved) or resume."""
         found = await self._get(project, retrieval_id)
-        if state == "running" and found.state == "done":
-            raise Conflict(f"retrieval {retrieval_id} is done; start a new one to ask again")
+        if found.state in ("done", "failed"):
+            raise Conflict(
+                f"retrieval {retrieval_id} has ended ({found.state}); nothing is left to"
+                + (" cancel" if state == "cancelled" else " resume: start a new one to ask again")
+            )
         async with self.db.session() as session:
             await session.exec(
                 update(Retrieval)
@@ -221,6 +224,8 @@ class Retrievals:
         by_query: dict[int, list[RetrievalStudy]] = {}
         for study in studies:
             by_query.setdefault(study.query_index, []).append(study)
+        # a query whose studies an earlier query had found (a repeated accession number in a
+        # CSV) says so, rather than "found 0" as an unknown one would
         out_queries = []
         for query in queries:
             mine = by_query.get(query.index, [])
@@ -240,12 +245,21 @@ class Retrievals:
                         "remote_status": study.status,
                     }
                 )
+            shared = max(0, query.found - len(mine))
+            note = (
+                f"{shared} of the {query.found} studies it matched were matched by an earlier"
+                " query: they are listed there"
+                if shared
+                else ""
+            )
             out_queries.append(
                 {
                     "query": json.loads(query.keys),
                     "state": query.state,
                     "error": query.error,
+                    "note": note,
                     "studies_found": len(mine),
+                    "studies_matched": query.found,
                     "expected": sum(s["expected"] for s in study_list),
                     "moved": sum(s["moved"] for s in study_list),
                     "archived": sum(s["archived"] for s in study_list),

@@ -117,7 +117,8 @@ class RetrievalWorker:
                 return
             await self._find_all(retrieval, node)
             await self._move_all(retrieval, node, route.ae_title)
-            await self._finish(retrieval_id, "done", "")
+            state, error = await self._outcome(retrieval_id)
+            await self._finish(retrieval_id, state, error)
             log.info("retrieval %s of project %s done", retrieval_id, retrieval.project)
         except Cancelled:
             log.info("retrieval %s cancelled", retrieval_id)
@@ -131,6 +132,26 @@ class RetrievalWorker:
                 )
         finally:
             renewing.cancel()
+
+    async def _outcome(self, retrieval_id: str) -> tuple[str, str]:
+        """done, unless nothing could be asked: failed when every query failed (the first
+        error says why); done with a word when some did."""
+        async with self.db.session() as session:
+            queries = (
+                await session.exec(
+                    select(RetrievalQuery)
+                    .where(RetrievalQuery.retrieval_id == retrieval_id)
+                    .order_by(col(RetrievalQuery.index))
+                )
+            ).all()
+        failed = [q for q in queries if q.state == "failed"]
+        if queries and len(failed) == len(queries):
+            return "failed", f"every query failed; the first: {failed[0].error}"[:500]
+        if failed:
+            return "done", f"{len(failed)} of {len(queries)} queries failed: {failed[0].error}"[
+                :500
+            ]
+        return "done", ""
 
     async def _finish(self, retrieval_id: str, state: str, error: str) -> None:
         async with self.db.session() as session:

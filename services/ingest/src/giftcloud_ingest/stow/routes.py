@@ -9,12 +9,12 @@ from giftcloud_core.errors import (
     BadRequest,
     GiftcloudError,
 )
+from giftcloud_core.gates import Gates
 from giftcloud_core.settings import Settings
 from giftcloud_core.tokens import WRITE_ROLES, Principal
 from giftcloud_dicom.multipart import MultipartError, PartReader, boundary_of
 from giftcloud_dicom.uid import uid_problem
 
-from giftcloud_ingest.access import Gates
 from giftcloud_ingest.receiving.service import Receiver
 from giftcloud_ingest.stow.body import (
     UploadsUnderWay,

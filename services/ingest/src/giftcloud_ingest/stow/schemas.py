@@ -6,8 +6,22 @@ from pydantic import BaseModel
 
 
 class Rejection(BaseModel):
+    """A file accepted on arrival that de-identification (or the hub's check) rejected."""
+
     #: the part of the upload (its name in the upload) that was rejected
     object: str
+    #: its place in the upload (0-based: the sender names the file it sent there)
+    index: int
+    reason: str
+
+
+class Refusal(BaseModel):
+    """A file refused on arrival (not DICOM, truncated, a profile's refusal...)."""
+
+    #: its place in the upload (0-based: the sender names the file it sent there)
+    index: int
+    #: its SOP Instance UID where it could be read ('' otherwise)
+    sop_uid: str
     reason: str
 
 
@@ -25,7 +39,12 @@ class UploadStatus(BaseModel):
     accepted: int
     #: files refused on arrival
     refused: int
+    #: each of them, with why
+    refusals: list[Refusal]
+    #: in the archive now (sent before included)
     archived: int
+    #: of those, how many the project held already (the same SOP Instance UID sent before)
+    already: int
     rejected: list[Rejection]
     #: accepted and neither archived nor rejected yet
     pending: int

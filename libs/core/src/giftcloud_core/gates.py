@@ -1,35 +1,37 @@
-"""Who may call ingest's routes, as FastAPI dependencies: a role on the route's
-``{project}`` (404 for a project this ingest does not know; the role, the project's
-networks and the credential's), or the admin site role. Every route declares its gate."""
+"""Who may call a service's routes, as FastAPI dependencies: a role on the route's
+``{project}`` (404 for a project the service does not know; the role, the project's
+networks and the credential's), or the admin site role. Every route declares its gate;
+each service says where it keeps the projects it knows (``networks_of``)."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+
 from giftcloud_core.access import authorize, request_address
 from giftcloud_core.errors import Forbidden, NotFound
 from giftcloud_core.tokens import Principal
 
-from giftcloud_ingest.receiving.service import Receiver
-
 Gate = Callable[..., Awaitable[Principal]]
+#: the networks a project's data may be reached from ([] anywhere), None for one not known
+NetworksOf = Callable[[str], Awaitable[list[str] | None]]
 OWNER = frozenset({"owner"})
 
 
 @dataclass(frozen=True)
 class Gates:
     caller: Gate
-    receiver: Receiver
+    networks_of: NetworksOf
 
     def project(self, roles: frozenset[str]) -> Gate:
         """The caller, with one of ``roles`` on the route's project."""
-        receiver = self.receiver
+        networks_of = self.networks_of
 
         async def on_project(
             project: str, request: Request, caller: Annotated[Principal, Depends(self.caller)]
         ) -> Principal:
-            networks = await receiver.networks_of(project)
+            networks = await networks_of(project)
             if networks is None:
                 raise NotFound(f"no project {project!r}")
             authorize(caller, project, roles, networks=networks, address=request_address(request))
