@@ -55,3 +55,19 @@ def test_missing_sop_instance_uid() -> None:
 def test_missing_transfer_syntax() -> None:
     with pytest.raises(InvalidInstance, match="TransferSyntaxUID"):
         inspect_instance(pydicom_file("meta_missing_tsyntax.dcm").read_bytes())
+
+
+def test_an_error_comment_keeps_its_decisive_words_within_64_characters() -> None:
+    from giftcloud_dicom.instance import error_comment
+
+    short = "instance of 123456789 bytes; the limit is 100000000"
+    assert error_comment(short) == short
+    burned = (
+        "the image may carry burned-in text (modality US without BurnedInAnnotation) and no"
+        " burned-in text rule covers it. Next step: a project owner attests..."
+    )
+    assert error_comment(burned) == "the image may carry burned-in text; see the Uploads page"
+    long_head = "the route changed: the AE title DEMO is no longer routed to any project here"
+    said = error_comment(long_head)
+    assert len(said) == 64 and said.startswith("the route changed: the AE title DEMO")
+    assert said.endswith("…")

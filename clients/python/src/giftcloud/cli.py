@@ -143,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
 
     uploads = command(
         "uploads",
-        "a project's latest uploads; with an upload's id, each rejection and its reason",
+        "a project's latest uploads; with an upload's id, each file refused or rejected, and why",
         commands.uploads,
     )
     uploads.add_argument("project", help="the project")

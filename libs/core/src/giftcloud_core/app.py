@@ -186,9 +186,14 @@ async def audit_refusal(audit: Auditor, request: Request, exc: GiftcloudError) -
 
 
 def validation_errors(exc: RequestValidationError) -> list[dict[str, object]]:
-    """What was wrong with a request, without echoing what was sent (a password, say)."""
+    """What was wrong with a request, without echoing what was sent (a password, say); a
+    validator's own words without pydantic's "Value error, " before them."""
     return [
-        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        {
+            "loc": list(error.get("loc", ())),
+            "msg": str(error.get("msg", "")).removeprefix("Value error, "),
+            "type": error.get("type"),
+        }
         for error in exc.errors()
     ]
 

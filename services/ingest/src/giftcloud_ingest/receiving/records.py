@@ -46,6 +46,10 @@ def _outcome(
     }
 
 
+#: the note an archived outcome carries when the project held the instance already
+SENT_BEFORE = "already in the project: sent before"
+
+
 def item_name(project: str, upload_id: str, index: int) -> str:
     """The name of an upload's part ``index`` (the received object's, for an accepted one)."""
     return f"{project}/{upload_id}/{index:06d}.dcm"
@@ -114,7 +118,7 @@ class UploadRecords:
                     upload_of(i.received_key) or event.correlation_id,
                     i.received_key or i.sop_uid,
                     "archived",
-                    "already in the project: sent before" if i.already else "",
+                    SENT_BEFORE if i.already else "",
                     uids=(i.study_uid, i.series_uid, i.sop_uid),
                 )
                 for i in event.instances
@@ -152,7 +156,7 @@ class UploadRecords:
             if o.outcome == "refused"
         ]
         archived = sum(1 for o in outcomes if o.outcome == "archived")
-        already = sum(1 for o in outcomes if o.outcome == "archived" and o.reason)
+        already = sum(1 for o in outcomes if o.outcome == "archived" and o.reason == SENT_BEFORE)
         return {
             "id": upload.id,
             "project": upload.project,

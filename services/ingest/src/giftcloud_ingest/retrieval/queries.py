@@ -10,6 +10,10 @@ from typing import Any
 
 from giftcloud_core.errors import BadRequest
 from giftcloud_dicom.uid import uid_problem
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from giftcloud_ingest.models import RetrievalQuery
 
 #: the keys a query may hold (PS3.4 C.6.2.1: study-level keys of the Study Root model)
 QUERY_KEYS = ("PatientID", "AccessionNumber", "StudyInstanceUID", "StudyDate", "ModalitiesInStudy")
@@ -58,3 +62,13 @@ def queries_from_csv(text: str) -> list[dict[str, str]]:
         query = {h: cell.strip() for h, cell in zip(header, row, strict=False) if cell.strip()}
         queries.append(check_query(query, f"CSV row {number}"))
     return queries
+
+
+async def queries_of(session: AsyncSession, retrieval_id: str) -> list[RetrievalQuery]:
+    """A retrieval's queries, in the order they were given."""
+    found = await session.exec(
+        select(RetrievalQuery)
+        .where(RetrievalQuery.retrieval_id == retrieval_id)
+        .order_by(col(RetrievalQuery.index))
+    )
+    return list(found.all())

@@ -40,7 +40,7 @@ from giftcloud_ingest.models import (
     UploadOutcome,
 )
 from giftcloud_ingest.receiving.checks import Stored
-from giftcloud_ingest.retrieval.queries import MAX_QUERIES
+from giftcloud_ingest.retrieval.queries import MAX_QUERIES, queries_of
 from giftcloud_ingest.retrieval.scu import Scu
 
 log = logging.getLogger(__name__)
@@ -186,13 +186,7 @@ class Retrievals:
         (with reasons) and the remote node's failures."""
         retrieval = await self._get(project, retrieval_id)
         async with self.db.session() as session:
-            queries = (
-                await session.exec(
-                    select(RetrievalQuery)
-                    .where(RetrievalQuery.retrieval_id == retrieval_id)
-                    .order_by(col(RetrievalQuery.index))
-                )
-            ).all()
+            queries = await queries_of(session, retrieval_id)
             studies = (
                 await session.exec(
                     select(RetrievalStudy).where(RetrievalStudy.retrieval_id == retrieval_id)

@@ -26,6 +26,7 @@ from giftcloud_ingest.models import (
     RetrievalQuery,
     RetrievalStudy,
 )
+from giftcloud_ingest.retrieval.queries import queries_of
 from giftcloud_ingest.retrieval.scu import RemoteError, Scu, status_text
 
 log = logging.getLogger(__name__)
@@ -137,13 +138,7 @@ class RetrievalWorker:
         """done, unless nothing could be asked: failed when every query failed (the first
         error says why); done with a word when some did."""
         async with self.db.session() as session:
-            queries = (
-                await session.exec(
-                    select(RetrievalQuery)
-                    .where(RetrievalQuery.retrieval_id == retrieval_id)
-                    .order_by(col(RetrievalQuery.index))
-                )
-            ).all()
+            queries = await queries_of(session, retrieval_id)
         failed = [q for q in queries if q.state == "failed"]
         if queries and len(failed) == len(queries):
             return "failed", f"every query failed; the first: {failed[0].error}"[:500]
