@@ -20,11 +20,11 @@ import numpy as np
 import pydicom
 import pytest
 from browser.conftest import ARTIFACTS, Tab
-from giftcloud_core.events import QUEUES
+from giftcloud_core.events import QUEUES, ProfileChanged
 from PIL import Image, ImageChops
 from pydicom.uid import SecondaryCaptureImageStorage
 from support.deployment import Deployment
-from support.dicom_files import synthetic_instance, to_bytes
+from support.dicom_files import synthetic_instance, to_bytes, ultrasound
 
 ADMIN = ("admin", "admin-test-password")
 PROJECT = "radiology"
@@ -581,3 +581,74 @@ def test_an_owner_chooses_the_projects_de_identification_on_its_page(
     tab.page.set_input_files("#files", str(capture))
     tab.page.wait_for_selector("[data-upload][data-done=true]", timeout=60_000)
     assert tab.page.inner_text("[data-status]") == "Done: 1 new instance(s) archived."
+
+
+def test_an_owner_releases_and_deletes_what_de_identification_refused(
+    uploaded: Uploaded, deployment: Deployment
+) -> None:
+    """The quarantine page lists each refused file with its kind of image and the reason; an
+    owner deletes one and, after attesting its kind on the De-identification page, releases
+    the other, which is archived. Ingest is held on a profile that attests ultrasound (as
+    between an owner's withdrawal and ingest hearing of it), so the engine refuses them."""
+    deployment.publish(
+        ProfileChanged(project=PROJECT, correlation_id="t", version=999, burned_in_attested=("US",))
+    )
+    headers = deployment.token()
+    files = [ultrasound(f"QUARANTINE-{n}") for n in range(2)]
+    sent = deployment.stow(PROJECT, files, headers)
+    for _ in range(100):  # ingest hears of the profile
+        if sent.status_code == 200:
+            break
+        time.sleep(0.3)
+        sent = deployment.stow(PROJECT, files, headers)
+    assert sent.status_code == 200, sent.text
+    tab = uploaded.admin
+    tab.go(f"/projects/{PROJECT}")
+    tab.page.click("text=Quarantine")
+    tab.page.wait_for_url(re.compile(".*/quarantine$"))
+    rows = tab.page.locator("[data-rows] tr[data-key]")
+    for _ in range(100):  # anonymise refuses them
+        tab.page.wait_for_selector("[data-quarantine][data-loaded=true]")
+        if rows.count() == 2:
+            break
+        time.sleep(0.3)
+        tab.page.reload()
+    assert rows.count() == 2, tab.page.inner_text("[data-rows]")
+    tab.page.wait_for_function(
+        "() => ![...document.querySelectorAll('[data-key] td:nth-child(4)')]"
+        ".some((td) => td.textContent === '…')"
+    )
+    listed = tab.page.inner_text("[data-rows]")
+    assert "US · MR Image Storage" in listed and "no BurnedInAnnotation" in listed, listed
+    assert "no burned-in text rule covers it" in listed, listed
+    assert "QUARANTINE-" not in listed and "Doe" not in listed, listed
+    assert tab.check("quarantine") == []
+
+    first, second = (rows.nth(n).get_attribute("data-key") for n in range(2))
+    tab.page.once("dialog", lambda dialog: dialog.accept())
+    tab.page.check(f"[data-key='{second}'] input")
+    tab.page.click("text=Delete the chosen files")
+    tab.page.wait_for_selector("text=Deleted 1 file(s).")
+    assert rows.count() == 1
+
+    tab.go(f"/projects/{PROJECT}/deidentification")
+    tab.page.wait_for_selector("#attested-US")
+    tab.page.check("#attested-US")
+    tab.page.click("text=Save")
+    tab.page.wait_for_selector("text=Saved: instances that arrive from now on")
+    tab.go(f"/projects/{PROJECT}/quarantine")
+    tab.page.wait_for_selector("[data-quarantine][data-loaded=true]")
+    tab.page.check(f"[data-key='{first}'] input")
+    tab.page.click("text=Release the chosen files")
+    tab.page.wait_for_selector("text=Released 1 file(s)")
+    for _ in range(100):  # processed again: archived this time
+        tab.page.reload()
+        tab.page.wait_for_selector("[data-quarantine][data-loaded=true]")
+        if "Nothing is held" in tab.page.inner_text("[data-rows]"):
+            break
+        time.sleep(0.3)
+    assert "Nothing is held" in tab.page.inner_text("[data-rows]")
+    upload = sent.headers["X-Giftcloud-Upload"]
+    status = httpx.get(f"{deployment.url}/ingest/{PROJECT}/uploads/{upload}", headers=headers)
+    assert status.json()["archived"] == 1, status.text
+    assert [r["index"] for r in status.json()["rejected"]] == [1], status.text

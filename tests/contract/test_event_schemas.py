@@ -29,7 +29,8 @@ def test_routing_keys_carry_a_version_and_every_queue_binds_known_events() -> No
 
 
 def sample(cls: type[BaseModel]) -> dict[str, Any]:
-    """Every required field filled: numbers, the source, one item in a tuple of models."""
+    """Every required field filled: numbers, the source, one item in a tuple of models or
+    of strings."""
     fields: dict[str, Any] = {}
     for name, field in cls.model_fields.items():
         if not field.is_required():
@@ -41,6 +42,8 @@ def sample(cls: type[BaseModel]) -> dict[str, Any]:
             fields[name] = get_args(field.annotation)[0]
         elif isinstance(item, type) and issubclass(item, BaseModel):
             fields[name] = (item(**sample(item)),)
+        elif get_origin(field.annotation) is tuple and item is str:
+            fields[name] = ("x",)
         else:
             fields[name] = "x"
     return fields

@@ -187,6 +187,27 @@ def test_send_names_every_file_it_does_not_archive(
         for d in details
         for line in d.splitlines()
     ), details
+
+    # the project's owner reviews the rejected files: one released (rejected again, 1-bit
+    # pixels stay uncleanable), then both deleted for good
+    def held() -> list[list[str]]:
+        listed = user.run("quarantine", project).stdout.splitlines()
+        return [line.split(maxsplit=4) for line in listed[1:]]
+
+    rows = held()
+    assert len(rows) == 2 and all("1-bit pixel data" in row[4] for row in rows), rows
+    released = user.run("quarantine", project, "--release", rows[0][0])
+    assert released.stdout.startswith("1 file(s) released"), released.stdout
+    wait_for(
+        lambda: [row[3] for row in held()] == ["held", "held"],
+        timeout=30,
+        what="the released file held again",
+    )
+    keys = [row[0] for row in held()]
+    assert user.run("quarantine", project, "--delete", *keys).stdout.startswith("2 file(s) deleted")
+    assert user.run("quarantine", project).stdout.startswith("nothing is held")
+    gone = user.run("quarantine", project, "--delete", keys[0], code=2)
+    assert "is not held in the quarantine" in one_line(gone)
     # a token for curl and DICOMweb clients
     bearer = user.run("token").stdout.strip()
     studies = httpx.get(

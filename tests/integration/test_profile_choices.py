@@ -14,21 +14,11 @@ from giftcloud_ingest.app import build as build_ingest
 from integration.conftest import eventually, running
 from integration.test_holes import stow
 from pydicom.dataset import Dataset
-from support.dicom_files import read, synthetic_instance, to_bytes
+from support.dicom_files import read, synthetic_instance, to_bytes, ultrasound
 
 Bearer = Callable[..., dict[str, str]]
 PROJECT = "choices"
 PROFILE = f"/anonymise/projects/{PROJECT}/profile"
-
-
-def ultrasound(patient_id: str) -> bytes:
-    ds: Dataset = read(synthetic_instance(patient_id=patient_id))
-    ds.Modality = "US"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
-    ds.PixelData = bytes([200]) * (ds.Rows * ds.Columns)
-    if "BurnedInAnnotation" in ds:
-        del ds.BurnedInAnnotation
-    return to_bytes(ds)
 
 
 def described(patient_id: str, description: str) -> bytes:

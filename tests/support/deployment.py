@@ -3,12 +3,15 @@ used by the e2e tests and by bench/."""
 
 import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from giftcloud.client import multipart_related
+from giftcloud_core.bus import create_bus
+from giftcloud_core.events import Event
 
 from support.infra import (
     Nginx,
@@ -54,6 +57,21 @@ class Deployment:
             )
 
         wait_for(known, timeout=30, what=f"project {name} known to ingest and api")
+
+    def publish(self, event: Event) -> None:
+        """Put an event on the deployment's bus, as a service would."""
+
+        async def publish() -> None:
+            bus = create_bus(self.stack.settings().bus)
+            await bus.start()
+            try:
+                await bus.publish(event)
+            finally:
+                await bus.close()
+
+        # in a thread of its own: the caller's may run a loop already (Playwright's does)
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, publish()).result()
 
     def stow(self, project: str, files: list[bytes], headers: dict[str, str]) -> httpx.Response:
         body, content_type = multipart_related(files)

@@ -220,3 +220,15 @@ def uncleanable_instance(patient_id: str = "MRN-1BIT") -> bytes:
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 1, 0
     ds.PixelData = bytes(ds.Rows * ds.Columns // 8)
     return to_bytes(ds)
+
+
+def ultrasound(patient_id: str) -> bytes:
+    """An ultrasound image that says nothing of burned-in text: refused unless its kind is
+    attested or a masking rule covers it."""
+    ds = read(synthetic_instance(patient_id=patient_id))
+    ds.Modality = "US"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = bytes([200]) * (ds.Rows * ds.Columns)
+    if "BurnedInAnnotation" in ds:
+        del ds.BurnedInAnnotation
+    return to_bytes(ds)

@@ -24,7 +24,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 def _parser() -> argparse.ArgumentParser:
     from importlib.metadata import version
 
-    from giftcloud import admin, anonymise, commands, repair, sending
+    from giftcloud import admin, anonymise, commands, quarantine, repair, sending
     from giftcloud import server as running
 
     parser = argparse.ArgumentParser(
@@ -149,6 +149,15 @@ def _parser() -> argparse.ArgumentParser:
     uploads.add_argument("project", help="the project")
     uploads.add_argument("upload", nargs="?", help="an upload's id (giftcloud uploads PROJECT)")
     server(uploads)
+    held = command(
+        "quarantine",
+        "what de-identification refused in a project; release it (processed again) or delete it",
+        quarantine.quarantine,
+    )
+    held.add_argument("project", help="the project (its owners only)")
+    held.add_argument("--release", nargs="+", metavar="KEY", help="process these files again")
+    held.add_argument("--delete", nargs="+", metavar="KEY", help="delete these files for good")
+    server(held)
     token = command(
         "token",
         "print an access token of your sign-in, for curl and DICOMweb clients"

@@ -54,7 +54,8 @@ class InstancesReceived(Event):
     type: Literal["instances.received.v1"] = "instances.received.v1"
     object_key: str
     parts: tuple[ReceivedPart, ...]
-    source: Literal["stow", "upload", "dimse", "pacs", "gateway"]
+    #: ``release``: an owner released it from quarantine, to be processed again
+    source: Literal["stow", "upload", "dimse", "pacs", "gateway", "release"]
 
     def payload_bytes(self) -> int:
         return sum(max(part.size, part.inflated_size) for part in self.parts)
@@ -94,6 +95,17 @@ class InstanceRejected(Event):
     type: Literal["instance.rejected.v1"] = "instance.rejected.v1"
     object_key: str
     reason: str
+
+
+class QuarantineCleared(Event):
+    """An owner released instances from quarantine (to be processed again under the rules of
+    now: each ends archived or rejected anew) or deleted them for good."""
+
+    type: Literal["quarantine.cleared.v1"] = "quarantine.cleared.v1"
+    object_keys: tuple[str, ...]
+    how: Literal["released", "deleted"]
+    #: who cleared them
+    by: str = ""
 
 
 class ArchivedInstance(BaseModel):
@@ -211,6 +223,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     InstancesReceived,
     InstancesDeidentified,
     InstanceRejected,
+    QuarantineCleared,
     InstancesArchived,
     InstancesCatalogued,
     ProjectCreated,
@@ -242,6 +255,7 @@ QUEUES: dict[str, tuple[str, ...]] = {
     "api.catalogue": (
         "instances.archived.v1",
         "instance.rejected.v1",  # the admin's list of what waits in quarantine
+        "quarantine.cleared.v1",  # ... and what no longer does
         "project.created.v1",
         "project.updated.v1",
     ),

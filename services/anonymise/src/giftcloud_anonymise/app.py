@@ -15,6 +15,8 @@ from giftcloud_anonymise.models import SCHEMA
 from giftcloud_anonymise.profiles import routes as profile_routes
 from giftcloud_anonymise.profiles.service import REFRESH_SECONDS as PROFILES_SECONDS
 from giftcloud_anonymise.profiles.service import ProjectProfiles
+from giftcloud_anonymise.quarantine import routes as quarantine_routes
+from giftcloud_anonymise.quarantine.service import Quarantine
 from giftcloud_anonymise.service import AnonymiseService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -42,6 +44,7 @@ def build(runtime: Runtime) -> ServicePart:
     profiles = ProjectProfiles(settings.anonymise.profiles_dir, runtime.db, runtime.bus)
     service = AnonymiseService(settings, runtime.db, runtime.bus, runtime.store, profiles)
     gates = Gates(runtime.authenticated(), service.networks_of)
+    quarantine = Quarantine(runtime.db, runtime.bus, runtime.store, settings.storage.buckets)
     Reader = Annotated[Principal, Depends(gates.project(READ_ROLES))]
     router = APIRouter(prefix="/anonymise", tags=["anonymise"])
     jobs = Jobs()
@@ -82,7 +85,11 @@ def build(runtime: Runtime) -> ServicePart:
     return ServicePart(
         name="anonymise",
         prefix="/anonymise",
-        routers=[router, profile_routes.build_router(profiles, gates, runtime.audit)],
+        routers=[
+            router,
+            profile_routes.build_router(profiles, gates, runtime.audit),
+            quarantine_routes.build_router(quarantine, gates, runtime.audit),
+        ],
         subscriptions=[
             Subscription("anonymise.instances", service.on_received),
             Subscription("anonymise.projects", service.on_project_event),

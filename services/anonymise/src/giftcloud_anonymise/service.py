@@ -204,6 +204,9 @@ class AnonymiseService:
                     group.create_task(self._quarantine(event, part, data, outcome.reason, key_id))
             if passed:
                 group.create_task(self._pass_on(event, passed, key_id))
+        if event.source == "release":  # released from quarantine and through this time
+            for part, _ in passed:
+                await self.store.delete(self.buckets.quarantine, part.name)
         await self.store.delete(self.buckets.incoming, event.object_key)
 
     async def _pass_on(

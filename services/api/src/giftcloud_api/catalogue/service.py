@@ -19,6 +19,7 @@ from giftcloud_core.events import (
     InstancesCatalogued,
     ProjectCreated,
     ProjectUpdated,
+    QuarantineCleared,
 )
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore
@@ -50,6 +51,9 @@ class CatalogueService:
         elif isinstance(event, InstanceRejected):
             async with self.db.session() as session:
                 await writes.add_quarantined(session, event)
+        elif isinstance(event, QuarantineCleared):
+            async with self.db.session() as session:
+                await writes.clear_quarantined(session, event)
         elif isinstance(event, ProjectCreated):
             async with self.db.session() as session:
                 await writes.add_project(session, event.project, event.title)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from giftcloud_core.events import InstanceRejected, InstancesArchived
+from giftcloud_core.events import InstanceRejected, InstancesArchived, QuarantineCleared
 from sqlalchemy import (
     String,
     bindparam,
+    delete,
     text,
     tuple_,
     update,
@@ -209,4 +210,13 @@ async def add_quarantined(session: AsyncSession, event: InstanceRejected) -> Non
             occurred_at=event.occurred_at,
         )
         .on_conflict_do_nothing()
+    )
+
+
+async def clear_quarantined(session: AsyncSession, event: QuarantineCleared) -> None:
+    await session.exec(
+        delete(Quarantined).where(
+            col(Quarantined.project) == event.project,
+            col(Quarantined.object_key).in_(event.object_keys),
+        )
     )

@@ -4,6 +4,7 @@
 
 function uploadsPage(root) {
   const project = root.dataset.project;
+  const owner = root.dataset.owner === "yes";
   const rows = root.querySelector("[data-rows]");
   const outcome = root.querySelector("[data-outcome]");
   const el = giftcloud.el;
@@ -13,12 +14,17 @@ function uploadsPage(root) {
     ? [" ", el("a", { href: `/projects/${project}/deidentification` }, "Open the De-identification page")]
     : []);
 
+  // a rejected file waits in the quarantine, where owners release or delete it
+  const review = () => (owner
+    ? [" ", el("a", { href: `/projects/${project}/quarantine` }, "Review it in the quarantine")]
+    : []);
+
   function problems(status) {
     const items = [
       ...status.refusals.map((r) => el("li", {}, el("strong", {}, `file ${r.index}`),
         r.sop_uid ? ` (${r.sop_uid})` : "", `: refused on arrival: ${r.reason}`, ...way(r.reason))),
       ...status.rejected.map((r) => el("li", {}, el("strong", {}, `file ${r.index}`),
-        `: rejected by de-identification: ${r.reason}`)),
+        `: rejected by de-identification: ${r.reason}`, ...review())),
     ];
     return items.length ? el("ul", { class: "problems" }, ...items) : "";
   }
@@ -43,7 +49,7 @@ function uploadsPage(root) {
     rows.replaceChildren(...answer.body.map((u) => {
       const cell = el("td", {}, "…");
       details(u, cell);
-      return el("tr", { "data-upload-id": u.id },
+      return el("tr", { "data-upload-id": u.id, id: u.id },
         el("td", { title: `upload ${u.id}`, class: "when" }, u.created_at.slice(0, 19).replace("T", " ")),
         el("td", {}, u.username), el("td", {}, u.source), el("td", {}, u.state),
         el("td", { class: "n" }, String(u.accepted)), el("td", { class: "n" }, String(u.failed)),

@@ -308,7 +308,18 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
 
         async def build(viewer: Viewer) -> Response:
             await project_for(request, viewer, project, WRITE_ROLES)
-            return page(request, "uploads.html", viewer, project=project)
+            owns = viewer.owns(project)
+            return page(request, "uploads.html", viewer, project=project, owns=owns)
+
+        return await shown(request, build)
+
+    @router.get("/projects/{project}/quarantine")
+    async def quarantine_page(request: Request, project: str) -> Response:
+        """What de-identification refused, for the project's owners to release or delete."""
+
+        async def build(viewer: Viewer) -> Response:
+            await project_for(request, viewer, project, frozenset({"owner"}))
+            return page(request, "quarantine.html", viewer, project=project)
 
         return await shown(request, build)
 

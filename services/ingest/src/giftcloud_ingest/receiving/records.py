@@ -131,8 +131,19 @@ class UploadRecords:
         await self._outcomes.submit_all(rows)  # written with their neighbours, then acked
 
     async def _write_outcomes(self, rows: list[dict[str, str]]) -> None:
+        """The first outcome of a file stands, but for a rejection: a file released from
+        quarantine ends archived, or rejected again with the reason of now."""
+        latest = {(row["upload_id"], row["item"]): row for row in rows}  # one row per file
+        statement = insert(UploadOutcome).values(list(latest.values()))
+        columns = ("outcome", "reason", "study_uid", "series_uid", "sop_uid")
         async with self.db.session() as session:
-            await session.exec(insert(UploadOutcome).values(rows).on_conflict_do_nothing())
+            await session.exec(
+                statement.on_conflict_do_update(
+                    index_elements=["upload_id", "item"],
+                    set_={c: statement.excluded[c] for c in columns},
+                    where=col(UploadOutcome.outcome) == "rejected",
+                )
+            )
 
     async def status(self, project: str, upload_id: str) -> dict[str, object]:
         """An upload's status: accepted, archived so far, and each rejection with its reason."""
