@@ -338,22 +338,37 @@ def test_one_caller_has_a_bounded_number_of_uploads_under_way(hostile: Deploymen
 
     def held_body() -> Iterator[bytes]:
         yield f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
-        while not release.wait(0.5):  # under the idle timeout and the minimum rate's grace
+        while not release.wait(0.25):  # well under the idle timeout and the minimum rate
             yield bytes(64 * 1024)
 
-    held = [
-        threading.Thread(
-            target=raw_post,
-            args=(ingest, "/dicomweb/hostile/studies", _stow_head(boundary, admin, 64 * MiB)),
-            kwargs={"body": held_body()},
-        )
-        for _ in range(8)
-    ]
+    #: the answers of held uploads that ended before they were let go, and why
+    ended: list[str] = []
+
+    def hold() -> None:
+        try:
+            answer = raw_post(
+                ingest,
+                "/dicomweb/hostile/studies",
+                _stow_head(boundary, admin, 64 * MiB),
+                body=held_body(),
+            )
+        except Exception as exc:  # said below, with the others that ended
+            answer = repr(exc).encode()
+        if not release.is_set():
+            ended.append(answer.decode(errors="replace")[:300])
+
+    held = [threading.Thread(target=hold) for _ in range(8)]
     try:
         for thread in held:
             thread.start()
         deadline = time.monotonic() + 30  # until the eight are under way, a ninth is taken
         while True:
+            # a held upload that ended early (a loaded machine) is started again: eight stay
+            # under way; why it ended is said if the ninth is never refused
+            for n, thread in enumerate(held):
+                if not thread.is_alive():
+                    held[n] = threading.Thread(target=hold)
+                    held[n].start()
             ninth = httpx.post(
                 f"http://127.0.0.1:{ingest}/dicomweb/hostile/studies",
                 content=b"--x--\r\n",
@@ -363,7 +378,7 @@ def test_one_caller_has_a_bounded_number_of_uploads_under_way(hostile: Deploymen
             if ninth.status_code == 429 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        assert ninth.status_code == 429, ninth.text
+        assert ninth.status_code == 429, (ninth.text, ended)
         assert "uploads under way" in ninth.json()["detail"]
         other = httpx.post(  # another caller meanwhile: not held up
             f"http://127.0.0.1:{ingest}/dicomweb/hostile/studies",
