@@ -8,6 +8,8 @@ COPY pyproject.toml uv.lock ./
 COPY libs libs
 COPY services services
 COPY clients clients
+# the guide (/guide) is built into the api package from here
+COPY docs docs
 RUN uv sync --frozen --no-dev --no-editable --package giftcloud --extra server
 
 FROM python:3.12-slim

@@ -2,15 +2,19 @@
 own python3 and nothing else on PATH; the exact command line of the README, then the next
 block's commands (login, project, send, ls, download) against what it started."""
 
+import json
 import os
 import re
 import shlex
 import signal
 import subprocess
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
+import pydicom
 import pytest
 from support.dicom_files import distinct_instances
 from support.infra import ROOT, free_port, stop_process
@@ -19,6 +23,15 @@ from support.readme import section, shell_blocks
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 #: development tools a user's install must not bring
 DEV_TOOLS = ("mypy", "ruff", "pytest", "kubectl", "weed", "lint-imports", "schemathesis")
+
+
+def _code(language: str, starting: str = "") -> str:
+    """The Quick start's first ```language block that starts with ``starting``, as written."""
+    quick = section("Quick start")
+    for code in re.findall(rf"```{language}\n(.*?)```", quick, re.S):
+        if code.startswith(starting):
+            return str(code)
+    raise AssertionError(f"no {language} block starting {starting!r} in the Quick start")
 
 
 def _blocks() -> tuple[list[str], list[str]]:
@@ -115,6 +128,30 @@ def test_the_quick_start_on_a_fresh_clone(tmp_path: Path) -> None:
         assert len(fetched) == 2, said[4]
         for line, code, output in said:
             print(f"$ {line}  [exit {code}]\n{output}")
+        # the DICOMweb block, as written (bash), then the Python one (dicomweb-client)
+        dicomweb, python = _code("sh", "TOKEN=$(scripts/giftcloud token)"), _code("python")
+        for language, code, runner in (
+            ("sh", dicomweb, ["bash", "-euo", "pipefail", "-c"]),
+            ("python", python, [sys.executable, "-c"]),
+        ):
+            done = subprocess.run(
+                [*runner, code.replace("http://127.0.0.1:8000", url)],
+                cwd=clone,
+                env={**env, "GIFTCLOUD_URL": url},
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            print(f"$ the README's {language} block [exit {done.returncode}]\n{done.stdout}")
+            assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        one = pydicom.dcmread(clone / "one.dcm")
+        assert one.PatientIdentityRemoved == "YES"
+        assert json.loads((clone / "metadata.json").read_text())[0]["0020000D"]
+        assert (clone / "study.multipart").stat().st_size > 2 * one.PixelData.__len__()
+        zips = list(clone.glob("*.zip"))
+        assert len(zips) == 1 and zipfile.ZipFile(zips[0]).testzip() is None, zips
+        assert "2 instance(s) of study" in done.stdout, done.stdout
         # and what the Quick start ends with: the web interface at the same address
         page = httpx.get(f"{url}/", follow_redirects=True, timeout=30)
         assert page.status_code == 200 and "Sign in to giftcloud" in page.text, page.text[:300]

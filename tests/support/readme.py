@@ -3,13 +3,17 @@
 from support.infra import ROOT
 
 README = (ROOT / "README.md").read_text()
+#: the README and the guide's pages (docs/), each by its name
+DOCUMENTS = {"README.md": README} | {
+    f"docs/{path.name}": path.read_text() for path in sorted((ROOT / "docs").glob("*.md"))
+}
 
 
-def shell_blocks() -> list[list[str]]:
+def shell_blocks(text: str = README) -> list[list[str]]:
     """Each ```sh block's commands: continuation lines joined, trailing comments cut."""
     blocks: list[list[str]] = []
     inside, pending = False, ""
-    for raw in README.splitlines():
+    for raw in text.splitlines():
         if raw.startswith("```"):
             inside = raw.strip() == "```sh"
             if inside:

@@ -6,7 +6,7 @@ import shlex
 from giftcloud.cli import _parser
 from giftcloud_api.web.views import DICOMWEB_STEPS, FIRST_STEPS, render, start_context
 from support.infra import ROOT
-from support.readme import README, section, shell_blocks
+from support.readme import DOCUMENTS, README, section, shell_blocks
 
 
 def test_the_start_page_shows_the_quick_start_steps() -> None:
@@ -21,13 +21,14 @@ def test_the_start_page_shows_the_quick_start_steps() -> None:
     assert "http://127.0.0.1:8123/dicomweb/demo/studies" in elsewhere
 
 
-def test_every_giftcloud_command_in_the_readme_parses() -> None:
-    """Each ``giftcloud ...`` command the README's shell blocks show is one the command
-    accepts, options and all (a synopsis with ``...`` aside)."""
+def test_every_giftcloud_command_in_the_readme_and_the_guide_parses() -> None:
+    """Each ``giftcloud ...`` command the README's and the guide's shell blocks show is one
+    the command accepts, options and all (a synopsis with ``...`` aside)."""
     parser = _parser()
     commands = [
         line.split("giftcloud ", 1)[1]
-        for block in shell_blocks()
+        for text in DOCUMENTS.values()
+        for block in shell_blocks(text)
         for line in block
         if "giftcloud " in line
         and not line.startswith(("git ", "#", "TOKEN="))
@@ -36,7 +37,7 @@ def test_every_giftcloud_command_in_the_readme_parses() -> None:
     for command in commands:
         words = shlex.split(command)
         parser.parse_args(words)
-    assert len(commands) >= 7, commands
+    assert len(commands) >= 10, commands
 
 
 def test_the_quick_start_ends_in_the_browser() -> None:

@@ -12,7 +12,7 @@ from giftcloud_api.catalogue import routes as catalogue_routes
 from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.dicomweb import routes as dicomweb_routes
 from giftcloud_api.models import SCHEMA
-from giftcloud_api.web import pages
+from giftcloud_api.web import guide, pages
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -27,6 +27,7 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
         name="api",
         routers=[
             pages.build_router(service, runtime, services or ["api"]),
+            guide.build_router(),
             catalogue_routes.build_router(service, gates, runtime.audit, runtime.db, runtime.bus),
             audit_routes.build_router(trail, gates, runtime.audit),
             dicomweb_routes.build_router(service, gates, runtime.audit),

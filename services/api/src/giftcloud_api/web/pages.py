@@ -32,6 +32,7 @@ from giftcloud_api.models import Project, Series, Study
 from giftcloud_api.web import queries
 from giftcloud_api.web.views import (
     MODALITY,
+    PAGE_POLICY,
     PAGE_SIZE,
     STATIC,
     STATIC_TYPES,
@@ -86,12 +87,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         html = render(template, viewer=viewer, csrf=csrf, here=here(request), **context)
         response = HTMLResponse(html, status_code=status)
         response.headers["Cache-Control"] = "no-store"
-        # stricter than the services' default for pages: no inline style either
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; img-src 'self' blob: data:; style-src 'self';"
-            " script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none';"
-            " form-action 'self'"
-        )
+        response.headers["Content-Security-Policy"] = PAGE_POLICY
         name = csrf_cookie(request)
         if request.cookies.get(name, "") != csrf:
             response.set_cookie(

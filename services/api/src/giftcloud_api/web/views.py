@@ -108,6 +108,14 @@ def environment() -> Environment:
 
 ENV = environment()
 
+#: the pages' Content Security Policy: stricter than the services' default, no inline
+#: style either
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self';"
+    " script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none';"
+    " form-action 'self'"
+)
+
 
 def start_context(services: list[str], base_url: str) -> dict[str, Any]:
     """What the getting-started page shows: the README's first steps, on this server."""
