@@ -183,6 +183,37 @@ def test_project_page_search_and_filters(uploaded: Uploaded) -> None:
     assert tab.check("project") == []
 
 
+def test_studies_found_across_projects_and_the_latest_arrivals(uploaded: Uploaded) -> None:
+    """From the projects page: a search across every project the viewer may read, the
+    latest arrivals, and columns sorted by a click on their heading."""
+    tab = uploaded.admin
+    tab.go("/")
+    tab.page.click("th button.sort >> text=Project")
+    assert tab.page.get_attribute("th:has(button.sort:text('Project'))", "aria-sort") == "ascending"
+    tab.page.fill("#find-q", uploaded.subject[-6:].lower())  # part of the label, any case
+    with tab.page.expect_navigation():
+        tab.page.click("form[role=search] button[type=submit]")
+    assert tab.page.inner_text("h1") == "Studies found"
+    rows = tab.page.locator("#found tbody tr").all_inner_texts()
+    assert len(rows) == 1 and PROJECT in rows[0] and uploaded.subject in rows[0], rows
+    assert tab.check("studies-found") == []
+    tab.page.click("text=Latest arrivals")
+    tab.page.wait_for_url(re.compile(".*/studies$"))
+    arrived = tab.page.locator("#found tbody tr").all_inner_texts()
+    assert arrived and all(PROJECT in r for r in arrived), arrived
+    assert f"({DICOM_FILES} new)" in "".join(arrived), arrived  # the folder's ten
+    instances = tab.page.locator("#found th button.sort", has_text="Instances")
+    instances.click()
+    instances.click()
+    counts = [int(r.split("\t")[-1]) for r in tab.page.locator("#found tbody tr").all_inner_texts()]
+    assert counts == sorted(counts, reverse=True), counts
+    assert tab.check("latest-arrivals") == []
+    nothing = tab.go("/studies?q=no-such-thing")
+    assert nothing is not None and nothing.status == 200
+    assert "Nothing matches" in tab.page.inner_text("main")
+    assert tab.go("/studies?modality=C;T").status == 400
+
+
 def test_study_page_shows_each_series_with_a_thumbnail(uploaded: Uploaded) -> None:
     tab = uploaded.admin
     tab.go(uploaded.study_url)
@@ -233,6 +264,45 @@ def test_the_viewer_scrolls_through_a_series(uploaded: Uploaded) -> None:
     tab.page.select_option("[data-preset]", "")
     assert ImageChops.difference(windowed, _stage(tab)).getbbox() is not None
     assert tab.check("viewer") == []
+    background = tab.page.eval_on_selector(
+        "[data-viewer]", "e => getComputedStyle(e).backgroundColor"
+    )
+    assert sum(int(v) for v in re.findall(r"\d+", background)[:3]) < 150, background  # dark
+
+    # window/level by dragging: rendered by the server from the stored values
+    stored = _stage(tab)
+    box = tab.page.locator("[data-stage]").bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    tab.page.mouse.move(x, y)
+    tab.page.mouse.down()
+    tab.page.mouse.move(x - 120, y + 40, steps=8)
+    tab.page.mouse.up()
+    tab.page.wait_for_function("() => document.querySelector('[data-window]').textContent")
+    said = tab.page.inner_text("[data-window]")
+    assert re.fullmatch(r"C -?\d+ / W \d+", said), said
+    assert "window=" in (tab.page.get_attribute("[data-image]", "src") or "")
+    dragged = _stage(tab)
+    assert ImageChops.difference(stored, dragged).getbbox() is not None, "the window did not change"
+    # zoom, pan (Shift + drag), reset
+    tab.page.focus("[data-stage]")
+    tab.page.keyboard.press("+")
+    assert tab.page.get_attribute("[data-viewer]", "data-zoom") == "1.25"
+    zoomed = _stage(tab)
+    assert ImageChops.difference(dragged, zoomed).getbbox() is not None, "the zoom did not show"
+    tab.page.keyboard.down("Shift")
+    tab.page.mouse.move(x, y)
+    tab.page.mouse.down()
+    tab.page.mouse.move(x + 50, y + 30, steps=4)
+    tab.page.mouse.up()
+    tab.page.keyboard.up("Shift")
+    moved = tab.page.eval_on_selector("[data-image]", "e => e.style.transform")
+    assert moved.startswith("translate(50px, 30px)"), moved
+    tab.page.keyboard.press("0")
+    assert tab.page.get_attribute("[data-viewer]", "data-zoom") == "1.00"
+    assert tab.page.inner_text("[data-window]") == ""
+    assert "window=" not in (tab.page.get_attribute("[data-image]", "src") or "")
+    assert tab.check("viewer-tools") == []
 
 
 def test_multi_frame_and_colour_series_in_the_viewer(uploaded: Uploaded) -> None:
@@ -245,6 +315,21 @@ def test_multi_frame_and_colour_series_in_the_viewer(uploaded: Uploaded) -> None
     tab.page.focus("[data-stage]")
     tab.page.keyboard.press("ArrowRight")
     assert ImageChops.difference(first, _stage(tab)).getbbox() is not None
+    # cine: Play goes round the frames until Pause
+    tab.page.click("[data-play]")
+    assert tab.page.get_attribute("[data-play]", "aria-pressed") == "true"
+    seen = set()
+    for _ in range(50):
+        seen.add(tab.page.inner_text("[data-position]"))
+        if len(seen) == 3:
+            break
+        time.sleep(0.05)
+    assert seen == {"1 / 3", "2 / 3", "3 / 3"}, seen
+    tab.page.click("[data-play]")
+    assert tab.page.inner_text("[data-play]") == "Play"
+    still = tab.page.inner_text("[data-position]")
+    time.sleep(0.4)
+    assert tab.page.inner_text("[data-position]") == still
     tab.go(uploaded.study_url)
     with tab.page.expect_navigation():
         tab.page.locator("#series .card").nth(2).locator("a").first.click()
@@ -415,6 +500,11 @@ def test_a_user_without_a_role_sees_neither_the_project_nor_its_urls(
             f"/api/projects/{PROJECT}/download?study={study}",
         ):
             assert stranger.page.request.get(deployment.url + path).status == 403, path
+        # nor any of its studies among the arrivals or by search
+        for path in ("/studies", f"/studies?q={uploaded.subject}"):
+            assert stranger.go(path).status == 200
+            listed = stranger.page.inner_text("main")
+            assert "in the 0 project(s) you may read" in listed and PROJECT not in listed, listed
         answer = stranger.go("/projects/nothing-here")
         assert answer.status == 404 and stranger.page.inner_text("h1") == "Not found"
         assert stranger.check("not-found") == []

@@ -83,6 +83,10 @@ ACCESS = {
     ("GET", "/anonymise/reidentify/{project}/{subject}"): "reidentifier",
     ("GET", "/anonymise/projects/{project}/profile"): "read",
     ("PUT", "/anonymise/projects/{project}/profile"): "owner",
+    ("GET", "/anonymise/projects/{project}/quarantine"): "owner",
+    ("GET", "/anonymise/projects/{project}/quarantine/{key}"): "owner",
+    ("POST", "/anonymise/projects/{project}/quarantine/release"): "owner",
+    ("POST", "/anonymise/projects/{project}/quarantine/delete"): "owner",
     ("GET", "/api/projects"): "signed-in",
     ("GET", "/api/projects/{project}/subjects"): "read",
     ("GET", "/api/projects/{project}/download"): "read",
@@ -138,6 +142,10 @@ class Caller:
     role: str | None = None  # on PROJECT
     admin: bool = False
     password: str = ""
+
+
+#: a quarantined instance's name (none is held: owners get past the door to a 404)
+HELD = f"{PROJECT}/{'0' * 32}/000000.dcm"
 
 
 def expected(rule: str, caller: Caller, route_has_project: bool) -> str:
@@ -196,6 +204,8 @@ def body_for(method: str, path: str, caller: Caller) -> dict[str, object]:
         ("PUT", "/ingest/{project}/dicom"): {"ae_title": "MATRIX"},
         ("PUT", "/ingest/{project}/forwarding"): {"enabled": False},
         ("POST", "/ingest/{project}/retrievals"): {"node": "pacs", "queries": [{"PatientID": "1"}]},
+        ("POST", "/anonymise/projects/{project}/quarantine/release"): {"keys": [HELD]},
+        ("POST", "/anonymise/projects/{project}/quarantine/delete"): {"keys": [HELD]},
         ("POST", "/auth/clients"): {
             "name": "c",
             "grants": [{"project": PROJECT, "role": "member"}],
@@ -223,6 +233,7 @@ def fill(path: str) -> str:
         .replace("{subject}", "SUBJ-NOBODY")
         .replace("{upload_id}", "0" * 32)
         .replace("{index}", "0")
+        .replace("{key}", HELD)
         .replace("{key_id}", "gck_0000000000")
         .replace("{client_id}", "gck_0000000000")
     )

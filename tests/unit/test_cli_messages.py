@@ -5,6 +5,7 @@ traceback or an argparse error: the command alone, a typo, a file where a folder
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import httpx
@@ -101,3 +102,33 @@ def test_a_second_up_on_the_same_folder_says_giftcloud_runs_there(tmp_path: Path
     finally:
         first.close()
     hold_folder(tmp_path, "http://127.0.0.1:8001").close()  # free once the first has gone
+
+
+def complete(*words: str) -> list[str]:
+    """What bash offers after ``giftcloud WORDS`` (the last word being typed), with the
+    script ``giftcloud completion`` prints loaded."""
+    import shutil
+    import subprocess
+
+    from giftcloud.cli import _parser
+    from giftcloud.completion import script
+
+    if shutil.which("bash") is None:
+        pytest.skip("no bash")
+    typed = " ".join(shlex.quote(w) for w in ("giftcloud", *words))
+    program = (
+        f"{script(_parser())}\nCOMP_WORDS=({typed}); COMP_CWORD={len(words)}; _giftcloud;"
+        ' printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True)
+    return [line for line in done.stdout.splitlines() if line]
+
+
+def test_bash_completes_commands_subcommands_and_options() -> None:
+    assert complete("qua") == ["quarantine"]
+    assert complete("u") == ["up", "uploads", "user"]
+    assert complete("member", "") == ["add", "ls", "remove"]
+    assert complete("member", "add", "--r") == ["--role"]
+    assert complete("send", "--proj") == ["--project"]
+    assert "--release" in complete("quarantine", "--")
+    assert complete("send", "some/fol") == []  # paths: bash's own completion

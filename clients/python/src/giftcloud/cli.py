@@ -24,7 +24,7 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 def _parser() -> argparse.ArgumentParser:
     from importlib.metadata import version
 
-    from giftcloud import admin, anonymise, commands, quarantine, repair, sending
+    from giftcloud import admin, anonymise, commands, completion, quarantine, repair, sending
     from giftcloud import server as running
 
     parser = argparse.ArgumentParser(
@@ -149,6 +149,12 @@ def _parser() -> argparse.ArgumentParser:
     uploads.add_argument("project", help="the project")
     uploads.add_argument("upload", nargs="?", help="an upload's id (giftcloud uploads PROJECT)")
     server(uploads)
+    command(
+        "completion",
+        'shell completion of commands and options: eval "$(giftcloud completion)" (bash;'
+        " zsh after bashcompinit)",
+        completion.completion,
+    )
     held = command(
         "quarantine",
         "what de-identification refused in a project; release it (processed again) or delete it",

@@ -103,53 +103,6 @@ function projectsPage(form) {
   });
 }
 
-// --- the viewer ------------------------------------------------------------------------
-
-function viewerPage(root) {
-  const frames = JSON.parse(root.querySelector("[data-frames]").textContent);
-  const image = root.querySelector("[data-image]");
-  const stage = root.querySelector("[data-stage]");
-  const slider = root.querySelector("[data-slider]");
-  const position = root.querySelector("[data-position]");
-  const preset = root.querySelector("[data-preset]");
-  let index = 0;
-  let retried = false;
-
-  // the access cookie lasts minutes: when an image is refused, a fresh one, then again
-  image.addEventListener("error", async () => {
-    if (retried) return;
-    retried = true;
-    giftcloud.forget();
-    await giftcloud.token();
-    show(index);
-  });
-  image.addEventListener("load", () => { retried = false; });
-
-  const url = (i) => (preset.value ? `${frames[i]}?window=${preset.value}` : frames[i]);
-  function show(i) {
-    index = Math.max(0, Math.min(frames.length - 1, i));
-    image.src = url(index);
-    slider.value = String(index + 1);
-    position.textContent = `${index + 1} / ${frames.length}`;
-    stage.setAttribute("aria-label", `Image ${index + 1} of ${frames.length}`);
-    for (const near of [index + 1, index + 2, index - 1]) {  // the next ones, ahead
-      if (near >= 0 && near < frames.length) new Image().src = url(near);
-    }
-  }
-  stage.addEventListener("wheel", (event) => {
-    event.preventDefault();
-    show(index + (event.deltaY > 0 ? 1 : -1));
-  }, { passive: false });
-  stage.addEventListener("keydown", (event) => {
-    const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1, PageDown: 10, PageUp: -10 }[event.key];
-    if (step !== undefined) { event.preventDefault(); show(index + step); }
-    else if (event.key === "Home") { event.preventDefault(); show(0); }
-    else if (event.key === "End") { event.preventDefault(); show(frames.length - 1); }
-  });
-  slider.addEventListener("input", () => show(Number(slider.value) - 1));
-  preset.addEventListener("change", () => show(index));
-}
-
 // --- upload ----------------------------------------------------------------------------
 
 const BATCH_FILES = 20;
@@ -397,6 +350,5 @@ function uploadPage(root) {
 document.addEventListener("DOMContentLoaded", () => {
   const on = (selector, run) => { for (const node of document.querySelectorAll(selector)) run(node); };
   on("[data-action=create-project]", projectsPage);
-  on("[data-viewer]", viewerPage);
   on("[data-upload]", uploadPage);
 });

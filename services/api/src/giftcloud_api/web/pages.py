@@ -11,122 +11,40 @@ A page offers only what the caller may do; the API checks again whatever a page 
 from __future__ import annotations
 
 import re
-import secrets
-from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-from giftcloud_core.access import over_tls, request_address, safe_next
-from giftcloud_core.app import ACCESS_COOKIE, Runtime, audit_refusal, csrf_cookie
-from giftcloud_core.errors import BadRequest, Forbidden, GiftcloudError, NotFound, Unauthorized
+from fastapi.responses import FileResponse
+from giftcloud_core.access import safe_next
+from giftcloud_core.app import Runtime
+from giftcloud_core.errors import BadRequest, Forbidden, NotFound
 from giftcloud_core.signin import failure_message
-from giftcloud_core.tokens import READ_ROLES, WRITE_ROLES, TokenVerifier
+from giftcloud_core.tokens import WRITE_ROLES
 from starlette.exceptions import HTTPException
 
 from giftcloud_api.catalogue import reads
 from giftcloud_api.catalogue.pipeline import pipeline as pipeline_status
 from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.models import Project, Series, Study
-from giftcloud_api.web import queries
+from giftcloud_api.web import queries, studies
+from giftcloud_api.web.kit import Pages
 from giftcloud_api.web.views import (
     MODALITY,
-    PAGE_POLICY,
     PAGE_SIZE,
     STATIC,
     STATIC_TYPES,
     UID_PATTERN,
-    GoTo,
     Viewer,
     date_param,
-    render,
     start_context,
 )
 
 
 def build_router(service: CatalogueService, runtime: Runtime, services: list[str]) -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    audit = runtime.audit
-
-    def verifier() -> TokenVerifier:  # looked up at call time: `giftcloud up` rewires it
-        return runtime.verifier
-
-    def here(request: Request) -> str:
-        query = f"?{request.url.query}" if request.url.query else ""
-        return f"{request.url.path}{query}"
-
-    async def signed_in(request: Request) -> Viewer:
-        """The page's viewer, or off to renew the cookie (or to sign in)."""
-        token = request.cookies.get(ACCESS_COOKIE, "")
-        renew = f"/auth/session/renew?{urlencode({'next': here(request)})}"
-        if not token:
-            raise GoTo(renew)
-        try:
-            principal = await verifier().verify(token)
-        except Unauthorized:
-            raise GoTo(renew) from None
-        request.state.principal = principal
-        return Viewer(principal)
-
-    def csrf_of(request: Request) -> str:
-        token = request.cookies.get(csrf_cookie(request), "")
-        if len(token) < 16:
-            token = getattr(request.state, "csrf", "") or secrets.token_urlsafe(24)
-            request.state.csrf = token
-        return token
-
-    def page(
-        request: Request,
-        template: str,
-        viewer: Viewer | None,
-        status: int = 200,
-        **context: Any,
-    ) -> HTMLResponse:
-        csrf = csrf_of(request)
-        html = render(template, viewer=viewer, csrf=csrf, here=here(request), **context)
-        response = HTMLResponse(html, status_code=status)
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Content-Security-Policy"] = PAGE_POLICY
-        name = csrf_cookie(request)
-        if request.cookies.get(name, "") != csrf:
-            response.set_cookie(
-                name, csrf, path="/", httponly=True, samesite="strict", secure=over_tls(request),
-            )  # fmt: skip
-        return response
-
-    def refused(request: Request, viewer: Viewer | None, status: int, message: str) -> Response:
-        titles = {400: "Not a valid request", 403: "Not allowed", 404: "Not found"}
-        return page(
-            request,
-            "error.html",
-            viewer,
-            status=status,
-            title=titles.get(status, "Something went wrong"),
-            message=message,
-        )
-
-    async def shown(request: Request, build: Callable[[Viewer], Any]) -> Response:
-        """A page for a signed-in viewer; a refusal as a readable page."""
-        viewer: Viewer | None = None
-        try:
-            viewer = await signed_in(request)
-            result: Response = await build(viewer)
-            return result
-        except GoTo as go:
-            return RedirectResponse(go.url, status_code=303)
-        except GiftcloudError as exc:
-            await audit_refusal(audit, request, exc)  # as the API's refusals are
-            return refused(request, viewer, exc.status, exc.message)
-
-    async def project_for(
-        request: Request, viewer: Viewer, project: str, roles: frozenset[str] = READ_ROLES
-    ) -> None:
-        """404 for an unknown project, 403 without the role (or from elsewhere); audited."""
-        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", project):
-            raise NotFound(f"no project {project!r}")
-        await service.check(project, viewer.principal, request_address(request), roles)
-        await audit.record(request, "web.page", project=project, target=request.url.path)
+    kit = Pages(service, runtime)
+    router.include_router(studies.build_router(kit))
+    page, shown, project_for = kit.page, kit.shown, kit.project_for
 
     # --- the pages ---------------------------------------------------------------------
 

@@ -137,3 +137,76 @@ async def subject_sizes(session: AsyncSession, project: str, labels: list[str]) 
         .group_by(col(Instance.subject))
     )
     return {label: int(size) for label, size in rows.all()}
+
+
+@dataclass(frozen=True)
+class Found:
+    """A study found across projects, with when its instances last arrived."""
+
+    study: Study
+    arrived: datetime | None = None
+    instances_arrived: int = 0
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def find_studies(
+    session: AsyncSession, projects: list[str], text: str, chosen: StudyFilter, limit: int
+) -> list[Found]:
+    """Studies of ``projects`` whose subject label or description holds ``text`` (any case),
+    of the chosen modality and dates: the newest studies first."""
+    if not projects:
+        return []
+    conditions: list[Any] = [col(Study.project).in_(projects)]
+    if text:
+        conditions.append(
+            col(Study.subject).ilike(_like(text), escape="\\")
+            | col(Study.description).ilike(_like(text), escape="\\")
+        )
+    if chosen.date_from:
+        conditions.append(col(Study.study_date) >= chosen.date_from)
+    if chosen.date_to:
+        conditions.append(col(Study.study_date) <= chosen.date_to)
+    if chosen.modality:
+        conditions.append(literal(chosen.modality) == any_(col(Study.modalities)))
+    rows = await session.exec(
+        select(Study)
+        .where(*conditions)
+        .order_by(col(Study.study_date).desc(), col(Study.project), col(Study.study_uid))
+        .limit(limit)
+    )
+    return [Found(study) for study in rows.all()]
+
+
+async def arrivals(
+    session: AsyncSession, projects: list[str], since: datetime, limit: int
+) -> list[Found]:
+    """The studies of ``projects`` that instances arrived in since ``since``, the latest
+    arrival first, with how many arrived (the index of instances by arrival bounds it)."""
+    if not projects:
+        return []
+    latest = (
+        select(
+            Instance.project,
+            Instance.study_uid,
+            func.max(Instance.archived_at).label("arrived"),
+            func.count().label("n"),
+        )
+        .where(col(Instance.project).in_(projects), col(Instance.archived_at) >= since)
+        .group_by(col(Instance.project), col(Instance.study_uid))
+        .order_by(func.max(Instance.archived_at).desc())
+        .limit(limit)
+        .subquery()
+    )
+    rows = await session.exec(
+        select(Study, latest.c.arrived, latest.c.n)
+        .join(
+            latest,
+            (col(Study.project) == latest.c.project) & (col(Study.study_uid) == latest.c.study_uid),
+        )
+        .order_by(latest.c.arrived.desc())
+    )
+    return [Found(study, arrived, int(n)) for study, arrived, n in rows.all()]
