@@ -70,11 +70,17 @@ class StudyFilter:
     modality: str = ""
 
 
-def _browsing(project: str, chosen: StudyFilter) -> list[Any]:
-    conditions = [col(Study.project) == project]
+def _like(text: str) -> str:
+    """``text`` anywhere, as ILIKE matches it (its own % and _ taken literally)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _chosen(chosen: StudyFilter) -> list[Any]:
+    """The filter's conditions on a study: part of its subject, its dates, a modality."""
+    conditions: list[Any] = []
     if chosen.subject:
-        escaped = chosen.subject.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(col(Study.subject).ilike(f"%{escaped}%", escape="\\"))
+        conditions.append(col(Study.subject).ilike(_like(chosen.subject), escape="\\"))
     if chosen.date_from:
         conditions.append(col(Study.study_date) >= chosen.date_from)
     if chosen.date_to:
@@ -82,6 +88,10 @@ def _browsing(project: str, chosen: StudyFilter) -> list[Any]:
     if chosen.modality:
         conditions.append(literal(chosen.modality) == any_(col(Study.modalities)))
     return conditions
+
+
+def _browsing(project: str, chosen: StudyFilter) -> list[Any]:
+    return [col(Study.project) == project, *_chosen(chosen)]
 
 
 def browse_query(project: str, chosen: StudyFilter, limit: int, offset: int) -> Any:
@@ -148,11 +158,6 @@ class Found:
     instances_arrived: int = 0
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 async def find_studies(
     session: AsyncSession, projects: list[str], text: str, chosen: StudyFilter, limit: int
 ) -> list[Found]:
@@ -160,18 +165,12 @@ async def find_studies(
     of the chosen modality and dates: the newest studies first."""
     if not projects:
         return []
-    conditions: list[Any] = [col(Study.project).in_(projects)]
+    conditions: list[Any] = [col(Study.project).in_(projects), *_chosen(chosen)]
     if text:
         conditions.append(
             col(Study.subject).ilike(_like(text), escape="\\")
             | col(Study.description).ilike(_like(text), escape="\\")
         )
-    if chosen.date_from:
-        conditions.append(col(Study.study_date) >= chosen.date_from)
-    if chosen.date_to:
-        conditions.append(col(Study.study_date) <= chosen.date_to)
-    if chosen.modality:
-        conditions.append(literal(chosen.modality) == any_(col(Study.modalities)))
     rows = await session.exec(
         select(Study)
         .where(*conditions)
