@@ -92,6 +92,7 @@ ACCESS = {
     ("GET", "/api/projects/{project}/download"): "read",
     ("HEAD", "/api/projects/{project}/download"): "read",
     ("GET", "/api/projects/{project}/subjects/{subject}/studies"): "read",
+    ("GET", "/api/projects/{project}/studies/{study}/results"): "read",
     ("GET", "/api/projects/{project}/audit"): "owner",
     ("GET", "/api/audit"): "admin",
     ("GET", "/api/pipeline"): "admin",

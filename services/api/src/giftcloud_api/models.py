@@ -110,6 +110,20 @@ class AuditRecord(SQLModel, table=True):
     correlation_id: str = ""
 
 
+class Derivation(SQLModel, table=True):
+    """A result (a segmentation, a structured report...) and one instance it derives from."""
+
+    __tablename__ = "derivations"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    sop_uid: str = Field(primary_key=True)
+    source_sop_uid: str = Field(primary_key=True)
+    source_series_uid: str = ""
+    #: what kind of result: ``segmentation``, ``structured report`` ...
+    kind: str
+
+
 class Quarantined(SQLModel, table=True):
     """An instance de-identification refused: it waits in the quarantine bucket for a
     person to review (the admin's pipeline page lists them with the reason)."""

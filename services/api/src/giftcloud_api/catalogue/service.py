@@ -26,7 +26,7 @@ from giftcloud_core.storage import ObjectStore
 from giftcloud_core.tokens import READ_ROLES, Principal
 from sqlalchemy.exc import DBAPIError
 
-from giftcloud_api.catalogue import consistency, reads, writes
+from giftcloud_api.catalogue import consistency, derived, reads, writes
 from giftcloud_api.catalogue.downloads import Entry
 from giftcloud_api.models import Instance, Project, Study
 
@@ -44,10 +44,14 @@ class CatalogueService:
         self.bus = bus
         self.archive = settings.storage.buckets.archive
         self._archived: Batcher[InstancesArchived] = Batcher(self._add_instances)
+        self.results = derived.Results(db, store, self.archive, bus)
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, InstancesArchived):
-            await self._archived.submit(event)  # written with its neighbours, then acked
+            event, results = await self.results.screen(event)  # results: their sources held
+            if event.instances:
+                await self._archived.submit(event)  # written with its neighbours, then acked
+            await self.results.link(event.project, results)
         elif isinstance(event, InstanceRejected):
             async with self.db.session() as session:
                 await writes.add_quarantined(session, event)

@@ -24,6 +24,7 @@ ORDER = (
     "deidentification",
     "dicom-node",
     "dicomweb",
+    "results",
     "sites-and-hubs",
     "access-control",
     "deployment",

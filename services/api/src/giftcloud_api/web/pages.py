@@ -26,6 +26,7 @@ from giftcloud_api.catalogue import reads
 from giftcloud_api.catalogue.pipeline import pipeline as pipeline_status
 from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.models import Project, Series, Study
+from giftcloud_api.results.service import of_study as study_results
 from giftcloud_api.web import queries, studies
 from giftcloud_api.web.kit import Pages
 from giftcloud_api.web.views import (
@@ -172,6 +173,8 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
                 series=series,
                 sizes=sizes,
                 study_size=study_size,
+                results=await study_results(service.db, project, study),
+                described={s.series_uid: s.description or s.modality for s in series},
             )
 
         return await shown(request, build)

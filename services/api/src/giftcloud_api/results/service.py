@@ -1,0 +1,52 @@
+"""A study's results, read from the catalogue with the links recorded when they were kept."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from giftcloud_core.db import Database
+from sqlmodel import col, select
+
+from giftcloud_api.models import Derivation, Instance, Series
+from giftcloud_api.results.schemas import ResultOut, Source
+
+
+async def of_study(db: Database, project: str, study_uid: str) -> list[ResultOut]:
+    async with db.session() as session:
+        rows = (
+            await session.exec(
+                select(Instance, Derivation)
+                .join(
+                    Derivation,
+                    (col(Derivation.project) == col(Instance.project))
+                    & (col(Derivation.sop_uid) == col(Instance.sop_uid)),
+                )
+                .where(col(Instance.project) == project, col(Instance.study_uid) == study_uid)
+                .order_by(col(Instance.archived_at), col(Instance.sop_uid))
+            )
+        ).all()
+        series_uids = {instance.series_uid for instance, _ in rows}
+        described = (
+            await session.exec(
+                select(Series.series_uid, Series.description).where(
+                    col(Series.project) == project, col(Series.series_uid).in_(series_uids)
+                )
+            )
+        ).all()
+    descriptions = dict(described)
+    results: dict[str, tuple[Instance, str, Counter[str]]] = {}
+    for instance, link in rows:
+        _, _, counted = results.setdefault(instance.sop_uid, (instance, link.kind, Counter()))
+        counted[link.source_series_uid] += 1
+    return [
+        ResultOut(
+            sop_uid=instance.sop_uid,
+            series_uid=instance.series_uid,
+            sop_class_uid=instance.sop_class_uid,
+            kind=kind,
+            series_description=descriptions.get(instance.series_uid, ""),
+            archived_at=instance.archived_at.isoformat(),
+            sources=[Source(series_uid=s, instances=n) for s, n in sorted(counted.items())],
+        )
+        for instance, kind, counted in results.values()
+    ]

@@ -1,0 +1,131 @@
+"""Results at a hub (issue: results back to the clinic — derived data in the archive): a
+segmentation made with highdicom on the hub's copy of a site's images is kept and linked to
+the instances it derives from; one that derives from instances the project does not hold is
+refused with the reason and leaves nothing behind. On the real servers, through STOW-RS."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from giftcloud_anonymise.app import build as build_anonymise
+from giftcloud_api.app import build as build_api
+from giftcloud_api.catalogue import derived
+from giftcloud_archive.app import build as build_archive
+from giftcloud_core.app import ACCESS_COOKIE
+from giftcloud_core.events import ProjectCreated
+from giftcloud_core.tokens import TokenSigner
+from giftcloud_deid import Deidentifier, ProjectKeys
+from giftcloud_ingest.app import build as build_ingest
+from integration.conftest import eventually, running
+from integration.test_holes import hub, stow
+from support.dicom_files import read
+from support.results import ct_series, segmentation
+from support.stack import Stack
+
+Bearer = Callable[..., dict[str, str]]
+PROJECT = "central"
+
+
+async def settled(client: httpx.AsyncClient, answer: httpx.Response, who: dict) -> dict:
+    assert answer.status_code == 200, answer.text
+    upload = answer.headers["X-Giftcloud-Upload"]
+    status: dict = {}
+
+    async def done() -> bool:
+        nonlocal status
+        status = (await client.get(f"/ingest/{PROJECT}/uploads/{upload}", headers=who)).json()
+        return status["pending"] == 0
+
+    await eventually(done, what="the upload settles")
+    return status
+
+
+async def test_a_result_is_kept_only_with_the_instances_it_derives_from(
+    stack: Stack,
+    signer: TokenSigner,
+    bearer: Bearer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(derived, "GRACE_SECONDS", 1.0)  # how long a result waits: not 10 s
+    runtime = hub(stack, signer, tmp_path / "objects")
+    parts = [build_ingest(runtime), build_anonymise(runtime), build_archive(runtime)]
+    parts.append(build_api(runtime))
+    researcher = bearer("rhea", projects={PROJECT: "member"})
+    site = Deidentifier(ProjectKeys.derive(b"s" * 32, PROJECT))
+    images = [site.deidentify(f).data for f in ct_series(3, "R-1")]
+    elsewhere = [site.deidentify(f).data for f in ct_series(3, "R-2")]  # never sent
+    async with running(runtime, parts) as client:
+        await runtime.bus.publish(ProjectCreated(project=PROJECT, correlation_id="t"))
+
+        async def known() -> bool:
+            answer = await client.get(f"/ingest/{PROJECT}/uploads", headers=researcher)
+            return answer.status_code == 200
+
+        await eventually(known, what="ingest learns the project")
+        sent = await settled(client, await stow(client, PROJECT, images, researcher), researcher)
+        assert sent["archived"] == 3, sent
+
+        # made on the hub's copy, fetched by WADO-RS as a researcher would
+        first = read(images[0])
+        study, series = first.StudyInstanceUID, first.SeriesInstanceUID
+        copies = []
+        for data in images:
+            sop = read(data).SOPInstanceUID
+            fetched = await client.get(
+                f"/dicomweb/{PROJECT}/studies/{study}/series/{series}/instances/{sop}",
+                headers={**researcher, "Accept": "application/dicom"},
+            )
+            assert fetched.status_code == 200
+            copies.append(fetched.content)
+        seg = segmentation(copies)
+        kept = await settled(client, await stow(client, PROJECT, [seg], researcher), researcher)
+        assert kept["archived"] == 1 and not kept["rejected"], kept
+        results = await client.get(
+            f"/api/projects/{PROJECT}/studies/{study}/results", headers=researcher
+        )
+        assert results.status_code == 200, results.text
+        [result] = results.json()
+        assert result["kind"] == "segmentation"
+        assert result["sop_uid"] == read(seg).SOPInstanceUID
+        assert result["series_description"] == "lesion segmentation"
+        assert result["sources"] == [{"series_uid": series, "instances": 3}]
+        # and on the study's page, linked to the series it derives from
+        token = researcher["Authorization"].split()[1]
+        page = await client.get(
+            f"/projects/{PROJECT}/studies/{study}", cookies={ACCESS_COOKIE: token}
+        )
+        assert page.status_code == 200, page.text[:300]
+        assert '<h2 id="results">Results</h2>' in page.text
+        assert "lesion segmentation" in page.text and "<td>segmentation</td>" in page.text
+        assert f'/series/{series}">' in page.text and "(3 instance(s))" in page.text
+
+        # one made on images the project does not hold: refused, with why, nothing kept
+        stray = segmentation(elsewhere)
+        refused = await settled(
+            client, await stow(client, PROJECT, [stray], researcher), researcher
+        )
+        assert refused["archived"] == 0, refused
+        [why] = refused["rejected"]
+        assert "may only derive from the project's instances" in why["reason"], why
+        assert "names 3 the project does not hold" in why["reason"], why
+        stray_ds = read(stray)
+        gone = await client.get(
+            f"/dicomweb/{PROJECT}/studies/{stray_ds.StudyInstanceUID}/series/"
+            f"{stray_ds.SeriesInstanceUID}/instances/{stray_ds.SOPInstanceUID}",
+            headers={**researcher, "Accept": "application/dicom"},
+        )
+        assert gone.status_code == 404
+        archived = await runtime.store.list(runtime.settings.storage.buckets.archive, PROJECT)
+        assert not [k for k in archived if stray_ds.SOPInstanceUID in k], archived
+
+        # sent together with its sources (they reach the catalogue in the same message or
+        # just before): kept
+        together = [site.deidentify(f).data for f in ct_series(2, "R-3")]
+        both = await settled(
+            client,
+            await stow(client, PROJECT, [*together, segmentation(together)], researcher),
+            researcher,
+        )
+        assert both["archived"] == 3 and not both["rejected"], both
