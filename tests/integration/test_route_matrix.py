@@ -93,6 +93,10 @@ ACCESS = {
     ("HEAD", "/api/projects/{project}/download"): "read",
     ("GET", "/api/projects/{project}/subjects/{subject}/studies"): "read",
     ("GET", "/api/projects/{project}/studies/{study}/results"): "read",
+    ("POST", "/api/projects/{project}/files"): "write",
+    ("GET", "/api/projects/{project}/files"): "read",
+    ("GET", "/api/projects/{project}/files/{ident}"): "read",
+    ("DELETE", "/api/projects/{project}/files/{ident}"): "owner",
     ("GET", "/api/projects/{project}/audit"): "owner",
     ("GET", "/api/audit"): "admin",
     ("GET", "/api/pipeline"): "admin",
@@ -219,6 +223,8 @@ def body_for(method: str, path: str, caller: Caller) -> dict[str, object]:
     if path.startswith("/dicomweb/") and method == "POST":
         body, content_type = multipart_related([synthetic_instance(study_uid=STUDY)])
         return {"content": body, "headers": {"Content-Type": content_type}}
+    if (method, path) == ("POST", "/api/projects/{project}/files"):
+        return {"files": {"file": ("counts.csv", b"label,n\nlesion,1\n", "text/csv")}}
     if (method, path) in json_bodies:
         return {"json": json_bodies[(method, path)]}
     return {}
@@ -235,6 +241,7 @@ def fill(path: str) -> str:
         .replace("{upload_id}", "0" * 32)
         .replace("{index}", "0")
         .replace("{key}", HELD)
+        .replace("{ident}", "0" * 32)
         .replace("{key_id}", "gck_0000000000")
         .replace("{client_id}", "gck_0000000000")
     )

@@ -142,6 +142,8 @@ class LimitsSettings(BaseModel):
 
     #: the largest DICOM instance accepted (a STOW-RS part, a C-STORE, an uploaded file)
     max_instance_bytes: int = 256 * 1024**2
+    #: the largest file that is not DICOM attached to a project (a result: a mask, a table)
+    max_file_bytes: int = 128 * 1024**2
     #: the most a deflated instance may inflate to (it is inflated as a stream and refused
     #: past this); unset: twice ``max_instance_bytes``
     max_inflated_bytes: int | None = None

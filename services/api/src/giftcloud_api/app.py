@@ -13,6 +13,7 @@ from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.dicomweb import routes as dicomweb_routes
 from giftcloud_api.models import SCHEMA
 from giftcloud_api.results import routes as results_routes
+from giftcloud_api.results.files import Files
 from giftcloud_api.web import guide, pages
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -32,7 +33,13 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
             catalogue_routes.build_router(service, gates, runtime.audit, runtime.db, runtime.bus),
             audit_routes.build_router(trail, gates, runtime.audit),
             dicomweb_routes.build_router(service, gates, runtime.audit),
-            results_routes.build_router(runtime.db, gates, runtime.audit),
+            results_routes.build_router(
+                runtime.db,
+                Files(runtime.db, runtime.store, runtime.settings.storage.buckets.archive),
+                gates,
+                runtime.audit,
+                runtime.settings.limits.max_file_bytes,
+            ),
         ],
         subscriptions=[
             Subscription("api.catalogue", service.on_event),

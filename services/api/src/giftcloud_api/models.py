@@ -124,6 +124,35 @@ class Derivation(SQLModel, table=True):
     kind: str
 
 
+class AttachedFile(SQLModel, table=True):
+    """A file that is not DICOM (a NIfTI mask, a CSV table, a PDF, a model card) attached to
+    a project, a subject, a study or a series, with where it came from. The parents of what
+    it is attached to are kept too (a series' file names its study and subject)."""
+
+    __tablename__ = "files"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: str = Field(primary_key=True)
+    project: str = Field(index=True)
+    subject: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    object_key: str
+    #: provenance: what it was made from (UIDs, other files' ids), by which tool and version
+    inputs: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(String), nullable=False, server_default="{}")
+    )
+    tool: str = ""
+    tool_version: str = ""
+    description: str = ""
+    created_by: str
+    created_at: datetime = Field(default_factory=_now)
+
+
 class Quarantined(SQLModel, table=True):
     """An instance de-identification refused: it waits in the quarantine bucket for a
     person to review (the admin's pipeline page lists them with the reason)."""

@@ -29,12 +29,19 @@ class Entry:
     sop_uid: str
     object_key: str
     size: int
+    #: an attached file: its name, put under ``files/`` where it is attached
+    file_name: str = ""
 
     @property
     def name(self) -> str:
-        """``subject/study/series/sop.dcm``; a subject label from a hub's senders is made
-        safe as a path component (UIDs are validated where they come in)."""
+        """``subject/study/series/sop.dcm``, an attached file ``[subject/[study/[series/]]]
+        files/name``; a subject label from a hub's senders and a file's name are made safe
+        as path components (UIDs are validated where they come in)."""
         subject = _UNSAFE.sub("_", self.subject).lstrip(".") or "_"
+        if self.file_name:
+            where = [subject] if self.subject else []
+            where += [uid for uid in (self.study_uid, self.series_uid) if uid]
+            return "/".join([*where, "files", _UNSAFE.sub("_", self.file_name).lstrip(".") or "_"])
         return f"{subject}/{self.study_uid}/{self.series_uid}/{self.sop_uid}.dcm"
 
 

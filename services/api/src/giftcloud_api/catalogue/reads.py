@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from giftcloud_api.catalogue.downloads import Entry
 from giftcloud_api.models import (
     SCHEMA,
+    AttachedFile,
     Instance,
     Project,
     Series,
@@ -123,6 +124,37 @@ async def entries(
         )
     )
     return [Entry(*row) for row in rows.all()]
+
+
+async def file_entries(
+    session: AsyncSession,
+    project: str,
+    subject: str | None = None,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+) -> list[Entry]:
+    """The files attached within the selection, as zip entries (a study's zip holds the
+    files of the study and of its series)."""
+    query = select(AttachedFile).where(col(AttachedFile.project) == project)
+    if subject is not None:
+        query = query.where(col(AttachedFile.subject) == subject)
+    if study_uid is not None:
+        query = query.where(col(AttachedFile.study_uid) == study_uid)
+    if series_uid is not None:
+        query = query.where(col(AttachedFile.series_uid) == series_uid)
+    rows = await session.exec(query.order_by(col(AttachedFile.created_at)))
+    return [
+        Entry(
+            f.subject,
+            f.study_uid,
+            f.series_uid,
+            "",
+            f.object_key,
+            f.size,
+            file_name=f"{f.id[:8]}-{f.name}",
+        )
+        for f in rows.all()
+    ]
 
 
 async def subjects(session: AsyncSession, project: str) -> list[tuple[str, int]]:

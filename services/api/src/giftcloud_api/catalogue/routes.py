@@ -69,7 +69,7 @@ def build_router(
         series: Annotated[str | None, Query(max_length=64)] = None
 
     async def zipped(request: Request, project: str, chosen: Selection) -> Response:
-        found = await service.entries(project, chosen.subject, chosen.study, chosen.series)
+        found = await service.zip_entries(project, chosen.subject, chosen.study, chosen.series)
         if not found:
             raise NotFound(f"nothing in project {project!r} matches: check subject, study, series")
         stream = zip_of(service.store, service.archive, found)

@@ -177,6 +177,20 @@ class CatalogueService:
         async with self.db.session() as session:
             return await reads.entries(session, project, subject, study_uid, series_uid)
 
+    async def zip_entries(
+        self,
+        project: str,
+        subject: str | None = None,
+        study_uid: str | None = None,
+        series_uid: str | None = None,
+    ) -> list[Entry]:
+        """What a zip of the selection holds: its instances, then the files attached."""
+        async with self.db.session() as session:
+            found = await reads.entries(session, project, subject, study_uid, series_uid)
+            return found + await reads.file_entries(
+                session, project, subject, study_uid, series_uid
+            )
+
     async def metadata_json(
         self,
         project: str,

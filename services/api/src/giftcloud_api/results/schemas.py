@@ -19,3 +19,24 @@ class ResultOut(BaseModel):
     series_description: str
     archived_at: str
     sources: list[Source]
+
+
+class FileOut(BaseModel):
+    """A file attached to the project, a subject, a study or a series, with its provenance."""
+
+    id: str
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    #: where it is attached: the project (all empty), a subject, a study or a series
+    subject: str
+    study_uid: str
+    series_uid: str
+    #: what it was made from (UIDs or other files' ids), by which tool and version
+    inputs: list[str]
+    tool: str
+    tool_version: str
+    description: str
+    created_by: str
+    created_at: str

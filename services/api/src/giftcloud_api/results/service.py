@@ -7,8 +7,9 @@ from collections import Counter
 from giftcloud_core.db import Database
 from sqlmodel import col, select
 
-from giftcloud_api.models import Derivation, Instance, Series
-from giftcloud_api.results.schemas import ResultOut, Source
+from giftcloud_api.models import AttachedFile, Derivation, Instance, Series, Study
+from giftcloud_api.results.files import out
+from giftcloud_api.results.schemas import FileOut, ResultOut, Source
 
 
 async def of_study(db: Database, project: str, study_uid: str) -> list[ResultOut]:
@@ -50,3 +51,22 @@ async def of_study(db: Database, project: str, study_uid: str) -> list[ResultOut
         )
         for instance, kind, counted in results.values()
     ]
+
+
+async def files_of(db: Database, project: str, study_uid: str) -> list[FileOut]:
+    """The files attached to a study, to its series or to its subject."""
+    async with db.session() as session:
+        study = await session.get(Study, (project, study_uid))
+        here = col(AttachedFile.study_uid) == study_uid
+        if study is not None:  # and the subject's own
+            here = here | (
+                (col(AttachedFile.subject) == study.subject) & (col(AttachedFile.study_uid) == "")
+            )
+        rows = (
+            await session.exec(
+                select(AttachedFile)
+                .where(col(AttachedFile.project) == project, here)
+                .order_by(col(AttachedFile.created_at))
+            )
+        ).all()
+    return [out(row) for row in rows]

@@ -26,6 +26,7 @@ from giftcloud_api.catalogue import reads
 from giftcloud_api.catalogue.pipeline import pipeline as pipeline_status
 from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.models import Project, Series, Study
+from giftcloud_api.results.service import files_of
 from giftcloud_api.results.service import of_study as study_results
 from giftcloud_api.web import queries, studies
 from giftcloud_api.web.kit import Pages
@@ -174,6 +175,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
                 sizes=sizes,
                 study_size=study_size,
                 results=await study_results(service.db, project, study),
+                files=await files_of(service.db, project, study),
                 described={s.series_uid: s.description or s.modality for s in series},
             )
 
