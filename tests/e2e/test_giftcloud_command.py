@@ -251,6 +251,27 @@ def test_send_names_every_file_it_does_not_archive(
     nothing = user.run("download", project, str(dest), "--subject", "nobody", code=2)
     assert "nothing in cli matches" in one_line(nothing)
 
+    # a result that is not DICOM, attached to the study with what it was made from
+    volumes = tmp_path / "volumes.csv"
+    volumes.write_text("label,voxels\nlesion,32\n")
+    source = pydicom.dcmread(files[1])
+    attached = user.run(
+        "results", "send", project, str(volumes), "--study", study,
+        "--input", source.SOPInstanceUID, "--tool", "lesion-volumes", "--tool-version", "2.1",
+    )  # fmt: skip
+    assert attached.stdout.startswith(f"attached volumes.csv to {study} as file "), attached.stdout
+    ident = attached.stdout.split(" as file ")[1].split()[0]
+    listed = user.run("results", "ls", project, "--study", study).stdout
+    assert ident in listed and "lesion-volumes 2.1" in listed, listed
+    back = tmp_path / "back"
+    back.mkdir()
+    fetched_file = user.run("results", "download", project, ident, str(back))
+    assert (back / "volumes.csv").read_text() == volumes.read_text(), fetched_file.stdout
+    dicom = user.run("results", "send", project, str(files[1]), code=2)
+    assert "is DICOM: send it with giftcloud send" in one_line(dicom)
+    elsewhere = user.run("results", "send", project, str(volumes), "--study", "1.2.3", code=2)
+    assert "no study 1.2.3" in one_line(elsewhere)
+
 
 def test_ctrl_c_says_how_to_resume_and_a_second_run_sends_the_rest(
     deployment: Deployment, tmp_path: Path

@@ -24,7 +24,16 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 def _parser() -> argparse.ArgumentParser:
     from importlib.metadata import version
 
-    from giftcloud import admin, anonymise, commands, completion, quarantine, repair, sending
+    from giftcloud import (
+        admin,
+        anonymise,
+        commands,
+        completion,
+        quarantine,
+        repair,
+        results,
+        sending,
+    )
     from giftcloud import server as running
 
     parser = argparse.ArgumentParser(
@@ -171,6 +180,34 @@ def _parser() -> argparse.ArgumentParser:
         commands.token,
     )
     server(token)
+
+    result = group(
+        "results", "files attached to a project with their provenance; a study's results"
+    )
+    listing = result(
+        "ls", "the files attached in a project; with --study, its results too", results.ls
+    )
+    listing.add_argument("project", help="the project")
+    listing.add_argument("--study", help="a StudyInstanceUID: its results and files")
+    attach = result(
+        "send",
+        "attach a file that is not DICOM (a mask, a table, a PDF) with what it was made from",
+        results.send,
+    )
+    attach.add_argument("project", help="the project")
+    attach.add_argument("file", help="the file (DICOM results: giftcloud send)")
+    on = attach.add_mutually_exclusive_group()
+    on.add_argument("--subject", help="attach it to a subject (its label)")
+    on.add_argument("--study", help="attach it to a study (its StudyInstanceUID)")
+    on.add_argument("--series", help="attach it to a series (its SeriesInstanceUID)")
+    attach.add_argument("--input", nargs="+", metavar="UID", help="what it was made from")
+    attach.add_argument("--tool", default="", help="the tool that made it")
+    attach.add_argument("--tool-version", default="", help="the tool's version")
+    attach.add_argument("--description", default="", help="what it is, in a sentence")
+    fetch = result("download", "a file, checked against its SHA-256", results.download)
+    fetch.add_argument("project", help="the project")
+    fetch.add_argument("id", help="the file's id (giftcloud results ls PROJECT)")
+    fetch.add_argument("dest", nargs="?", default=".", help="a folder, or a file's path")
 
     project = group("project", "make a project")
     create = project(

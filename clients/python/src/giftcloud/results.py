@@ -1,0 +1,109 @@
+"""``giftcloud results``: a project's results — files that are not DICOM attached with their
+provenance, and a study's DICOM results (segmentations, reports) with what they derive
+from. DICOM results themselves are sent as any instance: ``giftcloud send``."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+from urllib.parse import quote
+
+from giftcloud.commands import session_for, table
+from giftcloud.session import DONE, CommandError
+
+
+def _is_dicom(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(132)[128:] == b"DICM"
+
+
+def ls(args: argparse.Namespace) -> int:
+    """The files attached in a project (or a study's, with its DICOM results)."""
+    session = session_for(args)
+    base = f"/api/projects/{quote(args.project)}"
+    params = {"study": args.study} if args.study else {}
+    files = session.get(f"{base}/files", f"listing {args.project}'s files", params=params).json()
+    if args.study:
+        found = session.get(
+            f"{base}/studies/{quote(args.study)}/results", f"listing study {args.study}'s results"
+        ).json()
+        table(
+            [
+                [r["sop_uid"], r["kind"], r["series_description"], _sources(r["sources"])]
+                for r in found
+            ],
+            ["RESULT (SOP INSTANCE UID)", "KIND", "SERIES", "DERIVED FROM"],
+        )
+        print()
+    table(
+        [
+            [
+                f["id"],
+                f["name"],
+                str(f["size"]),
+                f["series_uid"] or f["study_uid"] or f["subject"] or "(project)",
+                " ".join(x for x in (f["tool"], f["tool_version"]) if x),
+                f["created_by"],
+            ]
+            for f in files
+        ],
+        ["FILE", "NAME", "BYTES", "ATTACHED TO", "TOOL", "BY"],
+    )
+    return DONE
+
+
+def _sources(sources: list[dict[str, object]]) -> str:
+    return ", ".join(f"{s['series_uid']} ({s['instances']})" for s in sources)
+
+
+def send(args: argparse.Namespace) -> int:
+    """Attach a file to the project, a subject, a study or a series, with its provenance."""
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"{path}: no such file")
+    if _is_dicom(path):
+        raise CommandError(
+            f"{path} is DICOM: send it with giftcloud send --project {args.project} {path}"
+            " (a DICOM result is checked against the instances it derives from)"
+        )
+    session = session_for(args)
+    form = {
+        "subject": args.subject or "",
+        "study": args.study or "",
+        "series": args.series or "",
+        "inputs": " ".join(args.input or []),
+        "tool": args.tool,
+        "tool_version": args.tool_version,
+        "description": args.description,
+    }
+    with path.open("rb") as handle:
+        made = session.request(
+            "POST",
+            f"/api/projects/{quote(args.project)}/files",
+            f"attaching {path.name}",
+            files={"file": (path.name, handle, "application/octet-stream")},
+            data=form,
+        ).json()
+    where = made["series_uid"] or made["study_uid"] or made["subject"] or args.project
+    print(f"attached {made['name']} to {where} as file {made['id']} (sha256 {made['sha256']})")
+    return DONE
+
+
+def download(args: argparse.Namespace) -> int:
+    """A file, whole and checked against its SHA-256, into DEST (a folder: under its name)."""
+    session = session_for(args)
+    answer = session.get(
+        f"/api/projects/{quote(args.project)}/files/{quote(args.id)}", f"fetching file {args.id}"
+    )
+    listed = session.get(f"/api/projects/{quote(args.project)}/files", "listing files").json()
+    name = next((f["name"] for f in listed if f["id"] == args.id), args.id)
+    dest = Path(args.dest)
+    target = dest / Path(name).name if dest.is_dir() else dest
+    if hashlib.sha256(answer.content).hexdigest() != answer.headers.get("X-Giftcloud-SHA256"):
+        raise CommandError(f"file {args.id} arrived damaged: its SHA-256 differs; try again")
+    partial = target.with_name(target.name + ".part")
+    partial.write_bytes(answer.content)
+    partial.replace(target)
+    print(f"downloaded {name} ({len(answer.content)} bytes) into {target}")
+    return DONE
