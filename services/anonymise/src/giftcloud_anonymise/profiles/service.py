@@ -7,7 +7,6 @@ seconds, the one that took the choice at once."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from giftcloud_core.db import Database
 from giftcloud_core.errors import BadRequest
 from giftcloud_core.events import ProfileChanged
 from giftcloud_core.logs import correlation_id
+from giftcloud_core.versioned import Versioned
 from giftcloud_deid import Option, Profile, ProfileError
 from giftcloud_deid.profile import ATTESTABLE, project_profile
 from giftcloud_deid.rules import OPTION_CODES
@@ -49,28 +49,23 @@ class ProjectProfiles:
         self.folder = folder
         self.db = db
         self.bus = bus
-        self._rows: dict[str, ProjectProfile] = {}
-        self._listeners: list[Callable[[], None]] = []
+        self._versioned: Versioned[ProjectProfile] = Versioned(self._read, lambda r: r.version)
+        self.on_change = self._versioned.on_change
+        self.refresh = self._versioned.refresh
+        self.version = self._versioned.version
 
-    def on_change(self, listener: Callable[[], None]) -> None:
-        self._listeners.append(listener)
+    @property
+    def _rows(self) -> dict[str, ProjectProfile]:
+        return self._versioned.rows
+
+    async def _read(self) -> dict[str, ProjectProfile]:
+        async with self.db.session() as session:
+            return {row.project: row for row in (await session.exec(select(ProjectProfile))).all()}
 
     def profile(self, project: str) -> Profile:
         """The profile the engine applies to ``project`` now."""
         row = self._rows.get(project)
         return project_profile(self.folder, project, _choices(row) if row else None)
-
-    def version(self, project: str) -> int:
-        row = self._rows.get(project)
-        return row.version if row else 0
-
-    async def refresh(self, first: bool = False) -> None:
-        async with self.db.session() as session:
-            rows = {row.project: row for row in (await session.exec(select(ProjectProfile))).all()}
-        if {p: r.version for p, r in rows.items()} != {p: r.version for p, r in self._rows.items()}:
-            self._rows = rows
-            for listener in self._listeners:
-                listener()
 
     async def announce(self) -> None:
         """Every project's choices, for an ingest that missed them (at start)."""

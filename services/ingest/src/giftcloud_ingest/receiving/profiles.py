@@ -5,11 +5,11 @@ replica reads the table every few seconds; the one that takes the event at once.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from giftcloud_core.db import Database
 from giftcloud_core.events import Event, ProfileChanged
+from giftcloud_core.versioned import Versioned
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import select
 
@@ -22,16 +22,19 @@ REFRESH_SECONDS = 5.0
 class ChosenProfiles:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._chosen: dict[str, tuple[int, dict[str, Any]]] = {}
-        self._listeners: list[Callable[[], None]] = []
-
-    def on_change(self, listener: Callable[[], None]) -> None:
-        self._listeners.append(listener)
+        self._chosen: Versioned[tuple[int, dict[str, Any]]] = Versioned(self._read, lambda r: r[0])
+        self.on_change = self._chosen.on_change
+        self.refresh = self._chosen.refresh
 
     def of(self, project: str) -> dict[str, Any] | None:
         """What the project's owners chose (None: nothing, the file or default decides)."""
-        found = self._chosen.get(project)
+        found = self._chosen.rows.get(project)
         return found[1] if found else None
+
+    async def _read(self) -> dict[str, tuple[int, dict[str, Any]]]:
+        async with self.db.session() as session:
+            rows = (await session.exec(select(ChosenProfile))).all()
+        return {row.project: (row.version, json.loads(row.choices)) for row in rows}
 
     async def on_event(self, event: Event) -> None:
         if not isinstance(event, ProfileChanged):
@@ -47,13 +50,3 @@ class ChosenProfiles:
         async with self.db.session() as session:
             await session.exec(statement)
         await self.refresh()
-
-    async def refresh(self, first: bool = False) -> None:
-        """Read every project's choices; the admissions forget what changed."""
-        async with self.db.session() as session:
-            rows = (await session.exec(select(ChosenProfile))).all()
-        latest = {row.project: (row.version, json.loads(row.choices)) for row in rows}
-        if {p: v for p, (v, _) in latest.items()} != {p: v for p, (v, _) in self._chosen.items()}:
-            self._chosen = latest
-            for listener in self._listeners:
-                listener()
