@@ -5,6 +5,7 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aio_pika
 import httpx
@@ -81,6 +82,23 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what} not met within {timeout}s")
         await asyncio.sleep(0.1)
+
+
+async def settled(
+    client: httpx.AsyncClient, project: str, response: httpx.Response, who: dict[str, str]
+) -> dict[str, Any]:
+    """The status of the upload a STOW-RS answer names, once nothing of it is pending."""
+    assert response.status_code == 200, response.text
+    upload = response.headers["X-Giftcloud-Upload"]
+    status: dict[str, Any] = {}
+
+    async def done() -> bool:
+        nonlocal status
+        status = (await client.get(f"/ingest/{project}/uploads/{upload}", headers=who)).json()
+        return status["pending"] == 0
+
+    await eventually(done, what="the upload settles")
+    return status
 
 
 def b64(data: bytes) -> str:

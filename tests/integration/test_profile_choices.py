@@ -4,14 +4,13 @@ choice reaches ingest's check on arrival and anonymise's engine, is owners-only 
 
 from collections.abc import Callable
 
-import httpx
 from giftcloud_anonymise.app import build as build_anonymise
 from giftcloud_api.app import build as build_api
 from giftcloud_archive.app import build as build_archive
 from giftcloud_core.app import Runtime
 from giftcloud_core.events import ProjectCreated
 from giftcloud_ingest.app import build as build_ingest
-from integration.conftest import eventually, running
+from integration.conftest import eventually, running, settled
 from integration.test_holes import stow
 from pydicom.dataset import Dataset
 from support.dicom_files import read, synthetic_instance, to_bytes, ultrasound
@@ -25,19 +24,6 @@ def described(patient_id: str, description: str) -> bytes:
     ds: Dataset = read(synthetic_instance(patient="Quill^Ada", patient_id=patient_id))
     ds.StudyDescription = description
     return to_bytes(ds)
-
-
-async def settle(client: httpx.AsyncClient, response: httpx.Response, who: dict[str, str]) -> dict:
-    upload = response.headers["X-Giftcloud-Upload"]
-    status: dict = {}
-
-    async def done() -> bool:
-        nonlocal status
-        status = (await client.get(f"/ingest/{PROJECT}/uploads/{upload}", headers=who)).json()
-        return status["pending"] == 0
-
-    await eventually(done, what="the upload settles")
-    return status
 
 
 async def test_owners_choose_options_and_attestations_and_every_part_applies_them(
@@ -104,11 +90,11 @@ async def test_owners_choose_options_and_attestations_and_every_part_applies_the
 
         # descriptions: kept and cleaned by default; removed once an owner turns it off
         kept = await stow(client, PROJECT, [described("D-1", "CT HEAD Ada Quill")], member)
-        assert (await settle(client, kept, member))["archived"] == 1
+        assert (await settled(client, PROJECT, kept, member))["archived"] == 1
         off = {"options": sorted(on - {"clean_descriptors"}), "burned_in_attested": ["US"]}
         assert (await client.put(PROFILE, json=off, headers=owner)).status_code == 200
         gone = await stow(client, PROJECT, [described("D-2", "CT HEAD Ada Quill")], member)
-        assert (await settle(client, gone, member))["archived"] == 1
+        assert (await settled(client, PROJECT, gone, member))["archived"] == 1
         studies = (
             await client.get(
                 f"/dicomweb/{PROJECT}/studies", params={"includefield": "00081030"}, headers=reader

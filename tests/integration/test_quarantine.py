@@ -18,14 +18,13 @@ from giftcloud_archive.app import build as build_archive
 from giftcloud_core.app import Runtime
 from giftcloud_core.events import ProfileChanged, ProjectCreated
 from giftcloud_ingest.app import build as build_ingest
-from integration.conftest import eventually, running
+from integration.conftest import eventually, running, settled
 from integration.test_holes import stow
-from integration.test_profile_choices import settle
 from sqlmodel import select
 from support.dicom_files import ultrasound
 
 Bearer = Callable[..., dict[str, str]]
-PROJECT = "choices"  # settle() reads this project's uploads
+PROJECT = "choices"
 QUARANTINE = f"/anonymise/projects/{PROJECT}/quarantine"
 
 
@@ -64,7 +63,7 @@ async def test_owners_review_release_and_delete_what_deidentification_refused(
             return answer.status_code == 200
 
         await eventually(admitted, what="ingest admits the ultrasound")
-        status = await settle(client, sent[-1], member)
+        status = await settled(client, PROJECT, sent[-1], member)
         assert status["archived"] == 0 and len(status["rejected"]) == 2, status
         assert all("burned-in text" in r["reason"] for r in status["rejected"]), status
 

@@ -9,7 +9,6 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 from giftcloud_anonymise.app import build as build_anonymise
 from giftcloud_api.app import build as build_api
@@ -20,7 +19,7 @@ from giftcloud_core.events import ProjectCreated
 from giftcloud_core.tokens import TokenSigner
 from giftcloud_deid import Deidentifier, ProjectKeys
 from giftcloud_ingest.app import build as build_ingest
-from integration.conftest import eventually, running
+from integration.conftest import eventually, running, settled
 from integration.test_holes import hub, stow
 from support.dicom_files import read
 from support.results import ct_series, segmentation
@@ -28,20 +27,6 @@ from support.stack import Stack
 
 Bearer = Callable[..., dict[str, str]]
 PROJECT = "central"
-
-
-async def settled(client: httpx.AsyncClient, answer: httpx.Response, who: dict) -> dict:
-    assert answer.status_code == 200, answer.text
-    upload = answer.headers["X-Giftcloud-Upload"]
-    status: dict = {}
-
-    async def done() -> bool:
-        nonlocal status
-        status = (await client.get(f"/ingest/{PROJECT}/uploads/{upload}", headers=who)).json()
-        return status["pending"] == 0
-
-    await eventually(done, what="the upload settles")
-    return status
 
 
 async def test_a_result_is_kept_only_with_the_instances_it_derives_from(
@@ -67,7 +52,9 @@ async def test_a_result_is_kept_only_with_the_instances_it_derives_from(
             return answer.status_code == 200
 
         await eventually(known, what="ingest learns the project")
-        sent = await settled(client, await stow(client, PROJECT, images, researcher), researcher)
+        sent = await settled(
+            client, PROJECT, await stow(client, PROJECT, images, researcher), researcher
+        )
         assert sent["archived"] == 3, sent
 
         # made on the hub's copy, fetched by WADO-RS as a researcher would
@@ -83,7 +70,9 @@ async def test_a_result_is_kept_only_with_the_instances_it_derives_from(
             assert fetched.status_code == 200
             copies.append(fetched.content)
         seg = segmentation(copies)
-        kept = await settled(client, await stow(client, PROJECT, [seg], researcher), researcher)
+        kept = await settled(
+            client, PROJECT, await stow(client, PROJECT, [seg], researcher), researcher
+        )
         assert kept["archived"] == 1 and not kept["rejected"], kept
         results = await client.get(
             f"/api/projects/{PROJECT}/studies/{study}/results", headers=researcher
@@ -107,7 +96,7 @@ async def test_a_result_is_kept_only_with_the_instances_it_derives_from(
         # one made on images the project does not hold: refused, with why, nothing kept
         stray = segmentation(elsewhere)
         refused = await settled(
-            client, await stow(client, PROJECT, [stray], researcher), researcher
+            client, PROJECT, await stow(client, PROJECT, [stray], researcher), researcher
         )
         assert refused["archived"] == 0, refused
         [why] = refused["rejected"]
@@ -128,6 +117,7 @@ async def test_a_result_is_kept_only_with_the_instances_it_derives_from(
         together = [site.deidentify(f).data for f in ct_series(2, "R-3")]
         both = await settled(
             client,
+            PROJECT,
             await stow(client, PROJECT, [*together, segmentation(together)], researcher),
             researcher,
         )
@@ -159,7 +149,7 @@ async def test_files_attached_with_their_provenance_and_read_as_images_are(
             return answer.status_code == 200
 
         await eventually(known, what="ingest learns the project")
-        await settled(client, await stow(client, PROJECT, images, member), member)
+        await settled(client, PROJECT, await stow(client, PROJECT, images, member), member)
 
         def attach(who: dict, **form: str):  # type: ignore[no-untyped-def]
             return client.post(

@@ -93,6 +93,26 @@ async def metadata_texts(
     return [str(attributes) for attributes, _ in rows.all()]
 
 
+def within(
+    table: type[Instance] | type[AttachedFile],
+    project: str,
+    subject: str | None = None,
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+) -> list[Any]:
+    """The conditions of a selection (the project, and a subject, study or series in it)
+    on a table of things kept by subject, study and series."""
+    conditions = [col(table.project) == project]
+    for column, value in (
+        (table.subject, subject),
+        (table.study_uid, study_uid),
+        (table.series_uid, series_uid),
+    ):
+        if value is not None:
+            conditions.append(col(column) == value)
+    return conditions
+
+
 async def entries(
     session: AsyncSession,
     project: str,
@@ -108,13 +128,7 @@ async def entries(
         Instance.sop_uid,
         Instance.object_key,
         Instance.size,
-    ).where(col(Instance.project) == project)
-    if subject is not None:
-        query = query.where(col(Instance.subject) == subject)
-    if study_uid is not None:
-        query = query.where(col(Instance.study_uid) == study_uid)
-    if series_uid is not None:
-        query = query.where(col(Instance.series_uid) == series_uid)
+    ).where(*within(Instance, project, subject, study_uid, series_uid))
     rows = await session.exec(
         query.order_by(
             col(Instance.subject),
@@ -135,13 +149,9 @@ async def file_entries(
 ) -> list[Entry]:
     """The files attached within the selection, as zip entries (a study's zip holds the
     files of the study and of its series)."""
-    query = select(AttachedFile).where(col(AttachedFile.project) == project)
-    if subject is not None:
-        query = query.where(col(AttachedFile.subject) == subject)
-    if study_uid is not None:
-        query = query.where(col(AttachedFile.study_uid) == study_uid)
-    if series_uid is not None:
-        query = query.where(col(AttachedFile.series_uid) == series_uid)
+    query = select(AttachedFile).where(
+        *within(AttachedFile, project, subject, study_uid, series_uid)
+    )
     rows = await session.exec(query.order_by(col(AttachedFile.created_at)))
     return [
         Entry(

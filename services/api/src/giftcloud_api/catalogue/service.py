@@ -185,11 +185,10 @@ class CatalogueService:
         series_uid: str | None = None,
     ) -> list[Entry]:
         """What a zip of the selection holds: its instances, then the files attached."""
+        found = await self.entries(project, subject, study_uid, series_uid)
         async with self.db.session() as session:
-            found = await reads.entries(session, project, subject, study_uid, series_uid)
-            return found + await reads.file_entries(
-                session, project, subject, study_uid, series_uid
-            )
+            attached = await reads.file_entries(session, project, subject, study_uid, series_uid)
+        return found + attached
 
     async def metadata_json(
         self,

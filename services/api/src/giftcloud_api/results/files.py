@@ -15,6 +15,7 @@ from giftcloud_core.errors import BadRequest, NotFound
 from giftcloud_core.storage import ObjectStore
 from sqlmodel import col, select
 
+from giftcloud_api.catalogue.reads import within
 from giftcloud_api.models import AttachedFile, Series, Study
 from giftcloud_api.results.schemas import FileOut
 
@@ -121,14 +122,7 @@ class Files:
     async def listed(
         self, project: str, subject: str | None, study: str | None, series: str | None
     ) -> list[FileOut]:
-        query = select(AttachedFile).where(col(AttachedFile.project) == project)
-        for column, value in (
-            (AttachedFile.subject, subject),
-            (AttachedFile.study_uid, study),
-            (AttachedFile.series_uid, series),
-        ):
-            if value is not None:
-                query = query.where(col(column) == value)
+        query = select(AttachedFile).where(*within(AttachedFile, project, subject, study, series))
         async with self.db.session() as session:
             rows = (await session.exec(query.order_by(col(AttachedFile.created_at)))).all()
         return [out(row) for row in rows]
