@@ -229,6 +229,30 @@ def test_study_page_shows_each_series_with_a_thumbnail(uploaded: Uploaded) -> No
     assert tab.check("study") == []
 
 
+def test_a_file_attached_to_a_study_is_listed_and_downloaded_from_its_page(
+    uploaded: Uploaded, deployment: Deployment
+) -> None:
+    """A result that is not DICOM, attached by API with its provenance, is on the study's
+    page and comes back whole from its link."""
+    study = uploaded.study_url.rsplit("/", 1)[1]
+    table = b"label,voxels\nlesion,32\n"
+    made = httpx.post(
+        f"{deployment.url}/api/projects/{PROJECT}/files",
+        files={"file": ("volumes.csv", table, "text/csv")},
+        data={"study": study, "tool": "lesion-volumes", "tool_version": "2.1", "inputs": study},
+        headers=deployment.token(),
+    )
+    assert made.status_code == 201, made.text
+    tab = uploaded.admin
+    tab.go(uploaded.study_url)
+    listed = tab.page.inner_text("table[aria-labelledby=files]")
+    assert "volumes.csv" in listed and "lesion-volumes 2.1" in listed and "the study" in listed
+    with tab.page.expect_download() as download:
+        tab.page.click("text=volumes.csv")
+    assert Path(download.value.path()).read_bytes() == table
+    assert tab.check("study-files") == []
+
+
 def _stage(tab: Tab) -> Image.Image:
     tab.page.wait_for_function(
         "() => { const i = document.querySelector('[data-image]');"
@@ -349,7 +373,9 @@ def test_a_study_downloads_as_a_zip_of_its_instances(uploaded: Uploaded) -> None
     saved = ARTIFACTS / "study.zip"
     started.value.save_as(saved)
     with zipfile.ZipFile(saved) as archive:
-        names = archive.namelist()
+        every = archive.namelist()
+        names = [n for n in every if "/files/" not in n]  # files attached: their own test
+        assert all(n.startswith(f"{uploaded.subject}/") for n in set(every) - set(names))
         assert len(names) == DICOM_FILES
         for name in names:
             subject, study, series, sop = name.split("/")
