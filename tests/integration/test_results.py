@@ -16,6 +16,7 @@ from giftcloud_api.catalogue import derived
 from giftcloud_archive.app import build as build_archive
 from giftcloud_core.app import ACCESS_COOKIE
 from giftcloud_core.events import ProjectCreated
+from giftcloud_core.settings import BusSettings
 from giftcloud_core.tokens import TokenSigner
 from giftcloud_deid import Deidentifier, ProjectKeys
 from giftcloud_ingest.app import build as build_ingest
@@ -37,6 +38,7 @@ async def test_a_result_is_kept_only_with_the_instances_it_derives_from(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(derived, "GRACE_SECONDS", 1.0)  # how long a result waits: not 10 s
+    assert derived.grace(BusSettings(max_retries=5, retry_base_seconds=0.5)) == 1.0
     runtime = hub(stack, signer, tmp_path / "objects")
     parts = [build_ingest(runtime), build_anonymise(runtime), build_archive(runtime)]
     parts.append(build_api(runtime))
@@ -95,11 +97,13 @@ async def test_a_result_is_kept_only_with_the_instances_it_derives_from(
 
         # one made on images the project does not hold: refused, with why, nothing kept
         stray = segmentation(elsewhere)
+        # (sent twice in one request: the second copy is refused with the first)
         refused = await settled(
-            client, PROJECT, await stow(client, PROJECT, [stray], researcher), researcher
+            client, PROJECT, await stow(client, PROJECT, [stray, stray], researcher), researcher
         )
         assert refused["archived"] == 0, refused
-        [why] = refused["rejected"]
+        [why, again] = refused["rejected"]
+        assert why["reason"] == again["reason"], refused
         assert "may only derive from the project's instances" in why["reason"], why
         assert "names 3 the project does not hold" in why["reason"], why
         stray_ds = read(stray)

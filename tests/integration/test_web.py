@@ -7,12 +7,14 @@ import re
 import time
 from collections.abc import Callable
 from http.cookies import SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from giftcloud.client import multipart_related
 from giftcloud_api.app import build as build_api
 from giftcloud_api.web.queries import StudyFilter, browse_query
+from giftcloud_api.web.views import STATIC_VERSION, static_version
 from giftcloud_core.app import Runtime
 from giftcloud_core.events import QUEUES, ProjectCreated
 from integration.conftest import eventually, running
@@ -186,6 +188,24 @@ async def test_static_files_and_the_getting_started_page(stack: Stack) -> None:
             assert (await browser.get(f"/static/{name}")).status_code == 404, name
         start = await browser.get("/start")
         assert start.status_code == 200 and "scripts/giftcloud project create demo" in start.text
+        # a page names its files by their version: kept long, and never mixed after an upgrade
+        linked = re.findall(r'(?:src|href)="(/static/[a-z0-9.-]+\?v=[0-9a-f]{12})"', start.text)
+        assert sorted(linked) == [
+            f"/static/giftcloud.css?v={STATIC_VERSION}",
+            f"/static/giftcloud.js?v={STATIC_VERSION}",
+        ], linked
+        kept = await browser.get(linked[0])
+        assert kept.headers["cache-control"] == "public, max-age=31536000, immutable"
+        old = await browser.get("/static/giftcloud.css?v=000000000000")
+        assert old.status_code == 200 and old.headers["cache-control"] == "public, max-age=300"
+
+
+def test_the_files_version_changes_with_any_file(tmp_path: Path) -> None:
+    (tmp_path / "a.js").write_text("one")
+    (tmp_path / "b.css").write_text("two")
+    before = static_version(tmp_path)
+    (tmp_path / "b.css").write_text("two!")
+    assert static_version(tmp_path) != before and len(before) == 12
 
 
 async def test_the_project_page_pages_10000_studies_from_an_index(

@@ -4,7 +4,8 @@ catalogue keeps a result only when the project holds every one of them)."""
 import io
 
 import pydicom
-from giftcloud_api.catalogue.derived import kind_of, sources
+from giftcloud_api.catalogue.derived import GRACE_SECONDS, grace, kind_of, sources
+from giftcloud_core.settings import BusSettings
 from giftcloud_deid import Deidentifier, ProjectKeys
 from support.results import ct_series, segmentation
 
@@ -47,3 +48,10 @@ def test_a_highdicom_segmentation_names_every_source_image() -> None:
     seg = pydicom.dcmread(io.BytesIO(segmentation(images)))
     expected = {pydicom.dcmread(io.BytesIO(i)).SOPInstanceUID for i in images}
     assert sources(seg.to_json_dict()) == expected
+
+
+def test_a_result_waits_half_of_what_the_bus_retries_allow_at_most_ten_seconds() -> None:
+    # 0.2 + 0.4 + 0.8 + 1.6 + 3.2: the last retry comes after 6.2 s and judges
+    assert grace(BusSettings(max_retries=5, retry_base_seconds=0.2)) == 3.1
+    assert grace(BusSettings(max_retries=5, retry_base_seconds=0.5)) == 7.75
+    assert grace(BusSettings(max_retries=12, retry_base_seconds=1.0)) == GRACE_SECONDS

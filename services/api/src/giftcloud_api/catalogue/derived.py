@@ -5,7 +5,8 @@ hold, is refused with the reason (its object leaves the archive). The links are 
 study can list its results and a result its sources.
 
 A result sent with its sources, or just after them, may reach the catalogue first: it waits
-(the message is tried again) for ``GRACE_SECONDS`` before it is refused."""
+(the message is tried again) before it is refused — half of what the bus's retries allow,
+at most ``GRACE_SECONDS``, so the last tries always judge it."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from giftcloud_core.bus import Bus
+from giftcloud_core.bus.base import backoff_seconds
 from giftcloud_core.clock import now
 from giftcloud_core.db import Database
 from giftcloud_core.events import ArchivedInstance, InstanceRejected, InstancesArchived
+from giftcloud_core.settings import BusSettings
 from giftcloud_core.storage import ObjectStore
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
@@ -37,8 +40,19 @@ RESULT_CLASSES = {
 }
 SR_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 
-#: how long a result may wait for the instances it derives from to be catalogued
+#: the longest a result waits for the instances it derives from to be catalogued
 GRACE_SECONDS = 10.0
+
+
+def grace(settings: BusSettings) -> float:
+    """How long a result waits: half the time the bus's retries of one message span, at most
+    ``GRACE_SECONDS`` (past it, a retry judges rather than waits)."""
+    spanned = sum(
+        backoff_seconds(settings.retry_base_seconds, attempt)
+        for attempt in range(1, settings.max_retries + 1)
+    )
+    return min(GRACE_SECONDS, spanned / 2)
+
 
 #: sequences that name the instances a result derives from (searched at any depth, the
 #: per-frame functional groups included)
@@ -153,16 +167,22 @@ class NotYet(Exception):
 class Results:
     """The catalogue's screen for results: kept with their links, or refused with why."""
 
-    def __init__(self, db: Database, store: ObjectStore, archive: str, bus: Bus | None) -> None:
+    def __init__(
+        self, db: Database, store: ObjectStore, archive: str, bus: Bus | None, wait: float
+    ) -> None:
         self.db = db
         self.store = store
         self.archive = archive
         self.bus = bus
+        #: how long a result waits for its sources (:func:`grace`)
+        self.wait = wait
 
     async def screen(self, event: InstancesArchived) -> tuple[InstancesArchived, list[Checked]]:
         """The event without the results it refuses (each refused: its object out of the
         archive, an ``instance.rejected`` with the reason), and the results it keeps."""
-        results = [i for i in event.instances if kind_of(i.sop_class_uid) and not i.already]
+        # a copy sent before ('already') is judged too: its first copy may be refused (and its
+        # object removed) by another message at the same time
+        results = [i for i in event.instances if kind_of(i.sop_class_uid)]
         if not results:
             return event, []
         alongside = {i.sop_uid for i in event.instances}
@@ -170,11 +190,15 @@ class Results:
             checked = await check(session, event.project, results, alongside)
         refused = [c for c in checked if c.missing or not c.held]
         waited = (now() - event.occurred_at).total_seconds()
-        if any(c.missing for c in refused) and waited < GRACE_SECONDS:
+        if any(c.missing for c in refused) and waited < self.wait:
             raise NotYet(f"{len(refused)} result(s) name instances not catalogued yet: tried again")
-        for c in refused:
-            await self._refuse(event, c)
-        gone = {c.instance.sop_uid for c in refused}
+        gone = {c.instance.sop_uid: c for c in refused}
+        for c in refused:  # its object, once, unless it is another's (sent before)
+            if not c.instance.already:
+                await self.store.delete(self.archive, c.instance.object_key)
+        for instance in event.instances:  # every copy sent (a second is 'already'): refused
+            if instance.sop_uid in gone:
+                await self._refuse(event, instance, gone[instance.sop_uid].refusal)
         kept = tuple(i for i in event.instances if i.sop_uid not in gone)
         return event.model_copy(update={"instances": kept}), [
             c for c in checked if c not in refused
@@ -196,16 +220,16 @@ class Results:
             async with self.db.session() as session:
                 await session.exec(insert(Derivation).values(rows).on_conflict_do_nothing())
 
-    async def _refuse(self, event: InstancesArchived, checked: Checked) -> None:
-        instance = checked.instance
-        log.warning("refused result %s: %s", instance.sop_uid, checked.refusal)
-        await self.store.delete(self.archive, instance.object_key)
+    async def _refuse(
+        self, event: InstancesArchived, instance: ArchivedInstance, reason: str
+    ) -> None:
+        log.warning("refused result %s: %s", instance.sop_uid, reason)
         if self.bus is not None:
             await self.bus.publish(
                 InstanceRejected(
                     project=event.project,
                     correlation_id=event.correlation_id,
                     object_key=instance.received_key or instance.sop_uid,
-                    reason=checked.refusal,
+                    reason=reason,
                 )
             )

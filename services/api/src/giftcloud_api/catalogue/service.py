@@ -44,7 +44,7 @@ class CatalogueService:
         self.bus = bus
         self.archive = settings.storage.buckets.archive
         self._archived: Batcher[InstancesArchived] = Batcher(self._add_instances)
-        self.results = derived.Results(db, store, self.archive, bus)
+        self.results = derived.Results(db, store, self.archive, bus, derived.grace(settings.bus))
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, InstancesArchived):

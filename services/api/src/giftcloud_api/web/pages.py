@@ -35,6 +35,7 @@ from giftcloud_api.web.views import (
     PAGE_SIZE,
     STATIC,
     STATIC_TYPES,
+    STATIC_VERSION,
     UID_PATTERN,
     Viewer,
     date_param,
@@ -164,7 +165,13 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
                     raise NotFound(f"no study {study} in project {project!r}")
                 series = await reads.series_of(session, project, study)
                 sizes = await queries.series_sizes(session, project, study)
-                study_size = sum(sizes.values())
+            files = await files_of(service.db, project, study)
+            for attached in files:  # in the zips of what they are attached to
+                if attached.series_uid:
+                    sizes[attached.series_uid] = sizes.get(attached.series_uid, 0) + attached.size
+            study_size = sum(sizes.values()) + sum(
+                f.size for f in files if f.study_uid == study and not f.series_uid
+            )
             return page(
                 request,
                 "study.html",
@@ -175,7 +182,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
                 sizes=sizes,
                 study_size=study_size,
                 results=await study_results(service.db, project, study),
-                files=await files_of(service.db, project, study),
+                files=files,
                 described={s.series_uid: s.description or s.modality for s in series},
             )
 
@@ -277,14 +284,17 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         return await shown(request, build)
 
     @router.get("/static/{name}")
-    async def static(name: str) -> Response:
+    async def static(name: str, v: str = "") -> Response:
+        """A page's stylesheet or script; kept a year when asked for by this version (its
+        URL changes with any file), five minutes otherwise."""
         path = STATIC / name
         if not re.fullmatch(r"[a-z0-9-]+\.(css|js|txt)", name) or not path.is_file():
             raise HTTPException(404, "Not Found")
+        cache = (
+            "public, max-age=31536000, immutable" if v == STATIC_VERSION else "public, max-age=300"
+        )
         return FileResponse(
-            path,
-            media_type=STATIC_TYPES[path.suffix],
-            headers={"Cache-Control": "public, max-age=300"},
+            path, media_type=STATIC_TYPES[path.suffix], headers={"Cache-Control": cache}
         )
 
     return router

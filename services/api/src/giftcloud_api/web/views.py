@@ -3,6 +3,7 @@ environment every page is rendered with, the getting-started text."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -98,8 +99,22 @@ class Viewer:
         return self.principal.role_on(project) == "owner"
 
 
+def static_version(folder: Path) -> str:
+    """A digest of every file the pages load: in their URLs, so that after an upgrade a
+    browser fetches the new ones rather than mixing them with cached old ones."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+STATIC_VERSION = static_version(STATIC)
+
+
 def environment() -> Environment:
     env = pages_environment(HERE / "templates")
+    env.globals["asset"] = lambda name: f"/static/{name}?v={STATIC_VERSION}"
     env.filters["size"] = human_size
     env.filters["dicom_date"] = dicom_date
     env.filters["q"] = lambda value: quote(str(value), safe="")
