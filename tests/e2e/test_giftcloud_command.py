@@ -103,6 +103,10 @@ def test_sign_in_and_out(deployment: Deployment, tmp_path: Path, project: str) -
         data={"grant_type": "refresh_token", "refresh_token": renewed["refresh_token"]},
     )
     assert ended.status_code in (400, 401), ended.text
+    # --url on login, as on every other command (the README says so): a real sign-in
+    user.run("login", "--url", url, "--username", "admin", stdin=PASSWORD + "\n")
+    assert user.run("whoami", "--url", url).stdout.startswith(f"admin at {url}")
+    assert user.run("logout", "--url", url).stdout.strip() == f"signed out of {url}"
 
 
 def test_mistakes_are_one_line_and_exit_2(
