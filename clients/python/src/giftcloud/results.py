@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from giftcloud.commands import session_for, table
 from giftcloud.session import DONE, CommandError
@@ -96,10 +96,11 @@ def download(args: argparse.Namespace) -> int:
     answer = session.get(
         f"/api/projects/{quote(args.project)}/files/{quote(args.id)}", f"fetching file {args.id}"
     )
-    listed = session.get(f"/api/projects/{quote(args.project)}/files", "listing files").json()
-    name = next((f["name"] for f in listed if f["id"] == args.id), args.id)
+    disposition = answer.headers.get("Content-Disposition", "")
+    name = unquote(disposition.split("filename*=UTF-8''", 1)[-1]) if "''" in disposition else ""
+    name = Path(name).name or args.id  # the server's name for it, never a path
     dest = Path(args.dest)
-    target = dest / Path(name).name if dest.is_dir() else dest
+    target = dest / name if dest.is_dir() else dest
     if hashlib.sha256(answer.content).hexdigest() != answer.headers.get("X-Giftcloud-SHA256"):
         raise CommandError(f"file {args.id} arrived damaged: its SHA-256 differs; try again")
     partial = target.with_name(target.name + ".part")

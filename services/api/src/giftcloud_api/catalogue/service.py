@@ -10,7 +10,7 @@ from giftcloud_core.access import authorize
 from giftcloud_core.batching import Batcher
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
-from giftcloud_core.errors import NotFound
+from giftcloud_core.errors import GiftcloudError, NotFound
 from giftcloud_core.events import (
     CataloguedInstance,
     Event,
@@ -31,6 +31,11 @@ from giftcloud_api.catalogue.downloads import Entry
 from giftcloud_api.models import Instance, Project, Study
 
 log = logging.getLogger(__name__)
+
+
+def _networks(project: Project) -> list[str]:
+    """The networks a project's data may be reached from ([]: anywhere)."""
+    return [n for n in project.networks.split(",") if n]
 
 
 class CatalogueService:
@@ -155,8 +160,21 @@ class CatalogueService:
             found = await session.get(Project, project)
         if found is None:
             raise NotFound(f"no project {project!r}")
-        networks = [n for n in found.networks.split(",") if n]
-        return authorize(caller, project, roles, networks=networks, address=address)
+        return authorize(caller, project, roles, networks=_networks(found), address=address)
+
+    async def readable(self, caller: Principal, address: str) -> list[str]:
+        """The projects the caller may read from ``address`` (role and networks, as
+        :meth:`check` judges one), from one read of the projects."""
+        names = []
+        for found in await self.projects(caller):
+            try:
+                authorize(
+                    caller, found.name, READ_ROLES, networks=_networks(found), address=address
+                )
+            except GiftcloudError:
+                continue
+            names.append(found.name)
+        return names
 
     async def projects(self, caller: Principal) -> list[Project]:
         async with self.db.session() as session:

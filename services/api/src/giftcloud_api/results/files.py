@@ -140,8 +140,6 @@ class Files:
     async def remove(self, project: str, ident: str) -> FileOut:
         row = await self.one(project, ident)
         async with self.db.session() as session:  # the row first: no file listed
-            gone = await session.get(AttachedFile, ident)  # without its bytes
-            if gone is not None:
-                await session.delete(gone)
+            await session.delete(row)  # without its bytes
         await self.store.delete(self.bucket, row.object_key)
         return out(row)

@@ -9,14 +9,13 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, Up
 from giftcloud_core.access import Auditor
 from giftcloud_core.db import Database
 from giftcloud_core.errors import PayloadTooLarge
+from giftcloud_core.gates import OWNER
 from giftcloud_core.tokens import WRITE_ROLES, Principal
 
 from giftcloud_api.access import Gates
 from giftcloud_api.results import service
 from giftcloud_api.results.files import Files
 from giftcloud_api.results.schemas import FileOut, ResultOut
-
-OWNER = frozenset({"owner"})
 
 
 async def _read_bounded(upload: UploadFile, limit: int) -> bytes:

@@ -114,11 +114,4 @@ class Pages:
 
     async def readable(self, request: Request, viewer: Viewer) -> list[str]:
         """The projects the viewer may read from where they are (role and networks)."""
-        names = []
-        for project in await self.service.projects(viewer.principal):
-            try:
-                await self.service.check(project.name, viewer.principal, request_address(request))
-            except GiftcloudError:
-                continue
-            names.append(project.name)
-        return names
+        return await self.service.readable(viewer.principal, request_address(request))

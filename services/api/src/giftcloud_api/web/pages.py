@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse
 from giftcloud_core.access import safe_next
 from giftcloud_core.app import Runtime
 from giftcloud_core.errors import BadRequest, Forbidden, NotFound
+from giftcloud_core.gates import OWNER
 from giftcloud_core.signin import failure_message
 from giftcloud_core.tokens import WRITE_ROLES
 from starlette.exceptions import HTTPException
@@ -244,7 +245,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         """What de-identification refused, for the project's owners to release or delete."""
 
         async def build(viewer: Viewer) -> Response:
-            await project_for(request, viewer, project, frozenset({"owner"}))
+            await project_for(request, viewer, project, OWNER)
             return page(request, "quarantine.html", viewer, project=project)
 
         return await shown(request, build)
@@ -252,7 +253,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
     @router.get("/projects/{project}/members")
     async def members_page(request: Request, project: str) -> Response:
         async def build(viewer: Viewer) -> Response:
-            await project_for(request, viewer, project, frozenset({"owner"}))
+            await project_for(request, viewer, project, OWNER)
             return page(request, "members.html", viewer, project=project)
 
         return await shown(request, build)
