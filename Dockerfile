@@ -13,6 +13,9 @@ COPY docs docs
 RUN uv sync --frozen --no-dev --no-editable --package giftcloud --extra server
 
 FROM python:3.12-slim
+# dicom3tools' dciodvfy: a result re-identified at a site is validated before it leaves
+RUN apt-get update && apt-get install -y --no-install-recommends dicom3tools \
+ && rm -rf /var/lib/apt/lists/*
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin giftcloud
 COPY --from=build /opt/giftcloud /opt/giftcloud
 ENV PATH=/opt/giftcloud/bin:$PATH PYTHONUNBUFFERED=1 GIFTCLOUD_HOST=0.0.0.0

@@ -19,10 +19,10 @@ import httpx
 import numpy as np
 import pydicom
 import pytest
-from browser.conftest import ARTIFACTS, Tab
 from giftcloud_core.events import QUEUES, ProfileChanged
 from PIL import Image, ImageChops
 from pydicom.uid import SecondaryCaptureImageStorage
+from support.browser import ARTIFACTS, Tab
 from support.deployment import Deployment
 from support.dicom_files import synthetic_instance, to_bytes, ultrasound
 

@@ -3,7 +3,6 @@ sign-in, listing, sending with every refused file named, resuming, downloading. 
 failure is one line and an exit code, never a traceback."""
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
+from support.cli import User, one_line
 from support.deployment import Deployment
 from support.dicom_files import (
     distinct_instances,
@@ -24,43 +24,6 @@ from support.dicom_files import (
 from support.infra import VENV_BIN, free_port, wait_for
 
 PASSWORD = "admin-test-password"
-
-
-class User:
-    """One person's machine: a home of their own, the giftcloud command."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("GIFTCLOUD_", "XDG_"))}
-        self.env["HOME"] = str(home)
-
-    def run(
-        self, *args: str, stdin: str = "", env: dict[str, str] | None = None, code: int = 0
-    ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [str(VENV_BIN / "giftcloud"), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env={**self.env, **(env or {})},
-            start_new_session=True,  # no terminal: getpass reads the password from stdin
-            timeout=600,
-            check=False,
-        )
-        said = done.stdout + done.stderr
-        assert "Traceback" not in said, said
-        assert done.returncode == code, f"exit {done.returncode}, not {code}: {said}"
-        return done
-
-    @property
-    def credentials(self) -> Path:
-        return self.home / ".config" / "giftcloud" / "credentials.json"
-
-
-def one_line(done: subprocess.CompletedProcess[str]) -> str:
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -80,6 +80,14 @@ ACCESS = {
     ("GET", "/ingest/{project}/retrievals/{retrieval_id}"): "write",
     ("POST", "/ingest/{project}/retrievals/{retrieval_id}/cancel"): "write",
     ("POST", "/ingest/{project}/retrievals/{retrieval_id}/resume"): "write",
+    ("GET", "/ingest/{project}/returns"): "owner",
+    ("PUT", "/ingest/{project}/returns"): "owner",
+    ("GET", "/ingest/{project}/returns/items"): "reidentifier",
+    ("GET", "/ingest/{project}/returns/destinations"): "reidentifier",
+    ("POST", "/ingest/{project}/returns/items/{key}/approve"): "reidentifier",
+    ("POST", "/ingest/{project}/returns/items/{key}/decline"): "reidentifier",
+    ("POST", "/ingest/{project}/returns/items/{key}/retry"): "reidentifier",
+    ("GET", "/ingest/{project}/returns/items/{key}/content"): "reidentifier",
     ("GET", "/anonymise/reidentify/{project}/{subject}"): "reidentifier",
     ("GET", "/anonymise/projects/{project}/profile"): "read",
     ("PUT", "/anonymise/projects/{project}/profile"): "owner",
@@ -93,6 +101,7 @@ ACCESS = {
     ("HEAD", "/api/projects/{project}/download"): "read",
     ("GET", "/api/projects/{project}/subjects/{subject}/studies"): "read",
     ("GET", "/api/projects/{project}/studies/{study}/results"): "read",
+    ("GET", "/api/projects/{project}/results"): "read",
     ("POST", "/api/projects/{project}/files"): "write",
     ("GET", "/api/projects/{project}/files"): "read",
     ("GET", "/api/projects/{project}/files/{ident}"): "read",
@@ -208,6 +217,7 @@ def body_for(method: str, path: str, caller: Caller) -> dict[str, object]:
         ("PUT", "/ingest/nodes/{name}"): {"ae_title": "PACS", "host": "127.0.0.1", "port": 104},
         ("PUT", "/ingest/{project}/dicom"): {"ae_title": "MATRIX"},
         ("PUT", "/ingest/{project}/forwarding"): {"enabled": False},
+        ("PUT", "/ingest/{project}/returns"): {"enabled": False},
         ("POST", "/ingest/{project}/retrievals"): {"node": "pacs", "queries": [{"PatientID": "1"}]},
         ("POST", "/anonymise/projects/{project}/quarantine/release"): {"keys": [HELD]},
         ("POST", "/anonymise/projects/{project}/quarantine/delete"): {"keys": [HELD]},
@@ -231,6 +241,8 @@ def body_for(method: str, path: str, caller: Caller) -> dict[str, object]:
 
 
 def fill(path: str) -> str:
+    if "/returns/" in path:  # a result's key: its SOP Instance UID at the hub
+        path = path.replace("{key}", SOP)
     return (
         path.replace("{project}", PROJECT)
         .replace("{study}", STUDY)

@@ -208,6 +208,14 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("project", help="the project")
     fetch.add_argument("id", help="the file's id (giftcloud results ls PROJECT)")
     fetch.add_argument("dest", nargs="?", default=".", help="a folder, or a file's path")
+    inbox = result("inbox", "at a site: results back from the hub, to approve", results.inbox)
+    inbox.add_argument("project", help="the project")
+    inbox.add_argument("--state", help="only those in this state (waiting, held, refused…)")
+    decide = result("approve", "approve a result back from the hub, or decline it", results.decide)
+    decide.add_argument("project", help="the project")
+    decide.add_argument("key", help="the result (giftcloud results inbox PROJECT)")
+    decide.add_argument("--to", metavar="NODE", help="the hospital node a DICOM result goes to")
+    decide.add_argument("--decline", metavar="REASON", help="decline it instead, saying why")
 
     project = group("project", "make a project")
     create = project(

@@ -108,3 +108,52 @@ def download(args: argparse.Namespace) -> int:
     partial.replace(target)
     print(f"downloaded {name} ({len(answer.content)} bytes) into {target}")
     return DONE
+
+
+def inbox(args: argparse.Namespace) -> int:
+    """At a site: the results pulled back from the hub, each with its state and why
+    (reidentifiers)."""
+    session = session_for(args)
+    params = {"state": args.state} if args.state else {}
+    found = session.get(
+        f"/ingest/{quote(args.project)}/returns/items",
+        f"listing {args.project}'s results from the hub",
+        params=params,
+    ).json()
+    table(
+        [
+            [
+                r["key"],
+                f"file {r['name']}" if r["kind"] == "file" else "DICOM",
+                r["subject"],
+                r["state"],
+                (r["status"] or r["reason"])[:100],
+            ]
+            for r in found
+        ],
+        ["RESULT", "KIND", "SUBJECT", "STATE", "WHY / ANSWER"],
+    )
+    return DONE
+
+
+def decide(args: argparse.Namespace) -> int:
+    """Approve a waiting result (a DICOM one to ``--to`` a hospital node), or decline it."""
+    session = session_for(args)
+    base = f"/ingest/{quote(args.project)}/returns/items/{quote(args.key)}"
+    if args.decline is not None:
+        body: dict[str, str] = {"reason": args.decline}
+        how = "decline"
+    else:
+        body, how = {"destination": args.to or ""}, "approve"
+    done = session.request("POST", f"{base}/{how}", f"{how.rstrip('e')}ing {args.key}", json=body)
+    item = done.json()
+    if item["state"] == "approved":
+        print(f"approved {args.key}: it is being delivered to {item['destination']}")
+    elif item["state"] == "declined":
+        print(f"declined {args.key}: it will not leave this site")
+    else:
+        print(
+            f"approved {args.key}: download it from {session.url}{base}/content"
+            " (or on the project's Results to approve page)"
+        )
+    return DONE

@@ -202,6 +202,34 @@ class ProfileChanged(Event):
         return chosen
 
 
+class ResultArrived(Event):
+    """A site pulled a result (a DICOM instance derived at the hub, or a file attached
+    there) into its inbox, in ``incoming`` at ``object_key``: anonymise checks that it is
+    about a subject the site sent and prepares its re-identified copy."""
+
+    type: Literal["result.arrived.v1"] = "result.arrived.v1"
+    #: the inbox's name of it: the instance's SOP Instance UID, or ``file:<id>``
+    key: str
+    object_key: str
+    kind: Literal["instance", "file"]
+    #: the subject (pseudonym) the hub filed it under
+    subject: str
+
+
+class ResultPrepared(Event):
+    """anonymise's answer to :class:`ResultArrived`: ``ready`` (the re-identified copy is at
+    ``prepared_key`` in ``incoming``, a rendering at ``rendering_key`` if one was made),
+    ``held`` (kept, not deliverable: ``reason``) or ``refused`` (not about a subject this
+    site sent: not kept)."""
+
+    type: Literal["result.prepared.v1"] = "result.prepared.v1"
+    key: str
+    outcome: Literal["ready", "held", "refused"]
+    reason: str = ""
+    prepared_key: str = ""
+    rendering_key: str = ""
+
+
 class AuditRecorded(Event):
     """Who did (or tried) what, to which project's data, from where, and how it ended.
     api keeps them append-only; ``project`` is empty for what concerns no one project."""
@@ -229,6 +257,8 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     ProjectCreated,
     ProjectUpdated,
     ProfileChanged,
+    ResultArrived,
+    ResultPrepared,
     AuditRecorded,
 )
 
@@ -251,6 +281,9 @@ QUEUES: dict[str, tuple[str, ...]] = {
     ),
     "anonymise.instances": ("instances.received.v1",),
     "anonymise.projects": ("project.created.v1", "project.updated.v1"),
+    # results pulled from the hub, to be checked and re-identified; and the answer
+    "anonymise.results": ("result.arrived.v1",),
+    "ingest.results": ("result.prepared.v1",),
     "archive.instances": ("instances.deidentified.v1",),
     "api.catalogue": (
         "instances.archived.v1",

@@ -39,6 +39,18 @@ class Gates:
 
         return on_project
 
+    def project_and_site(self, roles: frozenset[str], site_role: str, why: str) -> Gate:
+        """The caller, with one of ``roles`` on the route's project and ``site_role`` at this
+        site (403 saying ``why`` without it)."""
+        on_project = self.project(roles)
+
+        async def with_site_role(caller: Annotated[Principal, Depends(on_project)]) -> Principal:
+            if site_role not in caller.site_roles:
+                raise Forbidden(why)
+            return caller
+
+        return with_site_role
+
     def admin(self, why: str) -> Gate:
         """The caller, an admin (403 saying ``why`` otherwise)."""
 

@@ -216,6 +216,8 @@ class ForwardSettings(BaseModel):
     poll_seconds: float = Field(default=1.0, gt=0)
     #: one request to the hub may take this long
     timeout_seconds: float = Field(default=120.0, gt=0)
+    #: how often a project's results are pulled back from the hub (when it pulls them)
+    pull_seconds: float = Field(default=15.0, gt=0)
 
 
 class ApiSettings(BaseModel):

@@ -92,11 +92,14 @@ class VaultSealer:
         self.key_id = key_id(public)
 
     def seal(self, record: VaultRecord) -> bytes:
+        return self.seal_bytes(record.to_json())
+
+    def seal_bytes(self, raw: bytes) -> bytes:
         ephemeral = X25519PrivateKey.generate()
         ephemeral_raw = _raw(ephemeral.public_key())
         key = _key(ephemeral.exchange(self.public), ephemeral_raw, _raw(self.public))
         nonce = os.urandom(12)
-        sealed = AESGCM(key).encrypt(nonce, record.to_json(), self.key_id.encode())
+        sealed = AESGCM(key).encrypt(nonce, raw, self.key_id.encode())
         return MAGIC + ephemeral_raw + nonce + sealed
 
 
@@ -114,12 +117,15 @@ class VaultOpener:
         self.key_id = key_id(private.public_key())
 
     def open(self, sealed: bytes) -> VaultRecord:
+        return VaultRecord.from_json(self.open_bytes(sealed))
+
+    def open_bytes(self, sealed: bytes) -> bytes:
         if len(sealed) < 4 + 32 + 12 + 16 or not sealed.startswith(MAGIC):
             raise VaultError("not a sealed vault record")
         ephemeral_raw, nonce, body = sealed[4:36], sealed[36:48], sealed[48:]
         ephemeral = X25519PublicKey.from_public_bytes(ephemeral_raw)
         key = _key(self.private.exchange(ephemeral), ephemeral_raw, _raw(self.private.public_key()))
         try:
-            return VaultRecord.from_json(AESGCM(key).decrypt(nonce, body, self.key_id.encode()))
+            return AESGCM(key).decrypt(nonce, body, self.key_id.encode())
         except InvalidTag as exc:
             raise VaultError("the record was not sealed for this key, or was altered") from exc

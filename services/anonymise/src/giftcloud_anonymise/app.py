@@ -17,6 +17,7 @@ from giftcloud_anonymise.profiles.service import REFRESH_SECONDS as PROFILES_SEC
 from giftcloud_anonymise.profiles.service import ProjectProfiles
 from giftcloud_anonymise.quarantine import routes as quarantine_routes
 from giftcloud_anonymise.quarantine.service import Quarantine
+from giftcloud_anonymise.returning.service import Returning
 from giftcloud_anonymise.service import AnonymiseService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -45,6 +46,13 @@ def build(runtime: Runtime) -> ServicePart:
     service = AnonymiseService(settings, runtime.db, runtime.bus, runtime.store, profiles)
     gates = Gates(runtime.authenticated(), service.networks_of)
     quarantine = Quarantine(runtime.db, runtime.bus, runtime.store, settings.storage.buckets)
+    returning = Returning(
+        service.vault,
+        lambda project: service.deidentifier(project).keys,
+        runtime.store,
+        settings.storage.buckets,
+        runtime.bus,
+    )
     Reader = Annotated[Principal, Depends(gates.project(READ_ROLES))]
     router = APIRouter(prefix="/anonymise", tags=["anonymise"])
     jobs = Jobs()
@@ -55,7 +63,7 @@ def build(runtime: Runtime) -> ServicePart:
         project: str, subject: str, request: Request, caller: Reader
     ) -> Reidentified:
         """Who a subject was (reidentifier role only; every read is audited)."""
-        records = await service.reidentify(caller, project, subject)
+        records = await service.vault.reidentify(caller, project, subject)
         await runtime.audit.record(
             request,
             "anonymise.reidentify",
@@ -93,6 +101,7 @@ def build(runtime: Runtime) -> ServicePart:
         subscriptions=[
             Subscription("anonymise.instances", service.on_received),
             Subscription("anonymise.projects", service.on_project_event),
+            Subscription("anonymise.results", returning.on_arrived),
         ],
         schema=SCHEMA,
         migrations=MIGRATIONS,

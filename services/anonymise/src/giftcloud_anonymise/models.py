@@ -81,3 +81,20 @@ class ProjectProfile(SQLModel, table=True):
     attested: str = "{}"
     updated_by: str = ""
     updated_at: datetime = Field(default_factory=_now)
+
+
+class VaultUids(SQLModel, table=True):
+    """The original UIDs the engine replaced in some of a study's instances (one row per
+    bundle and study), sealed as the vault's records are: with them and the project's key, a
+    result's references map back to the hospital's originals."""
+
+    __tablename__ = "vault_uids"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, primary_key=True)
+    project: str = Field(index=True)
+    subject: str
+    study_uid: str  # the pseudonymised one
+    sealed: bytes
+    vault_key_id: str
+    created_at: datetime = Field(default_factory=_now)

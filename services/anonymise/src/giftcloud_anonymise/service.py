@@ -6,13 +6,11 @@ import hashlib
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from giftcloud_core.batching import Batcher
 from giftcloud_core.bundle import fetch, pack
 from giftcloud_core.bus import Bus
 from giftcloud_core.db import Database
-from giftcloud_core.errors import Forbidden, ServiceUnavailable
 from giftcloud_core.events import (
     DeidentifiedPart,
     Event,
@@ -23,11 +21,9 @@ from giftcloud_core.events import (
     ProjectUpdated,
     ReceivedPart,
 )
-from giftcloud_core.logs import correlation_id
 from giftcloud_core.metrics import INSTANCES
 from giftcloud_core.settings import Settings
 from giftcloud_core.storage import ObjectStore
-from giftcloud_core.tokens import Principal
 from giftcloud_deid import (
     DEFAULT_NAMESPACE,
     DeidentifiedInstance,
@@ -40,19 +36,14 @@ from giftcloud_deid import (
     audit,
 )
 from giftcloud_deid.conformance import summarise
-from giftcloud_deid.vault import VaultOpener, VaultRecord, VaultSealer
+from giftcloud_deid.vault import VaultOpener, VaultSealer
 from giftcloud_deid.verify import Identity
 from giftcloud_dicom.part10 import summary
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import select
 
-from giftcloud_anonymise.models import (
-    Deidentification,
-    KnownProject,
-    ReidentificationAudit,
-    VaultEntry,
-)
+from giftcloud_anonymise.models import Deidentification, KnownProject
 from giftcloud_anonymise.profiles.service import ProjectProfiles
+from giftcloud_anonymise.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +129,12 @@ class AnonymiseService:
         self.db = db
         self.bus = bus
         self.store = store
-        self.sealer = (
-            VaultSealer(_pem(config.vault_public_key)) if config.vault_public_key else None
+        self.vault = Vault(
+            db,
+            VaultSealer(_pem(config.vault_public_key)) if config.vault_public_key else None,
+            VaultOpener(_pem(config.vault_private_key)) if config.vault_private_key else None,
         )
-        self.opener = (
-            VaultOpener(_pem(config.vault_private_key)) if config.vault_private_key else None
-        )
-        if self.mode == "deidentify" and self.sealer is None:
+        if self.mode == "deidentify" and self.vault.sealer is None:
             log.warning(
                 "no vault public key (GIFTCLOUD_ANONYMISE__VAULT_PUBLIC_KEY): "
                 "de-identified subjects cannot be re-identified at this site"
@@ -153,9 +143,6 @@ class AnonymiseService:
         self._deidentifiers = lru_cache(maxsize=256)(self._deidentifier)
         profiles.on_change(self._deidentifiers.cache_clear)
         self._log: Batcher[Deidentification] = Batcher(self._write_log)
-        self._vault: Batcher[dict[str, Any]] = Batcher(self._write_vault)
-        #: (project, subject, study) sealed by this process: their vault row exists already
-        self._sealed: dict[tuple[str, str, str], None] = {}
 
     def _deidentifier(self, project: str) -> Deidentifier:
         keys = ProjectKeys.derive(self._site_secret, project)
@@ -219,8 +206,8 @@ class AnonymiseService:
         await self.store.put(
             self.buckets.outgoing, event.object_key, pack([result.data for _, result in passed])
         )
-        if self.sealer is not None and self.mode == "deidentify":
-            await self._seal(event.project, [result for _, result in passed])
+        if self.mode == "deidentify":
+            await self.vault.seal(event.project, [result for _, result in passed])
         await self.bus.publish(
             InstancesDeidentified(
                 project=event.project,
@@ -257,45 +244,6 @@ class AnonymiseService:
         )
         INSTANCES.labels("anonymise", "deidentified").inc(len(passed))
 
-    async def _seal(self, project: str, results: list[DeidentifiedInstance]) -> None:
-        """One vault record per study: the instances of a study would seal the same again."""
-        assert self.sealer is not None
-        studies = {
-            (project, r.subject, r.study_uid): r
-            for r in results
-            if (project, r.subject, r.study_uid) not in self._sealed
-        }
-        rows = []
-        for result in studies.values():
-            identity = result.identity
-            record = VaultRecord(
-                subject=result.subject,
-                patient_id=identity.patient_id,
-                issuer=identity.issuer,
-                name=identity.name,
-                birth_date=identity.birth_date,
-                study_uid=identity.study_uid,
-                pseudonymised_study_uid=result.study_uid,
-            )
-            rows.append(
-                {
-                    "project": project,
-                    "subject": result.subject,
-                    "study_uid": result.study_uid,
-                    "sealed": self.sealer.seal(record),
-                    "vault_key_id": self.sealer.key_id,
-                }
-            )
-        await self._vault.submit_all(rows)
-        self._sealed.update(dict.fromkeys(studies))
-        if len(self._sealed) > 100_000:  # bounded: forget the oldest half
-            for old in list(self._sealed)[:50_000]:
-                del self._sealed[old]
-
-    async def _write_vault(self, rows: list[dict[str, Any]]) -> None:
-        async with self.db.session() as session:
-            await session.exec(insert(VaultEntry).values(rows).on_conflict_do_nothing())
-
     async def on_project_event(self, event: Event) -> None:
         if isinstance(event, ProjectCreated | ProjectUpdated):
             networks = ",".join(event.networks) if isinstance(event, ProjectUpdated) else ""
@@ -315,42 +263,6 @@ class AnonymiseService:
         async with self.db.session() as session:
             known = await session.get(KnownProject, project)
         return None if known is None else [n for n in known.networks.split(",") if n]
-
-    async def reidentify(self, caller: Principal, project: str, subject: str) -> list[VaultRecord]:
-        """The vault's records of a subject, for a reidentifier (the route's gate checked the
-        project); every read is audited, a miss too."""
-        if "reidentifier" not in caller.site_roles:
-            raise Forbidden("re-identification needs the reidentifier role")
-        caller.require(project)
-        if self.opener is None:
-            raise ServiceUnavailable(
-                "this site does not serve re-identification (no vault private key configured)"
-            )
-        async with self.db.session() as session:
-            rows = (
-                await session.exec(
-                    select(VaultEntry).where(
-                        VaultEntry.project == project, VaultEntry.subject == subject
-                    )
-                )
-            ).all()
-            session.add(
-                ReidentificationAudit(
-                    username=caller.subject,
-                    project=project,
-                    subject=subject,
-                    records=len(rows),
-                    correlation_id=correlation_id.get(),
-                )
-            )
-        log.warning(
-            "re-identification: %s read %d record(s) of %s in %s",
-            caller.subject,
-            len(rows),
-            subject,
-            project,
-        )
-        return [self.opener.open(row.sealed) for row in rows]
 
     async def _quarantine(
         self, event: InstancesReceived, part: ReceivedPart, data: bytes, reason: str, key_id: str

@@ -1,5 +1,6 @@
 """ingest, composed: the receiving core, the ways in (STOW-RS, the DICOM node, retrieval),
-forwarding to a hub, and the background work on one job runner."""
+forwarding to a hub, results pulled back from it and delivered to the hospital, and the
+background work on one job runner."""
 
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from giftcloud_ingest.dimse import routes as dimse_routes
 from giftcloud_ingest.dimse.routing import DicomRoutes
 from giftcloud_ingest.dimse.server import DicomNode
 from giftcloud_ingest.forwarding import routes as forwarding_routes
+from giftcloud_ingest.forwarding.hub import HubClient
 from giftcloud_ingest.forwarding.sender import Sender
 from giftcloud_ingest.forwarding.service import Forwarding
 from giftcloud_ingest.models import SCHEMA
@@ -24,6 +26,10 @@ from giftcloud_ingest.retrieval import routes as retrieval_routes
 from giftcloud_ingest.retrieval.scu import Scu
 from giftcloud_ingest.retrieval.service import Retrievals
 from giftcloud_ingest.retrieval.worker import RetrievalWorker
+from giftcloud_ingest.returns import routes as returns_routes
+from giftcloud_ingest.returns.delivery import Deliverer
+from giftcloud_ingest.returns.puller import Puller
+from giftcloud_ingest.returns.service import Returns
 from giftcloud_ingest.stow import routes as stow_routes
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -39,7 +45,11 @@ def build(runtime: Runtime) -> ServicePart:
     retrievals = Retrievals(config, runtime.db, scu)
     worker = RetrievalWorker(config, runtime.db, scu)
     forwarding = Forwarding(settings.forward, runtime.db)
-    sender = Sender(forwarding, runtime.store, settings.storage.buckets.archive)
+    hub = HubClient(settings.forward)
+    sender = Sender(forwarding, hub, runtime.store, settings.storage.buckets.archive)
+    returns = Returns(runtime.db, hub, runtime.store, settings.storage.buckets)
+    puller = Puller(returns, runtime.bus)
+    deliverer = Deliverer(returns, scu, settings.forward, runtime.audit)
     routes = DicomRoutes(runtime.db)
     node = DicomNode(settings, receiver, routes, on_stored=retrievals.attribute)
     dicom = config.dicom_port != 0
@@ -47,8 +57,13 @@ def build(runtime: Runtime) -> ServicePart:
     jobs = Jobs()
     jobs.add("sweep", receiver.sweep, seconds=SWEEP_SECONDS)
     jobs.add("profiles", receiver.profiles.refresh, seconds=PROFILES_SECONDS)
+    jobs.add("forwarding", sender.round, seconds=settings.forward.poll_seconds, on_stop=hub.close)
+    jobs.add("results-pull", puller.round, seconds=settings.forward.pull_seconds)
     jobs.add(
-        "forwarding", sender.round, seconds=settings.forward.poll_seconds, on_stop=sender.close
+        "results-delivery",
+        deliverer.round,
+        seconds=settings.forward.poll_seconds,
+        wake=returns.wake,
     )
     if dicom:  # moves come in through the node
         jobs.add(
@@ -74,11 +89,13 @@ def build(runtime: Runtime) -> ServicePart:
             dimse_routes.build_router(routes, gates, runtime.audit),
             retrieval_routes.build_router(retrievals, gates, runtime.audit),
             forwarding_routes.build_router(forwarding, gates, runtime.audit),
+            returns_routes.build_router(returns, gates, runtime.audit),
         ],
         subscriptions=[
             Subscription("ingest.projects", receiver.on_project_event),
             Subscription("ingest.profiles", receiver.profiles.on_event),
             Subscription("ingest.outcomes", on_outcome),
+            Subscription("ingest.results", returns.on_prepared),
         ],
         schema=SCHEMA,
         migrations=MIGRATIONS,

@@ -110,6 +110,9 @@ class RemoteNode(SQLModel, table=True):
     tls: bool = False
     #: studies moved from it at once (a clinical PACS is never flooded)
     max_concurrent: int = 2
+    #: results delivered to it come with a rendering as secondary captures too (a PACS
+    #: that cannot display a segmentation)
+    renderings: bool = False
     updated_by: str = ""
     updated_at: datetime = Field(default_factory=_now)
 
@@ -208,4 +211,58 @@ class ForwardItem(SQLModel, table=True):
     #: not tried before (a back-off, or the lease of the forwarder trying it)
     next_at: datetime = Field(default_factory=_now, index=True)
     last_error: str = ""
+    created_at: datetime = Field(default_factory=_now)
+
+
+class ReturnProject(SQLModel, table=True):
+    """Whether the site pulls a project's results back from its hub, and how it goes."""
+
+    __tablename__ = "return_projects"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    enabled: bool = False
+    #: the newest result seen at the hub (the next pull asks from a little before it)
+    since: datetime | None = None
+    updated_by: str = ""
+    updated_at: datetime = Field(default_factory=_now)
+    last_success_at: datetime | None = None
+    last_error: str = ""
+    last_error_at: datetime | None = None
+
+
+class ReturnItem(SQLModel, table=True):
+    """The inbox: a result pulled from the hub, from its arrival to its delivery (or why
+    not). One row per result: a result pulled twice is kept once."""
+
+    __tablename__ = "return_items"
+    __table_args__ = {"schema": SCHEMA}
+
+    project: str = Field(primary_key=True)
+    #: the result's SOP Instance UID at the hub, or ``file:<id>``
+    key: str = Field(primary_key=True)
+    kind: str  # instance | file
+    subject: str
+    study_uid: str = ""
+    series_uid: str = ""
+    #: a file's name, an instance's SOP Class UID
+    name: str = ""
+    size: int = 0
+    sha256: str = ""
+    object_key: str
+    #: checking → waiting (for a reidentifier) | held | refused;
+    #: waiting → approved → delivered | failed; waiting → declined
+    state: str = Field(default="checking", index=True)
+    reason: str = ""
+    prepared_key: str = ""
+    #: a segmentation's rendering as secondary captures (a bundle), if one was made
+    rendering_key: str = ""
+    #: the node it goes to, and how it went
+    destination: str = ""
+    status: str = ""
+    attempts: int = 0
+    next_at: datetime = Field(default_factory=_now)
+    decided_by: str = ""
+    decided_at: datetime | None = None
+    delivered_at: datetime | None = None
     created_at: datetime = Field(default_factory=_now)

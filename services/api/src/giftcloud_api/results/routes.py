@@ -2,6 +2,7 @@
 by those who may read the project, attached by those who may send to it, removed by its
 owners; every one audited as every catalogue read is."""
 
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
@@ -15,7 +16,7 @@ from giftcloud_core.tokens import WRITE_ROLES, Principal
 from giftcloud_api.access import Gates
 from giftcloud_api.results import service
 from giftcloud_api.results.files import Files
-from giftcloud_api.results.schemas import FileOut, ResultOut
+from giftcloud_api.results.schemas import FileOut, ProjectResult, ResultOut
 
 
 async def _read_bounded(upload: UploadFile, limit: int) -> bytes:
@@ -45,6 +46,20 @@ def build_router(
         structure sets, parametric maps), each with the series it derives from."""
         await audit.record(request, "api.results", project=project, target=f"study {study}")
         return await service.of_study(db, project, study)
+
+    @router.get("/results")
+    async def project_results(
+        project: Readable,
+        request: Request,
+        since: Annotated[
+            datetime | None, Query(description="only what was archived or attached since")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    ) -> list[ProjectResult]:
+        """The project's results -- instances derived from its images, and attached files --
+        oldest first (what a site pulls back to re-identify and deliver)."""
+        await audit.record(request, "api.results", project=project, target="project results")
+        return await service.of_project(db, project, since, limit)
 
     @router.post("/files", status_code=201)
     async def attach(

@@ -40,3 +40,19 @@ class FileOut(BaseModel):
     description: str
     created_by: str
     created_at: str
+
+
+class ProjectResult(BaseModel):
+    """A result in the project (a derived instance, or an attached file), as a site pulls
+    them: ``key`` is the instance's SOP Instance UID or ``file:<id>``."""
+
+    kind: str  # instance | file
+    key: str
+    subject: str
+    study_uid: str
+    series_uid: str
+    size: int
+    sha256: str
+    #: a file's name, an instance's SOP Class UID
+    name: str
+    at: str

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 from giftcloud_core.db import Database
 from sqlmodel import col, select
 
 from giftcloud_api.models import AttachedFile, Derivation, Instance, Series, Study
 from giftcloud_api.results.files import out
-from giftcloud_api.results.schemas import FileOut, ResultOut, Source
+from giftcloud_api.results.schemas import FileOut, ProjectResult, ResultOut, Source
 
 
 async def of_study(db: Database, project: str, study_uid: str) -> list[ResultOut]:
@@ -70,3 +71,61 @@ async def files_of(db: Database, project: str, study_uid: str) -> list[FileOut]:
             )
         ).all()
     return [out(row) for row in rows]
+
+
+async def of_project(
+    db: Database, project: str, since: datetime | None, limit: int
+) -> list[ProjectResult]:
+    """The project's results (derived instances and attached files) archived or attached
+    since ``since``, oldest first: what a site pulls back."""
+    after = since or datetime.min.replace(tzinfo=UTC)
+    async with db.session() as session:
+        derived = select(Derivation.sop_uid).where(col(Derivation.project) == project)
+        instances = (
+            await session.exec(
+                select(Instance)
+                .where(
+                    col(Instance.project) == project,
+                    col(Instance.sop_uid).in_(derived),
+                    col(Instance.archived_at) >= after,
+                )
+                .order_by(col(Instance.archived_at))
+                .limit(limit)
+            )
+        ).all()
+        files = (
+            await session.exec(
+                select(AttachedFile)
+                .where(col(AttachedFile.project) == project, col(AttachedFile.created_at) >= after)
+                .order_by(col(AttachedFile.created_at))
+                .limit(limit)
+            )
+        ).all()
+    found = [
+        ProjectResult(
+            kind="instance",
+            key=i.sop_uid,
+            subject=i.subject,
+            study_uid=i.study_uid,
+            series_uid=i.series_uid,
+            size=i.size,
+            sha256=i.sha256,
+            name=i.sop_class_uid,
+            at=i.archived_at.isoformat(),
+        )
+        for i in instances
+    ] + [
+        ProjectResult(
+            kind="file",
+            key=f"file:{f.id}",
+            subject=f.subject,
+            study_uid=f.study_uid,
+            series_uid=f.series_uid,
+            size=f.size,
+            sha256=f.sha256,
+            name=f.name,
+            at=f.created_at.isoformat(),
+        )
+        for f in files
+    ]
+    return sorted(found, key=lambda r: r.at)[:limit]

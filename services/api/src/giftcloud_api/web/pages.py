@@ -139,6 +139,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
                 role=viewer.role(project),
                 may_write=viewer.may_write(project),
                 owns=viewer.owns(project),
+                reviews=viewer.reviews(project),
                 counts=counts,
                 studies=studies,
                 total=total,
@@ -247,6 +248,20 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         async def build(viewer: Viewer) -> Response:
             await project_for(request, viewer, project, OWNER)
             return page(request, "quarantine.html", viewer, project=project)
+
+        return await shown(request, build)
+
+    @router.get("/projects/{project}/returns")
+    async def returns_page(request: Request, project: str) -> Response:
+        """Results back from the hub, for a reidentifier to approve or decline."""
+
+        async def build(viewer: Viewer) -> Response:
+            await project_for(request, viewer, project, WRITE_ROLES)
+            if not viewer.reviews(project):
+                raise Forbidden(
+                    "results are reviewed by a reidentifier (a site role an admin gives)"
+                )
+            return page(request, "returns.html", viewer, project=project)
 
         return await shown(request, build)
 

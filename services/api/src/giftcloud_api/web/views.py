@@ -98,6 +98,11 @@ class Viewer:
     def owns(self, project: str) -> bool:
         return self.principal.role_on(project) == "owner"
 
+    def reviews(self, project: str) -> bool:
+        """Whether they review the results that come back from the hub (ingest's rule: the
+        reidentifier site role and a role that writes to the project)."""
+        return "reidentifier" in self.principal.site_roles and self.may_write(project)
+
 
 def static_version(folder: Path) -> str:
     """A digest of every file the pages load: in their URLs, so that after an upgrade a

@@ -12,14 +12,13 @@ from typing import Any
 
 import httpx
 from giftcloud_core.clock import now
-from giftcloud_core.credentials import http_exchange, split_key
-from giftcloud_core.errors import NotFound
 from giftcloud_core.metrics import FORWARD_BACKLOG, FORWARDED
 from giftcloud_core.storage import ObjectStore
 from giftcloud_dicom.multipart import related
 from sqlalchemy import delete, func, update
 from sqlmodel import col, select
 
+from giftcloud_ingest.forwarding.hub import HubClient
 from giftcloud_ingest.forwarding.service import Forwarding
 from giftcloud_ingest.models import ForwardItem, ForwardProject
 
@@ -33,15 +32,15 @@ MEASURE_SECONDS = 5.0
 
 
 class Sender:
-    def __init__(self, forwarding: Forwarding, store: ObjectStore, archive_bucket: str) -> None:
+    def __init__(
+        self, forwarding: Forwarding, hub: HubClient, store: ObjectStore, archive_bucket: str
+    ) -> None:
         self.forwarding = forwarding
         self.settings = forwarding.settings
         self.db = forwarding.db
-        self.hub = forwarding.hub
+        self.hub = hub
         self.store = store
         self.archive = archive_bucket
-        self._token: tuple[str, float] | None = None
-        self._http: httpx.AsyncClient | None = None
         self._measured = 0.0
         self._busy = False
 
@@ -49,8 +48,6 @@ class Sender:
         """One batch forwarded (a job's round): True while there is more to do."""
         if not self.forwarding.configured:
             return False
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.settings.timeout_seconds)
         worked = await self.forward_once()
         drained, self._busy = self._busy and not worked, worked
         if drained or time.monotonic() - self._measured >= MEASURE_SECONDS:
@@ -60,11 +57,6 @@ class Sender:
             except Exception:
                 log.exception("could not measure the forwarding backlog")
         return worked
-
-    async def close(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
 
     async def _measure(self) -> None:
         async with self.db.session() as session:
@@ -141,19 +133,17 @@ class Sender:
         if not sending:
             return
         try:
-            token = await self._bearer()
             body, content_type = related(files)
-            assert self._http is not None
-            response = await self._http.post(
-                f"{self.hub}/dicomweb/{project}/studies",
+            response = await self.hub.http.post(
+                f"{self.hub.url}/dicomweb/{project}/studies",
                 content=body,
-                headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
+                headers={**await self.hub.headers(), "Content-Type": content_type},
             )
         except Exception as exc:
             await self._settle(project, sending, f"the hub could not be reached: {exc}")
             return
         if response.status_code == 401:
-            self._token = None
+            self.hub.forget_token()
         if response.status_code in (200, 202, 400, 409) and _is_stow(response):
             await self._settle_answer(project, sending, response.json())
         else:
@@ -229,27 +219,6 @@ class Sender:
                 .values(last_error=error[:500], last_error_at=now())
             )
         FORWARDED.labels("failed" if final else "retried").inc(len(items))
-
-    async def _bearer(self) -> str:
-        """The hub's access token for the machine credential, cached until 30 s before it
-        expires (an API key is exchanged the same way, as the hub's services do)."""
-        if self._token is not None and self._token[1] > time.monotonic():
-            return self._token[0]
-        config = self.settings
-        if config.api_key is not None:
-            client_id, secret = split_key(config.api_key.get_secret_value())
-        elif config.client_id and config.client_secret is not None:
-            client_id, secret = config.client_id, config.client_secret.get_secret_value()
-        else:
-            raise NotFound(
-                "no machine credential for the hub: set GIFTCLOUD_FORWARD__CLIENT_ID and"
-                " __CLIENT_SECRET, or __API_KEY"
-            )
-        token, lifetime = await http_exchange(f"{self.hub}/auth/token", self._http)(
-            client_id, secret
-        )
-        self._token = (token, time.monotonic() + max(0, lifetime - 30))
-        return token
 
 
 def _is_stow(response: httpx.Response) -> bool:

@@ -18,15 +18,20 @@ from giftcloud_ingest.retrieval.service import Retrievals
 
 
 class RemoteNodeIn(BaseModel):
-    """A PACS the site retrieves from: its AE title, address, and how many studies it is
-    asked to move at once. It must know this node (its AE title, address and port) as a
-    C-FIND/C-MOVE caller and each project's AE title as a move destination."""
+    """A hospital node (a PACS) the site retrieves from and delivers results to: its AE
+    title, address, and how many studies it is asked to move at once. To retrieve, it must
+    know this node (its AE title, address and port) as a C-FIND/C-MOVE caller and each
+    project's AE title as a move destination."""
 
     ae_title: str = Field(min_length=1, max_length=16, examples=["HOSPITAL_PACS"])
     host: str = Field(min_length=1, max_length=253, examples=["pacs.hospital.local"])
     port: int = Field(ge=1, le=65535, examples=[104])
     tls: bool = False
     max_concurrent: int = Field(default=2, ge=1, le=16)
+    #: results delivered to it (results back to the clinic) come with a rendering as
+    #: secondary captures, overlay burned in and labelled not for diagnosis: for a PACS
+    #: that cannot display a segmentation
+    renderings: bool = False
 
 
 class RetrievalIn(BaseModel):

@@ -12,6 +12,8 @@ class RemoteNodeOut(BaseModel):
     port: int
     tls: bool
     max_concurrent: int
+    #: results delivered to it come with secondary-capture renderings too
+    renderings: bool
 
 
 class RetrievalSummary(BaseModel):

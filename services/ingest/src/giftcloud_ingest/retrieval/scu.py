@@ -1,16 +1,20 @@
 """The PACS side of a retrieval, as a DICOM SCU: C-FIND at study, series and image level,
-C-MOVE of a study or one instance; blocking calls, in threads of their own."""
+C-MOVE of a study or one instance; and C-STORE of a result delivered back to the hospital.
+Blocking calls, in threads of their own."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from giftcloud_dicom.uid import uid_problem
+from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
@@ -129,13 +133,24 @@ class Scu:
     ) -> Dataset | None:
         return await self._in_thread(self._move, node, destination, study_uid, instance)
 
+    async def store(self, node: RemoteNode, files: list[bytes]) -> list[Dataset | None]:
+        """Send instances to the node on one association; each one's answer (None when the
+        association broke before it)."""
+        return await self._in_thread(self._store, node, files)
+
     async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._dicom, work, *args)
 
-    def _associate(self, node: RemoteNode, context: str) -> Any:
+    def _associate(self, node: RemoteNode, *contexts: str | tuple[str, list[str]]) -> Any:
+        """An association with the node for ``contexts`` (an abstract syntax, with its
+        transfer syntaxes or pynetdicom's default ones)."""
         ae = AE(ae_title=self.ae_title)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 120
-        ae.add_requested_context(context)
+        for context in contexts:
+            if isinstance(context, tuple):
+                ae.add_requested_context(*context)
+            else:
+                ae.add_requested_context(context)
         tls = (ssl.create_default_context(), node.host) if node.tls else None
         assoc = ae.associate(node.host, node.port, ae_title=node.ae_title, tls_args=tls)
         if not assoc.is_established:
@@ -256,3 +271,27 @@ class Scu:
             if assoc.is_established:
                 assoc.release()
         return final
+
+    def _store(self, node: RemoteNode, files: list[bytes]) -> list[Dataset | None]:
+        datasets = [dcmread(io.BytesIO(data)) for data in files]
+        contexts: dict[str, list[str]] = {}
+        for ds in datasets:
+            syntaxes = contexts.setdefault(str(ds.SOPClassUID), [])
+            syntaxes += [
+                s for s in _store_syntaxes(ds.file_meta.TransferSyntaxUID) if s not in syntaxes
+            ]
+        assoc = self._associate(node, *contexts.items())
+        answers: list[Dataset | None] = []
+        try:
+            for ds in datasets:
+                answers.append(assoc.send_c_store(ds) if assoc.is_established else None)
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        return answers
+
+
+def _store_syntaxes(syntax: str) -> list[str]:
+    """The file's own transfer syntax first, then the uncompressed ones (a deflated or
+    big-endian file is re-encoded by pynetdicom when the node takes only those)."""
+    return list(dict.fromkeys([syntax, ExplicitVRLittleEndian, ImplicitVRLittleEndian]))

@@ -78,6 +78,7 @@ class Retrievals:
             port=int(data["port"]),
             tls=bool(data.get("tls", False)),
             max_concurrent=int(data.get("max_concurrent", 2)),
+            renderings=bool(data.get("renderings", False)),
             updated_by=by,
             updated_at=_now(),
         )
@@ -309,4 +310,5 @@ def _node_public(row: RemoteNode) -> dict[str, Any]:
         "port": row.port,
         "tls": row.tls,
         "max_concurrent": row.max_concurrent,
+        "renderings": row.renderings,
     }
