@@ -16,7 +16,8 @@ import asyncpg
 import httpx
 import pytest
 from giftcloud_core.storage import create_store
-from support.deployment import Deployment, deployed
+from support.deployment import Deployment
+from support.deployment import site_and_hub as paired
 from support.dicom_files import distinct_instances, synthetic_instance
 from support.infra import Seaweed, db_url, wait_for
 
@@ -28,30 +29,15 @@ COUNT = 40
 def site_and_hub(
     real_services: None, seaweed: Seaweed, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Deployment, Deployment]]:
-    logs = tmp_path_factory.mktemp("forwarding")
-    (logs / "hub").mkdir()
-    (logs / "site").mkdir()
-    with deployed(seaweed, logs / "hub", GIFTCLOUD_ANONYMISE__MODE="verify") as hub:
-        hub.create_project(PROJECT)
-        client = httpx.post(
-            f"{hub.url}/auth/clients",
-            json={"name": "site-a", "grants": [{"project": PROJECT, "role": "member"}]},
-            headers=hub.token(),
-        )
-        assert client.status_code == 201, client.text
-        credential = client.json()
-        with deployed(
-            seaweed,
-            logs / "site",
-            GIFTCLOUD_FORWARD__HUB_URL=hub.url,
-            GIFTCLOUD_FORWARD__CLIENT_ID=credential["client_id"],
-            GIFTCLOUD_FORWARD__CLIENT_SECRET=credential["client_secret"],
-            GIFTCLOUD_FORWARD__BATCH="5",
-            GIFTCLOUD_FORWARD__RETRY_BASE_SECONDS="0.5",
-            GIFTCLOUD_FORWARD__POLL_SECONDS="0.2",
-        ) as site:
-            site.create_project(PROJECT)
-            yield site, hub
+    with paired(
+        seaweed,
+        tmp_path_factory.mktemp("forwarding"),
+        PROJECT,
+        GIFTCLOUD_FORWARD__BATCH="5",
+        GIFTCLOUD_FORWARD__RETRY_BASE_SECONDS="0.5",
+        GIFTCLOUD_FORWARD__POLL_SECONDS="0.2",
+    ) as both:
+        yield both
 
 
 def forwarding(site: Deployment) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from giftcloud_deid import Deidentifier, ProjectKeys
 from giftcloud_deid.vault import generate_keypair
 from support.browser import Tab, launched
 from support.cli import User, one_line
-from support.deployment import Deployment, deployed
+from support.deployment import Deployment
+from support.deployment import site_and_hub as paired
 from support.infra import Orthanc, Seaweed, wait_for
 from support.results import ct_series, segmentation
 
@@ -58,48 +59,34 @@ def site_and_hub(
     private, public = generate_keypair()
     (keys / "vault.key").write_bytes(private)
     (keys / "vault.pub").write_bytes(public)
-    (logs / "hub").mkdir()
-    (logs / "site").mkdir()
-    with deployed(seaweed, logs / "hub", GIFTCLOUD_ANONYMISE__MODE="verify") as hub:
-        hub.create_project(PROJECT)
-        client = httpx.post(
-            f"{hub.url}/auth/clients",
-            json={"name": "site-a", "grants": [{"project": PROJECT, "role": "member"}]},
-            headers=hub.token(),
-        )
-        assert client.status_code == 201, client.text
-        credential = client.json()
-        with deployed(
-            seaweed,
-            logs / "site",
-            GIFTCLOUD_FORWARD__HUB_URL=hub.url,
-            GIFTCLOUD_FORWARD__CLIENT_ID=credential["client_id"],
-            GIFTCLOUD_FORWARD__CLIENT_SECRET=credential["client_secret"],
-            GIFTCLOUD_FORWARD__RETRY_BASE_SECONDS="0.5",
-            GIFTCLOUD_FORWARD__POLL_SECONDS="0.2",
-            GIFTCLOUD_FORWARD__PULL_SECONDS="0.5",
-            GIFTCLOUD_ANONYMISE__VAULT_PUBLIC_KEY=str(keys / "vault.pub"),
-            GIFTCLOUD_ANONYMISE__VAULT_PRIVATE_KEY=str(keys / "vault.key"),
-        ) as site:
-            site.create_project(PROJECT)
-            admin = site.token()
-            for (name, password), role, site_roles in (
-                (RITA, "member", ["reidentifier"]),
-                (CARL, "collaborator", ["reidentifier"]),
-            ):
-                made = httpx.post(
-                    f"{site.url}/auth/users",
-                    json={"username": name, "password": password, "site_roles": site_roles},
-                    headers=admin,
-                )
-                assert made.status_code == 201, made.text
-                member = httpx.put(
-                    f"{site.url}/auth/projects/{PROJECT}/members",
-                    json={"username": name, "role": role},
-                    headers=admin,
-                )
-                assert member.status_code in (200, 204), member.text
-            yield site, hub
+    with paired(
+        seaweed,
+        logs,
+        PROJECT,
+        GIFTCLOUD_FORWARD__RETRY_BASE_SECONDS="0.5",
+        GIFTCLOUD_FORWARD__POLL_SECONDS="0.2",
+        GIFTCLOUD_FORWARD__PULL_SECONDS="0.5",
+        GIFTCLOUD_ANONYMISE__VAULT_PUBLIC_KEY=str(keys / "vault.pub"),
+        GIFTCLOUD_ANONYMISE__VAULT_PRIVATE_KEY=str(keys / "vault.key"),
+    ) as (site, hub):
+        admin = site.token()
+        for (name, password), role, site_roles in (
+            (RITA, "member", ["reidentifier"]),
+            (CARL, "collaborator", ["reidentifier"]),
+        ):
+            made = httpx.post(
+                f"{site.url}/auth/users",
+                json={"username": name, "password": password, "site_roles": site_roles},
+                headers=admin,
+            )
+            assert made.status_code == 201, made.text
+            member = httpx.put(
+                f"{site.url}/auth/projects/{PROJECT}/members",
+                json={"username": name, "role": role},
+                headers=admin,
+            )
+            assert member.status_code in (200, 204), member.text
+        yield site, hub
 
 
 def _items(site: Deployment, headers: dict[str, str]) -> dict[str, dict[str, Any]]:

@@ -145,3 +145,32 @@ def deployed(seaweed: Seaweed, logs: Path, **env: str) -> Iterator[Deployment]:
             service.stop()
         drop_database(database)
         asyncio.run(delete_bus_topology(stack.exchange, stack.namespace))
+
+
+@contextmanager
+def site_and_hub(
+    seaweed: Seaweed, logs: Path, project: str, **site_env: str
+) -> Iterator[tuple[Deployment, Deployment]]:
+    """A hub (verify mode) and a site that forwards to it with an OAuth2 client the hub
+    issued (the member role on ``project``), the project made on both."""
+    (logs / "hub").mkdir()
+    (logs / "site").mkdir()
+    with deployed(seaweed, logs / "hub", GIFTCLOUD_ANONYMISE__MODE="verify") as hub:
+        hub.create_project(project)
+        client = httpx.post(
+            f"{hub.url}/auth/clients",
+            json={"name": "site-a", "grants": [{"project": project, "role": "member"}]},
+            headers=hub.token(),
+        )
+        assert client.status_code == 201, client.text
+        credential = client.json()
+        with deployed(
+            seaweed,
+            logs / "site",
+            GIFTCLOUD_FORWARD__HUB_URL=hub.url,
+            GIFTCLOUD_FORWARD__CLIENT_ID=credential["client_id"],
+            GIFTCLOUD_FORWARD__CLIENT_SECRET=credential["client_secret"],
+            **site_env,
+        ) as site:
+            site.create_project(project)
+            yield site, hub

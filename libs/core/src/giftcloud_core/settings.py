@@ -219,6 +219,11 @@ class ForwardSettings(BaseModel):
     #: how often a project's results are pulled back from the hub (when it pulls them)
     pull_seconds: float = Field(default=15.0, gt=0)
 
+    def backoff(self, attempts: int) -> float:
+        """Seconds to wait after a failed try that had ``attempts`` before it: the first
+        back-off, doubling, at most 10 minutes (a forward to the hub, a delivery)."""
+        return float(min(600.0, self.retry_base_seconds * 2**attempts))
+
 
 class ApiSettings(BaseModel):
     #: the most results one QIDO-RS page returns (a larger ``limit`` is cut to it, with a

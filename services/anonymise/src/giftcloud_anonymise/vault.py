@@ -97,32 +97,8 @@ class Vault:
         if "reidentifier" not in caller.site_roles:
             raise Forbidden("re-identification needs the reidentifier role")
         caller.require(project)
-        opener = self._opener()
-        async with self.db.session() as session:
-            rows = (
-                await session.exec(
-                    select(VaultEntry).where(
-                        VaultEntry.project == project, VaultEntry.subject == subject
-                    )
-                )
-            ).all()
-            session.add(
-                ReidentificationAudit(
-                    username=caller.subject,
-                    project=project,
-                    subject=subject,
-                    records=len(rows),
-                    correlation_id=correlation_id.get(),
-                )
-            )
-        log.warning(
-            "re-identification: %s read %d record(s) of %s in %s",
-            caller.subject,
-            len(rows),
-            subject,
-            project,
-        )
-        return [opener.open(row.sealed) for row in rows]
+        records, _ = await self._read(project, subject, caller.subject, uids=False)
+        return records
 
     async def knows(self, project: str, subject: str) -> bool:
         """Whether this site sealed anything of the subject (a subject it sent)."""
@@ -141,6 +117,13 @@ class Vault:
     ) -> tuple[list[VaultRecord], set[str]]:
         """A subject's study records and every original UID of theirs, opened for a result
         being mapped back; the read is recorded as a reidentifier's is, under ``why``."""
+        return await self._read(project, subject, why, uids=True)
+
+    async def _read(
+        self, project: str, subject: str, who: str, uids: bool
+    ) -> tuple[list[VaultRecord], set[str]]:
+        """Open a subject's records (and, with ``uids``, their original UIDs); the read is
+        kept in the re-identification audit and logged, a miss too."""
         opener = self._opener()
         async with self.db.session() as session:
             studies = (
@@ -151,21 +134,32 @@ class Vault:
                 )
             ).all()
             sealed = (
-                await session.exec(
-                    select(VaultUids.sealed).where(
-                        col(VaultUids.project) == project, col(VaultUids.subject) == subject
+                (
+                    await session.exec(
+                        select(VaultUids.sealed).where(
+                            col(VaultUids.project) == project, col(VaultUids.subject) == subject
+                        )
                     )
-                )
-            ).all()
+                ).all()
+                if uids
+                else []
+            )
             session.add(
                 ReidentificationAudit(
-                    username=why,
+                    username=who,
                     project=project,
                     subject=subject,
                     records=len(studies),
                     correlation_id=correlation_id.get(),
                 )
             )
+        log.warning(
+            "re-identification: %s read %d record(s) of %s in %s",
+            who,
+            len(studies),
+            subject,
+            project,
+        )
         originals: set[str] = set()
         for raw in sealed:
             originals.update(json.loads(opener.open_bytes(raw)))

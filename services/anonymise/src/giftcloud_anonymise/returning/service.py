@@ -63,6 +63,8 @@ class Returning:
 
     async def _prepare(self, event: ResultArrived) -> tuple[str, str, str, str]:
         """(outcome, reason or a note, the prepared copy's key, its rendering's)."""
+        if not event.subject:
+            return "refused", "it is attached to the project, not to a subject of this site", "", ""
         if not await self.vault.knows(event.project, event.subject):
             return "refused", f"subject {event.subject} was never sent from this site", "", ""
         if event.kind == "file":  # delivered as it is, to whoever approves it

@@ -6,11 +6,21 @@ firewall lets the site call the hub, never the other way."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from typing import Any
 
 import httpx
+from giftcloud_core.clock import now
 from giftcloud_core.credentials import http_exchange, split_key
-from giftcloud_core.errors import NotFound
+from giftcloud_core.db import Database
+from giftcloud_core.errors import Conflict, NotFound
 from giftcloud_core.settings import ForwardSettings
+from sqlalchemy.dialects.postgresql import insert
+
+from giftcloud_ingest.models import ForwardProject, ReturnProject
+
+#: a project's switch for one direction of the hub link, with how it last went
+Switch = type[ForwardProject] | type[ReturnProject]
 
 
 class HubClient:
@@ -19,6 +29,25 @@ class HubClient:
         self.url = settings.hub_url.rstrip("/")
         self._token: tuple[str, float] | None = None
         self._http: httpx.AsyncClient | None = None
+
+    @property
+    def has_credential(self) -> bool:
+        config = self.settings
+        return config.api_key is not None or bool(config.client_id and config.client_secret)
+
+    def require(self, doing: str) -> None:
+        """409 when this deployment cannot ``doing``: no hub, or no credential for it."""
+        if not self.url:
+            raise Conflict(
+                f"this deployment has no hub to {doing}: set GIFTCLOUD_FORWARD__HUB_URL and"
+                " the hub's machine credential (GIFTCLOUD_FORWARD__CLIENT_ID and"
+                " __CLIENT_SECRET, or __API_KEY)"
+            )
+        if not self.has_credential:
+            raise Conflict(
+                "no machine credential for the hub: set GIFTCLOUD_FORWARD__CLIENT_ID and"
+                " __CLIENT_SECRET (an OAuth2 client the hub issued), or __API_KEY"
+            )
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -58,3 +87,31 @@ class HubClient:
         )
         self._token = (token, time.monotonic() + max(0, lifetime - 30))
         return token
+
+
+async def switch(db: Database, table: Switch, project: str, enabled: bool, by: str) -> None:
+    """Turn one direction of a project's hub link on or off, saying who did."""
+    statement = insert(table).values(
+        project=project, enabled=enabled, updated_by=by, updated_at=now()
+    )
+    async with db.session() as session:
+        await session.exec(
+            statement.on_conflict_do_update(
+                index_elements=["project"],
+                set_={"enabled": enabled, "updated_by": by, "updated_at": now()},
+            )
+        )
+
+
+def link_state(row: ForwardProject | ReturnProject | None) -> dict[str, Any]:
+    """Whether the link is on, and how it last went."""
+    return {
+        "enabled": bool(row and row.enabled),
+        "last_success_at": _iso(row.last_success_at if row else None),
+        "last_error": row.last_error if row else "",
+        "last_error_at": _iso(row.last_error_at if row else None),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

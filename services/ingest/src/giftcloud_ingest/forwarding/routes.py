@@ -47,7 +47,7 @@ def build_router(forwarding: Forwarding, gates: Gates, audit: Auditor) -> APIRou
             request,
             "ingest.forwarding",
             project=project,
-            target=f"forwarding to {forwarding.hub}",
+            target=f"forwarding to {forwarding.hub.url}",
             detail="enabled" if data.enabled else "disabled",
         )
         return ProjectForwarding.model_validate(result)

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 #: a STOW-RS failure reason that means "try again later" (out of resources)
 RETRY_REASONS = {0xA700}
-LONGEST_BACKOFF = 600.0
 #: how often the backlog gauge is counted afresh
 MEASURE_SECONDS = 5.0
 
@@ -199,7 +198,7 @@ class Sender:
             for item in items:
                 attempts = item.attempts + 1
                 give_up = final or attempts >= self.settings.max_attempts
-                delay = min(LONGEST_BACKOFF, self.settings.retry_base_seconds * 2**item.attempts)
+                delay = self.settings.backoff(item.attempts)
                 await session.exec(
                     update(ForwardItem)
                     .where(

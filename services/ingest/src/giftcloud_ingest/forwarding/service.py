@@ -16,18 +16,16 @@ again, and the hub keeps one copy per SOP Instance UID, so a resent instance is 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from giftcloud_core.clock import now
 from giftcloud_core.db import Database
-from giftcloud_core.errors import Conflict
 from giftcloud_core.events import InstancesArchived
-from giftcloud_core.settings import ForwardSettings
 from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
+from giftcloud_ingest.forwarding.hub import HubClient, link_state, switch
 from giftcloud_ingest.models import ForwardItem, ForwardProject
 
 log = logging.getLogger(__name__)
@@ -36,42 +34,19 @@ log = logging.getLogger(__name__)
 class Forwarding:
     """Which projects forward, what waits (the outbox), and how it went."""
 
-    def __init__(self, settings: ForwardSettings, db: Database) -> None:
-        self.settings = settings
+    def __init__(self, hub: HubClient, db: Database) -> None:
+        self.hub = hub
+        self.settings = hub.settings
         self.db = db
-        self.hub = settings.hub_url.rstrip("/")
 
     @property
     def configured(self) -> bool:
-        return bool(self.hub)
-
-    @property
-    def has_credential(self) -> bool:
-        config = self.settings
-        return config.api_key is not None or bool(config.client_id and config.client_secret)
+        return bool(self.hub.url)
 
     async def set_enabled(self, project: str, enabled: bool, by: str) -> dict[str, Any]:
-        if enabled and not self.configured:
-            raise Conflict(
-                "this deployment has no hub to forward to: set GIFTCLOUD_FORWARD__HUB_URL and"
-                " the hub's machine credential (GIFTCLOUD_FORWARD__CLIENT_ID and"
-                " __CLIENT_SECRET, or __API_KEY)"
-            )
-        if enabled and not self.has_credential:
-            raise Conflict(
-                "no machine credential for the hub: set GIFTCLOUD_FORWARD__CLIENT_ID and"
-                " __CLIENT_SECRET (an OAuth2 client the hub issued), or __API_KEY"
-            )
-        statement = insert(ForwardProject).values(
-            project=project, enabled=enabled, updated_by=by, updated_at=now()
-        )
-        async with self.db.session() as session:
-            await session.exec(
-                statement.on_conflict_do_update(
-                    index_elements=["project"],
-                    set_={"enabled": enabled, "updated_by": by, "updated_at": now()},
-                )
-            )
+        if enabled:
+            self.hub.require("forward to")
+        await switch(self.db, ForwardProject, project, enabled, by)
         return await self.project_status(project)
 
     async def retry_failed(self, project: str) -> dict[str, Any]:
@@ -104,21 +79,18 @@ class Forwarding:
             ).all()
         return {
             "project": project,
-            "hub": self.hub or None,
-            "enabled": bool(row and row.enabled),
+            "hub": self.hub.url or None,
             "backlog": int(counts.get("pending", 0)),
             "failed": int(counts.get("failed", 0)),
             "failures": [{"sop_uid": sop, "reason": why} for sop, why in failed],
-            "last_success_at": _iso(row.last_success_at if row else None),
-            "last_error": row.last_error if row else "",
-            "last_error_at": _iso(row.last_error_at if row else None),
+            **link_state(row),
         }
 
     async def status(self) -> dict[str, Any]:
         async with self.db.session() as session:
             projects = list((await session.exec(select(ForwardProject.project))).all())
         return {
-            "hub": self.hub or None,
+            "hub": self.hub.url or None,
             "projects": [await self.project_status(p) for p in sorted(projects)],
         }
 
@@ -150,7 +122,3 @@ class Forwarding:
                 )
                 .on_conflict_do_nothing()
             )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None

@@ -20,7 +20,6 @@ from giftcloud_ingest.retrieval.scu import RemoteError, Scu, status_text
 from giftcloud_ingest.returns.service import Returns
 
 log = logging.getLogger(__name__)
-LONGEST_BACKOFF = 600.0
 #: a C-STORE that stored (PS3.4 B.2.3: success, and the warnings that still store)
 STORED = {0x0000, 0xB000, 0xB006, 0xB007}
 
@@ -103,7 +102,7 @@ class Deliverer:
     async def _failed(self, item: ReturnItem, why: str, final: bool = False) -> None:
         attempts = item.attempts + 1
         give_up = final or attempts >= self.settings.max_attempts
-        delay = min(LONGEST_BACKOFF, self.settings.retry_base_seconds * 2**item.attempts)
+        delay = self.settings.backoff(item.attempts)
         log.warning("delivering result %s of %s: %s", item.key, item.project, why)
         async with self.db.session() as session:
             await session.exec(

@@ -6,7 +6,6 @@ approved one is delivered (:mod:`giftcloud_ingest.returns.delivery`)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Any
 
 from giftcloud_core.bundle import unpack
@@ -17,10 +16,9 @@ from giftcloud_core.events import Event, ResultPrepared
 from giftcloud_core.settings import Buckets
 from giftcloud_core.storage import ObjectStore
 from sqlalchemy import func, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
-from giftcloud_ingest.forwarding.hub import HubClient
+from giftcloud_ingest.forwarding.hub import HubClient, link_state, switch
 from giftcloud_ingest.models import RemoteNode, ReturnItem, ReturnProject
 
 #: the states an arrival ends its check in, by anonymise's outcome
@@ -40,21 +38,9 @@ class Returns:
         self.wake = asyncio.Event()
 
     async def set_enabled(self, project: str, enabled: bool, by: str) -> dict[str, Any]:
-        if enabled and not self.hub.url:
-            raise Conflict(
-                "this deployment has no hub to pull results from: set"
-                " GIFTCLOUD_FORWARD__HUB_URL and the hub's machine credential"
-            )
-        statement = insert(ReturnProject).values(
-            project=project, enabled=enabled, updated_by=by, updated_at=now()
-        )
-        async with self.db.session() as session:
-            await session.exec(
-                statement.on_conflict_do_update(
-                    index_elements=["project"],
-                    set_={"enabled": enabled, "updated_by": by, "updated_at": now()},
-                )
-            )
+        if enabled:
+            self.hub.require("pull results from")
+        await switch(self.db, ReturnProject, project, enabled, by)
         return await self.status(project)
 
     async def status(self, project: str) -> dict[str, Any]:
@@ -72,11 +58,8 @@ class Returns:
         return {
             "project": project,
             "hub": self.hub.url or None,
-            "enabled": bool(row and row.enabled),
             "states": {str(k): int(v) for k, v in counts.items()},
-            "last_success_at": _iso(row.last_success_at if row else None),
-            "last_error": row.last_error if row else "",
-            "last_error_at": _iso(row.last_error_at if row else None),
+            **link_state(row),
         }
 
     async def items(self, project: str, state: str | None) -> list[ReturnItem]:
@@ -200,7 +183,3 @@ class Returns:
     async def _forget(self, item: ReturnItem) -> None:
         for key in {item.object_key, item.prepared_key, item.rendering_key} - {""}:
             await self.store.delete(self.buckets.incoming, key)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
