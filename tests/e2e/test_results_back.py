@@ -315,6 +315,8 @@ def test_a_reidentifier_decides_with_the_command(
     assert len(waiting) >= 2 and all(k.startswith("file:") for k in waiting), listed
     declined = user.run("results", "approve", PROJECT, waiting[0], "--decline", "not ours")
     assert declined.stdout.startswith(f"declined {waiting[0]}"), declined.stdout
+    to_a_node = user.run("results", "approve", PROJECT, waiting[1], "--to", "hospital", code=2)
+    assert "a file is not sent to a node" in one_line(to_a_node)
     approved = user.run("results", "approve", PROJECT, waiting[1]).stdout
     assert approved.startswith(f"approved {waiting[1]}: download it from"), approved
     again = user.run("results", "approve", PROJECT, waiting[0], code=2)

@@ -11,7 +11,7 @@ import shutil
 import pydicom
 import pytest
 from giftcloud_deid import Deidentifier, ProjectKeys
-from giftcloud_deid.reidentify import MARK, Unmappable, reidentify
+from giftcloud_deid.reidentify import MARK, Unmappable, inverse, read, reidentify
 from giftcloud_deid.vault import VaultRecord
 from support.results import ct_series, segmentation
 
@@ -40,10 +40,15 @@ def _read(data: bytes) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(data))
 
 
+def _back(data: bytes, records: list[VaultRecord], uids: set[str]) -> bytes:
+    """The result mapped back, as anonymise does it."""
+    return reidentify(read(data), KEYS, records, inverse(KEYS, records, uids))
+
+
 def test_a_segmentation_comes_back_with_the_originals() -> None:
     originals, deidentified, records, uids = _site()
     seg = segmentation(deidentified)
-    back = _read(reidentify(seg, KEYS, records, uids))
+    back = _read(_back(seg, records, uids))
     source = [_read(o) for o in originals]
     hub = _read(seg)
     assert (str(back.PatientName), back.PatientID) == ("Quill^Ada", "MRN-77")
@@ -65,7 +70,7 @@ def test_a_segmentation_comes_back_with_the_originals() -> None:
     assert back.SOPInstanceUID not in (hub.SOPInstanceUID, *(s.SOPInstanceUID for s in source))
     assert back.SeriesInstanceUID != hub.SeriesInstanceUID
     assert back.file_meta.MediaStorageSOPInstanceUID == back.SOPInstanceUID
-    assert _read(reidentify(seg, KEYS, records, uids)).SOPInstanceUID == back.SOPInstanceUID
+    assert _read(_back(seg, records, uids)).SOPInstanceUID == back.SOPInstanceUID
     assert back.SeriesDescription.startswith(MARK)
     # nothing of the hub's pseudonyms is left
     text = str(back)
@@ -81,7 +86,7 @@ def test_a_reference_that_maps_to_nothing_holds_the_result_with_its_path() -> No
     out = io.BytesIO()
     seg.save_as(out)
     with pytest.raises(Unmappable) as refused:
-        reidentify(out.getvalue(), KEYS, records, uids)
+        _back(out.getvalue(), records, uids)
     assert (
         "PerFrameFunctionalGroupsSequence[2] > DerivationImageSequence[1] > "
         "SourceImageSequence[1] > ReferencedSOPInstanceUID 2.25.1234 names nothing"
@@ -92,7 +97,7 @@ def test_a_study_this_site_never_sent_is_named() -> None:
     _, deidentified, records, uids = _site()
     other = ct_series(2, "MRN-99")  # identifiable: its study is nobody's pseudonym here
     with pytest.raises(Unmappable, match="is no study this site sent"):
-        reidentify(segmentation(other), KEYS, records, uids)
+        _back(segmentation(other), records, uids)
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools is not installed")
@@ -102,7 +107,7 @@ def test_the_mapped_segmentation_passes_dciodvfy() -> None:
     from giftcloud_anonymise.returning.validate import iod_errors
 
     _, deidentified, records, uids = _site()
-    back = reidentify(segmentation(deidentified), KEYS, records, uids)
+    back = _back(segmentation(deidentified), records, uids)
     assert asyncio.run(iod_errors(back)) == []
 
 
@@ -112,14 +117,16 @@ def test_a_segmentation_renders_as_labelled_secondary_captures() -> None:
     import asyncio
 
     import numpy as np
-    from giftcloud_anonymise.returning.render import masks_by_source, render
+    from giftcloud_anonymise.returning.render import Plan, render
     from giftcloud_anonymise.returning.validate import iod_errors
-    from giftcloud_deid.reidentify import inverse
 
     originals, deidentified, records, uids = _site(slices=3)
     seg = segmentation(deidentified)
-    mapped = _read(reidentify(seg, KEYS, records, uids))
-    masks = masks_by_source(_read(seg))
+    mapped = _read(_back(seg, records, uids))
+    plan = Plan.of(_read(seg))
+    masks = plan.masks
+    hub = _read(deidentified[0])
+    assert set(plan.sources.values()) == {(hub.StudyInstanceUID, hub.SeriesInstanceUID)}
     sources = {_read(d).SOPInstanceUID: d for d in deidentified}
     assert set(sop for sop, _ in masks) == set(sources)
     captures = render(mapped, masks, sources, inverse(KEYS, records, uids), KEYS)

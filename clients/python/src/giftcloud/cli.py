@@ -214,8 +214,9 @@ def _parser() -> argparse.ArgumentParser:
     decide = result("approve", "approve a result back from the hub, or decline it", results.decide)
     decide.add_argument("project", help="the project")
     decide.add_argument("key", help="the result (giftcloud results inbox PROJECT)")
-    decide.add_argument("--to", metavar="NODE", help="the hospital node a DICOM result goes to")
-    decide.add_argument("--decline", metavar="REASON", help="decline it instead, saying why")
+    how = decide.add_mutually_exclusive_group()
+    how.add_argument("--to", metavar="NODE", help="the hospital node a DICOM result goes to")
+    how.add_argument("--decline", metavar="REASON", help="decline it instead, saying why")
 
     project = group("project", "make a project")
     create = project(

@@ -11,12 +11,25 @@ from fastapi import Depends, Request
 
 from giftcloud_core.access import authorize, request_address
 from giftcloud_core.errors import Forbidden, NotFound
-from giftcloud_core.tokens import Principal
+from giftcloud_core.tokens import WRITE_ROLES, Principal
 
 Gate = Callable[..., Awaitable[Principal]]
 #: the networks a project's data may be reached from ([] anywhere), None for one not known
 NetworksOf = Callable[[str], Awaitable[list[str] | None]]
 OWNER = frozenset({"owner"})
+#: the site role that restores identity: reads the vault, reviews results back from the hub
+REVIEWER = "reidentifier"
+REVIEWERS_ONLY = (
+    f"results are reviewed by a {REVIEWER} (a site role an admin gives) with a role that"
+    " writes to the project"
+)
+
+
+def reviews_results(caller: Principal, project: str) -> bool:
+    """Who approves a project's results back from the hub for the hospital: the reviewer
+    site role and a role that writes to the project (never a collaborator). The gate
+    (:meth:`Gates.reviewer`) and the pages ask this one rule."""
+    return REVIEWER in caller.site_roles and caller.role_on(project) in WRITE_ROLES
 
 
 @dataclass(frozen=True)
@@ -39,17 +52,19 @@ class Gates:
 
         return on_project
 
-    def project_and_site(self, roles: frozenset[str], site_role: str, why: str) -> Gate:
-        """The caller, with one of ``roles`` on the route's project and ``site_role`` at this
-        site (403 saying ``why`` without it)."""
-        on_project = self.project(roles)
+    def reviewer(self) -> Gate:
+        """The caller, who reviews the project's results back from the hub
+        (:func:`reviews_results`; 403 saying so otherwise)."""
+        on_project = self.project(WRITE_ROLES)
 
-        async def with_site_role(caller: Annotated[Principal, Depends(on_project)]) -> Principal:
-            if site_role not in caller.site_roles:
-                raise Forbidden(why)
+        async def reviewer(
+            project: str, caller: Annotated[Principal, Depends(on_project)]
+        ) -> Principal:
+            if not reviews_results(caller, project):
+                raise Forbidden(REVIEWERS_ONLY)
             return caller
 
-        return with_site_role
+        return reviewer
 
     def admin(self, why: str) -> Gate:
         """The caller, an admin (403 saying ``why`` otherwise)."""

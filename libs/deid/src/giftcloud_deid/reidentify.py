@@ -67,20 +67,24 @@ def inverse(
     return mapped
 
 
-def reidentify(
-    data: bytes, keys: ProjectKeys, records: list[VaultRecord], originals: set[str]
-) -> bytes:
-    """The result's re-identified Part 10 bytes; :class:`Unmappable` when any reference (or
-    its study) is not the site's."""
+def read(data: bytes) -> Dataset:
+    """A result as pydicom reads it; :class:`Unmappable` for one that cannot be read."""
     try:
-        ds = pydicom.dcmread(io.BytesIO(data))
+        return pydicom.dcmread(io.BytesIO(data))
     except (InvalidDicomError, ValueError, EOFError) as exc:
         raise Unmappable([f"not a readable DICOM file: {exc}"]) from exc
+
+
+def reidentify(
+    ds: Dataset, keys: ProjectKeys, records: list[VaultRecord], mapped: dict[str, str]
+) -> bytes:
+    """Map the result ``ds`` back, in place, with the subject's vault ``records`` and
+    ``mapped`` (:func:`inverse`); its Part 10 bytes. :class:`Unmappable` when any
+    reference (or its study) is not the site's."""
     study = str(ds.get("StudyInstanceUID", ""))
     record = next((r for r in records if r.pseudonymised_study_uid == study), None)
     if record is None:
         raise Unmappable([f"its study {study or '(none)'} is no study this site sent"])
-    mapped = inverse(keys, records, originals)
     problems: list[str] = []
     # the result's own UIDs: new, and the same each time it is mapped (a redelivery)
     own = {tag: keys.uid(f"result\x00{ds[tag].value}") for tag in OWN if tag in ds}

@@ -12,6 +12,7 @@ from typing import Any
 from giftcloud_core.batching import Batcher
 from giftcloud_core.db import Database
 from giftcloud_core.errors import Forbidden, ServiceUnavailable
+from giftcloud_core.gates import REVIEWER
 from giftcloud_core.logs import correlation_id
 from giftcloud_core.tokens import Principal
 from giftcloud_deid import DeidentifiedInstance
@@ -94,8 +95,8 @@ class Vault:
     async def reidentify(self, caller: Principal, project: str, subject: str) -> list[VaultRecord]:
         """The vault's records of a subject, for a reidentifier (the route's gate checked the
         project); every read is audited, a miss too."""
-        if "reidentifier" not in caller.site_roles:
-            raise Forbidden("re-identification needs the reidentifier role")
+        if REVIEWER not in caller.site_roles:
+            raise Forbidden(f"re-identification needs the {REVIEWER} role")
         caller.require(project)
         records, _ = await self._read(project, subject, caller.subject, uids=False)
         return records

@@ -222,7 +222,7 @@ class ReturnProject(SQLModel, table=True):
 
     project: str = Field(primary_key=True)
     enabled: bool = False
-    #: the newest result seen at the hub (the next pull asks from a little before it)
+    #: where the next pull asks the hub from
     since: datetime | None = None
     updated_by: str = ""
     updated_at: datetime = Field(default_factory=_now)

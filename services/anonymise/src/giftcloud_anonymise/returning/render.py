@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pydicom
@@ -23,10 +24,52 @@ MIN_SIDE = 256
 #: at most this many source images are rendered for one segmentation
 MAX_RENDERINGS = 500
 OUTLINE = np.array([255, 40, 40], dtype=np.uint8)
+#: the patient and study, from the result mapped back
+COPIED = (
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
 
 
 class CannotRender(ValueError):
     """Why a segmentation has no rendering (it is still delivered as SEG)."""
+
+
+#: what is rendered as secondary captures for a PACS that cannot show it
+SEGMENTATIONS = frozenset({"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"})
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a segmentation's rendering needs, read from it as the hub made it (before it is
+    mapped back): the mask over each source image, and where each source is archived."""
+
+    masks: dict[tuple[str, int], np.ndarray]
+    #: source SOP Instance UID → (study, series), the pseudonymised ones
+    sources: dict[str, tuple[str, str]]
+
+    @classmethod
+    def of(cls, seg: Dataset) -> Plan:
+        masks = masks_by_source(seg)
+        study = str(seg.StudyInstanceUID)
+        series_of = {
+            str(instance.ReferencedSOPInstanceUID): str(series.SeriesInstanceUID)
+            for series in seg.get("ReferencedSeriesSequence", [])
+            for instance in series.get("ReferencedInstanceSequence", [])
+        }
+        missing = sorted({sop for sop, _ in masks} - set(series_of))
+        if missing:
+            raise CannotRender(f"its source image {missing[0]} is not in its referenced series")
+        return cls(masks, {sop: (study, series_of[sop]) for sop, _ in masks})
 
 
 def masks_by_source(seg: Dataset) -> dict[tuple[str, int], np.ndarray]:
@@ -139,22 +182,10 @@ def _capture(
     ds.SpecificCharacterSet = mapped.get("SpecificCharacterSet", "ISO_IR 192")
     ds.SOPClassUID = SecondaryCaptureImageStorage
     ds.SOPInstanceUID = sop
-    for keyword in (
-        "PatientName",
-        "PatientID",
-        "IssuerOfPatientID",
-        "PatientBirthDate",
-        "PatientSex",
-        "StudyInstanceUID",
-        "StudyDate",
-        "StudyTime",
-        "ReferringPhysicianName",
-        "StudyID",
-        "AccessionNumber",
-    ):
+    for keyword in COPIED:
         if keyword in mapped:
             setattr(ds, keyword, mapped[keyword].value)
-        elif keyword not in ("IssuerOfPatientID",):
+        elif keyword != "IssuerOfPatientID":  # the rest are Type 2: present, maybe empty
             setattr(ds, keyword, "")
     ds.PatientIdentityRemoved = "NO"
     ds.Modality, ds.SeriesInstanceUID, ds.Laterality = "OT", series, ""

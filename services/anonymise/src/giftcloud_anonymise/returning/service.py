@@ -5,11 +5,9 @@ Nothing leaves from here: ingest delivers a ready result once a reidentifier app
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import Callable
 
-import pydicom
 from giftcloud_core.bundle import pack
 from giftcloud_core.bus import Bus
 from giftcloud_core.errors import ObjectNotFound
@@ -17,10 +15,10 @@ from giftcloud_core.events import Event, ResultArrived, ResultPrepared
 from giftcloud_core.settings import Buckets
 from giftcloud_core.storage import ObjectStore, archive_key
 from giftcloud_deid import ProjectKeys
-from giftcloud_deid.reidentify import Unmappable, inverse, reidentify
-from giftcloud_deid.vault import VaultRecord
+from giftcloud_deid.reidentify import Unmappable, inverse, read, reidentify
+from pydicom.dataset import Dataset
 
-from giftcloud_anonymise.returning.render import CannotRender, masks_by_source, render
+from giftcloud_anonymise.returning.render import SEGMENTATIONS, CannotRender, Plan, render
 from giftcloud_anonymise.returning.validate import iod_errors
 from giftcloud_anonymise.vault import Vault
 
@@ -71,13 +69,23 @@ class Returning:
             return "ready", "", event.object_key, ""
         if self.vault.opener is None:
             return "held", "this site has no vault private key to map results back", "", ""
-        data = await self.store.get(self.buckets.incoming, event.object_key)
+        try:
+            ds = read(await self.store.get(self.buckets.incoming, event.object_key))
+        except Unmappable as exc:
+            return "held", str(exc), "", ""
+        plan, note = None, ""
+        if str(ds.get("SOPClassUID", "")) in SEGMENTATIONS:  # read before it is mapped
+            try:
+                plan = await asyncio.to_thread(Plan.of, ds)
+            except CannotRender as exc:
+                note = f"no rendering: {exc}"
         records, originals = await self.vault.subject(
             event.project, event.subject, f"result {event.key}"
         )
         keys = self.keys_of(event.project)
+        back = inverse(keys, records, originals)
         try:
-            mapped = await asyncio.to_thread(reidentify, data, keys, records, originals)
+            mapped = await asyncio.to_thread(reidentify, ds, keys, records, back)
         except Unmappable as exc:
             return "held", f"its references cannot all be mapped back: {exc}", "", ""
         errors = await iod_errors(mapped)
@@ -86,51 +94,31 @@ class Returning:
             return "held", why, "", ""
         prepared = event.object_key.removesuffix(".dcm") + ".reidentified.dcm"
         await self.store.put(self.buckets.incoming, prepared, mapped)
-        note = ""
-        if _is_segmentation(mapped):
-            try:
-                rendering = await self._render(event, data, mapped, keys, records, originals)
-            except CannotRender as exc:
-                note = f"no rendering: {exc}"
-            else:
-                await self.store.put(self.buckets.incoming, prepared + ".rendering", rendering)
-                return "ready", "", prepared, prepared + ".rendering"
-        return "ready", note, prepared, ""
+        if plan is None:
+            return "ready", note, prepared, ""
+        try:
+            rendering = await self._render(event.project, plan, ds, keys, back)
+        except CannotRender as exc:
+            return "ready", f"no rendering: {exc}", prepared, ""
+        await self.store.put(self.buckets.incoming, prepared + ".rendering", rendering)
+        return "ready", "", prepared, prepared + ".rendering"
 
     async def _render(
-        self,
-        event: ResultArrived,
-        data: bytes,
-        mapped: bytes,
-        keys: ProjectKeys,
-        records: list[VaultRecord],
-        originals: set[str],
+        self, project: str, plan: Plan, mapped: Dataset, keys: ProjectKeys, back: dict[str, str]
     ) -> bytes:
-        """The secondary captures of a segmentation, over the site's own copies of its
-        sources, each validated; one bundle."""
-        hub = pydicom.dcmread(io.BytesIO(data))
-        masks = await asyncio.to_thread(masks_by_source, hub)
-        series_of = {
-            str(instance.ReferencedSOPInstanceUID): str(series.SeriesInstanceUID)
-            for series in hub.get("ReferencedSeriesSequence", [])
-            for instance in series.get("ReferencedInstanceSequence", [])
-        }
+        """The secondary captures of a segmentation (``mapped``: mapped back), over the
+        site's own copies of its sources, each validated; one bundle."""
         sources: dict[str, bytes] = {}
-        for sop, _ in masks:
-            if sop in sources:
-                continue
-            if sop not in series_of:
-                raise CannotRender(f"its source image {sop} is not in its referenced series")
-            key = archive_key(event.project, str(hub.StudyInstanceUID), series_of[sop], sop)
+        for sop, (study, series) in plan.sources.items():
             try:
-                sources[sop] = await self.store.get(self.buckets.archive, key)
+                sources[sop] = await self.store.get(
+                    self.buckets.archive, archive_key(project, study, series, sop)
+                )
             except ObjectNotFound:
                 raise CannotRender(
                     f"its source image {sop} is not in this site's archive"
                 ) from None
-        result = pydicom.dcmread(io.BytesIO(mapped))
-        back = inverse(keys, records, originals)
-        captures = await asyncio.to_thread(render, result, masks, sources, back, keys)
+        captures = await asyncio.to_thread(render, mapped, plan.masks, sources, back, keys)
         for capture in captures:
             errors = await iod_errors(capture)
             if errors:
@@ -138,14 +126,3 @@ class Returning:
                     "a rendering is not a valid secondary capture: " + "; ".join(errors)
                 )
         return pack(captures)
-
-
-#: what is rendered as secondary captures for a PACS that cannot show it
-SEGMENTATIONS = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7")
-
-
-def _is_segmentation(data: bytes) -> bool:
-    header = pydicom.dcmread(
-        io.BytesIO(data), stop_before_pixels=True, specific_tags=["SOPClassUID"]
-    )
-    return str(header.get("SOPClassUID", "")) in SEGMENTATIONS

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse
 from giftcloud_core.access import safe_next
 from giftcloud_core.app import Runtime
 from giftcloud_core.errors import BadRequest, Forbidden, NotFound
-from giftcloud_core.gates import OWNER
+from giftcloud_core.gates import OWNER, REVIEWERS_ONLY
 from giftcloud_core.signin import failure_message
 from giftcloud_core.tokens import WRITE_ROLES
 from starlette.exceptions import HTTPException
@@ -258,9 +258,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
         async def build(viewer: Viewer) -> Response:
             await project_for(request, viewer, project, WRITE_ROLES)
             if not viewer.reviews(project):
-                raise Forbidden(
-                    "results are reviewed by a reidentifier (a site role an admin gives)"
-                )
+                raise Forbidden(REVIEWERS_ONLY)
             return page(request, "returns.html", viewer, project=project)
 
         return await shown(request, build)

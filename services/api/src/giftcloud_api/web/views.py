@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from giftcloud_core.errors import BadRequest
+from giftcloud_core.gates import reviews_results
 from giftcloud_core.html import environment as pages_environment
 from giftcloud_core.names import PROJECT_NAME_HTML, PROJECT_NAME_MAX, PROJECT_NAME_RULE
 from giftcloud_core.tokens import WRITE_ROLES, Principal
@@ -99,9 +100,8 @@ class Viewer:
         return self.principal.role_on(project) == "owner"
 
     def reviews(self, project: str) -> bool:
-        """Whether they review the results that come back from the hub (ingest's rule: the
-        reidentifier site role and a role that writes to the project)."""
-        return "reidentifier" in self.principal.site_roles and self.may_write(project)
+        """Whether they review the results that come back from the hub."""
+        return reviews_results(self.principal, project)
 
 
 def static_version(folder: Path) -> str:

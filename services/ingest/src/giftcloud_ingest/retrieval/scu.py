@@ -74,9 +74,43 @@ def status_text(status: Dataset | None) -> str:
             f"the PACS stopped answering during the move ({done} sent, {left} still to send):"
             " it may have crashed or closed the association; resume to try again"
         )
+    return _said(meaning(code), code, status)
+
+
+#: what a C-STORE status means (PS3.4 B.2.3); the first four stored the instance
+_STORE_MEANINGS: dict[int, str] = {
+    0x0000: "success",
+    0xB000: "stored, with some elements coerced",
+    0xB006: "stored, with some elements discarded",
+    0xB007: "stored, though the data set does not match its SOP class",
+    0x0122: "the node does not take this kind of instance (SOP class not supported)",
+    0x0124: "the node refused it: not authorised",
+}
+STORED = frozenset({0x0000, 0xB000, 0xB006, 0xB007})
+
+
+def store_status_text(status: Dataset | None) -> str:
+    """A C-STORE answer in words first: what it means, its code, its comment."""
+    if status is None or "Status" not in status:
+        return "no answer from the node (the association was lost or timed out)"
+    code = int(status.Status)
+    if code in _STORE_MEANINGS:
+        text = _STORE_MEANINGS[code]
+    elif 0xA700 <= code <= 0xA7FF:
+        text = "the node is out of resources"
+    elif 0xA900 <= code <= 0xA9FF:
+        text = "the node refused it: the data set does not match its SOP class"
+    elif 0xC000 <= code <= 0xCFFF:
+        text = "the node cannot understand it"
+    else:
+        text = "a status PS3.4 does not define for C-STORE"
+    return _said(text, code, status)
+
+
+def _said(text: str, code: int, status: Dataset) -> str:
     comment = status.get("ErrorComment")
-    text = f"{meaning(code)} (0x{code:04X})"
-    return f"{text}: {comment}" if comment else text
+    said = f"{text} (0x{code:04X})"
+    return f"{said}: {comment}" if comment else said
 
 
 def _rejection(assoc: Any) -> str:

@@ -16,12 +16,10 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from giftcloud_ingest.models import RemoteNode, ReturnItem
-from giftcloud_ingest.retrieval.scu import RemoteError, Scu, status_text
+from giftcloud_ingest.retrieval.scu import STORED, RemoteError, Scu, store_status_text
 from giftcloud_ingest.returns.service import Returns
 
 log = logging.getLogger(__name__)
-#: a C-STORE that stored (PS3.4 B.2.3: success, and the warnings that still store)
-STORED = {0x0000, 0xB000, 0xB006, 0xB007}
 
 
 class Deliverer:
@@ -65,20 +63,18 @@ class Deliverer:
             renderings = await self.returns.rendering(item) if node.renderings else []
             async with self.scu.bound(node):
                 answers = await self.scu.store(node, files + renderings)
-        except (RemoteError, OSError, ValueError) as exc:
-            await self._failed(item, str(exc))
-            return
-        except Exception as exc:
-            await self._failed(item, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # unreachable, refused association, a copy gone: say so
+            known = isinstance(exc, RemoteError | OSError | ValueError)
+            await self._failed(item, str(exc) if known else f"{type(exc).__name__}: {exc}")
             return
         for n, answer in enumerate(answers):
             code = int(answer.Status) if answer is not None and "Status" in answer else None
             if code not in STORED:
                 what = "the result" if n == 0 else f"rendering {n} of {len(renderings)}"
-                said = status_text(answer).replace("the PACS", "the node")
+                said = store_status_text(answer)
                 await self._failed(item, f"{node.name} answered for {what}: {said}")
                 return
-        said = status_text(answers[0])
+        said = store_status_text(answers[0])
         if renderings:
             said += f"; with {len(renderings)} rendering(s) as secondary captures"
         elif node.renderings:

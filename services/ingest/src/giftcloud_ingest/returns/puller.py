@@ -20,7 +20,7 @@ from giftcloud_core.bus import Bus
 from giftcloud_core.clock import now
 from giftcloud_core.events import ResultArrived
 from giftcloud_dicom.multipart import PartReader, boundary_of
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
@@ -50,36 +50,41 @@ class Puller:
         self.store = returns.store
         self.incoming = returns.buckets.incoming
         self.bus = bus
-        #: projects whose last pull filled a page: the next asks from its newest exactly
-        self._full: set[str] = set()
 
     async def round(self, first: bool) -> bool:
         """One pull of every project that pulls (a job's round); False: nothing more now."""
         if not self.hub.url:
             return False
         async with self.db.session() as session:
-            projects = list(
-                (
-                    await session.exec(
-                        select(ReturnProject).where(col(ReturnProject.enabled).is_(True))
-                    )
-                ).all()
-            )
+            projects = (
+                await session.exec(
+                    select(ReturnProject.project).where(col(ReturnProject.enabled).is_(True))
+                )
+            ).all()
         for project in projects:
-            try:
-                await self.pull(project)
-            except Exception as exc:  # recorded for the status; the next round tries again
-                log.warning("pulling results of %s from the hub: %s", project.project, exc)
-                await self._record(project.project, error=str(exc) or type(exc).__name__)
+            # one ingest pulls a project at a time: the lock lasts the transaction, and goes
+            # with the connection of an ingest that dies
+            async with self.db.session() as held:
+                connection = await held.connection()
+                taken = await connection.execute(
+                    text("SELECT pg_try_advisory_xact_lock(hashtextextended(:name, 0))"),
+                    {"name": f"giftcloud.returns.pull:{project}"},
+                )
+                row = await held.get(ReturnProject, project)
+                if not taken.scalar() or row is None:
+                    continue
+                try:
+                    await self.pull(project, row.since)
+                except Exception as exc:  # recorded for the status; the next round tries again
+                    log.warning("pulling results of %s from the hub: %s", project, exc)
+                    await self._record(project, error=str(exc) or type(exc).__name__)
         await self._announce_again()
         return False
 
-    async def pull(self, project: ReturnProject) -> None:
-        since = project.since
-        if since is not None and project.project not in self._full:
-            since -= OVERLAP
+    async def pull(self, project: str, since: datetime | None) -> None:
+        """The hub's results since the cursor, each new one taken; the cursor moves on."""
         listed = await self._get(
-            f"/api/projects/{project.project}/results",
+            f"/api/projects/{project}/results",
             params={"limit": str(PAGE), **({"since": since.isoformat()} if since else {})},
         )
         results: list[dict[str, Any]] = listed.json()
@@ -88,7 +93,7 @@ class Puller:
                 (
                     await session.exec(
                         select(ReturnItem.key).where(
-                            col(ReturnItem.project) == project.project,
+                            col(ReturnItem.project) == project,
                             col(ReturnItem.key).in_([r["key"] for r in results]),
                         )
                     )
@@ -96,13 +101,8 @@ class Puller:
             )
         for result in results:
             if result["key"] not in known:
-                await self._take(project.project, result)
-        newest = max((datetime.fromisoformat(r["at"]) for r in results), default=None)
-        if len(results) >= PAGE:
-            self._full.add(project.project)
-        else:
-            self._full.discard(project.project)
-        await self._record(project.project, since=newest)
+                await self._take(project, result)
+        await self._record(project, since=_next_cursor(since, results))
 
     async def _take(self, project: str, result: dict[str, Any]) -> None:
         key = str(result["key"])
@@ -118,7 +118,8 @@ class Puller:
             data = _only_part(answer)
         if hashlib.sha256(data).hexdigest() != result["sha256"]:
             raise PullError(f"result {key}: what the hub sent does not match its digest")
-        object_key = f"results/{project}/{hashlib.sha256(key.encode()).hexdigest()[:32]}.dcm"
+        name = hashlib.sha256(key.encode()).hexdigest()[:32]
+        object_key = f"results/{project}/{name}{'.dcm' if result['kind'] == 'instance' else ''}"
         await self.store.put(self.incoming, object_key, data)
         row = {
             "project": project,
@@ -154,26 +155,25 @@ class Puller:
         )
 
     async def _announce_again(self) -> None:
+        """Arrivals still being checked after :data:`ANNOUNCE_AGAIN` seconds (their message
+        lost in a crash), each claimed by one ingest and announced again."""
         async with self.db.session() as session:
-            stale = list(
-                (
-                    await session.exec(
-                        select(ReturnItem)
-                        .where(
-                            col(ReturnItem.state) == "checking", col(ReturnItem.next_at) <= now()
-                        )
-                        .limit(100)
-                    )
-                ).all()
-            )
-            for item in stale:
+            stale = (
                 await session.exec(
                     update(ReturnItem)
-                    .where(col(ReturnItem.project) == item.project, col(ReturnItem.key) == item.key)
+                    .where(col(ReturnItem.state) == "checking", col(ReturnItem.next_at) <= now())
                     .values(next_at=now() + timedelta(seconds=ANNOUNCE_AGAIN))
+                    .returning(
+                        col(ReturnItem.project),
+                        col(ReturnItem.key),
+                        col(ReturnItem.object_key),
+                        col(ReturnItem.kind),
+                        col(ReturnItem.subject),
+                    )
                 )
-        for item in stale:
-            await self._announce(item.project, item.key, item.object_key, item.kind, item.subject)
+            ).all()
+        for project, key, object_key, kind, subject in stale:
+            await self._announce(project, key, object_key, kind, subject)
 
     async def _get(
         self, path: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
@@ -200,13 +200,22 @@ class Puller:
         if error is not None:
             values = {"last_error": error[:500], "last_error_at": now()}
         else:
-            values = {"last_success_at": now()}
-            if since is not None:
-                values["since"] = since
+            values = {"last_success_at": now(), "since": since}
         async with self.db.session() as session:
             await session.exec(
                 update(ReturnProject).where(col(ReturnProject.project) == project).values(**values)
             )
+
+
+def _next_cursor(since: datetime | None, results: list[dict[str, Any]]) -> datetime | None:
+    """Where the next pull starts: from the newest result of a full page (more wait behind
+    it), else a little before the newest (a result the hub committed late, with an earlier
+    time, is still seen); never back."""
+    if not results:
+        return since
+    newest = max(datetime.fromisoformat(r["at"]) for r in results)
+    cursor = newest if len(results) >= PAGE else newest - OVERLAP
+    return max(cursor, since) if since is not None else cursor
 
 
 def _only_part(response: httpx.Response) -> bytes:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from giftcloud_core.access import Auditor
 from giftcloud_core.errors import BadRequest, Conflict
 from giftcloud_core.gates import OWNER, Gates
-from giftcloud_core.tokens import WRITE_ROLES, Principal
+from giftcloud_core.tokens import Principal
 
 from giftcloud_ingest.returns.schemas import (
     Approval,
@@ -24,16 +24,7 @@ from giftcloud_ingest.returns.service import STATES, Returns
 def build_router(returns: Returns, gates: Gates, audit: Auditor) -> APIRouter:
     router = APIRouter(prefix="/ingest/{project}/returns", tags=["results back"])
     Owner = Annotated[Principal, Depends(gates.project(OWNER))]
-    Reidentifier = Annotated[
-        Principal,
-        Depends(
-            gates.project_and_site(
-                WRITE_ROLES,
-                "reidentifier",
-                "results are reviewed by a reidentifier (a site role an admin gives)",
-            )
-        ),
-    ]
+    Reidentifier = Annotated[Principal, Depends(gates.reviewer())]
 
     @router.get("")
     async def status(project: str, caller: Owner) -> ReturnsStatus:
@@ -88,7 +79,15 @@ def build_router(returns: Returns, gates: Gates, audit: Auditor) -> APIRouter:
         C-STORE, re-identified; a file may then be downloaded here."""
         item = await returns.one(project, key)
         if item.kind == "instance" and not data.destination:
-            raise BadRequest('name the node to deliver it to: {"destination": "..."}')
+            raise BadRequest(
+                "name the hospital node to deliver it to: destination (--to NODE in"
+                " giftcloud results approve)"
+            )
+        if item.kind == "file" and data.destination:
+            raise BadRequest(
+                "a file is not sent to a node: approve it without a destination (--to),"
+                " then download it here"
+            )
         decided = await returns.decide(project, key, caller.name, data.destination)
         await audit.record(
             request,
