@@ -26,7 +26,8 @@ OUTSIDE = "192.0.2.99"  # not among the project's networks
 #: who may use each route: public (anyone, no credentials), signed-in (any valid
 #: credential), person (a signed-in person, not a key), admin, creator (admin or the
 #: creator role), read / write / owner (a role on the project, from its networks),
-#: reidentifier (the site role, and a role on the project), credentials (the route checks
+#: reidentifier (the site role, and a role on the project), site (a site registered for
+#: federation: no caller here is one), credentials (the route checks
 #: credentials of its own: bogus ones are a 401 whoever calls)
 ACCESS = {
     ("POST", "/auth/token"): "credentials",
@@ -109,6 +110,18 @@ ACCESS = {
     ("GET", "/api/projects/{project}/audit"): "owner",
     ("GET", "/api/audit"): "admin",
     ("GET", "/api/pipeline"): "admin",
+    ("POST", "/api/federation/sites"): "admin",
+    ("GET", "/api/federation/sites"): "signed-in",
+    ("DELETE", "/api/federation/sites/{name}"): "admin",
+    ("POST", "/api/federation/heartbeat"): "site",
+    ("GET", "/api/federation/tasks"): "site",
+    ("PUT", "/api/federation/tasks/{question}"): "site",
+    ("POST", "/api/projects/{project}/federation/counts"): "read",
+    ("GET", "/api/projects/{project}/federation/counts"): "read",
+    ("GET", "/api/projects/{project}/federation/counts/{question}"): "read",
+    ("GET", "/api/federation/policy"): "admin",
+    ("PUT", "/api/federation/policy"): "admin",
+    ("GET", "/api/federation/answers"): "admin",
     ("GET", "/dicomweb/{project}/studies"): "read",
     ("GET", "/dicomweb/{project}/series"): "read",
     ("GET", "/dicomweb/{project}/studies/{study}/series"): "read",
@@ -180,6 +193,7 @@ def expected(rule: str, caller: Caller, route_has_project: bool) -> str:
         "write": caller.admin or caller.role in ("member", "owner"),
         "owner": caller.admin or caller.role == "owner",
         "reidentifier": False,  # no caller here holds the reidentifier site role
+        "site": False,
     }[rule]
     if rule in ("read", "write", "owner") and outside:
         allowed = False
@@ -221,6 +235,11 @@ def body_for(method: str, path: str, caller: Caller) -> dict[str, object]:
         ("POST", "/ingest/{project}/retrievals"): {"node": "pacs", "queries": [{"PatientID": "1"}]},
         ("POST", "/anonymise/projects/{project}/quarantine/release"): {"keys": [HELD]},
         ("POST", "/anonymise/projects/{project}/quarantine/delete"): {"keys": [HELD]},
+        ("POST", "/api/federation/sites"): {"name": f"mx-{unique}", "client_id": f"gcc_{unique}"},
+        ("POST", "/api/federation/heartbeat"): {"enabled": False},
+        ("PUT", "/api/federation/tasks/{question}"): {"state": "refused", "reason": "no"},
+        ("POST", "/api/projects/{project}/federation/counts"): {"group_by": ["patient_sex"]},
+        ("PUT", "/api/federation/policy"): {"enabled": False},
         ("POST", "/auth/clients"): {
             "name": "c",
             "grants": [{"project": PROJECT, "role": "member"}],
@@ -256,6 +275,8 @@ def fill(path: str) -> str:
         .replace("{ident}", "0" * 32)
         .replace("{key_id}", "gck_0000000000")
         .replace("{client_id}", "gck_0000000000")
+        .replace("{name}", "mx-nosite")
+        .replace("{question}", "0" * 32)
     )
 
 

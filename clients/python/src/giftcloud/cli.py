@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
         anonymise,
         commands,
         completion,
+        federate,
         quarantine,
         repair,
         results,
@@ -217,6 +218,8 @@ def _parser() -> argparse.ArgumentParser:
     how = decide.add_mutually_exclusive_group()
     how.add_argument("--to", metavar="NODE", help="the hospital node a DICOM result goes to")
     how.add_argument("--decline", metavar="REASON", help="decline it instead, saying why")
+
+    federate.wire(group)
 
     project = group("project", "make a project")
     create = project(

@@ -68,10 +68,16 @@ class Gates:
 
     def admin(self, why: str) -> Gate:
         """The caller, an admin (403 saying ``why`` otherwise)."""
+        return admin_only(self.caller, why)
 
-        async def admin(caller: Annotated[Principal, Depends(self.caller)]) -> Principal:
-            if not caller.is_admin:
-                raise Forbidden(why)
-            return caller
 
-        return admin
+def admin_only(caller: Gate, why: str) -> Gate:
+    """``caller``'s principal, an admin (403 saying ``why`` otherwise): every service's
+    admin-only routes ask this."""
+
+    async def admin(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+        if not principal.is_admin:
+            raise Forbidden(why)
+        return principal
+
+    return admin

@@ -231,6 +231,18 @@ class ApiSettings(BaseModel):
     qido_max_limit: int = 1000
 
 
+class FederationSettings(BaseModel):
+    """Federated questions: a hub waits for its sites' answers; a site (its api) fetches
+    questions from its hub (GIFTCLOUD_FORWARD__HUB_URL, the same machine credential)."""
+
+    #: a site's part not answered this long after the question was asked is failed
+    answer_seconds: float = Field(default=60.0, gt=0)
+    #: a site's request for questions is held open this long when there are none
+    wait_seconds: float = Field(default=20.0, gt=0, le=60)
+    #: how soon a site asks again after an error (its hub away)
+    retry_seconds: float = Field(default=5.0, gt=0)
+
+
 class AnonymiseSettings(BaseModel):
     #: deidentify (a site: keys, vault, the full engine) or verify (a hub: no secrets; checks
     #: that what arrives is de-identified, quarantines what is not)
@@ -300,6 +312,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    federation: FederationSettings = Field(default_factory=FederationSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)

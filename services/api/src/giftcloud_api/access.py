@@ -8,6 +8,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from giftcloud_core.access import request_address
+from giftcloud_core.gates import admin_only
 from giftcloud_core.tokens import READ_ROLES, Principal
 
 Gate = Callable[..., Awaitable[Principal]]
@@ -37,3 +38,7 @@ class Gates:
             return project
 
         return on_project
+
+    def admin(self, why: str) -> Gate:
+        """The caller, an admin of this deployment (403 saying ``why`` otherwise)."""
+        return admin_only(self.caller, why)

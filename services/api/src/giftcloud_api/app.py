@@ -1,8 +1,11 @@
+from importlib.metadata import version
 from pathlib import Path
 
 from fastapi import FastAPI
 from giftcloud_core.app import Runtime, ServicePart, create_app
 from giftcloud_core.bus import Subscription
+from giftcloud_core.hub import HubClient
+from giftcloud_core.jobs import Jobs
 from giftcloud_core.settings import Settings
 
 from giftcloud_api.access import Gates
@@ -11,6 +14,10 @@ from giftcloud_api.audit.service import AuditTrail
 from giftcloud_api.catalogue import routes as catalogue_routes
 from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.dicomweb import routes as dicomweb_routes
+from giftcloud_api.federation import routes as federation_routes
+from giftcloud_api.federation.hub import HubFederation
+from giftcloud_api.federation.poller import SitePoller
+from giftcloud_api.federation.site import SiteFederation
 from giftcloud_api.models import SCHEMA
 from giftcloud_api.results import routes as results_routes
 from giftcloud_api.results.files import Files
@@ -25,6 +32,17 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
     # api keeps the audit trail: records of this process go straight into it
     runtime.audit.sink = trail.keep_audit
     gates = Gates(runtime.authenticated(), service)
+    settings = runtime.settings
+    hub = HubFederation(runtime.db, settings.federation)
+    site = SiteFederation(runtime.db, runtime.audit)
+    link = HubClient(settings.forward)
+    jobs = Jobs()
+    jobs.add(
+        "federation",
+        SitePoller(site, link, settings.federation, version("giftcloud-api")).round,
+        seconds=settings.federation.retry_seconds,
+        on_stop=link.close,
+    )
     return ServicePart(
         name="api",
         routers=[
@@ -33,6 +51,7 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
             catalogue_routes.build_router(service, gates, runtime.audit, runtime.db, runtime.bus),
             audit_routes.build_router(trail, gates, runtime.audit),
             dicomweb_routes.build_router(service, gates, runtime.audit),
+            federation_routes.build_router(hub, site, gates, runtime.audit),
             results_routes.build_router(
                 runtime.db,
                 Files(runtime.db, runtime.store, runtime.settings.storage.buckets.archive),
@@ -47,6 +66,8 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
         ],
         schema=SCHEMA,
         migrations=MIGRATIONS,
+        on_start=[jobs.start],
+        on_stop=[jobs.stop],
         # alone behind the gateway, its /docs offers the other services' documents too
         peer_docs=[]
         if services

@@ -1,0 +1,284 @@
+"""The hub's half: the sites it knows, the questions its researchers ask, each site's part.
+A site calls in (outbound from the hospital), is told the questions for it, answers them;
+the hub pools what was released and never sees more."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+
+from giftcloud_core.clock import now
+from giftcloud_core.db import Database
+from giftcloud_core.errors import BadRequest, Conflict, Forbidden, NotFound
+from giftcloud_core.settings import FederationSettings
+from giftcloud_core.tokens import Principal
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select, update
+
+from giftcloud_api.federation.criteria import CountQuestion
+from giftcloud_api.federation.models import FederatedSite, Part, Question
+from giftcloud_api.federation.schemas import (
+    AskCount,
+    Heartbeat,
+    PartOut,
+    Pooled,
+    PooledCell,
+    QuestionOut,
+    SiteAnswer,
+    SiteIn,
+    Task,
+)
+
+#: how often a site's held-open request for questions looks again
+_LOOK_SECONDS = 0.25
+
+
+class HubFederation:
+    def __init__(self, db: Database, settings: FederationSettings) -> None:
+        self.db = db
+        self.settings = settings
+
+    async def register(self, site: SiteIn, by: str) -> FederatedSite:
+        row = FederatedSite(
+            name=site.name,
+            client_id=site.client_id,
+            capabilities=list(site.capabilities),
+            registered_by=by,
+        )
+        try:
+            async with self.db.session() as session:
+                session.add(row)
+                await session.flush()
+                await session.refresh(row)
+        except IntegrityError as exc:
+            raise Conflict(
+                f"a site {site.name!r} or one with that credential is registered"
+            ) from exc
+        return row
+
+    async def sites(self) -> list[FederatedSite]:
+        async with self.db.session() as session:
+            return list(
+                (await session.exec(select(FederatedSite).order_by(FederatedSite.name))).all()
+            )
+
+    async def forget(self, name: str) -> None:
+        async with self.db.session() as session:
+            found = await session.get(FederatedSite, name)
+            if found is None:
+                raise NotFound(f"no site {name!r} is registered")
+            await session.delete(found)
+
+    async def site_of(self, caller: Principal) -> FederatedSite:
+        """The registered site calling (403 for anyone else: a person, another key)."""
+        if caller.kind == "client":
+            async with self.db.session() as session:
+                found = (
+                    await session.exec(
+                        select(FederatedSite).where(FederatedSite.client_id == caller.subject)
+                    )
+                ).first()
+            if found is not None:
+                return found
+        raise Forbidden("only a registered site's machine credential takes federated questions")
+
+    async def heartbeat(self, site: str, beat: Heartbeat) -> None:
+        async with self.db.session() as session:
+            await session.exec(
+                update(FederatedSite)
+                .where(col(FederatedSite.name) == site)
+                .values(
+                    last_seen_at=now(),
+                    enabled=beat.enabled,
+                    version=beat.version,
+                    policy=beat.policy,
+                )
+            )
+
+    async def ask(self, project: str, asked: AskCount, by: str) -> str:
+        """Store the question with a pending part for each site asked."""
+        known = {site.name for site in await self.sites()}
+        chosen = known if asked.sites is None else set(asked.sites)
+        if unknown := sorted(chosen - known):
+            raise BadRequest(
+                f"no registered site {', '.join(unknown)}; the sites: {', '.join(sorted(known)) or 'none'}"
+            )
+        if not chosen:
+            raise Conflict("no site is registered at this hub to ask")
+        question = Question(
+            id=str(uuid.uuid4()),
+            project=project,
+            question=asked.question().model_dump(mode="json"),
+            asked_by=by,
+        )
+        async with self.db.session() as session:
+            session.add(question)
+            session.add_all(Part(question=question.id, site=name) for name in sorted(chosen))
+        return question.id
+
+    async def tasks(self, site: FederatedSite, granted: Iterable[str], wait: float) -> list[Task]:
+        """The questions waiting for ``site``, held open up to ``wait`` seconds while there are
+        none. A question on a project the site's credential has no role on is refused here."""
+        granted = set(granted)
+        await self._touch(site.name)
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            await self.expire()
+            found = await self._claim(site.name, granted)
+            if found or asyncio.get_running_loop().time() >= deadline:
+                return found
+            await asyncio.sleep(_LOOK_SECONDS)
+
+    async def _touch(self, site: str) -> None:
+        async with self.db.session() as session:
+            await session.exec(
+                update(FederatedSite)
+                .where(col(FederatedSite.name) == site)
+                .values(last_seen_at=now())
+            )
+
+    async def _claim(self, site: str, granted: set[str]) -> list[Task]:
+        async with self.db.session() as session:
+            rows = (
+                await session.exec(
+                    select(Part, Question)
+                    .join(Question, col(Question.id) == col(Part.question))
+                    .where(Part.site == site, Part.state == "pending")
+                    .order_by(col(Question.asked_at))
+                    .limit(20)
+                )
+            ).all()
+            tasks = []
+            for part, question in rows:
+                if question.project not in granted:
+                    part.state, part.answered_at = "refused", now()
+                    part.reason = (
+                        f"the site's credential has no role on {question.project} at the hub"
+                    )
+                else:
+                    part.fetched_at = now()
+                    tasks.append(
+                        Task(
+                            id=question.id,
+                            project=question.project,
+                            kind="count",
+                            question=CountQuestion.model_validate(question.question),
+                            asked_by=question.asked_by,
+                            asked_at=question.asked_at,
+                        )
+                    )
+                session.add(part)
+        return tasks
+
+    async def answer(self, site: str, question_id: str, answer: SiteAnswer) -> Question:
+        async with self.db.session() as session:
+            part = await session.get(Part, (question_id, site), with_for_update=True)
+            if part is None:
+                raise NotFound(f"question {question_id} was not asked of {site}")
+            if part.state != "pending":
+                raise Conflict(f"that part is {part.state} already ({part.reason or 'answered'})")
+            part.state, part.reason, part.answered_at = answer.state, answer.reason, now()
+            part.answer = answer.model_dump(mode="json")
+            session.add(part)
+            question = await session.get(Question, question_id)
+            assert question is not None
+        return question
+
+    async def expire(self) -> None:
+        """A part still pending when its time is up fails, saying when the site was last seen."""
+        cutoff = now() - timedelta(seconds=self.settings.answer_seconds)
+        async with self.db.session() as session:
+            rows = (
+                await session.exec(
+                    select(Part, FederatedSite.last_seen_at)
+                    .join(Question, col(Question.id) == col(Part.question))
+                    .join(FederatedSite, col(FederatedSite.name) == col(Part.site), isouter=True)
+                    .where(Part.state == "pending", col(Question.asked_at) < cutoff)
+                    .with_for_update(of=Part, skip_locked=True)
+                )
+            ).all()
+            for part, seen in rows:
+                part.state, part.answered_at = "failed", now()
+                part.reason = (
+                    f"no answer within {self.settings.answer_seconds:g} s; the site was "
+                    + (f"last seen {seen.isoformat(timespec='seconds')}" if seen else "never seen")
+                )
+                session.add(part)
+
+    async def questions(self, project: str, limit: int = 50) -> list[QuestionOut]:
+        await self.expire()
+        async with self.db.session() as session:
+            asked = (
+                await session.exec(
+                    select(Question)
+                    .where(Question.project == project)
+                    .order_by(col(Question.asked_at).desc())
+                    .limit(limit)
+                )
+            ).all()
+            parts = (
+                await session.exec(
+                    select(Part).where(col(Part.question).in_([q.id for q in asked]))
+                )
+            ).all()
+        return [_out(q, [p for p in parts if p.question == q.id]) for q in asked]
+
+    async def question(self, project: str, question_id: str) -> QuestionOut:
+        await self.expire()
+        async with self.db.session() as session:
+            found = await session.get(Question, question_id)
+            if found is None or found.project != project:
+                raise NotFound(f"no question {question_id} on {project}")
+            parts = (await session.exec(select(Part).where(Part.question == question_id))).all()
+        return _out(found, list(parts))
+
+
+def _out(question: Question, parts: list[Part]) -> QuestionOut:
+    shown = [
+        PartOut(
+            site=part.site,
+            state=part.state,
+            reason=part.reason,
+            answered_at=part.answered_at,
+            answer=SiteAnswer.model_validate(part.answer) if part.answer else None,
+        )
+        for part in sorted(parts, key=lambda p: p.site)
+    ]
+    return QuestionOut(
+        id=question.id,
+        project=question.project,
+        kind=question.kind,
+        question=CountQuestion.model_validate(question.question),
+        asked_by=question.asked_by,
+        asked_at=question.asked_at,
+        parts=shown,
+        pooled=pool(shown),
+    )
+
+
+def pool(parts: list[PartOut]) -> Pooled:
+    """Sum the released cells and totals of the sites that answered; a cell some site
+    suppressed is marked partial (its part is not in the sum, nor guessed)."""
+    answered = [p for p in parts if p.state == "answered" and p.answer is not None]
+    cells: dict[tuple[str, ...], PooledCell] = {}
+    total = 0
+    for part in answered:
+        assert part.answer is not None
+        total += part.answer.total or 0
+        for cell in part.answer.cells:
+            key = tuple(cell.key)
+            pooled = cells.setdefault(
+                key, PooledCell(key=list(key), count=0, sites=[], partial=False)
+            )
+            if cell.count is None:
+                pooled.partial = True
+            else:
+                pooled.count += cell.count
+                pooled.sites.append(part.site)
+    return Pooled(
+        cells=[cells[key] for key in sorted(cells)],
+        total=total,
+        sites=[p.site for p in answered if p.answer is not None and p.answer.total is not None],
+    )

@@ -1,0 +1,99 @@
+"""The site calling its hub (outbound only): say how it is, take the questions for it
+(held open by the hub while there are none), answer each under the site's policy, and send
+again what the hub did not take. Off until the site's admin turns federation on."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+from giftcloud_core.hub import HubClient
+from giftcloud_core.settings import FederationSettings
+
+from giftcloud_api.federation.schemas import Heartbeat, SiteAnswer, Task
+from giftcloud_api.federation.site import SiteFederation
+
+log = logging.getLogger(__name__)
+
+#: a site says how it is at least this often
+HEARTBEAT_SECONDS = 30.0
+
+
+class SitePoller:
+    def __init__(
+        self, site: SiteFederation, hub: HubClient, settings: FederationSettings, version: str
+    ) -> None:
+        self.site = site
+        self.hub = hub
+        self.settings = settings
+        self.version = version
+        self._said: tuple[bool, str] | None = None
+        self._said_at = 0.0
+
+    async def round(self, first: bool) -> bool:
+        """One call to the hub; True to call again at once (the hub held it open)."""
+        if not self.hub.url or not self.hub.has_credential:
+            return False
+        policy = await self.site.policy()
+        if not policy.enabled:
+            if self._said is not None and self._said[0]:
+                await self._heartbeat(Heartbeat(enabled=False, version=self.version))
+            return False
+        beat = Heartbeat(
+            enabled=True,
+            version=self.version,
+            policy={"k": policy.k, "noise": policy.noise, "budget": policy.budget},
+        )
+        if (beat.enabled, beat.model_dump_json()) != self._said or (
+            time.monotonic() - self._said_at > HEARTBEAT_SECONDS
+        ):
+            await self._heartbeat(beat)
+        for held in await self.site.undelivered():
+            await self._send(held.question, SiteAnswer.model_validate(held.released))
+        wait = self.settings.wait_seconds
+        answer = await self._call(
+            "GET", "/api/federation/tasks", params={"wait": wait}, seconds=wait + 30
+        )
+        for task in [Task.model_validate(t) for t in answer.json()]:
+            await self._send(task.id, await self.site.answer(task))
+        return True
+
+    async def _heartbeat(self, beat: Heartbeat) -> None:
+        await self._call("POST", "/api/federation/heartbeat", json=beat.model_dump(mode="json"))
+        self._said, self._said_at = (beat.enabled, beat.model_dump_json()), time.monotonic()
+
+    async def _send(self, question: str, answer: SiteAnswer) -> None:
+        response = await self._call(
+            "PUT",
+            f"/api/federation/tasks/{question}",
+            json=answer.model_dump(mode="json"),
+            ok=(409,),
+        )
+        if response.status_code == 409:  # the hub stopped waiting: kept here, not sent again
+            log.warning("the hub did not take the answer to %s: %s", question, response.text)
+        await self.site.delivered(question)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        ok: tuple[int, ...] = (),
+        seconds: float | None = None,
+        **kwargs: object,
+    ) -> httpx.Response:
+        response = await self.hub.http.request(
+            method,
+            f"{self.hub.url}{path}",
+            headers=await self.hub.headers(),
+            timeout=seconds or self.hub.settings.timeout_seconds,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        if response.status_code == 401:
+            self.hub.forget_token()
+        if response.status_code >= 400 and response.status_code not in ok:
+            raise RuntimeError(
+                f"the hub answered {method} {path} with {response.status_code}: {response.text[:300]}"
+            )
+        return response

@@ -1,0 +1,284 @@
+"""Federated counts, end to end: a hub and two sites (the five services each, on the real
+servers). Each site counts its own catalogue and releases only what its disclosure policy
+allows; the hub pools what was released.
+
+Site A holds 35 CT subjects (20 F, 3 M, 12 O) and 4 MR subjects; site B 23 CT subjects
+(12 F, 11 M). Asked for CT subjects by sex, A says "< 10" for M, withholds O too so that
+35 - 20 reveals neither, and B answers in full; the same question twice gets the same
+answers; noise comes from OpenDP with a budget per person spent at the site; the hub cannot
+loosen a site's k; a site that is down fails its part and the other still answers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.cli import User
+from support.deployment import Deployment, deployed
+from support.dicom_files import read, synthetic_instance, to_bytes
+from support.infra import Seaweed, wait_for
+
+PROJECT = "cohort"
+ROSA = ("rosa", "rosa asks the sites questions")
+COHORTS = {
+    "site-a": {("CT", "F"): 20, ("CT", "M"): 3, ("CT", "O"): 12, ("MR", "F"): 4},
+    "site-b": {("CT", "F"): 12, ("CT", "M"): 11},
+}
+BY_SEX = {
+    "criteria": [{"attribute": "modality", "op": "eq", "value": "CT"}],
+    "group_by": ["patient_sex"],
+}
+
+
+def _cohort(site: str, cohort: dict[tuple[str, str], int]) -> list[bytes]:
+    files = []
+    for (modality, sex), count in cohort.items():
+        for n in range(count):
+            ds = read(
+                synthetic_instance(f"{site}^{modality}{sex}{n}", f"{site}-{modality}{sex}{n}")
+            )
+            ds.Modality, ds.PatientSex, ds.PatientAge = modality, sex, f"{40 + n:03d}Y"
+            files.append(to_bytes(ds))
+    return files
+
+
+@pytest.fixture(scope="module")
+def federation(
+    real_services: None, seaweed: Seaweed, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Deployment, dict[str, Deployment]]]:
+    logs = tmp_path_factory.mktemp("federation")
+    with ExitStack() as stack:
+        (logs / "hub").mkdir()
+        hub = stack.enter_context(
+            deployed(seaweed, logs / "hub", GIFTCLOUD_FEDERATION__ANSWER_SECONDS="15")
+        )
+        hub.create_project(PROJECT)
+        admin = hub.token()
+        _person(hub, ROSA, "member")
+        sites = {}
+        for name, cohort in COHORTS.items():
+            client = httpx.post(
+                f"{hub.url}/auth/clients",
+                json={"name": name, "grants": [{"project": PROJECT, "role": "member"}]},
+                headers=admin,
+            )
+            assert client.status_code == 201, client.text
+            credential = client.json()
+            made = httpx.post(
+                f"{hub.url}/api/federation/sites",
+                json={"name": name, "client_id": credential["client_id"]},
+                headers=admin,
+            )
+            assert made.status_code == 201, made.text
+            (logs / name).mkdir()
+            site = stack.enter_context(
+                deployed(
+                    seaweed,
+                    logs / name,
+                    GIFTCLOUD_FORWARD__HUB_URL=hub.url,
+                    GIFTCLOUD_FORWARD__CLIENT_ID=credential["client_id"],
+                    GIFTCLOUD_FORWARD__CLIENT_SECRET=credential["client_secret"],
+                    GIFTCLOUD_FEDERATION__RETRY_SECONDS="0.5",
+                    GIFTCLOUD_FEDERATION__WAIT_SECONDS="5",
+                )
+            )
+            site.create_project(PROJECT)
+            files = _cohort(name, cohort)
+            stored = site.stow(PROJECT, files, site.token())
+            assert stored.status_code == 200, stored.text
+            headers = site.token()
+            wait_for(
+                lambda site=site, headers=headers, n=len(files): (
+                    site.instance_count(PROJECT, headers) == n
+                ),
+                timeout=180,
+                what=f"{name}'s cohort archived",
+            )
+            sites[name] = site
+        # a site's federation is off until its admin turns it on: the hub has not heard of it
+        assert all(not s["enabled"] and s["last_seen_at"] is None for s in _sites(hub))
+        for site in sites.values():
+            on = httpx.put(
+                f"{site.url}/api/federation/policy", json={"enabled": True}, headers=site.token()
+            )
+            assert on.status_code == 200 and on.json()["k"] == 10, on.text
+        wait_for(
+            lambda: all(s["enabled"] and s["last_seen_at"] for s in _sites(hub)),
+            timeout=30,
+            what="both sites calling the hub",
+        )
+        yield hub, sites
+
+
+def _person(deployment: Deployment, person: tuple[str, str], role: str) -> None:
+    admin = deployment.token()
+    made = httpx.post(
+        f"{deployment.url}/auth/users",
+        json={"username": person[0], "password": person[1]},
+        headers=admin,
+    )
+    assert made.status_code == 201, made.text
+    member = httpx.put(
+        f"{deployment.url}/auth/projects/{PROJECT}/members",
+        json={"username": person[0], "role": role},
+        headers=admin,
+    )
+    assert member.status_code in (200, 204), member.text
+
+
+def _sites(hub: Deployment) -> list[dict[str, Any]]:
+    return httpx.get(f"{hub.url}/api/federation/sites", headers=hub.token()).json()
+
+
+def _ask(hub: Deployment, body: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+    headers = hub.token(*ROSA)
+    asked = httpx.post(
+        f"{hub.url}/api/projects/{PROJECT}/federation/counts", json=body, headers=headers
+    )
+    assert asked.status_code == 201, asked.text
+    url = f"{hub.url}/api/projects/{PROJECT}/federation/counts/{asked.json()['id']}"
+    deadline = time.monotonic() + timeout
+    while True:
+        found: dict[str, Any] = httpx.get(url, headers=headers).json()
+        if all(p["state"] != "pending" for p in found["parts"]) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+def _part(found: dict[str, Any], site: str) -> dict[str, Any]:
+    return next(p for p in found["parts"] if p["site"] == site)
+
+
+def _cells(part: dict[str, Any]) -> dict[str, int | None]:
+    return {"/".join(c["key"]): c["count"] for c in part["answer"]["cells"]}
+
+
+def test_each_site_releases_only_what_its_policy_allows_and_the_hub_pools_it(
+    federation: tuple[Deployment, dict[str, Deployment]],
+) -> None:
+    hub, sites = federation
+    found = _ask(hub, {**BY_SEX, "k": 2})  # the asker's k of 2 does not loosen the sites' 10
+    a, b = _part(found, "site-a"), _part(found, "site-b")
+    assert a["state"] == b["state"] == "answered", found
+    assert a["answer"]["k"] == b["answer"]["k"] == 10
+    assert _cells(a) == {"F": 20, "M": None, "O": None}
+    rules = {c["key"][0]: c["rule"] for c in a["answer"]["cells"]}
+    assert rules["M"].startswith("suppressed: below k") and "secondary" in rules["O"]
+    # the arithmetic: the total minus the released cell is two cells' sum, not one cell
+    assert a["answer"]["total"] == 35 and a["answer"]["total"] - 20 == 15
+    assert _cells(b) == {"F": 12, "M": 11} and b["answer"]["total"] == 23
+    pooled = {"/".join(c["key"]): (c["count"], c["partial"]) for c in found["pooled"]["cells"]}
+    assert pooled == {"F": (32, False), "M": (11, True), "O": (0, True)}
+    assert found["pooled"]["total"] == 58
+
+    again = _ask(hub, {"k": 2, **BY_SEX})  # the same question, written otherwise
+    for site in ("site-a", "site-b"):
+        assert _part(again, site)["answer"] == _part(found, site)["answer"]
+
+    # the site keeps the raw table beside the released one, who asked and the rule
+    log = httpx.get(
+        f"{sites['site-a'].url}/api/federation/answers", headers=sites["site-a"].token()
+    ).json()
+    first = next(entry for entry in log if entry["question"] == found["id"])
+    assert first["raw"]["cells"] == [[["F"], 20], [["M"], 3], [["O"], 12]]
+    assert first["asked_by"] == "rosa" and first["reason"].startswith("k = 10")
+    second = next(entry for entry in log if entry["question"] == again["id"])
+    assert (
+        second["reason"]
+        == f"the answer given to question {found['id']} (the same question and data)"
+    )
+    site_audit = httpx.get(
+        f"{sites['site-a'].url}/api/audit",
+        params={"action": "api.federation.count"},
+        headers=sites["site-a"].token(),
+    ).json()
+    mine = next(r for r in site_audit if r["target"] == f"question {found['id']}")
+    assert mine["actor"] == "rosa (at the hub)"
+    assert json.loads(mine["detail"])["raw"]["cells"][1] == [["M"], 3]
+    # the hub's trail has released values only
+    hub_audit = httpx.get(
+        f"{hub.url}/api/audit", params={"action": "api.federation.answer"}, headers=hub.token()
+    ).json()
+    from_a = next(r for r in hub_audit if r["target"] == f"question {found['id']} from site-a")
+    assert "raw" not in json.loads(from_a["detail"])
+    assert json.loads(from_a["detail"])["cells"][1]["count"] is None
+
+
+def test_noise_is_spent_from_a_budget_at_the_site_and_not_averaged_away(
+    federation: tuple[Deployment, dict[str, Deployment]],
+) -> None:
+    hub, _ = federation
+    noisy = {**BY_SEX, "epsilon": 1.0, "sites": ["site-b"]}
+    first, second = _ask(hub, noisy), _ask(hub, noisy)
+    one, two = _part(first, "site-b")["answer"], _part(second, "site-b")["answer"]
+    assert one["epsilon"] == 1.0 and one == two  # the same answer again, no new noise
+    assert all(abs((c["count"] or 0) - {"F": 12, "M": 11}[c["key"][0]]) < 12 for c in one["cells"])
+    spent = _part(_ask(hub, {**noisy, "epsilon": 2.5}), "site-b")
+    assert spent["state"] == "refused"
+    assert (
+        "privacy budget of rosa on cohort at this site would be passed: 1 of 3" in spent["reason"]
+    )
+    overlap = _part(
+        _ask(hub, {"group_by": ["modality"], "epsilon": 0.5, "sites": ["site-b"]}), "site-b"
+    )
+    assert overlap["state"] == "refused" and "with noise, group subjects only" in overlap["reason"]
+
+
+def test_a_site_s_rule_cannot_be_loosened_from_the_hub(
+    federation: tuple[Deployment, dict[str, Deployment]],
+) -> None:
+    hub, sites = federation
+    site = sites["site-a"]
+    policy = f"{site.url}/api/federation/policy"
+    assert httpx.put(policy, json={"enabled": True, "k": 2}, headers=hub.token()).status_code == 401
+    low = httpx.put(policy, json={"enabled": True, "k": 3}, headers=site.token())
+    assert low.status_code == 422 and "greater than or equal to 5" in low.text
+    assert httpx.get(policy, headers=site.token()).json()["k"] == 10
+    # nor can a person at the hub pose as a site
+    taken = httpx.get(f"{hub.url}/api/federation/tasks", headers=hub.token(*ROSA))
+    assert taken.status_code == 403 and "registered site" in taken.json()["detail"]
+
+
+def test_the_command_asks_and_shows_each_site_and_the_pool(
+    federation: tuple[Deployment, dict[str, Deployment]], tmp_path: Path
+) -> None:
+    hub, _ = federation
+    user = User(tmp_path)
+    env = {"GIFTCLOUD_USERNAME": ROSA[0], "GIFTCLOUD_PASSWORD": ROSA[1], "GIFTCLOUD_URL": hub.url}
+    user.run("login", env=env)
+    said = user.run(
+        "federate", "count", PROJECT, "--where", "modality=CT", "--by", "patient_sex", env=env
+    ).stdout
+    rows = {line.split()[0]: line.split() for line in said.splitlines()[1:]}
+    assert rows["SITE"][:5] == ["SITE", "STATE", "F", "M", "O"]
+    assert rows["site-a"][:6] == ["site-a", "answered", "20", "<10", "<10", "35"]
+    assert rows["site-b"][:6] == ["site-b", "answered", "12", "11", "-", "23"]
+    assert rows["pooled"][3:7] == ["32", "11+", "0+", "58"]
+    listed = user.run("federate", "sites", env=env).stdout
+    assert "site-a" in listed and "site-b" in listed and " on " in listed
+    bad = user.run("federate", "count", PROJECT, "--where", "patient_name=Ada", env=env, code=2)
+    assert (
+        "not an attribute a site answers on" in bad.stderr
+        and len(bad.stderr.strip().splitlines()) == 1
+    )
+
+
+def test_a_site_that_is_down_fails_its_part_and_the_others_answer(
+    federation: tuple[Deployment, dict[str, Deployment]],
+) -> None:
+    hub, sites = federation
+    sites["site-b"].services["api"].stop()
+    found = _ask(hub, BY_SEX, timeout=40)
+    assert _part(found, "site-a")["state"] == "answered"
+    down = _part(found, "site-b")
+    assert (
+        down["state"] == "failed"
+        and "no answer within 15 s; the site was last seen" in down["reason"]
+    )
+    assert found["pooled"]["total"] == 35 and found["pooled"]["sites"] == ["site-a"]
