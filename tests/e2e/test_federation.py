@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.browser import Tab, launched
 from support.cli import User
 from support.deployment import Deployment, deployed
 from support.dicom_files import read, synthetic_instance, to_bytes
@@ -267,6 +268,39 @@ def test_the_command_asks_and_shows_each_site_and_the_pool(
         "not an attribute a site answers on" in bad.stderr
         and len(bad.stderr.strip().splitlines()) == 1
     )
+
+
+def test_a_researcher_asks_on_the_page(
+    federation: tuple[Deployment, dict[str, Deployment]],
+) -> None:
+    """The page in a real browser (axe clean): the sites, a question built from the
+    allow-listed attributes, each site's answer and the pool as they come."""
+    hub, _ = federation
+    with launched() as browser:
+        tab = Tab(browser, hub.url)
+        try:
+            tab.sign_in(*ROSA)
+            tab.go(f"/projects/{PROJECT}")
+            tab.page.click("text=Ask the sites")
+            tab.page.wait_for_selector("[data-federation][data-loaded=true]")
+            assert "site-a — federation on, k = 10" in tab.page.inner_text("[data-sites]")
+            assert tab.check("ask-the-sites") == []
+            tab.page.select_option("#w0-a", "modality")
+            tab.page.select_option("#w0-o", "eq")
+            tab.page.fill("#w0-v", "CT")
+            tab.page.select_option("#g0", "patient_sex")
+            tab.page.click("button:has-text('Ask')")
+            tab.page.wait_for_selector("text=Every site has answered", timeout=60000)
+            table = tab.page.locator("[data-question]").first.inner_text()
+            assert "site-a\tanswered\t20\t< 10\t< 10\t35" in table, table
+            assert "pooled\t2 site(s)\t32\t11+\t0+\t58" in table, table
+            tab.page.select_option("#w0-a", "modality")
+            tab.page.select_option("#w0-o", "gte")
+            tab.page.click("button:has-text('Ask')")
+            tab.page.wait_for_selector("text=modality takes the operators")
+            assert tab.errors == [], tab.errors
+        finally:
+            tab.close()
 
 
 def test_a_site_that_is_down_fails_its_part_and_the_others_answer(

@@ -126,6 +126,29 @@ def sites(args: argparse.Namespace) -> int:
     return DONE
 
 
+def add_site(args: argparse.Namespace) -> int:
+    """At a hub (admins): a machine credential for a site, with the member role on its
+    projects, and the site registered by it; prints the site's settings (shown once)."""
+    session = session_for(args)
+    grants = [{"project": project, "role": "member"} for project in args.project]
+    made = session.request(
+        "POST",
+        "/auth/clients",
+        f"issuing {args.name}'s credential",
+        json={"name": args.name, "grants": grants},
+    ).json()
+    session.request(
+        "POST",
+        "/api/federation/sites",
+        f"registering {args.name}",
+        json={"name": args.name, "client_id": made["client_id"]},
+    )
+    print(f"GIFTCLOUD_FORWARD__HUB_URL={session.url}")
+    print(f"GIFTCLOUD_FORWARD__CLIENT_ID={made['client_id']}")
+    print(f"GIFTCLOUD_FORWARD__CLIENT_SECRET={made['client_secret']}")
+    return DONE
+
+
 def policy(args: argparse.Namespace) -> int:
     """At a site (its admins): the disclosure policy; with options, change it."""
     session = session_for(args)
@@ -176,6 +199,16 @@ def wire(group: Callable[[str, str], Callable[..., argparse.ArgumentParser]]) ->
     asking.add_argument("--site", action="append", metavar="NAME", help="ask only these sites")
     asking.add_argument("--wait", type=float, default=90, help="seconds to wait for the answers")
     federate("sites", "the sites the hub knows, and when each last called in", sites)
+    adding = federate(
+        "add-site",
+        "at a hub (admins): issue a site its credential and register it; prints the site's"
+        " settings (the secret is shown once)",
+        add_site,
+    )
+    adding.add_argument("name", help="the site's name: lower-case letters, digits and '-'")
+    adding.add_argument(
+        "--project", action="append", required=True, help="a project it answers for (repeat)"
+    )
     setting = federate(
         "policy", "at a site (admins): the disclosure policy; options change it", policy
     )

@@ -26,6 +26,7 @@ ORDER = (
     "dicomweb",
     "results",
     "sites-and-hubs",
+    "federation",
     "access-control",
     "deployment",
     "architecture",

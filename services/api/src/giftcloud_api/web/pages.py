@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from giftcloud_api.catalogue import reads
 from giftcloud_api.catalogue.pipeline import pipeline as pipeline_status
 from giftcloud_api.catalogue.service import CatalogueService
+from giftcloud_api.federation.criteria import ATTRIBUTES
 from giftcloud_api.models import Project, Series, Study
 from giftcloud_api.results.service import files_of
 from giftcloud_api.results.service import of_study as study_results
@@ -260,6 +261,16 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
             if not viewer.reviews(project):
                 raise Forbidden(REVIEWERS_ONLY)
             return page(request, "returns.html", viewer, project=project)
+
+        return await shown(request, build)
+
+    @router.get("/projects/{project}/federation")
+    async def federation_page(request: Request, project: str) -> Response:
+        """Ask the hub's sites a count; each site's released answer and the pooled one."""
+
+        async def build(viewer: Viewer) -> Response:
+            await project_for(request, viewer, project)
+            return page(request, "federation.html", viewer, project=project, attributes=ATTRIBUTES)
 
         return await shown(request, build)
 
