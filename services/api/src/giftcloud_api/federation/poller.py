@@ -10,6 +10,7 @@ import time
 import httpx
 from giftcloud_core.hub import HubClient
 from giftcloud_core.settings import FederationSettings
+from pydantic import ValidationError
 
 from giftcloud_api.federation.schemas import Heartbeat, SiteAnswer, Task
 from giftcloud_api.federation.site import SiteFederation
@@ -55,7 +56,16 @@ class SitePoller:
         answer = await self._call(
             "GET", "/api/federation/tasks", params={"wait": wait}, seconds=wait + 30
         )
-        for task in [Task.model_validate(t) for t in answer.json()]:
+        for asked in answer.json():
+            try:
+                task = Task.model_validate(asked)
+            except ValidationError as exc:  # a hub newer than this site: say so, not retry
+                reason = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+                refused = SiteAnswer(
+                    state="refused", reason=f"this site cannot read the question: {reason}"
+                )
+                await self._send(str(asked.get("id", "")), refused)
+                continue
             await self._send(task.id, await self.site.answer(task))
         return True
 
