@@ -273,7 +273,7 @@ def test_the_viewer_scrolls_through_a_series(uploaded: Uploaded) -> None:
     assert tab.page.inner_text("[data-position]") == "2 / 8"
     second = _stage(tab)
     assert ImageChops.difference(first, second).getbbox() is not None, "the image did not change"
-    tab.page.mouse.move(640, 450)
+    tab.page.locator("[data-stage]").hover()  # the wheel over the image, wherever it is laid out
     tab.page.mouse.wheel(0, 300)
     tab.page.wait_for_function(
         "() => document.querySelector('[data-position]').textContent === '3 / 8'"

@@ -78,30 +78,43 @@ function viewerPage(root) {
     return [(low + high) / 2, Math.max(1, high - low)];
   }
 
+  // a drag: its starting window is fetched as it starts; a drag over before that arrived
+  // (a quick flick, a slow server) is applied once it has
   let drag = null;
-  stage.addEventListener("pointerdown", async (event) => {
+  stage.addEventListener("pointerdown", (event) => {
     if (event.button !== 0) return;
     event.preventDefault();
     stage.setPointerCapture(event.pointerId);
     const panning = event.shiftKey || panTool.getAttribute("aria-pressed") === "true";
-    drag = { x: event.clientX, y: event.clientY, panning, from: null, panX, panY, sent: 0 };
-    if (!panning) drag.from = await startingWindow();
+    const started = { x: event.clientX, y: event.clientY, panning, from: null, last: null, panX, panY, sent: 0 };
+    if (!panning) started.ready = startingWindow().then((from) => { started.from = from; });
+    drag = started;
   });
+  function level(d, at) {
+    const [centre, width] = d.from;
+    const step = Math.max(width, 1) / 256;  // a pixel of drag: a 256th of the width
+    custom = [centre + (at.y - d.y) * step, Math.max(1, width + (at.x - d.x) * step)];
+  }
   stage.addEventListener("pointermove", (event) => {
     if (!drag) return;
-    const dx = event.clientX - drag.x, dy = event.clientY - drag.y;
     if (drag.panning) {
-      panX = drag.panX + dx; panY = drag.panY + dy; place();
+      panX = drag.panX + event.clientX - drag.x; panY = drag.panY + event.clientY - drag.y; place();
       return;
     }
+    drag.last = { x: event.clientX, y: event.clientY };
     if (!drag.from) return;
-    const [centre, width] = drag.from;
-    const step = Math.max(width, 1) / 256;  // a pixel of drag: a 256th of the width
-    custom = [centre + dy * step, Math.max(1, width + dx * step)];
+    level(drag, drag.last);
     const now = performance.now();
     if (now - drag.sent > 120) { drag.sent = now; show(index); }  // rendered at most ~8/s
   });
-  const end = () => { if (drag && !drag.panning && custom) show(index); drag = null; };
+  const end = async () => {
+    const ended = drag;
+    drag = null;
+    if (!ended || ended.panning) return;
+    await ended.ready;
+    if (ended.last) level(ended, ended.last);
+    if (custom) show(index);
+  };
   stage.addEventListener("pointerup", end);
   stage.addEventListener("pointercancel", end);
 
