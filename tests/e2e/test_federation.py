@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from support.browser import Tab, launched
-from support.cli import User
+from support.cli import User, one_line
 from support.deployment import Deployment, deployed
 from support.dicom_files import read, synthetic_instance, to_bytes
 from support.infra import Seaweed, wait_for
@@ -61,7 +61,7 @@ def federation(
         )
         hub.create_project(PROJECT)
         admin = hub.token()
-        _person(hub, ROSA, "member")
+        hub.add_person(*ROSA, PROJECT, "member")
         sites = {}
         for name, cohort in COHORTS.items():
             client = httpx.post(
@@ -115,22 +115,6 @@ def federation(
             what="both sites calling the hub",
         )
         yield hub, sites
-
-
-def _person(deployment: Deployment, person: tuple[str, str], role: str) -> None:
-    admin = deployment.token()
-    made = httpx.post(
-        f"{deployment.url}/auth/users",
-        json={"username": person[0], "password": person[1]},
-        headers=admin,
-    )
-    assert made.status_code == 201, made.text
-    member = httpx.put(
-        f"{deployment.url}/auth/projects/{PROJECT}/members",
-        json={"username": person[0], "role": role},
-        headers=admin,
-    )
-    assert member.status_code in (200, 204), member.text
 
 
 def _sites(hub: Deployment) -> list[dict[str, Any]]:
@@ -249,7 +233,7 @@ def test_a_site_s_rule_cannot_be_loosened_from_the_hub(
 def test_the_command_asks_and_shows_each_site_and_the_pool(
     federation: tuple[Deployment, dict[str, Deployment]], tmp_path: Path
 ) -> None:
-    hub, _ = federation
+    hub, sites = federation
     user = User(tmp_path)
     env = {"GIFTCLOUD_USERNAME": ROSA[0], "GIFTCLOUD_PASSWORD": ROSA[1], "GIFTCLOUD_URL": hub.url}
     user.run("login", env=env)
@@ -268,6 +252,34 @@ def test_the_command_asks_and_shows_each_site_and_the_pool(
         "not an attribute a site answers on" in bad.stderr
         and len(bad.stderr.strip().splitlines()) == 1
     )
+    unknown = one_line(user.run("federate", "count", "no-such-project", env=env, code=2))
+    assert "no project 'no-such-project'" in unknown, unknown
+
+    # the hub's admin: a site registered twice is refused before a credential is made; a
+    # credential whose site cannot be registered is taken back (nothing half made)
+    admin = {**env, "GIFTCLOUD_USERNAME": "admin", "GIFTCLOUD_PASSWORD": "admin-test-password"}
+
+    def clients() -> int:  # the hub's credentials still in force
+        listed = httpx.get(f"{hub.url}/auth/clients", headers=hub.token()).json()
+        return sum(1 for client in listed if client["revoked_at"] is None)
+
+    before = clients()
+    twice = user.run(
+        "federate", "add-site", "site-a", "--project", PROJECT, "--user", "admin", env=admin, code=1
+    )
+    assert one_line(twice).endswith("a site 'site-a' is registered at " + hub.url + " already")
+    bad_name = user.run(
+        "federate", "add-site", "Site C", "--project", PROJECT, "--user", "admin", env=admin, code=2
+    )
+    assert "registering Site C" in one_line(bad_name)
+    assert clients() == before
+
+    # a site's admin cannot set k below the floor
+    site = sites["site-a"]
+    low = user.run(
+        "federate", "policy", "--k", "3", "--url", site.url, "--user", "admin", env=admin, code=2
+    )
+    assert "greater than or equal to 5" in one_line(low)
 
 
 def test_a_researcher_asks_on_the_page(

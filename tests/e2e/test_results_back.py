@@ -69,23 +69,8 @@ def site_and_hub(
         GIFTCLOUD_ANONYMISE__VAULT_PUBLIC_KEY=str(keys / "vault.pub"),
         GIFTCLOUD_ANONYMISE__VAULT_PRIVATE_KEY=str(keys / "vault.key"),
     ) as (site, hub):
-        admin = site.token()
-        for (name, password), role, site_roles in (
-            (RITA, "member", ["reidentifier"]),
-            (CARL, "collaborator", ["reidentifier"]),
-        ):
-            made = httpx.post(
-                f"{site.url}/auth/users",
-                json={"username": name, "password": password, "site_roles": site_roles},
-                headers=admin,
-            )
-            assert made.status_code == 201, made.text
-            member = httpx.put(
-                f"{site.url}/auth/projects/{PROJECT}/members",
-                json={"username": name, "role": role},
-                headers=admin,
-            )
-            assert member.status_code in (200, 204), member.text
+        site.add_person(*RITA, PROJECT, "member", ("reidentifier",))
+        site.add_person(*CARL, PROJECT, "collaborator", ("reidentifier",))
         yield site, hub
 
 

@@ -58,6 +58,29 @@ class Deployment:
 
         wait_for(known, timeout=30, what=f"project {name} known to ingest and api")
 
+    def add_person(
+        self,
+        username: str,
+        password: str,
+        project: str,
+        role: str,
+        site_roles: tuple[str, ...] = (),
+    ) -> None:
+        """An account (made by the admin) with ``role`` on ``project``."""
+        admin = self.token()
+        made = httpx.post(
+            f"{self.url}/auth/users",
+            json={"username": username, "password": password, "site_roles": list(site_roles)},
+            headers=admin,
+        )
+        assert made.status_code == 201, made.text
+        member = httpx.put(
+            f"{self.url}/auth/projects/{project}/members",
+            json={"username": username, "role": role},
+            headers=admin,
+        )
+        assert member.status_code in (200, 204), member.text
+
     def publish(self, event: Event) -> None:
         """Put an event on the deployment's bus, as a service would."""
 

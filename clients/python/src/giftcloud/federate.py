@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from giftcloud.commands import session_for, table
-from giftcloud.session import DONE, TROUBLE, CommandError
+from giftcloud.session import DONE, REFUSED, TROUBLE, CommandError
 
 #: attribute, operator and value of one --where: modality=CT,MR  age_at_study>=40
 #: age_at_study=40..70  study_description~=brain
@@ -128,8 +128,12 @@ def sites(args: argparse.Namespace) -> int:
 
 def add_site(args: argparse.Namespace) -> int:
     """At a hub (admins): a machine credential for a site, with the member role on its
-    projects, and the site registered by it; prints the site's settings (shown once)."""
+    projects, and the site registered by it; prints the site's settings (shown once). A
+    credential whose site could not be registered is taken back: nothing half made."""
     session = session_for(args)
+    known = session.get("/api/federation/sites", "listing the hub's sites").json()
+    if any(site["name"] == args.name for site in known):
+        raise CommandError(f"a site {args.name!r} is registered at {session.url} already", REFUSED)
     grants = [{"project": project, "role": "member"} for project in args.project]
     made = session.request(
         "POST",
@@ -137,12 +141,18 @@ def add_site(args: argparse.Namespace) -> int:
         f"issuing {args.name}'s credential",
         json={"name": args.name, "grants": grants},
     ).json()
-    session.request(
-        "POST",
-        "/api/federation/sites",
-        f"registering {args.name}",
-        json={"name": args.name, "client_id": made["client_id"]},
-    )
+    try:
+        session.request(
+            "POST",
+            "/api/federation/sites",
+            f"registering {args.name}",
+            json={"name": args.name, "client_id": made["client_id"]},
+        )
+    except CommandError:
+        session.request(
+            "DELETE", f"/auth/clients/{made['client_id']}", "taking the credential back"
+        )
+        raise
     print(f"GIFTCLOUD_FORWARD__HUB_URL={session.url}")
     print(f"GIFTCLOUD_FORWARD__CLIENT_ID={made['client_id']}")
     print(f"GIFTCLOUD_FORWARD__CLIENT_SECRET={made['client_secret']}")

@@ -6,6 +6,7 @@ Outbound only: a hospital's firewall lets the site call the hub, never the other
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 
@@ -51,9 +52,21 @@ class HubClient:
             await self._http.aclose()
             self._http = None
 
-    def forget_token(self) -> None:
-        """The hub answered 401: the next call asks for a new token."""
-        self._token = None
+    async def request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """``method`` on the hub's ``path`` with the machine credential's token; a 401 makes
+        the next call ask for a new token (the hub's signing key rotated, the token revoked).
+        Connection errors are the caller's to word."""
+        response = await self.http.request(
+            method,
+            f"{self.url}{path}",
+            headers={**await self.headers(), **(headers or {})},
+            **kwargs,
+        )
+        if response.status_code == 401:
+            self._token = None
+        return response
 
     async def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {await self.bearer()}"}

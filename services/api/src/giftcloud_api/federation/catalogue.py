@@ -1,51 +1,89 @@
 """The site's catalogue as facts a count is taken over: one per series, with the values of
 the allow-listed attributes (giftcloud_api.federation.criteria.ATTRIBUTES) read from it,
-its study and its subject."""
+its study and its subject. Only those values are read: the database picks them out of the
+stored DICOM JSON."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import and_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from giftcloud_api.federation.criteria import Fact, Value
+from giftcloud_api.federation.criteria import Fact
 from giftcloud_api.models import Series, Study
+
+_SERIES_TABLE: Any = Series.__table__  # type: ignore[attr-defined]
+_STUDY_TABLE: Any = Study.__table__  # type: ignore[attr-defined]
+_SERIES, _STUDY = _SERIES_TABLE.c, _STUDY_TABLE.c
+
+
+def _first(attributes: Any, tag: str) -> Any:
+    """The first value of ``tag`` in a DICOM JSON column, as text (NULL when absent)."""
+    return attributes[tag]["Value"][0].astext
 
 
 async def facts(session: AsyncSession, project: str) -> list[Fact]:
     query = (
-        select(Series, Study)
-        .join(
-            Study,
-            (col(Study.project) == col(Series.project))
-            & (col(Study.study_uid) == col(Series.study_uid)),
+        select(
+            _STUDY.subject,
+            _STUDY.study_uid,
+            _SERIES.series_uid,
+            _SERIES.modality,
+            _first(_SERIES.attributes, "00180015"),
+            _first(_SERIES.attributes, "00080070"),
+            _SERIES.instance_count,
+            _STUDY.series_count,
+            _STUDY.study_date,
+            _STUDY.description,
+            _first(_STUDY.attributes, "00101010"),
+            _first(_STUDY.attributes, "00100040"),
         )
-        .where(Series.project == project)
+        .select_from(
+            _SERIES_TABLE.join(
+                _STUDY_TABLE,
+                and_(_STUDY.project == _SERIES.project, _STUDY.study_uid == _SERIES.study_uid),
+            )
+        )
+        .where(_SERIES.project == project)
     )
-    return [_fact(series, study) for series, study in (await session.exec(query)).all()]
+    rows = (await session.execute(query)).all()
+    return [
+        Fact(
+            subject=subject,
+            study=study,
+            series=series,
+            values={
+                "modality": modality or None,
+                "body_part": _clean(body_part),
+                "manufacturer": _clean(maker),
+                "series_instances": instances,
+                "study_series": series_count,
+                "study_date": date or None,
+                "study_description": description or None,
+                "age_at_study": age(_clean(patient_age)),
+                "patient_sex": _clean(sex),
+            },
+        )
+        for (
+            subject,
+            study,
+            series,
+            modality,
+            body_part,
+            maker,
+            instances,
+            series_count,
+            date,
+            description,
+            patient_age,
+            sex,
+        ) in rows
+    ]
 
 
-def _fact(series: Series, study: Study) -> Fact:
-    values: dict[str, Value] = {
-        "modality": series.modality or None,
-        "body_part": _first(series.attributes, "00180015"),
-        "manufacturer": _first(series.attributes, "00080070"),
-        "series_instances": series.instance_count,
-        "study_series": study.series_count,
-        "study_date": study.study_date or None,
-        "study_description": study.description or None,
-        "age_at_study": age(_first(study.attributes, "00101010")),
-        "patient_sex": _first(study.attributes, "00100040"),
-    }
-    return Fact(
-        subject=study.subject, study=study.study_uid, series=series.series_uid, values=values
-    )
-
-
-def _first(attributes: dict[str, Any], tag: str) -> str | None:
-    values = attributes.get(tag, {}).get("Value") or []
-    return str(values[0]).strip() or None if values else None
+def _clean(value: str | None) -> str | None:
+    return (value or "").strip() or None
 
 
 def age(value: str | None) -> int | None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import opendp.prelude as dp
-
 from giftcloud_api.federation.criteria import Key
 
 #: the smallest k a site may set (the issue's floor; a site's default is 10)
@@ -22,8 +20,6 @@ SECONDARY = "suppressed: secondary, so that totals cannot reveal a suppressed ce
 TOTAL_BELOW_K = "suppressed: the total is below k"
 TOTAL_REVEALS = "suppressed: with the released cells it would reveal a suppressed one"
 NOISY = "released: at least k after noise"
-
-dp.enable_features("contrib")
 
 
 @dataclass(frozen=True)
@@ -93,6 +89,11 @@ def noisy(cells: Mapping[Key, int], epsilon: float, sensitivity: int) -> dict[Ke
     keys = sorted(cells)
     if not keys:
         return {}
+    # OpenDP's library takes a second to load: paid by the first noisy question, not by
+    # every start of api
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
     mechanism = dp.m.make_laplace(
         dp.vector_domain(dp.atom_domain(T=int)),
         dp.l1_distance(T=int),

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timedelta
 
 from giftcloud_core.clock import now
 from giftcloud_core.db import Database
@@ -118,18 +118,24 @@ class HubFederation:
             session.add_all(Part(question=question.id, site=name) for name in sorted(chosen))
         return question.id
 
-    async def tasks(self, site: FederatedSite, granted: Iterable[str], wait: float) -> list[Task]:
+    async def tasks(
+        self,
+        site: FederatedSite,
+        granted: Iterable[str],
+        wait: float,
+        gone: Callable[[], Awaitable[bool]],
+    ) -> list[Task]:
         """The questions waiting for ``site``, held open up to ``wait`` seconds while there are
         none. A question on a project the site's credential has no role on is refused here."""
         granted = set(granted)
         await self._touch(site.name)
         deadline = asyncio.get_running_loop().time() + wait
-        while True:
-            await self.expire()
+        while not await gone():  # a site that went away takes nothing: no one would get it
             found = await self._claim(site.name, granted)
             if found or asyncio.get_running_loop().time() >= deadline:
                 return found
             await asyncio.sleep(_LOOK_SECONDS)
+        return []
 
     async def _touch(self, site: str) -> None:
         async with self.db.session() as session:
@@ -145,7 +151,11 @@ class HubFederation:
                 await session.exec(
                     select(Part, Question)
                     .join(Question, col(Question.id) == col(Part.question))
-                    .where(Part.site == site, Part.state == "pending")
+                    .where(
+                        Part.site == site,
+                        Part.state == "pending",
+                        col(Question.asked_at) >= self._cutoff(),  # not one whose time is up
+                    )
                     .order_by(col(Question.asked_at))
                     .limit(20)
                 )
@@ -187,25 +197,26 @@ class HubFederation:
         return question
 
     async def expire(self) -> None:
-        """A part still pending when its time is up fails, saying when the site was last seen."""
-        cutoff = now() - timedelta(seconds=self.settings.answer_seconds)
+        """A part still pending when its time is up fails, saying what the hub knows of the
+        site (run when questions are read, not on every look of a site's held request)."""
         async with self.db.session() as session:
             rows = (
                 await session.exec(
                     select(Part, FederatedSite.last_seen_at)
                     .join(Question, col(Question.id) == col(Part.question))
                     .join(FederatedSite, col(FederatedSite.name) == col(Part.site), isouter=True)
-                    .where(Part.state == "pending", col(Question.asked_at) < cutoff)
+                    .where(Part.state == "pending", col(Question.asked_at) < self._cutoff())
                     .with_for_update(of=Part, skip_locked=True)
                 )
             ).all()
             for part, seen in rows:
                 part.state, part.answered_at = "failed", now()
-                part.reason = (
-                    f"no answer within {self.settings.answer_seconds:g} s; the site was "
-                    + (f"last seen {seen.isoformat(timespec='seconds')}" if seen else "never seen")
-                )
+                part.reason = _silent(self.settings.answer_seconds, part, seen)
                 session.add(part)
+
+    def _cutoff(self) -> datetime:
+        """Questions asked before this are past their time."""
+        return now() - timedelta(seconds=self.settings.answer_seconds)
 
     async def questions(self, project: str, limit: int = 50) -> list[QuestionOut]:
         await self.expire()
@@ -235,6 +246,20 @@ class HubFederation:
         return _out(found, list(parts))
 
 
+def _silent(seconds: float, part: Part, seen: datetime | None) -> str:
+    """Why a part failed: no answer in time, and what the hub knows of the site."""
+    said = f"no answer within {seconds:g} s; "
+    if part.fetched_at is not None:
+        return (
+            said + f"the site took the question at {part.fetched_at.isoformat(timespec='seconds')}"
+        )
+    return (
+        said
+        + "the site was "
+        + (f"last seen {seen.isoformat(timespec='seconds')}" if seen else "never seen")
+    )
+
+
 def _out(question: Question, parts: list[Part]) -> QuestionOut:
     shown = [
         PartOut(
@@ -261,13 +286,12 @@ def _out(question: Question, parts: list[Part]) -> QuestionOut:
 def pool(parts: list[PartOut]) -> Pooled:
     """Sum the released cells and totals of the sites that answered; a cell some site
     suppressed is marked partial (its part is not in the sum, nor guessed)."""
-    answered = [p for p in parts if p.state == "answered" and p.answer is not None]
+    answered = [(p.site, p.answer) for p in parts if p.state == "answered" and p.answer]
     cells: dict[tuple[str, ...], PooledCell] = {}
     total = 0
-    for part in answered:
-        assert part.answer is not None
-        total += part.answer.total or 0
-        for cell in part.answer.cells:
+    for site, answer in answered:
+        total += answer.total or 0
+        for cell in answer.cells:
             key = tuple(cell.key)
             pooled = cells.setdefault(
                 key, PooledCell(key=list(key), count=0, sites=[], partial=False)
@@ -276,9 +300,9 @@ def pool(parts: list[PartOut]) -> Pooled:
                 pooled.partial = True
             else:
                 pooled.count += cell.count
-                pooled.sites.append(part.site)
+                pooled.sites.append(site)
     return Pooled(
         cells=[cells[key] for key in sorted(cells)],
         total=total,
-        sites=[p.site for p in answered if p.answer is not None and p.answer.total is not None],
+        sites=[site for site, answer in answered if answer.total is not None],
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import httpx
 from giftcloud_core.hub import HubClient
@@ -21,6 +22,16 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 30.0
 
 
+def read_task(asked: dict[str, Any]) -> Task | SiteAnswer:
+    """The hub's question, or this site's refusal of one it cannot read (a hub newer than
+    the site): refused with the reason rather than failing every call on it."""
+    try:
+        return Task.model_validate(asked)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+        return SiteAnswer(state="refused", reason=f"this site cannot read the question: {reason}")
+
+
 class SitePoller:
     def __init__(
         self, site: SiteFederation, hub: HubClient, settings: FederationSettings, version: str
@@ -29,7 +40,7 @@ class SitePoller:
         self.hub = hub
         self.settings = settings
         self.version = version
-        self._said: tuple[bool, str] | None = None
+        self._said: Heartbeat | None = None
         self._said_at = 0.0
 
     async def round(self, first: bool) -> bool:
@@ -38,7 +49,7 @@ class SitePoller:
             return False
         policy = await self.site.policy()
         if not policy.enabled:
-            if self._said is not None and self._said[0]:
+            if self._said is not None and self._said.enabled:  # tell the hub it is off
                 await self._heartbeat(Heartbeat(enabled=False, version=self.version))
             return False
         beat = Heartbeat(
@@ -46,32 +57,25 @@ class SitePoller:
             version=self.version,
             policy={"k": policy.k, "noise": policy.noise, "budget": policy.budget},
         )
-        if (beat.enabled, beat.model_dump_json()) != self._said or (
-            time.monotonic() - self._said_at > HEARTBEAT_SECONDS
-        ):
+        if beat != self._said or time.monotonic() - self._said_at > HEARTBEAT_SECONDS:
             await self._heartbeat(beat)
         for held in await self.site.undelivered():
             await self._send(held.question, SiteAnswer.model_validate(held.released))
         wait = self.settings.wait_seconds
         answer = await self._call(
-            "GET", "/api/federation/tasks", params={"wait": wait}, seconds=wait + 30
+            "GET", "/api/federation/tasks", params={"wait": wait}, timeout=wait + 30
         )
         for asked in answer.json():
-            try:
-                task = Task.model_validate(asked)
-            except ValidationError as exc:  # a hub newer than this site: say so, not retry
-                reason = exc.errors()[0]["msg"] if exc.errors() else str(exc)
-                refused = SiteAnswer(
-                    state="refused", reason=f"this site cannot read the question: {reason}"
-                )
-                await self._send(str(asked.get("id", "")), refused)
-                continue
-            await self._send(task.id, await self.site.answer(task))
+            task = read_task(asked)
+            if isinstance(task, SiteAnswer):
+                await self._send(str(asked.get("id", "")), task)
+            else:
+                await self._send(task.id, await self.site.answer(task))
         return True
 
     async def _heartbeat(self, beat: Heartbeat) -> None:
         await self._call("POST", "/api/federation/heartbeat", json=beat.model_dump(mode="json"))
-        self._said, self._said_at = (beat.enabled, beat.model_dump_json()), time.monotonic()
+        self._said, self._said_at = beat, time.monotonic()
 
     async def _send(self, question: str, answer: SiteAnswer) -> None:
         response = await self._call(
@@ -85,25 +89,12 @@ class SitePoller:
         await self.site.delivered(question)
 
     async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        ok: tuple[int, ...] = (),
-        seconds: float | None = None,
-        **kwargs: object,
+        self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any
     ) -> httpx.Response:
-        response = await self.hub.http.request(
-            method,
-            f"{self.hub.url}{path}",
-            headers=await self.hub.headers(),
-            timeout=seconds or self.hub.settings.timeout_seconds,
-            **kwargs,  # type: ignore[arg-type]
-        )
-        if response.status_code == 401:
-            self.hub.forget_token()
+        response = await self.hub.request(method, path, **kwargs)
         if response.status_code >= 400 and response.status_code not in ok:
+            detail = response.text[:300].replace("\n", " ")
             raise RuntimeError(
-                f"the hub answered {method} {path} with {response.status_code}: {response.text[:300]}"
+                f"the hub answered {method} {path} with {response.status_code}: {detail}"
             )
         return response

@@ -72,10 +72,14 @@ def build_router(
 
     @router.get("/api/federation/tasks")
     async def tasks(
-        calling: Site, caller: Caller, wait: Annotated[float, Query(ge=0, le=60)] = 0
+        calling: Site,
+        caller: Caller,
+        request: Request,
+        wait: Annotated[float, Query(ge=0, le=60)] = 0,
     ) -> list[Task]:
         """The questions waiting for the calling site, held open up to ``wait`` seconds."""
-        return await hub.tasks(calling, caller.projects, min(wait, hub.settings.wait_seconds))
+        held = min(wait, hub.settings.wait_seconds)
+        return await hub.tasks(calling, caller.projects, held, request.is_disconnected)
 
     @router.put("/api/federation/tasks/{question}", status_code=204)
     async def answer(question: str, body: SiteAnswer, calling: Site, request: Request) -> Response:

@@ -133,16 +133,15 @@ class Sender:
             return
         try:
             body, content_type = related(files)
-            response = await self.hub.http.post(
-                f"{self.hub.url}/dicomweb/{project}/studies",
+            response = await self.hub.request(
+                "POST",
+                f"/dicomweb/{project}/studies",
                 content=body,
-                headers={**await self.hub.headers(), "Content-Type": content_type},
+                headers={"Content-Type": content_type},
             )
         except Exception as exc:
             await self._settle(project, sending, f"the hub could not be reached: {exc}")
             return
-        if response.status_code == 401:
-            self.hub.forget_token()
         if response.status_code in (200, 202, 400, 409) and _is_stow(response):
             await self._settle_answer(project, sending, response.json())
         else:

@@ -179,15 +179,9 @@ class Puller:
         self, path: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
     ) -> httpx.Response:
         try:
-            response = await self.hub.http.get(
-                f"{self.hub.url}{path}",
-                params=params,
-                headers={**await self.hub.headers(), **(headers or {})},
-            )
+            response = await self.hub.request("GET", path, params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise PullError(f"the hub could not be reached: {exc}") from exc
-        if response.status_code == 401:
-            self.hub.forget_token()
         if response.status_code != 200:
             detail = response.text[:300].replace("\n", " ")
             raise PullError(f"the hub answered {response.status_code} to {path}: {detail}")
