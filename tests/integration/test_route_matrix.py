@@ -26,7 +26,8 @@ OUTSIDE = "192.0.2.99"  # not among the project's networks
 #: who may use each route: public (anyone, no credentials), signed-in (any valid
 #: credential), person (a signed-in person, not a key), admin, creator (admin or the
 #: creator role), read / write / owner (a role on the project, from its networks),
-#: reidentifier (the site role, and a role on the project), site (a site registered for
+#: reidentifier (the site role, and a role on the project), steward (the site role: no
+#: caller here holds it, not even the admin), site (a site registered for
 #: federation: no caller here is one), credentials (the route checks
 #: credentials of its own: bogus ones are a 401 whoever calls)
 ACCESS = {
@@ -122,6 +123,18 @@ ACCESS = {
     ("GET", "/api/federation/policy"): "admin",
     ("PUT", "/api/federation/policy"): "admin",
     ("GET", "/api/federation/answers"): "admin",
+    ("POST", "/api/projects/{project}/federation/jobs"): "read",
+    ("GET", "/api/projects/{project}/federation/jobs"): "read",
+    ("GET", "/api/projects/{project}/federation/jobs/{job}"): "read",
+    ("POST", "/api/projects/{project}/federation/jobs/{job}/cancel"): "read",
+    ("POST", "/api/projects/{project}/federation/jobs/{job}/retry"): "read",
+    ("PUT", "/api/federation/jobs/{job}/report"): "site",
+    ("GET", "/api/federation/algorithms"): "admin",
+    ("PUT", "/api/federation/algorithms/{name}"): "admin",
+    ("DELETE", "/api/federation/algorithms/{name}"): "admin",
+    ("GET", "/api/federation/jobs"): "steward",
+    ("GET", "/api/federation/jobs/{job}"): "steward",
+    ("POST", "/api/federation/jobs/{job}/decision"): "steward",
     ("GET", "/dicomweb/{project}/studies"): "read",
     ("GET", "/dicomweb/{project}/series"): "read",
     ("GET", "/dicomweb/{project}/studies/{study}/series"): "read",
@@ -193,6 +206,7 @@ def expected(rule: str, caller: Caller, route_has_project: bool) -> str:
         "write": caller.admin or caller.role in ("member", "owner"),
         "owner": caller.admin or caller.role == "owner",
         "reidentifier": False,  # no caller here holds the reidentifier site role
+        "steward": False,  # no caller here holds the steward site role
         "site": False,
     }[rule]
     if rule in ("read", "write", "owner") and outside:
@@ -240,6 +254,10 @@ def body_for(method: str, path: str, caller: Caller) -> dict[str, object]:
         ("PUT", "/api/federation/tasks/{question}"): {"state": "refused", "reason": "no"},
         ("POST", "/api/projects/{project}/federation/counts"): {"group_by": ["patient_sex"]},
         ("PUT", "/api/federation/policy"): {"enabled": False},
+        ("POST", "/api/projects/{project}/federation/jobs"): {"algorithm": "series-sizes"},
+        ("PUT", "/api/federation/jobs/{job}/report"): {"attempt": 1, "state": "queued"},
+        ("PUT", "/api/federation/algorithms/{name}"): {"digest": "0" * 64},
+        ("POST", "/api/federation/jobs/{job}/decision"): {"release": False},
         ("POST", "/auth/clients"): {
             "name": "c",
             "grants": [{"project": PROJECT, "role": "member"}],
@@ -277,6 +295,7 @@ def fill(path: str) -> str:
         .replace("{client_id}", "gck_0000000000")
         .replace("{name}", "mx-nosite")
         .replace("{question}", "0" * 32)
+        .replace("{job}", "0" * 32)
     )
 
 

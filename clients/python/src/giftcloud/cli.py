@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         commands,
         completion,
         federate,
+        federated_jobs,
         quarantine,
         repair,
         results,
@@ -219,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     how.add_argument("--to", metavar="NODE", help="the hospital node a DICOM result goes to")
     how.add_argument("--decline", metavar="REASON", help="decline it instead, saying why")
 
-    federate.wire(group)
+    federated_jobs.wire(federate.wire(group))
 
     project = group("project", "make a project")
     create = project(
@@ -238,8 +239,8 @@ def _parser() -> argparse.ArgumentParser:
     add_user.add_argument(
         "--site-role",
         action="append",
-        choices=["admin", "creator", "reidentifier"],
-        help="a site role; repeat for more (creator: may make projects)",
+        choices=["admin", "creator", "reidentifier", "steward"],
+        help="a site role; repeat for more (creator: may make projects; steward: releases job outputs)",
     )
     member = group("member", "who has which role on a project (its owners)")
     add_member = member("add", "give an account a role on a project", admin.member_add)

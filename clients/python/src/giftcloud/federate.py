@@ -118,10 +118,11 @@ def sites(args: argparse.Namespace) -> int:
                 "on" if s["enabled"] else "off",
                 str(s["policy"].get("k", "-")),
                 (s["last_seen_at"] or "never")[:19].replace("T", " "),
+                ", ".join(sorted(s["policy"].get("algorithms", {}))) or "-",
             ]
             for s in found
         ],
-        ["SITE", "FEDERATION", "K", "LAST SEEN (UTC)"],
+        ["SITE", "FEDERATION", "K", "LAST SEEN (UTC)", "APPROVED ALGORITHMS"],
     )
     return DONE
 
@@ -180,8 +181,10 @@ def policy(args: argparse.Namespace) -> int:
     return DONE
 
 
-def wire(group: Callable[[str, str], Callable[..., argparse.ArgumentParser]]) -> None:
-    """``giftcloud federate count|sites|policy``."""
+def wire(
+    group: Callable[[str, str], Callable[..., argparse.ArgumentParser]],
+) -> Callable[..., argparse.ArgumentParser]:
+    """``giftcloud federate count|sites|add-site|policy``; the adder of more."""
     federate = group(
         "federate", "federated counts: a hub asks its sites, each answers under its own policy"
     )
@@ -228,3 +231,4 @@ def wire(group: Callable[[str, str], Callable[..., argparse.ArgumentParser]]) ->
     setting.add_argument("--k", type=int, help="the smallest count released (5 at least)")
     setting.add_argument("--noise", choices=["off", "allowed", "required"])
     setting.add_argument("--budget", type=float, help="epsilon per person and project")
+    return federate

@@ -23,6 +23,12 @@ REVIEWERS_ONLY = (
     f"results are reviewed by a {REVIEWER} (a site role an admin gives) with a role that"
     " writes to the project"
 )
+#: the site role that releases what a federated job's algorithm gave at this site
+STEWARD = "steward"
+STEWARDS_ONLY = (
+    f"a job's output is released or withheld by this site's data {STEWARD} (a site role an"
+    " admin gives)"
+)
 
 
 def reviews_results(caller: Principal, project: str) -> bool:
@@ -81,3 +87,14 @@ def admin_only(caller: Gate, why: str) -> Gate:
         return principal
 
     return admin
+
+
+def site_role_only(caller: Gate, role: str, why: str) -> Gate:
+    """``caller``'s principal, holding the site role ``role`` (403 saying ``why`` otherwise)."""
+
+    async def holder(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+        if role not in principal.site_roles:
+            raise Forbidden(why)
+        return principal
+
+    return holder

@@ -241,6 +241,10 @@ class FederationSettings(BaseModel):
     wait_seconds: float = Field(default=20.0, gt=0, le=60)
     #: how soon a site asks again after an error (its hub away)
     retry_seconds: float = Field(default=5.0, gt=0)
+    #: a job's algorithm running longer than this at a site is stopped and failed
+    job_seconds: float = Field(default=600.0, gt=0)
+    #: the largest output (JSON) a job's algorithm may give
+    job_output_bytes: int = Field(default=262_144, gt=0)
 
 
 class AnonymiseSettings(BaseModel):

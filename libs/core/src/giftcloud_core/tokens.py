@@ -29,8 +29,9 @@ ProjectRole = Literal["owner", "member", "collaborator"]
 ROLE_RANK = {"collaborator": 1, "member": 2, "owner": 3}
 #: bearer credentials that are API keys (exchanged at auth for an access token), not tokens
 API_KEY_PREFIX = "gck_"
-#: admin: everything; creator: may create projects; reidentifier: may read the vault
-SiteRole = Literal["admin", "creator", "reidentifier"]
+#: admin: everything; creator: may create projects; reidentifier: may read the vault;
+#: steward: releases (or withholds) what a federated job's algorithm gave at this site
+SiteRole = Literal["admin", "creator", "reidentifier", "steward"]
 READ_ROLES: frozenset[str] = frozenset({"owner", "member", "collaborator"})
 WRITE_ROLES: frozenset[str] = frozenset({"owner", "member"})
 ALGORITHM = "RS256"

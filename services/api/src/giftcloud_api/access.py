@@ -8,7 +8,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from giftcloud_core.access import request_address
-from giftcloud_core.gates import admin_only
+from giftcloud_core.gates import STEWARD, STEWARDS_ONLY, admin_only, site_role_only
 from giftcloud_core.tokens import READ_ROLES, Principal
 
 Gate = Callable[..., Awaitable[Principal]]
@@ -42,3 +42,7 @@ class Gates:
     def admin(self, why: str) -> Gate:
         """The caller, an admin of this deployment (403 saying ``why`` otherwise)."""
         return admin_only(self.caller, why)
+
+    def steward(self) -> Gate:
+        """The caller, this site's data steward (the site role ``steward``)."""
+        return site_role_only(self.caller, STEWARD, STEWARDS_ONLY)

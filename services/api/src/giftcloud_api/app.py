@@ -18,6 +18,10 @@ from giftcloud_api.federation import routes as federation_routes
 from giftcloud_api.federation.hub import HubFederation
 from giftcloud_api.federation.poller import SitePoller
 from giftcloud_api.federation.site import SiteFederation
+from giftcloud_api.jobs import routes as jobs_routes
+from giftcloud_api.jobs.hub import HubJobs
+from giftcloud_api.jobs.runner import JobRunner
+from giftcloud_api.jobs.site import SiteJobs
 from giftcloud_api.models import SCHEMA
 from giftcloud_api.results import routes as results_routes
 from giftcloud_api.results.files import Files
@@ -33,16 +37,21 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
     runtime.audit.sink = trail.keep_audit
     gates = Gates(runtime.authenticated(), service)
     settings = runtime.settings
-    hub = HubFederation(runtime.db, settings.federation)
-    site = SiteFederation(runtime.db, runtime.audit)
+    archive = settings.storage.buckets.archive
     link = HubClient(settings.forward)
+    hub_jobs = HubJobs(runtime.db, settings.federation)
+    site_jobs = SiteJobs(runtime.db, runtime.audit, link)
+    hub = HubFederation(runtime.db, settings.federation, claims=[hub_jobs.claim])
+    site = SiteFederation(runtime.db, runtime.audit)
     jobs = Jobs()
     jobs.add(
         "federation",
-        SitePoller(site, link, settings.federation, version("giftcloud-api")).round,
+        SitePoller(site, link, settings.federation, version("giftcloud-api"), site_jobs).round,
         seconds=settings.federation.retry_seconds,
         on_stop=link.close,
     )
+    runner = JobRunner(runtime.db, runtime.store, archive, settings.federation, site_jobs)
+    jobs.add("analysis jobs", runner.round, seconds=30, wake=site_jobs.wake)
     return ServicePart(
         name="api",
         routers=[
@@ -52,9 +61,10 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
             audit_routes.build_router(trail, gates, runtime.audit),
             dicomweb_routes.build_router(service, gates, runtime.audit),
             federation_routes.build_router(hub, site, gates, runtime.audit),
+            jobs_routes.build_router(hub, hub_jobs, site_jobs, gates, runtime.audit),
             results_routes.build_router(
                 runtime.db,
-                Files(runtime.db, runtime.store, runtime.settings.storage.buckets.archive),
+                Files(runtime.db, runtime.store, archive),
                 gates,
                 runtime.audit,
                 runtime.settings.limits.max_file_bytes,

@@ -16,7 +16,7 @@ class User(SQLModel, table=True):
     username: str = Field(unique=True, index=True, max_length=128)
     #: empty for an account that signs in only through its identity provider
     password_hash: str
-    site_roles: str = ""  # comma-separated: admin, creator, reidentifier
+    site_roles: str = ""  # comma-separated: admin, creator, reidentifier, steward
     email: str = ""
     #: a disabled account cannot sign in, refresh, or use its keys
     disabled: bool = False

@@ -4,11 +4,10 @@ from datetime import datetime
 from typing import Literal
 
 from giftcloud_core.names import PROJECT_NAME_RULE, ProjectName
+from giftcloud_core.tokens import ProjectRole, SiteRole
 from pydantic import BaseModel, Field, field_validator
 
 USERNAME = r"^[A-Za-z0-9_.@-]+$"
-ProjectRole = Literal["owner", "member", "collaborator"]
-SiteRole = Literal["admin", "creator", "reidentifier"]
 #: a password field: bounded here, judged by the policy (giftcloud_auth.passwords)
 Password = Field(min_length=1, max_length=1024)
 

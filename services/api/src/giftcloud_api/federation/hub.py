@@ -33,12 +33,17 @@ from giftcloud_api.federation.schemas import (
 
 #: how often a site's held-open request for questions looks again
 _LOOK_SECONDS = 0.25
+#: other work handed to a site on the same request (jobs): ``claim(site, granted)``
+Claim = Callable[[str, set[str]], Awaitable[list[Task]]]
 
 
 class HubFederation:
-    def __init__(self, db: Database, settings: FederationSettings) -> None:
+    def __init__(
+        self, db: Database, settings: FederationSettings, claims: Iterable[Claim] = ()
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.claims = list(claims)
 
     async def register(self, site: SiteIn, by: str) -> FederatedSite:
         row = FederatedSite(
@@ -132,6 +137,8 @@ class HubFederation:
         deadline = asyncio.get_running_loop().time() + wait
         while not await gone():  # a site that went away takes nothing: no one would get it
             found = await self._claim(site.name, granted)
+            for claim in self.claims:
+                found += await claim(site.name, granted)
             if found or asyncio.get_running_loop().time() >= deadline:
                 return found
             await asyncio.sleep(_LOOK_SECONDS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from giftcloud_core.hub import HubClient
@@ -32,14 +32,33 @@ def read_task(asked: dict[str, Any]) -> Task | SiteAnswer:
         return SiteAnswer(state="refused", reason=f"this site cannot read the question: {reason}")
 
 
+class Work(Protocol):
+    """Other work a site takes on the same calls (jobs): the task kinds it takes, what the
+    heartbeat says of it, and what it has still to tell the hub."""
+
+    kinds: frozenset[str]
+
+    async def take(self, task: Task) -> None: ...
+
+    async def described(self) -> dict[str, Any]: ...
+
+    async def send_pending(self) -> None: ...
+
+
 class SitePoller:
     def __init__(
-        self, site: SiteFederation, hub: HubClient, settings: FederationSettings, version: str
+        self,
+        site: SiteFederation,
+        hub: HubClient,
+        settings: FederationSettings,
+        version: str,
+        work: Work | None = None,
     ) -> None:
         self.site = site
         self.hub = hub
         self.settings = settings
         self.version = version
+        self.work = work
         self._said: Heartbeat | None = None
         self._said_at = 0.0
 
@@ -55,12 +74,15 @@ class SitePoller:
         beat = Heartbeat(
             enabled=True,
             version=self.version,
-            policy={"k": policy.k, "noise": policy.noise, "budget": policy.budget},
+            policy={"k": policy.k, "noise": policy.noise, "budget": policy.budget}
+            | (await self.work.described() if self.work else {}),
         )
         if beat != self._said or time.monotonic() - self._said_at > HEARTBEAT_SECONDS:
             await self._heartbeat(beat)
         for held in await self.site.undelivered():
             await self._send(held.question, SiteAnswer.model_validate(held.released))
+        if self.work:
+            await self.work.send_pending()
         wait = self.settings.wait_seconds
         answer = await self._call(
             "GET", "/api/federation/tasks", params={"wait": wait}, timeout=wait + 30
@@ -69,8 +91,12 @@ class SitePoller:
             task = read_task(asked)
             if isinstance(task, SiteAnswer):
                 await self._send(str(asked.get("id", "")), task)
+            elif self.work and task.kind in self.work.kinds:
+                await self.work.take(task)
             else:
                 await self._send(task.id, await self.site.answer(task))
+        if self.work:
+            await self.work.send_pending()
         return True
 
     async def _heartbeat(self, beat: Heartbeat) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from giftcloud_api.federation.criteria import CountQuestion
 from giftcloud_api.federation.disclosure import K_FLOOR
@@ -20,7 +20,7 @@ class SiteIn(BaseModel):
     client_id: str = Field(
         min_length=1, max_length=200, description="the machine credential this hub issued it"
     )
-    capabilities: list[Literal["count"]] = Field(default=["count"])
+    capabilities: list[Literal["count", "jobs"]] = Field(default=["count", "jobs"])
 
 
 class SiteOut(BaseModel):
@@ -46,12 +46,24 @@ class Heartbeat(BaseModel):
 
 
 class Task(BaseModel):
+    """Work for a site: a count question, a job to run, or a job to cancel."""
+
     id: str
     project: str
-    kind: Literal["count"]
-    question: CountQuestion
+    kind: Literal["count", "job", "cancel"]
+    question: CountQuestion | None = None
+    #: the job, read by giftcloud_api.jobs (JobSpec)
+    job: dict[str, Any] | None = None
     asked_by: str
     asked_at: datetime
+
+    @model_validator(mode="after")
+    def _carries(self) -> Task:
+        if (self.kind == "count") != (self.question is not None):
+            raise ValueError("a count task carries a question, and only a count task does")
+        if (self.kind != "count") != (self.job is not None):
+            raise ValueError("a job or cancel task carries its job")
+        return self
 
 
 class CellOut(BaseModel):

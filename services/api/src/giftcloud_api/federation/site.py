@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from giftcloud_api.federation import disclosure
 from giftcloud_api.federation.catalogue import facts
-from giftcloud_api.federation.criteria import CountQuestion, Table, tabulate
+from giftcloud_api.federation.criteria import Table, tabulate
 from giftcloud_api.federation.models import Answer, Policy
 from giftcloud_api.federation.schemas import CellOut, PolicyIn, SiteAnswer, Task
 from giftcloud_api.models import Project
@@ -100,6 +100,7 @@ class SiteFederation:
 
     async def _decide(self, session: AsyncSession, task: Task) -> Answer:
         question = task.question
+        assert question is not None  # a count task carries its question
         row = Answer(
             question=task.id,
             project=task.project,
@@ -168,7 +169,8 @@ class SiteFederation:
 
 async def _refusal(session: AsyncSession, task: Task, policy: Policy) -> str:
     """Why this site will not answer ``task`` ('' when it will)."""
-    question: CountQuestion = task.question
+    question = task.question
+    assert question is not None
     if not policy.enabled:
         return "federation is off at this site"
     if await session.get(Project, task.project) is None:

@@ -12,113 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from support.browser import Tab, launched
 from support.cli import User, one_line
-from support.deployment import Deployment, deployed
-from support.dicom_files import read, synthetic_instance, to_bytes
-from support.infra import Seaweed, wait_for
-
-PROJECT = "cohort"
-ROSA = ("rosa", "rosa asks the sites questions")
-COHORTS = {
-    "site-a": {("CT", "F"): 20, ("CT", "M"): 3, ("CT", "O"): 12, ("MR", "F"): 4},
-    "site-b": {("CT", "F"): 12, ("CT", "M"): 11},
-}
-BY_SEX = {
-    "criteria": [{"attribute": "modality", "op": "eq", "value": "CT"}],
-    "group_by": ["patient_sex"],
-}
-
-
-def _cohort(site: str, cohort: dict[tuple[str, str], int]) -> list[bytes]:
-    files = []
-    for (modality, sex), count in cohort.items():
-        for n in range(count):
-            ds = read(
-                synthetic_instance(f"{site}^{modality}{sex}{n}", f"{site}-{modality}{sex}{n}")
-            )
-            ds.Modality, ds.PatientSex, ds.PatientAge = modality, sex, f"{40 + n:03d}Y"
-            files.append(to_bytes(ds))
-    return files
-
-
-@pytest.fixture(scope="module")
-def federation(
-    real_services: None, seaweed: Seaweed, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Deployment, dict[str, Deployment]]]:
-    logs = tmp_path_factory.mktemp("federation")
-    with ExitStack() as stack:
-        (logs / "hub").mkdir()
-        hub = stack.enter_context(
-            deployed(seaweed, logs / "hub", GIFTCLOUD_FEDERATION__ANSWER_SECONDS="15")
-        )
-        hub.create_project(PROJECT)
-        admin = hub.token()
-        hub.add_person(*ROSA, PROJECT, "member")
-        sites = {}
-        for name, cohort in COHORTS.items():
-            client = httpx.post(
-                f"{hub.url}/auth/clients",
-                json={"name": name, "grants": [{"project": PROJECT, "role": "member"}]},
-                headers=admin,
-            )
-            assert client.status_code == 201, client.text
-            credential = client.json()
-            made = httpx.post(
-                f"{hub.url}/api/federation/sites",
-                json={"name": name, "client_id": credential["client_id"]},
-                headers=admin,
-            )
-            assert made.status_code == 201, made.text
-            (logs / name).mkdir()
-            site = stack.enter_context(
-                deployed(
-                    seaweed,
-                    logs / name,
-                    GIFTCLOUD_FORWARD__HUB_URL=hub.url,
-                    GIFTCLOUD_FORWARD__CLIENT_ID=credential["client_id"],
-                    GIFTCLOUD_FORWARD__CLIENT_SECRET=credential["client_secret"],
-                    GIFTCLOUD_FEDERATION__RETRY_SECONDS="0.5",
-                    GIFTCLOUD_FEDERATION__WAIT_SECONDS="5",
-                )
-            )
-            site.create_project(PROJECT)
-            files = _cohort(name, cohort)
-            stored = site.stow(PROJECT, files, site.token())
-            assert stored.status_code == 200, stored.text
-            headers = site.token()
-            wait_for(
-                lambda site=site, headers=headers, n=len(files): (
-                    site.instance_count(PROJECT, headers) == n
-                ),
-                timeout=180,
-                what=f"{name}'s cohort archived",
-            )
-            sites[name] = site
-        # a site's federation is off until its admin turns it on: the hub has not heard of it
-        assert all(not s["enabled"] and s["last_seen_at"] is None for s in _sites(hub))
-        for site in sites.values():
-            on = httpx.put(
-                f"{site.url}/api/federation/policy", json={"enabled": True}, headers=site.token()
-            )
-            assert on.status_code == 200 and on.json()["k"] == 10, on.text
-        wait_for(
-            lambda: all(s["enabled"] and s["last_seen_at"] for s in _sites(hub)),
-            timeout=30,
-            what="both sites calling the hub",
-        )
-        yield hub, sites
-
-
-def _sites(hub: Deployment) -> list[dict[str, Any]]:
-    return httpx.get(f"{hub.url}/api/federation/sites", headers=hub.token()).json()
+from support.deployment import Deployment
+from support.federated import BY_SEX, PROJECT, ROSA
 
 
 def _ask(hub: Deployment, body: dict[str, Any], timeout: float = 60) -> dict[str, Any]:

@@ -1,0 +1,268 @@
+"""Analysis jobs, end to end, on the hub and two sites of this package: a site runs only an
+algorithm its admin approved (by the digest of its code), over the series the job's
+criteria choose there; an aggregate whose every count passes the site's k leaves at once,
+anything else waits for the site's data steward, who releases or withholds it.
+
+Site A's CT series: 32 of mean 100 (F, O) and 3 of mean 700 (M); site B's: 12 and 11. An
+intensity histogram of CT series in two bins (0-500, 500-1000) is released at once by B and
+held by A (its 3 is below k = 10) until A's steward releases it; the result at the hub is
+the histogram computed centrally over both sites' files."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.cli import User, one_line
+from support.deployment import Deployment
+from support.federated import COHORTS, INTENSITY, PROJECT, ROSA
+from support.federated import sites as hub_sites
+from support.infra import wait_for
+
+Federation = tuple[Deployment, dict[str, Deployment]]
+STEWARD = ("sam", "sam releases what leaves site a")
+HISTOGRAM = {
+    "algorithm": "intensity-histogram",
+    "criteria": [{"attribute": "modality", "op": "eq", "value": "CT"}],
+    "parameters": {"low": 0, "high": 1000, "bins": 2},
+}
+SETTLED = ("done", "withheld", "refused", "failed", "cancelled", "awaiting_release")
+
+
+def _submit(hub: Deployment, body: dict[str, Any]) -> dict[str, Any]:
+    made = httpx.post(
+        f"{hub.url}/api/projects/{PROJECT}/federation/jobs", json=body, headers=hub.token(*ROSA)
+    )
+    assert made.status_code == 201, made.text
+    found: dict[str, Any] = made.json()
+    return found
+
+
+def _settled(hub: Deployment, job: str, timeout: float = 120) -> dict[str, Any]:
+    url = f"{hub.url}/api/projects/{PROJECT}/federation/jobs/{job}"
+    deadline = time.monotonic() + timeout
+    while True:
+        found: dict[str, Any] = httpx.get(url, headers=hub.token(*ROSA)).json()
+        if all(p["state"] in SETTLED for p in found["parts"]) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def _parts(found: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["site"]: p for p in found["parts"]}
+
+
+def _approve(site: Deployment, name: str) -> None:
+    listed = httpx.get(f"{site.url}/api/federation/algorithms", headers=site.token()).json()
+    digest = next(a["digest"] for a in listed if a["name"] == name)
+    approved = httpx.put(
+        f"{site.url}/api/federation/algorithms/{name}",
+        json={"digest": digest},
+        headers=site.token(),
+    )
+    assert approved.status_code == 200 and approved.json()["approved"] == digest, approved.text
+
+
+def _central() -> dict[str, int]:
+    """The histogram over the union of both sites' CT series, computed here."""
+    counts = {"0 to 500": 0, "500 to 1000": 0}
+    for cohort in COHORTS.values():
+        for (modality, sex), n in cohort.items():
+            if modality == "CT":
+                counts["0 to 500" if INTENSITY[sex] < 500 else "500 to 1000"] += n
+    return counts
+
+
+def _cells(output: dict[str, Any]) -> dict[str, int]:
+    return {cell["key"][0]: cell["count"] for cell in output["cells"]}
+
+
+def test_only_approved_code_runs_and_outputs_leave_by_the_site_s_rules(
+    federation: Federation,
+) -> None:
+    hub, sites = federation
+    # nobody approved anything yet: both sites refuse, saying why
+    job = _settled(hub, _submit(hub, HISTOGRAM)["id"])
+    for part in job["parts"]:
+        assert part["state"] == "refused", part
+        assert part["reason"] == "the algorithm intensity-histogram is not approved at this site"
+
+    # an admin approves the code they reviewed: the digest of the code installed now
+    wrong = httpx.put(
+        f"{sites['site-a'].url}/api/federation/algorithms/intensity-histogram",
+        json={"digest": "0" * 64},
+        headers=sites["site-a"].token(),
+    )
+    assert wrong.status_code == 409 and "review the code installed now" in wrong.text
+    for site in sites.values():
+        _approve(site, "intensity-histogram")
+    wait_for(
+        lambda: all(
+            "intensity-histogram" in s["policy"].get("algorithms", {}) for s in hub_sites(hub)
+        ),
+        timeout=30,
+        what="the hub told of the approvals",
+    )
+    # asking for other code than was approved is refused
+    other = _settled(hub, _submit(hub, {**HISTOGRAM, "digest": "1" * 64})["id"])
+    assert all("this site approved" in p["reason"] for p in other["parts"]), other
+
+    # the refused job, tried again: B releases at once, A holds its output for the steward
+    retried = httpx.post(
+        f"{hub.url}/api/projects/{PROJECT}/federation/jobs/{job['id']}/retry",
+        headers=hub.token(*ROSA),
+    )
+    assert retried.status_code == 200, retried.text
+    parts = _parts(_settled(hub, job["id"]))
+    assert parts["site-b"]["state"] == "done", parts["site-b"]
+    assert parts["site-b"]["attempt"] == 2
+    assert _cells(parts["site-b"]["output"]) == {"0 to 500": 12, "500 to 1000": 11}
+    assert parts["site-a"]["state"] == "awaiting_release", parts["site-a"]
+    assert "below k = 10" in parts["site-a"]["reason"] and parts["site-a"]["output"] == {}
+
+    site_a = sites["site-a"]
+    site_a.add_person(*STEWARD, PROJECT, "member", site_roles=("steward",))
+    # the site's admin is not its steward
+    refused = httpx.get(f"{site_a.url}/api/federation/jobs", headers=site_a.token())
+    assert refused.status_code == 403 and "steward" in refused.text
+    held = httpx.get(
+        f"{site_a.url}/api/federation/jobs",
+        params={"state": "awaiting_release"},
+        headers=site_a.token(*STEWARD),
+    ).json()
+    [mine] = [j for j in held if j["id"] == job["id"]]
+    assert _cells(mine["output"]) == {"0 to 500": 32, "500 to 1000": 3}
+    assert mine["series"] == 35 and mine["submitted_by"] == "rosa"
+    released = httpx.post(
+        f"{site_a.url}/api/federation/jobs/{job['id']}/decision",
+        json={"release": True, "reason": "a bin of 3 series of mean intensity reveals no one"},
+        headers=site_a.token(*STEWARD),
+    )
+    assert released.status_code == 200 and released.json()["state"] == "done", released.text
+    wait_for(
+        lambda: _parts(_settled(hub, job["id"]))["site-a"]["state"] == "done",
+        timeout=30,
+        what="site a's release at the hub",
+    )
+    parts = _parts(_settled(hub, job["id"]))
+    pooled = {
+        key: sum(_cells(p["output"]).get(key, 0) for p in parts.values()) for key in _central()
+    }
+    assert pooled == _central() == {"0 to 500": 44, "500 to 1000": 14}
+    # decided once: a second decision is refused
+    again = httpx.post(
+        f"{site_a.url}/api/federation/jobs/{job['id']}/decision",
+        json={"release": False},
+        headers=site_a.token(*STEWARD),
+    )
+    assert again.status_code == 409
+
+    # the site's audit trail holds the job, who asked and the rule; the hub's the release
+    trail = httpx.get(
+        f"{site_a.url}/api/audit", params={"action": "api.federation.job"}, headers=site_a.token()
+    )
+    assert trail.status_code == 200 and "rosa (at the hub)" in trail.text, trail.text[:500]
+
+
+def test_a_listing_waits_for_the_steward_who_may_withhold_it(federation: Federation) -> None:
+    hub, sites = federation
+    site_b = sites["site-b"]
+    _approve(site_b, "series-sizes")
+    site_b.add_person(
+        "tess", "tess withholds at site b", PROJECT, "member", site_roles=("steward",)
+    )
+    job = _submit(hub, {"algorithm": "series-sizes", "sites": ["site-b"]})
+    part = _parts(_settled(hub, job["id"]))["site-b"]
+    assert part["state"] == "awaiting_release", part
+    assert part["reason"] == "held for the steward: not an aggregate of counts"
+    steward = site_b.token("tess", "tess withholds at site b")
+    seen = httpx.get(f"{site_b.url}/api/federation/jobs/{job['id']}", headers=steward).json()
+    assert seen["output"]["kind"] == "listing" and len(seen["output"]["series"]) == 23
+    withheld = httpx.post(
+        f"{site_b.url}/api/federation/jobs/{job['id']}/decision",
+        json={"release": False, "reason": "one row per series"},
+        headers=steward,
+    )
+    assert withheld.status_code == 200, withheld.text
+    wait_for(
+        lambda: _parts(_settled(hub, job["id"]))["site-b"]["state"] == "withheld",
+        timeout=30,
+        what="the steward's decision at the hub",
+    )
+    part = _parts(_settled(hub, job["id"]))["site-b"]
+    assert part["reason"] == "withheld by the steward tess: one row per series"
+    assert part["output"] == {}
+
+
+@pytest.mark.parametrize(
+    "bad", [{"algorithm": "Not A Name"}, {"algorithm": "x", "sites": ["nowhere"]}]
+)
+def test_a_job_the_hub_cannot_give_is_refused_at_once(
+    federation: Federation, bad: dict[str, Any]
+) -> None:
+    hub, _ = federation
+    answer = httpx.post(
+        f"{hub.url}/api/projects/{PROJECT}/federation/jobs", json=bad, headers=hub.token(*ROSA)
+    )
+    assert answer.status_code in (400, 422), answer.text
+
+
+def test_the_commands_approve_run_and_review(federation: Federation, tmp_path: Path) -> None:
+    hub, sites = federation
+    site_a = sites["site-a"]
+    site_a.add_person("una", "una reviews at site a", PROJECT, "member", site_roles=("steward",))
+
+    def person(name: str, password: str, url: str) -> tuple[User, dict[str, str]]:
+        user = User(tmp_path / name)
+        env = {"GIFTCLOUD_USERNAME": name, "GIFTCLOUD_PASSWORD": password, "GIFTCLOUD_URL": url}
+        user.run("login", env=env)
+        return user, env
+
+    admin, admin_env = person("admin", "admin-test-password", site_a.url)
+    listed = admin.run("federate", "algorithms", env=admin_env).stdout
+    row = next(line.split() for line in listed.splitlines() if line.startswith("series-sizes"))
+    assert row[2] == "no", listed
+    approved = admin.run(
+        "federate", "algorithms", "--approve", f"series-sizes={row[1]}", env=admin_env
+    ).stdout
+    assert (
+        next(line for line in approved.splitlines() if line.startswith("series-sizes")).split()[2]
+        == "yes"
+    )
+
+    rosa, rosa_env = person(*ROSA, hub.url)
+    bad = rosa.run(
+        "federate", "job", PROJECT, "series-sizes", "--param", "=1", env=rosa_env, code=2
+    )
+    assert one_line(bad).endswith("--param '=1': write NAME=VALUE (the value as JSON or text)")
+    said = rosa.run(
+        "federate",
+        "job",
+        PROJECT,
+        "series-sizes",
+        "--where",
+        "modality=MR",
+        "--site",
+        "site-a",
+        env=rosa_env,
+    ).stdout
+    job = said.split()[1]
+    assert "site-a  awaiting_release" in said and "not an aggregate" in said, said
+
+    una, una_env = person("una", "una reviews at site a", site_a.url)
+    waiting = una.run("federate", "review", env=una_env).stdout
+    assert job in waiting and "rosa" in waiting
+    decided = una.run(
+        "federate", "review", job, "--withhold", "too fine a listing", env=una_env
+    ).stdout
+    assert decided.strip() == (
+        f"job {job}: withheld (withheld by the steward una: too fine a listing)"
+    )
+    wait_for(
+        lambda: "withheld" in rosa.run("federate", "jobs", PROJECT, job, env=rosa_env).stdout,
+        timeout=30,
+        what="the steward's decision at the hub",
+    )
