@@ -255,7 +255,11 @@ def body_for(method: str, path: str, caller: Caller) -> dict[str, object]:
         ("POST", "/api/projects/{project}/federation/counts"): {"group_by": ["patient_sex"]},
         ("PUT", "/api/federation/policy"): {"enabled": False},
         ("POST", "/api/projects/{project}/federation/jobs"): {"algorithm": "series-sizes"},
-        ("PUT", "/api/federation/jobs/{job}/report"): {"attempt": 1, "state": "queued"},
+        ("PUT", "/api/federation/jobs/{job}/report"): {
+            "attempt": 1,
+            "state": "queued",
+            "as_of": "2026-12-05T00:00:00Z",
+        },
         ("PUT", "/api/federation/algorithms/{name}"): {"digest": "0" * 64},
         ("POST", "/api/federation/jobs/{job}/decision"): {"release": False},
         ("POST", "/auth/clients"): {

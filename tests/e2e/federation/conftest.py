@@ -53,6 +53,7 @@ def federation(
                     GIFTCLOUD_FORWARD__CLIENT_SECRET=credential["client_secret"],
                     GIFTCLOUD_FEDERATION__RETRY_SECONDS="0.5",
                     GIFTCLOUD_FEDERATION__WAIT_SECONDS="5",
+                    GIFTCLOUD_FEDERATION__STANDING_SECONDS="1",
                 )
             )
             site.create_project(PROJECT)

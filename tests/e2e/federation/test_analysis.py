@@ -18,18 +18,27 @@ import httpx
 import pytest
 from support.cli import User, one_line
 from support.deployment import Deployment
-from support.federated import COHORTS, INTENSITY, PROJECT, ROSA
+from support.federated import COHORTS, INTENSITY, PROJECT, ROSA, cohort
 from support.federated import sites as hub_sites
 from support.infra import wait_for
 
 Federation = tuple[Deployment, dict[str, Deployment]]
 STEWARD = ("sam", "sam releases what leaves site a")
+STEWARD_B = ("tess", "tess withholds at site b")
 HISTOGRAM = {
     "algorithm": "intensity-histogram",
     "criteria": [{"attribute": "modality", "op": "eq", "value": "CT"}],
     "parameters": {"low": 0, "high": 1000, "bins": 2},
 }
-SETTLED = ("done", "withheld", "refused", "failed", "cancelled", "awaiting_release")
+SETTLED = ("done", "withheld", "refused", "failed", "cancelled", "awaiting_release", "waiting")
+
+
+@pytest.fixture(scope="module")
+def stewards(federation: Federation) -> None:
+    """Each site's data steward: sam at site a, tess at site b."""
+    _, sites = federation
+    for site, who in ((sites["site-a"], STEWARD), (sites["site-b"], STEWARD_B)):
+        site.add_person(*who, PROJECT, "member", site_roles=("steward",))
 
 
 def _submit(hub: Deployment, body: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +78,8 @@ def _approve(site: Deployment, name: str) -> None:
 def _central() -> dict[str, int]:
     """The histogram over the union of both sites' CT series, computed here."""
     counts = {"0 to 500": 0, "500 to 1000": 0}
-    for cohort in COHORTS.values():
-        for (modality, sex), n in cohort.items():
+    for held in COHORTS.values():
+        for (modality, sex), n in held.items():
             if modality == "CT":
                 counts["0 to 500" if INTENSITY[sex] < 500 else "500 to 1000"] += n
     return counts
@@ -81,7 +90,7 @@ def _cells(output: dict[str, Any]) -> dict[str, int]:
 
 
 def test_only_approved_code_runs_and_outputs_leave_by_the_site_s_rules(
-    federation: Federation,
+    federation: Federation, stewards: None
 ) -> None:
     hub, sites = federation
     # nobody approved anything yet: both sites refuse, saying why
@@ -124,7 +133,6 @@ def test_only_approved_code_runs_and_outputs_leave_by_the_site_s_rules(
     assert "below k = 10" in parts["site-a"]["reason"] and parts["site-a"]["output"] == {}
 
     site_a = sites["site-a"]
-    site_a.add_person(*STEWARD, PROJECT, "member", site_roles=("steward",))
     # the site's admin is not its steward
     refused = httpx.get(f"{site_a.url}/api/federation/jobs", headers=site_a.token())
     assert refused.status_code == 403 and "steward" in refused.text
@@ -167,18 +175,17 @@ def test_only_approved_code_runs_and_outputs_leave_by_the_site_s_rules(
     assert trail.status_code == 200 and "rosa (at the hub)" in trail.text, trail.text[:500]
 
 
-def test_a_listing_waits_for_the_steward_who_may_withhold_it(federation: Federation) -> None:
+def test_a_listing_waits_for_the_steward_who_may_withhold_it(
+    federation: Federation, stewards: None
+) -> None:
     hub, sites = federation
     site_b = sites["site-b"]
     _approve(site_b, "series-sizes")
-    site_b.add_person(
-        "tess", "tess withholds at site b", PROJECT, "member", site_roles=("steward",)
-    )
     job = _submit(hub, {"algorithm": "series-sizes", "sites": ["site-b"]})
     part = _parts(_settled(hub, job["id"]))["site-b"]
     assert part["state"] == "awaiting_release", part
     assert part["reason"] == "held for the steward: not an aggregate of counts"
-    steward = site_b.token("tess", "tess withholds at site b")
+    steward = site_b.token(*STEWARD_B)
     seen = httpx.get(f"{site_b.url}/api/federation/jobs/{job['id']}", headers=steward).json()
     assert seen["output"]["kind"] == "listing" and len(seen["output"]["series"]) == 23
     withheld = httpx.post(
@@ -266,3 +273,65 @@ def test_the_commands_approve_run_and_review(federation: Federation, tmp_path: P
         timeout=30,
         what="the steward's decision at the hub",
     )
+
+
+def test_a_standing_job_runs_on_each_new_series_under_the_same_rules(
+    federation: Federation, stewards: None
+) -> None:
+    hub, sites = federation
+    site_b = sites["site-b"]
+    _approve(site_b, "intensity-histogram")
+    job = _submit(
+        hub,
+        {
+            **HISTOGRAM,
+            "criteria": [{"attribute": "modality", "op": "eq", "value": "MR"}],
+            "sites": ["site-b"],
+            "standing": True,
+        },
+    )["id"]
+    # site b has no MR yet: the job waits
+    part = _parts(_settled(hub, job))["site-b"]
+    assert (part["state"], part["run"]) == ("waiting", 1), part
+
+    def archive(counts: dict[tuple[str, str], int], tag: str) -> None:
+        headers = site_b.token()
+        before = site_b.instance_count(PROJECT, headers)
+        files = cohort(f"{tag}", counts)
+        stored = site_b.stow(PROJECT, files, headers)
+        assert stored.status_code == 200, stored.text
+        wait_for(
+            lambda: site_b.instance_count(PROJECT, headers) == before + len(files),
+            timeout=120,
+            what=f"{tag} archived at site b",
+        )
+
+    def part_is(state: str, run: int) -> dict[str, Any] | None:
+        found = _parts(_settled(hub, job))["site-b"]
+        return found if (found["state"], found["run"]) == (state, run) else None
+
+    # 12 MR series arrive: run 1 over them, an aggregate that passes k, released at once
+    archive({("MR", "F"): 12}, "b2")
+    wait_for(lambda: part_is("done", 1), timeout=90, what="the standing job's first run")
+    part = _parts(_settled(hub, job))["site-b"]
+    assert _cells(part["output"]) == {"0 to 500": 12}
+    # 3 more: run 2 over those 3 alone, below k, so held for the steward
+    archive({("MR", "M"): 3}, "b3")
+    wait_for(lambda: part_is("awaiting_release", 2), timeout=90, what="the second run")
+    part = _parts(_settled(hub, job))["site-b"]
+    assert [r["run"] for r in part["released"]] == [1] and "below k = 10" in part["reason"]
+    held = httpx.get(
+        f"{site_b.url}/api/federation/jobs/{job}", headers=site_b.token(*STEWARD_B)
+    ).json()
+    assert held["series"] == 3 and _cells(held["output"]) == {"500 to 1000": 3}
+
+    # cancelled at the hub: it stops at the site, and runs no more
+    cancelled = httpx.post(
+        f"{hub.url}/api/projects/{PROJECT}/federation/jobs/{job}/cancel",
+        headers=hub.token(*ROSA),
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    wait_for(lambda: part_is("cancelled", 2), timeout=30, what="the cancellation at site b")
+    archive({("MR", "O"): 1}, "b4")
+    time.sleep(3)  # three of the site's looks for new series
+    assert part_is("cancelled", 2)

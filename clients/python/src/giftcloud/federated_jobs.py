@@ -16,7 +16,7 @@ from giftcloud.federate import predicate
 from giftcloud.session import DONE, TROUBLE, CommandError
 
 #: a part that will not change unless someone acts (a steward, a retry)
-SETTLED = {"done", "withheld", "refused", "failed", "cancelled", "awaiting_release"}
+SETTLED = {"done", "withheld", "refused", "failed", "cancelled", "awaiting_release", "waiting"}
 
 
 def _parameter(text: str) -> tuple[str, Any]:
@@ -44,6 +44,8 @@ def submit(args: argparse.Namespace) -> int:
         body["digest"] = args.digest
     if args.site:
         body["sites"] = args.site
+    if args.standing:
+        body["standing"] = True
     base = f"/api/projects/{quote(args.project)}/federation/jobs"
     job = session.request("POST", base, f"submitting to {args.project}'s sites", json=body).json()
     show(_follow(session, base, job, args.wait))
@@ -188,6 +190,9 @@ def wire(federate: Callable[..., argparse.ArgumentParser]) -> None:
     running.add_argument("--param", action="append", metavar="NAME=VALUE", help="a parameter")
     running.add_argument("--digest", help="the SHA-256 of the code you mean")
     running.add_argument("--site", action="append", metavar="NAME", help="only these sites")
+    running.add_argument(
+        "--standing", action="store_true", help="run again on every new series that matches"
+    )
     running.add_argument("--wait", type=float, default=300, help="seconds to follow it")
     listing = federate("jobs", "at a hub: the project's jobs, or one in full", jobs)
     listing.add_argument("project")

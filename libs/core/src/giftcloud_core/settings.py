@@ -245,6 +245,8 @@ class FederationSettings(BaseModel):
     job_seconds: float = Field(default=600.0, gt=0)
     #: the largest output (JSON) a job's algorithm may give
     job_output_bytes: int = Field(default=262_144, gt=0)
+    #: how often a site looks for queued jobs and for new series for its standing jobs
+    standing_seconds: float = Field(default=30.0, gt=0)
 
 
 class AnonymiseSettings(BaseModel):

@@ -51,7 +51,12 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
         on_stop=link.close,
     )
     runner = JobRunner(runtime.db, runtime.store, archive, settings.federation, site_jobs)
-    jobs.add("analysis jobs", runner.round, seconds=30, wake=site_jobs.wake)
+    jobs.add(
+        "analysis jobs",
+        runner.round,
+        seconds=settings.federation.standing_seconds,
+        wake=site_jobs.wake,
+    )
     return ServicePart(
         name="api",
         routers=[

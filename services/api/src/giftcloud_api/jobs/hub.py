@@ -13,6 +13,7 @@ from giftcloud_core.db import Database
 from giftcloud_core.errors import BadRequest, Conflict, NotFound
 from giftcloud_core.settings import FederationSettings
 from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from giftcloud_api.federation.models import FederatedSite
 from giftcloud_api.federation.schemas import Task
@@ -43,6 +44,7 @@ class HubJobs:
             criteria=[p.model_dump(mode="json") for p in job.criteria],
             parameters=job.parameters,
             submitted_by=by,
+            standing=job.standing,
         )
         async with self.db.session() as session:
             session.add(row)
@@ -63,10 +65,7 @@ class HubJobs:
                     .where(
                         HubJobPart.site == site,
                         unconfirmed,
-                        or_(
-                            HubJobPart.state == "pending",
-                            col(HubJobPart.cancel) & col(HubJobPart.state).not_in(FINAL),
-                        ),
+                        or_(HubJobPart.state == "pending", col(HubJobPart.cancel)),
                     )
                     .order_by(col(HubJob.submitted_at))
                     .limit(20)
@@ -87,26 +86,33 @@ class HubJobs:
         return tasks
 
     async def report(self, site: str, job_id: str, report: JobReport) -> HubJob:
-        """A site's word on its part; one about an earlier attempt (before a retry) is
-        ignored."""
+        """A site's word on its part; one about an earlier attempt (before a retry) or an
+        earlier run is ignored. Each run's released output is kept."""
         async with self.db.session() as session:
             part = await session.get(HubJobPart, (job_id, site), with_for_update=True)
             job = await session.get(HubJob, job_id)
             if part is None or job is None:
                 raise NotFound(f"job {job_id} was not given to {site}")
-            if report.attempt == part.attempt:
-                part.state, part.reason, part.output = report.state, report.reason, report.output
+            if _newer(report, part):
+                part.state, part.reason, part.run = report.state, report.reason, report.run
+                part.as_of = report.as_of
                 part.updated_at = now()
-                if report.state in FINAL:
+                if report.output:
+                    part.output = report.output
+                    kept = [r for r in part.released if r["run"] != report.run]
+                    at = part.updated_at.isoformat()
+                    part.released = [*kept, {"run": report.run, "output": report.output, "at": at}]
+                if _ended(job.standing, part.state):
                     part.cancel = False
                 session.add(part)
         return job
 
     async def cancel(self, project: str, job_id: str, site: str | None) -> JobOut:
         """A part not yet taken is cancelled here; a taken one is cancelled at its site."""
+        standing = (await self.job(project, job_id)).standing
         async with self.db.session() as session:
-            for part in await self._parts(project, job_id, site, lock=True):
-                if part.state in FINAL:
+            for part in await self._parts(session, project, job_id, site):
+                if _ended(standing, part.state):
                     continue
                 if part.state == "pending" and part.fetched_at is None:
                     part.state, part.reason = "cancelled", "cancelled before the site took it"
@@ -120,10 +126,12 @@ class HubJobs:
         """Parts that ended otherwise than done run again, as a new attempt."""
         retried = 0
         async with self.db.session() as session:
-            for part in await self._parts(project, job_id, site, lock=True):
+            for part in await self._parts(session, project, job_id, site):
                 if part.state in FINAL and part.state != "done":
-                    part.state, part.reason, part.output = "pending", "", {}
-                    part.attempt, part.fetched_at, part.cancel = part.attempt + 1, None, False
+                    part.state, part.reason, part.output, part.released = "pending", "", {}, []
+                    part.attempt, part.run, part.fetched_at = part.attempt + 1, 1, None
+                    part.as_of = None
+                    part.cancel = False
                     part.updated_at = now()
                     session.add(part)
                     retried += 1
@@ -132,14 +140,16 @@ class HubJobs:
         return await self.job(project, job_id)
 
     async def _parts(
-        self, project: str, job_id: str, site: str | None, *, lock: bool = False
+        self, session: AsyncSession, project: str, job_id: str, site: str | None
     ) -> list[HubJobPart]:
-        await self.job(project, job_id)  # 404 for a job of another project
-        async with self.db.session() as session:
-            query = select(HubJobPart).where(HubJobPart.job == job_id)
-            if site is not None:
-                query = query.where(HubJobPart.site == site)
-            found = list((await session.exec(query.with_for_update() if lock else query)).all())
+        """The job's parts (``site``'s only, when given), locked for a change."""
+        job = await session.get(HubJob, job_id)
+        if job is None or job.project != project:
+            raise NotFound(f"no job {job_id} on {project}")
+        query = select(HubJobPart).where(HubJobPart.job == job_id)
+        if site is not None:
+            query = query.where(HubJobPart.site == site)
+        found = list((await session.exec(query.with_for_update())).all())
         if site is not None and not found:
             raise NotFound(f"job {job_id} was not given to {site}")
         return found
@@ -170,6 +180,21 @@ class HubJobs:
         return _out(found, list(parts))
 
 
+def _newer(report: JobReport, part: HubJobPart) -> bool:
+    """Whether ``report`` is newer than what the hub has of the part (not of an earlier
+    attempt, an earlier run, or an earlier state of the same run that arrived late)."""
+    if report.attempt != part.attempt or report.run < part.run:
+        return False
+    return report.run > part.run or part.as_of is None or report.as_of >= part.as_of
+
+
+def _ended(standing: bool, state: str) -> bool:
+    """A part that will not change by itself: a standing job runs on until cancelled."""
+    if standing:
+        return state in ("cancelled", "refused")
+    return state in FINAL
+
+
 def _task(job: HubJob, part: HubJobPart, kind: str) -> Task:
     spec = JobSpec(
         id=job.id,
@@ -180,6 +205,7 @@ def _task(job: HubJob, part: HubJobPart, kind: str) -> Task:
         parameters=job.parameters,
         submitted_by=job.submitted_by,
         attempt=part.attempt,
+        standing=job.standing,
     )
     return Task(
         id=job.id,
@@ -201,6 +227,7 @@ def _out(job: HubJob, parts: list[HubJobPart]) -> JobOut:
         parameters=job.parameters,
         submitted_by=job.submitted_by,
         submitted_at=job.submitted_at,
+        standing=job.standing,
         parts=[
             JobPartOut.model_validate(p, from_attributes=True)
             for p in sorted(parts, key=lambda p: p.site)

@@ -35,6 +35,7 @@ class HubJob(SQLModel, table=True):
     parameters: dict[str, Any] = _json()
     submitted_by: str
     submitted_at: datetime = Field(default_factory=_now)
+    standing: bool = False
 
 
 class HubJobPart(SQLModel, table=True):
@@ -48,7 +49,14 @@ class HubJobPart(SQLModel, table=True):
     state: str = "pending"
     reason: str = ""
     output: dict[str, Any] = _json()
+    #: a standing job's released outputs: [{run, output, at}]
+    released: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]")
+    )
     attempt: int = 1
+    run: int = 1
+    #: when the site's job came to the state the hub has (reports may arrive out of order)
+    as_of: datetime | None = None
     #: when the site last took the job (or its cancellation): offered again if unconfirmed
     fetched_at: datetime | None = None
     cancel: bool = False
@@ -83,6 +91,11 @@ class SiteJob(SQLModel, table=True):
     parameters: dict[str, Any] = _json()
     submitted_by: str
     attempt: int = 1
+    standing: bool = False
+    #: a standing job's run: 1, then one more each time new series match
+    run: int = 1
+    #: the newest archived instance a run has seen (a standing job runs on what is newer)
+    seen_until: datetime | None = None
     state: str = "queued"
     reason: str = ""
     #: the series the cohort's criteria chose here (never sent to the hub)

@@ -24,6 +24,7 @@ from giftcloud_core.db import Database
 from giftcloud_core.settings import FederationSettings
 from giftcloud_core.storage import ObjectStore
 from pydantic import ValidationError
+from sqlalchemy import func
 from sqlmodel import col, or_, select, update
 
 from giftcloud_api.federation import disclosure
@@ -31,7 +32,7 @@ from giftcloud_api.federation.catalogue import facts
 from giftcloud_api.federation.criteria import Predicate, matches
 from giftcloud_api.federation.models import Policy
 from giftcloud_api.jobs.models import Approval, SiteJob
-from giftcloud_api.jobs.schemas import Aggregate
+from giftcloud_api.jobs.schemas import REARMED, Aggregate
 from giftcloud_api.jobs.site import SiteJobs
 from giftcloud_api.models import Instance
 
@@ -68,6 +69,7 @@ class JobRunner:
 
     async def round(self, first: bool) -> bool:
         self.jobs.wake.clear()
+        await self._rearm()
         job = await self._claim()
         if job is None:
             return False
@@ -98,6 +100,40 @@ class JobRunner:
         with contextlib.suppress(Exception):  # the poller tells the hub if this cannot
             await self.jobs.send_pending()
         return True
+
+    async def _rearm(self) -> None:
+        """Queue again each standing job with instances archived since its last run (a
+        standing job waits while its last output awaits the steward)."""
+        async with self.db.session() as session:
+            newer = (
+                select(Instance.sop_uid)
+                .where(
+                    col(Instance.project) == col(SiteJob.project),
+                    or_(
+                        col(SiteJob.seen_until).is_(None),
+                        col(Instance.archived_at) > col(SiteJob.seen_until),
+                    ),
+                )
+                .exists()
+            )
+            rows = (
+                await session.exec(
+                    select(SiteJob)
+                    .where(
+                        col(SiteJob.standing),
+                        col(SiteJob.state).in_(REARMED),
+                        col(SiteJob.cancel).is_(False),
+                        newer,
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                if row.state != "waiting":  # a run that found nothing new is not counted
+                    row.run += 1
+                row.state, row.reason, row.updated_at = "queued", "", now()
+                row.output, row.released, row.decided_by = {}, {}, ""
+                session.add(row)
 
     async def _claim(self) -> SiteJob | None:
         async with self.db.session() as session:
@@ -169,14 +205,31 @@ class JobRunner:
         return state, reason, result, released
 
     async def _cohort(self, job: SiteJob, inputs: Path) -> int:
-        """Copy the cohort's instances into ``inputs``/SERIES/SOP.dcm; the count of series."""
+        """Copy the cohort's instances into ``inputs``/SERIES/SOP.dcm; the count of series.
+        A standing job's later runs take the series with instances archived since the last."""
         criteria = [Predicate.model_validate(p) for p in job.criteria]
         async with self.db.session() as session:
+            until = (
+                await session.exec(
+                    select(func.max(Instance.archived_at)).where(Instance.project == job.project)
+                )
+            ).one()
             chosen = {
                 fact.series
                 for fact in await facts(session, job.project)
                 if all(matches(p, fact.values.get(p.attribute)) for p in criteria)
             }
+            if job.standing and job.seen_until is not None:
+                chosen &= set(
+                    (
+                        await session.exec(
+                            select(Instance.series_uid).where(
+                                Instance.project == job.project,
+                                col(Instance.archived_at) > job.seen_until,
+                            )
+                        )
+                    ).all()
+                )
             rows = (
                 await session.exec(
                     select(Instance.series_uid, Instance.sop_uid, Instance.object_key).where(
@@ -185,8 +238,12 @@ class JobRunner:
                 )
             ).all()
             await session.exec(
-                update(SiteJob).where(col(SiteJob.id) == job.id).values(series=len(chosen))
+                update(SiteJob)
+                .where(col(SiteJob.id) == job.id)
+                .values(series=len(chosen), seen_until=until)
             )
+        if not chosen and job.standing:
+            raise Outcome("waiting", "standing: waiting for new series that match its criteria")
         if not chosen:
             raise Outcome("refused", "no series at this site match the cohort's criteria")
         # folders by number: the algorithm sees no UID in a path (nor any in its output)

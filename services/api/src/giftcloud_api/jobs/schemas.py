@@ -10,8 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from giftcloud_api.federation.criteria import Predicate
 
-#: a job at its site: queued, running; awaiting_release: the output waits for its steward
+#: a job at its site: queued, running; awaiting_release: the output waits for its steward;
+#: waiting: a standing job with no new series to run on
 SiteState = Literal[
+    "waiting",
     "queued",
     "running",
     "awaiting_release",
@@ -25,6 +27,8 @@ SiteState = Literal[
 JobState = Literal["pending"] | SiteState
 #: states a job part leaves only by a retry
 FINAL = frozenset({"done", "withheld", "refused", "failed", "cancelled"})
+#: states after which a standing job runs again when new series match
+REARMED = frozenset({"waiting", "done", "withheld", "failed"})
 #: a job's parameters, as JSON, at most this long
 PARAMETERS_BYTES = 4096
 
@@ -41,6 +45,11 @@ class JobIn(BaseModel):
     criteria: list[Predicate] = Field(default_factory=list, max_length=20)
     parameters: dict[str, Any] = Field(default_factory=dict)
     sites: list[str] | None = Field(default=None, description="the sites (all when left out)")
+    standing: bool = Field(
+        default=False,
+        description="run again at each site on every series archived there later that"
+        " matches, under the same approval and release rules, until cancelled",
+    )
 
     @field_validator("parameters")
     @classmethod
@@ -61,6 +70,7 @@ class JobSpec(BaseModel):
     parameters: dict[str, Any]
     submitted_by: str
     attempt: int
+    standing: bool = False
 
 
 class JobReport(BaseModel):
@@ -69,9 +79,21 @@ class JobReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     attempt: int = Field(ge=1)
+    #: a standing job's run (1 for the first, and for any other job)
+    run: int = Field(default=1, ge=1)
     state: SiteState
+    #: when the site's job came to this state: a report older than one the hub has is late
+    as_of: datetime
     reason: str = Field(default="", max_length=2000)
     output: dict[str, Any] = Field(default_factory=dict)
+
+
+class Released(BaseModel):
+    """One released output of a standing job's run."""
+
+    run: int
+    output: dict[str, Any]
+    at: datetime
 
 
 class JobPartOut(BaseModel):
@@ -79,7 +101,12 @@ class JobPartOut(BaseModel):
     state: JobState
     reason: str
     attempt: int
+    #: the run the state is of (a standing job runs again on new series)
+    run: int
+    #: the latest released output
     output: dict[str, Any]
+    #: a standing job's released outputs, one per run, oldest first
+    released: list[Released]
     updated_at: datetime
 
 
@@ -92,6 +119,7 @@ class JobOut(BaseModel):
     parameters: dict[str, Any]
     submitted_by: str
     submitted_at: datetime
+    standing: bool
     parts: list[JobPartOut]
 
 
@@ -145,6 +173,8 @@ class SiteJobOut(BaseModel):
     parameters: dict[str, Any]
     submitted_by: str
     attempt: int
+    standing: bool
+    run: int
     state: str
     reason: str
     series: int

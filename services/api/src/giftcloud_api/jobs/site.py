@@ -24,7 +24,7 @@ from giftcloud_api.federation.models import Policy
 from giftcloud_api.federation.schemas import Task
 from giftcloud_api.jobs.algorithms import digest, installed
 from giftcloud_api.jobs.models import Approval, SiteJob
-from giftcloud_api.jobs.schemas import FINAL, AlgorithmOut, DecisionIn, JobReport, JobSpec
+from giftcloud_api.jobs.schemas import FINAL, REARMED, AlgorithmOut, DecisionIn, JobReport, JobSpec
 from giftcloud_api.models import Project
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ class SiteJobs:
         self.hub = hub
         #: set when a job is queued or cancelled: the runner looks at once
         self.wake = asyncio.Event()
+        #: one sender at a time in this process (the poller, the runner, a decision)
+        self._sending = asyncio.Lock()
 
     # -- the admin's approvals -------------------------------------------------------------
 
@@ -107,6 +109,7 @@ class SiteJobs:
                     attempt=attempt,
                     state="refused",
                     reason=f"this site cannot read the job: {reason}",
+                    as_of=now(),
                 ),
             )
             return
@@ -129,6 +132,7 @@ class SiteJobs:
                     parameters=spec.parameters,
                     submitted_by=spec.submitted_by,
                     attempt=spec.attempt,
+                    standing=spec.standing,
                 )
                 if row is None
                 else _renewed(row, spec)
@@ -165,9 +169,9 @@ class SiteJobs:
             if row is None:
                 return
             row.reported = ""  # the hub hears the state, cancelled or the one it ended in
-            if row.state not in FINAL:
+            if row.state not in FINAL or (row.standing and row.state in REARMED):
                 row.cancel = True
-                if row.state in ("queued", "awaiting_release"):
+                if row.state != "running":  # a running one is stopped by its runner
                     row.state, row.reason = "cancelled", "cancelled at the hub"
                     row.updated_at = now()
             session.add(row)
@@ -177,23 +181,35 @@ class SiteJobs:
         """Tell the hub every state it has not heard (a hub away hears it later)."""
         if not self.hub.url or not self.hub.has_credential:
             return
+        async with self._sending:
+            await self._send_pending()
+
+    async def _send_pending(self) -> None:
         async with self.db.session() as session:
             rows = (
                 await session.exec(
                     select(SiteJob).where(
                         col(SiteJob.reported)
-                        != func.concat(col(SiteJob.state), "/", cast(col(SiteJob.attempt), String))
+                        != func.concat(
+                            col(SiteJob.state),
+                            "/",
+                            cast(col(SiteJob.attempt), String),
+                            "/",
+                            cast(col(SiteJob.run), String),
+                        )
                     )
                 )
             ).all()
         for row in rows:
-            said = f"{row.state}/{row.attempt}"
+            said = f"{row.state}/{row.attempt}/{row.run}"
             await self._tell(
                 row.id,
                 JobReport.model_validate(
                     {
                         "attempt": row.attempt,
+                        "run": row.run,
                         "state": row.state,
+                        "as_of": row.updated_at,
                         "reason": row.reason,
                         "output": row.released,
                     }
@@ -206,6 +222,7 @@ class SiteJobs:
                         col(SiteJob.id) == row.id,
                         col(SiteJob.state) == row.state,
                         col(SiteJob.attempt) == row.attempt,
+                        col(SiteJob.run) == row.run,
                     )
                     .values(reported=said)
                 )
@@ -260,7 +277,7 @@ class SiteJobs:
 
 def _renewed(row: SiteJob, spec: JobSpec) -> SiteJob:
     """A retried job: a new attempt, everything of the last one forgotten but the audit."""
-    row.attempt, row.parameters = spec.attempt, spec.parameters
+    row.attempt, row.parameters, row.run, row.seen_until = spec.attempt, spec.parameters, 1, None
     row.reason, row.output, row.released, row.decided_by = "", {}, {}, ""
     row.cancel, row.lease_until, row.series, row.updated_at = False, None, 0, now()
     return row

@@ -1,5 +1,5 @@
-"""api: analysis jobs -- at a hub the jobs and each site's part; at a site the approved
-algorithms and every job it took
+"""api: analysis jobs -- at a hub the jobs and each site's part (a standing job's released
+outputs too); at a site the approved algorithms and every job it took
 
 Revision ID: api_0010
 """
@@ -29,6 +29,7 @@ def upgrade() -> None:
         _json("parameters"),
         sa.Column("submitted_by", sa.String, nullable=False),
         sa.Column("submitted_at", WHEN, nullable=False),
+        sa.Column("standing", sa.Boolean, nullable=False, server_default=sa.false()),
         schema=S,
     )
     op.create_table(
@@ -38,7 +39,10 @@ def upgrade() -> None:
         sa.Column("state", sa.String, nullable=False),
         sa.Column("reason", sa.String, nullable=False, server_default=""),
         _json("output"),
+        _json("released", "[]"),
         sa.Column("attempt", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("run", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("as_of", WHEN, nullable=True),
         sa.Column("fetched_at", WHEN, nullable=True),
         sa.Column("cancel", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("updated_at", WHEN, nullable=False),
@@ -65,6 +69,9 @@ def upgrade() -> None:
         _json("parameters"),
         sa.Column("submitted_by", sa.String, nullable=False),
         sa.Column("attempt", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("standing", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("run", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("seen_until", WHEN, nullable=True),
         sa.Column("state", sa.String, nullable=False),
         sa.Column("reason", sa.String, nullable=False, server_default=""),
         sa.Column("series", sa.Integer, nullable=False, server_default="0"),
