@@ -18,7 +18,7 @@ import httpx
 import pytest
 from support.cli import User, one_line
 from support.deployment import Deployment
-from support.federated import COHORTS, INTENSITY, PROJECT, ROSA, cohort
+from support.federated import BY_SEX, COHORTS, INTENSITY, PROJECT, ROSA, cohort
 from support.federated import sites as hub_sites
 from support.infra import wait_for
 
@@ -173,6 +173,8 @@ def test_only_approved_code_runs_and_outputs_leave_by_the_site_s_rules(
         f"{site_a.url}/api/audit", params={"action": "api.federation.job"}, headers=site_a.token()
     )
     assert trail.status_code == 200 and "rosa (at the hub)" in trail.text, trail.text[:500]
+    runs = [r for r in trail.json() if r["action"] == "api.federation.job.run"]
+    assert any("held for the steward: a count below k = 10" in r["detail"] for r in runs), runs
 
 
 def test_a_listing_waits_for_the_steward_who_may_withhold_it(
@@ -335,3 +337,39 @@ def test_a_standing_job_runs_on_each_new_series_under_the_same_rules(
     archive({("MR", "O"): 1}, "b4")
     time.sleep(3)  # three of the site's looks for new series
     assert part_is("cancelled", 2)
+
+
+def test_a_job_runs_on_what_each_site_counted_for_a_question(
+    federation: Federation, stewards: None
+) -> None:
+    hub, sites = federation
+    for site in sites.values():
+        _approve(site, "intensity-histogram")
+    headers = hub.token(*ROSA)
+    base = f"{hub.url}/api/projects/{PROJECT}/federation"
+    asked = httpx.post(f"{base}/counts", json=BY_SEX, headers=headers).json()
+    wait_for(
+        lambda: all(
+            p["state"] == "answered"
+            for p in httpx.get(f"{base}/counts/{asked['id']}", headers=headers).json()["parts"]
+        ),
+        timeout=60,
+        what="both sites' counts",
+    )
+    # the cohort is the question's id: each site knows which series it counted
+    job = _submit(hub, {**HISTOGRAM, "criteria": [], "question": asked["id"]})
+    parts = _parts(_settled(hub, job["id"]))
+    assert _cells(parts["site-b"]["output"]) == {"0 to 500": 12, "500 to 1000": 11}
+    assert parts["site-a"]["state"] == "awaiting_release"
+    mine = httpx.get(
+        f"{sites['site-a'].url}/api/federation/jobs/{job['id']}",
+        headers=sites["site-a"].token(*STEWARD),
+    ).json()
+    assert mine["series"] == 35 and mine["question"] == asked["id"]
+
+    unknown = httpx.post(
+        f"{base}/jobs", json={**HISTOGRAM, "criteria": [], "question": "nope"}, headers=headers
+    )
+    assert unknown.status_code == 404 and "no question nope" in unknown.text
+    both = httpx.post(f"{base}/jobs", json={**HISTOGRAM, "question": asked["id"]}, headers=headers)
+    assert both.status_code == 422 and "criteria or by a question, not both" in both.text

@@ -46,6 +46,8 @@ def submit(args: argparse.Namespace) -> int:
         body["sites"] = args.site
     if args.standing:
         body["standing"] = True
+    if args.question:
+        body["question"] = args.question
     base = f"/api/projects/{quote(args.project)}/federation/jobs"
     job = session.request("POST", base, f"submitting to {args.project}'s sites", json=body).json()
     show(_follow(session, base, job, args.wait))
@@ -186,6 +188,9 @@ def wire(federate: Callable[..., argparse.ArgumentParser]) -> None:
     running.add_argument("algorithm", help="an algorithm the sites approved (federate sites)")
     running.add_argument(
         "--where", action="append", metavar="EXPR", help="the cohort, as for count"
+    )
+    running.add_argument(
+        "--question", metavar="ID", help="the cohort: what each site counted for a question"
     )
     running.add_argument("--param", action="append", metavar="NAME=VALUE", help="a parameter")
     running.add_argument("--digest", help="the SHA-256 of the code you mean")

@@ -194,6 +194,8 @@ class Table:
 
     cells: dict[Key, int]
     total: int
+    #: the series counted (kept at the site: a job may run on them by the question's id)
+    series: tuple[str, ...] = ()
 
     def digest(self) -> str:
         rows = sorted([list(key), count] for key, count in self.cells.items())
@@ -241,15 +243,22 @@ def cell_value(name: str, value: Value) -> str:
     return str(value).upper() if kind == "code" else str(value)
 
 
+def chosen(criteria: Iterable[Predicate], facts: Iterable[Fact]) -> list[Fact]:
+    """The series (facts) every predicate holds for: a count's and a job's cohort."""
+    criteria = list(criteria)
+    return [f for f in facts if all(matches(p, f.values.get(p.attribute)) for p in criteria)]
+
+
 def tabulate(question: CountQuestion, facts: Iterable[Fact]) -> Table:
     """Count the distinct units of the matching series, per cell and in all."""
     cells: dict[Key, set[str]] = defaultdict(set)
     everyone: set[str] = set()
-    for fact in facts:
-        if all(matches(p, fact.values.get(p.attribute)) for p in question.criteria):
-            unit = fact.unit(question.unit)
-            everyone.add(unit)
-            cells[tuple(cell_value(n, fact.values.get(n)) for n in question.group_by)].add(unit)
+    series = chosen(question.criteria, facts)
+    for fact in series:
+        unit = fact.unit(question.unit)
+        everyone.add(unit)
+        cells[tuple(cell_value(n, fact.values.get(n)) for n in question.group_by)].add(unit)
+    cohort = tuple(sorted({fact.series for fact in series}))
     if not question.group_by:
-        return Table({(): len(everyone)}, len(everyone))
-    return Table({key: len(units) for key, units in cells.items()}, len(everyone))
+        return Table({(): len(everyone)}, len(everyone), cohort)
+    return Table({key: len(units) for key, units in cells.items()}, len(everyone), cohort)

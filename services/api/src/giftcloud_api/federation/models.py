@@ -105,3 +105,7 @@ class Answer(SQLModel, table=True):
     answered_at: datetime = Field(default_factory=_now)
     #: the hub took the answer (False: it will be sent again)
     delivered: bool = False
+    #: the series counted: a job's cohort when it names this question (never sent)
+    series: list[str] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]")
+    )

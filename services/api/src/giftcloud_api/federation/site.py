@@ -117,6 +117,7 @@ class SiteFederation:
         table = tabulate(question, await facts(session, task.project))
         row.raw = _table(table)
         row.raw_digest = table.digest()
+        row.series = list(table.series)
         same = (
             await session.exec(
                 select(Answer).where(

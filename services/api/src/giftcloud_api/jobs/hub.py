@@ -15,7 +15,7 @@ from giftcloud_core.settings import FederationSettings
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from giftcloud_api.federation.models import FederatedSite
+from giftcloud_api.federation.models import FederatedSite, Question
 from giftcloud_api.federation.schemas import Task
 from giftcloud_api.jobs.models import HubJob, HubJobPart
 from giftcloud_api.jobs.schemas import FINAL, JobIn, JobOut, JobPartOut, JobReport, JobSpec
@@ -36,12 +36,18 @@ class HubJobs:
             )
         if not chosen:
             raise Conflict("no site is registered at this hub to run a job")
+        if job.question:
+            async with self.db.session() as session:
+                asked = await session.get(Question, job.question)
+            if asked is None or asked.project != project:
+                raise NotFound(f"no question {job.question} on {project}")
         row = HubJob(
             id=str(uuid.uuid4()),
             project=project,
             algorithm=job.algorithm,
             digest=job.digest,
             criteria=[p.model_dump(mode="json") for p in job.criteria],
+            question=job.question,
             parameters=job.parameters,
             submitted_by=by,
             standing=job.standing,
@@ -202,6 +208,7 @@ def _task(job: HubJob, part: HubJobPart, kind: str) -> Task:
         algorithm=job.algorithm,
         digest=job.digest,
         criteria=job.criteria,  # validated into predicates
+        question=job.question,
         parameters=job.parameters,
         submitted_by=job.submitted_by,
         attempt=part.attempt,
@@ -224,6 +231,7 @@ def _out(job: HubJob, parts: list[HubJobPart]) -> JobOut:
         algorithm=job.algorithm,
         digest=job.digest,
         criteria=job.criteria,
+        question=job.question,
         parameters=job.parameters,
         submitted_by=job.submitted_by,
         submitted_at=job.submitted_at,

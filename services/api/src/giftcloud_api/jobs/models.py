@@ -32,6 +32,8 @@ class HubJob(SQLModel, table=True):
     criteria: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]")
     )
+    #: a count question whose counted series are the cohort at each site ("" criteria)
+    question: str = ""
     parameters: dict[str, Any] = _json()
     submitted_by: str
     submitted_at: datetime = Field(default_factory=_now)
@@ -88,6 +90,7 @@ class SiteJob(SQLModel, table=True):
     criteria: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]")
     )
+    question: str = ""
     parameters: dict[str, Any] = _json()
     submitted_by: str
     attempt: int = 1

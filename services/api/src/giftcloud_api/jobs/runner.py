@@ -29,8 +29,9 @@ from sqlmodel import col, or_, select, update
 
 from giftcloud_api.federation import disclosure
 from giftcloud_api.federation.catalogue import facts
-from giftcloud_api.federation.criteria import Predicate, matches
-from giftcloud_api.federation.models import Policy
+from giftcloud_api.federation.criteria import Predicate
+from giftcloud_api.federation.criteria import chosen as chosen_facts
+from giftcloud_api.federation.models import Answer, Policy
 from giftcloud_api.jobs.models import Approval, SiteJob
 from giftcloud_api.jobs.schemas import REARMED, Aggregate
 from giftcloud_api.jobs.site import SiteJobs
@@ -96,6 +97,20 @@ class JobRunner:
                     lease_until=None,
                     updated_at=now(),
                 )
+            )
+            # the rule that decided, recorded with the outcome (the output stays in the row)
+            await self.jobs.audit.record(
+                None,
+                "api.federation.job.run",
+                project=job.project,
+                actor=f"{job.submitted_by} (at the hub)",
+                address="hub",
+                target=f"job {job.id} attempt {job.attempt} run {job.run}",
+                outcome="failure" if state == "failed" else "success",
+                detail=json.dumps(
+                    {"state": state, "rule": reason, "released": bool(released)},
+                    separators=(",", ":"),
+                ),
             )
         with contextlib.suppress(Exception):  # the poller tells the hub if this cannot
             await self.jobs.send_pending()
@@ -215,10 +230,12 @@ class JobRunner:
                 )
             ).one()
             chosen = {
-                fact.series
-                for fact in await facts(session, job.project)
-                if all(matches(p, fact.values.get(p.attribute)) for p in criteria)
+                fact.series for fact in chosen_facts(criteria, await facts(session, job.project))
             }
+            if job.question:  # the series this site counted for the question, still here
+                answered = await session.get(Answer, job.question)
+                counted = set(answered.series) if answered is not None else set()
+                chosen = {series for series in chosen if series in counted}
             if job.standing and job.seen_until is not None:
                 chosen &= set(
                     (

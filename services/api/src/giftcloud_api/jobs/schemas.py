@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from giftcloud_api.federation.criteria import Predicate
 
@@ -43,6 +43,12 @@ class JobIn(BaseModel):
         description="the SHA-256 of the algorithm's code you mean ('' any a site approved)",
     )
     criteria: list[Predicate] = Field(default_factory=list, max_length=20)
+    question: str = Field(
+        default="",
+        max_length=64,
+        description="a count question's id instead of criteria: each site runs on the series"
+        " it counted for it (kept at the site; the hub never sees them)",
+    )
     parameters: dict[str, Any] = Field(default_factory=dict)
     sites: list[str] | None = Field(default=None, description="the sites (all when left out)")
     standing: bool = Field(
@@ -50,6 +56,14 @@ class JobIn(BaseModel):
         description="run again at each site on every series archived there later that"
         " matches, under the same approval and release rules, until cancelled",
     )
+
+    @model_validator(mode="after")
+    def _one_cohort(self) -> JobIn:
+        if self.question and self.criteria:
+            raise ValueError("choose the cohort by criteria or by a question, not both")
+        if self.question and self.standing:
+            raise ValueError("a standing job chooses new series by criteria, not by a question")
+        return self
 
     @field_validator("parameters")
     @classmethod
@@ -67,6 +81,8 @@ class JobSpec(BaseModel):
     algorithm: str
     digest: str
     criteria: list[Predicate]
+    #: a count question's id: the cohort is the series this site counted for it
+    question: str = ""
     parameters: dict[str, Any]
     submitted_by: str
     attempt: int
@@ -110,16 +126,22 @@ class JobPartOut(BaseModel):
     updated_at: datetime
 
 
-class JobOut(BaseModel):
+class JobShown(BaseModel):
+    """What a job is, as the hub and its sites show it."""
+
     id: str
     project: str
     algorithm: str
     digest: str
     criteria: list[dict[str, Any]]
+    question: str
     parameters: dict[str, Any]
     submitted_by: str
-    submitted_at: datetime
     standing: bool
+
+
+class JobOut(JobShown):
+    submitted_at: datetime
     parts: list[JobPartOut]
 
 
@@ -162,18 +184,10 @@ class ApproveIn(BaseModel):
     )
 
 
-class SiteJobOut(BaseModel):
+class SiteJobOut(JobShown):
     """A job as this site's steward sees it: the raw output too."""
 
-    id: str
-    project: str
-    algorithm: str
-    digest: str
-    criteria: list[dict[str, Any]]
-    parameters: dict[str, Any]
-    submitted_by: str
     attempt: int
-    standing: bool
     run: int
     state: str
     reason: str

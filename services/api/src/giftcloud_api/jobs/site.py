@@ -20,7 +20,7 @@ from sqlalchemy import String, cast, func
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from giftcloud_api.federation.models import Policy
+from giftcloud_api.federation.models import Answer, Policy
 from giftcloud_api.federation.schemas import Task
 from giftcloud_api.jobs.algorithms import digest, installed
 from giftcloud_api.jobs.models import Approval, SiteJob
@@ -129,6 +129,7 @@ class SiteJobs:
                     algorithm=spec.algorithm,
                     digest=spec.digest,
                     criteria=[p.model_dump(mode="json") for p in spec.criteria],
+                    question=spec.question,
                     parameters=spec.parameters,
                     submitted_by=spec.submitted_by,
                     attempt=spec.attempt,
@@ -152,6 +153,7 @@ class SiteJobs:
                 outcome="success" if row.state == "queued" else "denied",
                 detail=json.dumps(
                     {
+                        "question": spec.question,
                         "algorithm": spec.algorithm,
                         "digest": row.digest,
                         "criteria": row.criteria,
@@ -295,6 +297,10 @@ async def _refusal(session: AsyncSession, spec: JobSpec) -> str:
         return "federation is off at this site"
     if await session.get(Project, spec.project) is None:
         return f"this site has no project {spec.project}"
+    if spec.question:
+        answered = await session.get(Answer, spec.question)
+        if answered is None or answered.project != spec.project or answered.state != "answered":
+            return f"this site answered no question {spec.question} on {spec.project}"
     approval = await session.get(Approval, spec.algorithm)
     if approval is None:
         return f"the algorithm {spec.algorithm} is not approved at this site"

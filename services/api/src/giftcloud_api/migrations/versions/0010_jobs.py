@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("algorithm", sa.String, nullable=False),
         sa.Column("digest", sa.String, nullable=False, server_default=""),
         _json("criteria", "[]"),
+        sa.Column("question", sa.String, nullable=False, server_default=""),
         _json("parameters"),
         sa.Column("submitted_by", sa.String, nullable=False),
         sa.Column("submitted_at", WHEN, nullable=False),
@@ -66,6 +67,7 @@ def upgrade() -> None:
         sa.Column("algorithm", sa.String, nullable=False),
         sa.Column("digest", sa.String, nullable=False, server_default=""),
         _json("criteria", "[]"),
+        sa.Column("question", sa.String, nullable=False, server_default=""),
         _json("parameters"),
         sa.Column("submitted_by", sa.String, nullable=False),
         sa.Column("attempt", sa.Integer, nullable=False, server_default="1"),
@@ -86,9 +88,12 @@ def upgrade() -> None:
         schema=S,
     )
     op.create_index("federation_site_jobs_state", "federation_site_jobs", ["state"], schema=S)
+    # the series a count chose, kept at the site: a job may run on them by the question's id
+    op.add_column("federation_answers", _json("series", "[]"), schema=S)
 
 
 def downgrade() -> None:
+    op.drop_column("federation_answers", "series", schema=S)
     for table in (
         "federation_site_jobs",
         "federation_algorithms",
