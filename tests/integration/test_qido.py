@@ -87,8 +87,10 @@ async def qido(runtime: Runtime, bearer: Bearer) -> Any:
 
         async def catalogued() -> bool:
             answer = await client.get("/dicomweb/proj/studies", headers=reader)
+            if answer.status_code != 200:  # the project not known to api yet: a 404
+                return False
             counts = [s["00201208"]["Value"][0] for s in answer.json()]
-            return answer.status_code == 200 and sum(counts) == len(instances)
+            return sum(counts) == len(instances)
 
         await eventually(catalogued, what="the catalogue filled")
 
