@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.browser import Tab, launched
 from support.cli import User, one_line
 from support.deployment import Deployment
 from support.federated import BY_SEX, COHORTS, INTENSITY, PROJECT, ROSA, cohort
@@ -373,3 +374,39 @@ def test_a_job_runs_on_what_each_site_counted_for_a_question(
     assert unknown.status_code == 404 and "no question nope" in unknown.text
     both = httpx.post(f"{base}/jobs", json={**HISTOGRAM, "question": asked["id"]}, headers=headers)
     assert both.status_code == 422 and "criteria or by a question, not both" in both.text
+
+
+def test_a_researcher_runs_a_job_on_the_page(federation: Federation, stewards: None) -> None:
+    """The jobs page in a real browser (axe clean): what each site approved, a job built
+    from the allow-listed criteria, each site's state and released output as they come."""
+    hub, sites = federation
+    for site in sites.values():
+        _approve(site, "intensity-histogram")
+    with launched() as browser:
+        tab = Tab(browser, hub.url)
+        try:
+            tab.sign_in(*ROSA)
+            tab.go(f"/projects/{PROJECT}/federation")
+            tab.page.click("text=Run a job at the sites")
+            tab.page.wait_for_selector("[data-jobs][data-loaded=true]")
+            tab.page.wait_for_selector(
+                "#algorithm option[value=intensity-histogram]", state="attached"
+            )
+            assert "intensity-histogram" in tab.page.inner_text("[data-approved]")
+            assert tab.check("jobs-at-the-sites") == []
+            tab.page.select_option("#algorithm", "intensity-histogram")
+            tab.page.select_option("#w0-a", "modality")
+            tab.page.fill("#w0-v", "CT")
+            tab.page.fill("#parameters", "{not json")
+            tab.page.click("button:has-text('Run')")
+            tab.page.wait_for_selector("text=Parameters: write a JSON object")
+            tab.page.fill("#parameters", '{"low": 0, "high": 1000, "bins": 2}')
+            tab.page.click("button:has-text('Run')")
+            tab.page.wait_for_selector("text=Every site has run it", timeout=120000)
+            shown = tab.page.locator("[data-job]").first.inner_text()
+            assert "site-a\tawaiting release\t1\t1\theld for the steward" in shown, shown
+            assert "site-b\tdone\t1\t1\treleased: an aggregate" in shown, shown
+            assert "site-b, run 1:" in shown and '"500 to 1000"' in shown, shown
+            assert tab.errors == [], tab.errors
+        finally:
+            tab.close()

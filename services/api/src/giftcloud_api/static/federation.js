@@ -1,7 +1,30 @@
 // Federated counts at a hub: the sites (GET /api/federation/sites), a question
 // (POST /api/projects/{p}/federation/counts) and the answers as they come
-// (GET .../counts/{id}): each site's released cells, and the pooled ones.
+// (GET .../counts/{id}): each site's released cells, and the pooled ones. And jobs
+// (POST/GET /api/projects/{p}/federation/jobs, .../cancel, .../retry): each site's state
+// and released outputs.
 "use strict";
+
+function criterionValue(op, text) {
+  if (op === "in") return text.split(",").map((v) => v.trim());
+  if (op === "between") return text.split("..").map((v) => v.trim());
+  return text.trim();
+}
+
+// The predicates of a form's criteria lines (_criteria.html), empty lines left out.
+function criteriaOf(form) {
+  const criteria = [];
+  for (const line of form.querySelectorAll("fieldset .filters")) {
+    const attribute = line.querySelector("[data-attribute]").value;
+    const text = line.querySelector("[data-value]").value;
+    if (!attribute || !text.trim()) continue;
+    const op = line.querySelector("[data-op]").value;
+    criteria.push({ attribute, op, value: criterionValue(op, text) });
+  }
+  return criteria;
+}
+
+const stamp = (iso) => `${iso.slice(0, 19).replace("T", " ")} UTC`;
 
 function federationPage(root) {
   const project = root.dataset.project;
@@ -19,12 +42,6 @@ function federationPage(root) {
       s.policy.k ? `, k = ${s.policy.k}` : "",
       `, last seen ${s.last_seen_at ? s.last_seen_at.slice(0, 19).replace("T", " ") + " UTC" : "never"}`))
       : [el("li", {}, "No site is registered at this hub.")]));
-  }
-
-  function value(op, text) {
-    if (op === "in") return text.split(",").map((v) => v.trim());
-    if (op === "between") return text.split("..").map((v) => v.trim());
-    return text.trim();
   }
 
   function shown(q) {
@@ -63,16 +80,8 @@ function federationPage(root) {
 
   root.querySelector("[data-ask]").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const criteria = [];
-    for (const line of root.querySelectorAll("fieldset .filters")) {
-      const attribute = line.querySelector("[data-attribute]").value;
-      const text = line.querySelector("[data-value]").value;
-      if (!attribute || !text.trim()) continue;
-      const op = line.querySelector("[data-op]").value;
-      criteria.push({ attribute, op, value: value(op, text) });
-    }
     const body = {
-      criteria,
+      criteria: criteriaOf(root.querySelector("[data-ask]")),
       group_by: [...root.querySelectorAll("[data-group]")].map((s) => s.value).filter(Boolean),
       unit: root.querySelector("[data-unit]").value,
     };
@@ -93,6 +102,89 @@ function federationPage(root) {
   load();
 }
 
+function jobsPage(root) {
+  const base = `/api/projects/${root.dataset.project}/federation/jobs`;
+  const el = giftcloud.el;
+  const outcome = root.querySelector("[data-outcome]");
+  const list = root.querySelector("[data-job-list]");
+  const form = root.querySelector("[data-submit]");
+
+  async function approved() {
+    const answer = await giftcloud.call("GET", "/api/federation/sites");
+    const shown = root.querySelector("[data-approved]");
+    if (!answer.ok) { shown.replaceChildren(el("li", {}, answer.body.detail)); return; }
+    const names = new Set();
+    shown.replaceChildren(...answer.body.map((s) => {
+      const algorithms = Object.keys(s.policy.algorithms || {}).sort();
+      algorithms.forEach((a) => names.add(a));
+      return el("li", {}, el("strong", {}, s.name), ` — ${algorithms.join(", ") || "nothing approved"}`);
+    }));
+    if (!answer.body.length) shown.replaceChildren(el("li", {}, "No site is registered at this hub."));
+    form.querySelector("[data-algorithm]").replaceChildren(
+      ...[...names].sort().map((n) => el("option", { value: n }, n)));
+  }
+
+  function act(job, action) {
+    const button = el("button", { type: "button", "data-action": action }, action === "cancel" ? "Cancel" : "Try again");
+    button.addEventListener("click", async () => {
+      const done = await giftcloud.call("POST", `${base}/${job.id}/${action}`);
+      giftcloud.say(outcome, done.ok ? `Asked to ${action} the job.` : done.body.detail, !done.ok);
+      await load();
+    });
+    return button;
+  }
+
+  function shown(job) {
+    const rows = job.parts.map((p) => el("tr", {}, el("th", { scope: "row" }, p.site),
+      el("td", {}, p.state.replace("_", " ")), el("td", {}, String(p.attempt)), el("td", {}, String(p.run)),
+      el("td", {}, p.reason || "–")));
+    const outputs = job.parts.flatMap((p) => p.released.map((r) =>
+      el("div", {}, el("p", {}, `${p.site}, run ${r.run}:`), el("pre", {}, JSON.stringify(r.output, null, 1)))));
+    const where = job.question ? `the series counted for question ${job.question}`
+      : job.criteria.map((c) => `${c.attribute} ${c.op} ${c.value}`).join(" and ") || "every series";
+    return el("section", { "data-job": job.id },
+      el("h3", {}, `${job.algorithm} on ${where}${job.standing ? " (standing)" : ""}`),
+      el("p", { class: "muted" }, `submitted by ${job.submitted_by} at ${stamp(job.submitted_at)}`),
+      el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {},
+        ...["Site", "State", "Attempt", "Run", "Why"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, ...rows))),
+      ...outputs, el("p", {}, act(job, "cancel"), " ", act(job, "retry")));
+  }
+
+  async function load() {
+    const answer = await giftcloud.call("GET", base);
+    if (!answer.ok) { list.replaceChildren(el("p", {}, answer.body.detail)); return []; }
+    list.replaceChildren(...(answer.body.length ? answer.body.map(shown) : [el("p", {}, "No job yet.")]));
+    root.dataset.loaded = "true";
+    return answer.body;
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    let parameters;
+    try { parameters = JSON.parse(form.querySelector("[data-parameters]").value || "{}"); }
+    catch { giftcloud.say(outcome, "Parameters: write a JSON object, such as {\"bins\": 4}.", true); return; }
+    const body = { algorithm: form.querySelector("[data-algorithm]").value, criteria: criteriaOf(form), parameters,
+      standing: form.querySelector("[data-standing]").checked };
+    const question = form.querySelector("[data-question-id]").value.trim();
+    if (question) body.question = question;
+    const made = await giftcloud.call("POST", base, body);
+    if (!made.ok) { giftcloud.say(outcome, made.body.detail, true); return; }
+    giftcloud.say(outcome, "Submitted: each site takes it when it next calls in.");
+    const settled = ["done", "withheld", "refused", "failed", "cancelled", "awaiting_release", "waiting"];
+    for (let waited = 0; waited < 120; waited += 1) {
+      const found = (await load()).find((j) => j.id === made.body.id);
+      if (!found || found.parts.every((p) => settled.includes(p.state))) break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    giftcloud.say(outcome, "Every site has run it, holds it for its steward, or said why not.");
+  });
+
+  approved();
+  load();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   for (const node of document.querySelectorAll("[data-federation]")) federationPage(node);
+  for (const node of document.querySelectorAll("[data-jobs]")) jobsPage(node);
 });

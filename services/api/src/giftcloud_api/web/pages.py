@@ -274,6 +274,16 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
 
         return await shown(request, build)
 
+    @router.get("/projects/{project}/federation/jobs")
+    async def jobs_page(request: Request, project: str) -> Response:
+        """Run an approved algorithm at the hub's sites; each site's state and output."""
+
+        async def build(viewer: Viewer) -> Response:
+            await project_for(request, viewer, project)
+            return page(request, "jobs.html", viewer, project=project, attributes=ATTRIBUTES)
+
+        return await shown(request, build)
+
     @router.get("/projects/{project}/members")
     async def members_page(request: Request, project: str) -> Response:
         async def build(viewer: Viewer) -> Response:
