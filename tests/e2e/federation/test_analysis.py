@@ -263,6 +263,8 @@ def test_the_commands_approve_run_and_review(federation: Federation, tmp_path: P
     assert "site-a  awaiting_release" in said and "not an aggregate" in said, said
 
     una, una_env = person("una", "una reviews at site a", site_a.url)
+    unsaid = una.run("federate", "review", "--withhold", "no job named", env=una_env, code=2)
+    assert one_line(unsaid).endswith("--release and --withhold take the JOB they decide")
     waiting = una.run("federate", "review", env=una_env).stdout
     assert job in waiting and "rosa" in waiting
     decided = una.run(

@@ -147,6 +147,8 @@ def algorithms(args: argparse.Namespace) -> int:
 def review(args: argparse.Namespace) -> int:
     """At a site (its steward): the outputs awaiting release; JOB --release or --withhold
     REASON decides one."""
+    if not args.job and (args.release is not None or args.withhold is not None):
+        raise CommandError("--release and --withhold take the JOB they decide", TROUBLE)
     session = session_for(args)
     if args.job:
         if args.release is None and args.withhold is None:
