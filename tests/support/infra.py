@@ -40,9 +40,16 @@ def dcmtk(tool: str) -> str | None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the ephemeral range (32768 and up): a port the kernel hands out
+    (bind to 0) can be taken by any outgoing connection between choosing it and the
+    service binding it ("address already in use", seen in CI); one below cannot."""
+    import random
+
+    for _ in range(500):
+        port = random.randint(23000, 32000)  # weed_port() takes 10000-32700 in pairs
+        if _bindable(port):
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def _bindable(port: int) -> bool:

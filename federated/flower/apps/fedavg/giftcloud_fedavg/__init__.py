@@ -1,0 +1,1 @@
+"""Federated training: a ServerApp (FedAvg) at the hub, a ClientApp at each site."""

@@ -1,0 +1,1 @@
+"""Federated statistics: a ServerApp at the hub, a ClientApp at each site."""

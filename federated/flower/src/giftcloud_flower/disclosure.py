@@ -1,0 +1,145 @@
+"""The site's disclosure control, as a Flower mod around every reply of every app.
+
+The gate (:mod:`giftcloud_flower.clientapp`) puts :func:`mod` around the ClientApp it
+loads, so the rule is the site's, not the app's: an app that leaves the mod out still
+has its replies pass through it. A reply leaves the site only as one of two shapes:
+
+* **statistics** — one ``MetricRecord`` named ``statistics``: ``count`` and, per
+  feature ``f``, ``sum.f``, ``min.f``, ``max.f``, ``hist.f``. Released when the count is
+  at least the site's k, every histogram has at most ``max_bins_share`` x n bins and adds
+  up to n; minimum and maximum widened outwards by a random share of the range (NVFlare's
+  cleansing: the exact extremes, often one person's, never leave);
+* **a model update** — an ``ArrayRecord`` named ``arrays`` and a ``MetricRecord`` named
+  ``metrics`` holding ``num-examples`` (at least k) and optionally ``loss``.
+
+Anything else, or a reply that fails its rule, is replaced by an error that says why;
+the raw reply never leaves. The site's name is added by the mod (``ConfigRecord``
+``site``) so the hub can say whose answer it pooled.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+from flwr.app import ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+
+from giftcloud_flower.site import Policy, Site
+
+#: the error code of a reply the site's disclosure control withheld
+WITHHELD = 900
+Call = Callable[[Message, Context], Message]
+
+
+class Withheld(Exception):
+    """A reply this site's policy does not release; the message is the reason."""
+
+
+def _too_few(n: float, policy: Policy, what: str) -> None:
+    if n < policy.k:
+        raise Withheld(f"{what} is {n:g}, below this site's minimum count k = {policy.k}")
+
+
+def _statistics(record: MetricRecord, policy: Policy, rng: random.Random) -> MetricRecord:
+    if "count" not in record:
+        raise Withheld("statistics without a count")
+    count = float(record["count"])  # type: ignore[arg-type]
+    _too_few(count, policy, "n")
+    allowed = math.floor(policy.max_bins_share * count)
+    out = MetricRecord({"count": int(count)})
+    features = {key.split(".", 1)[1] for key in record if "." in key}
+    for key in record:
+        if key != "count" and (
+            "." not in key or key.split(".", 1)[0] not in ("sum", "min", "max", "hist")
+        ):
+            raise Withheld(f"statistics hold {key!r}: only count, sum, min, max and hist leave")
+    for f in sorted(features):
+        if f"hist.{f}" in record:
+            hist = record[f"hist.{f}"]
+            bins = list(hist) if isinstance(hist, list) else [hist]
+            if len(bins) > allowed:
+                raise Withheld(
+                    f"a histogram of {f} in {len(bins)} bins for n = {count:g}: this site "
+                    f"allows at most {allowed} ({policy.max_bins_share:.0%} of n)"
+                )
+            if sum(bins) != count:
+                raise Withheld(f"the histogram of {f} holds {sum(bins):g} of n = {count:g}")
+            out[f"hist.{f}"] = [int(b) for b in bins]
+        if f"sum.{f}" in record:
+            out[f"sum.{f}"] = float(record[f"sum.{f}"])  # type: ignore[arg-type]
+        if f"min.{f}" in record or f"max.{f}" in record:
+            low = float(record.get(f"min.{f}", record.get(f"max.{f}")))  # type: ignore[arg-type]
+            high = float(record.get(f"max.{f}", low))  # type: ignore[arg-type]
+            span = (high - low) or abs(high) or 1.0
+            out[f"min.{f}"] = low - rng.uniform(*policy.widen) * span
+            out[f"max.{f}"] = high + rng.uniform(*policy.widen) * span
+    return out
+
+
+def _update(content: RecordDict, policy: Policy) -> RecordDict:
+    metrics = content.metric_records.get("metrics")
+    if metrics is None or set(content.keys()) != {"arrays", "metrics"}:
+        raise Withheld("a model update is an ArrayRecord 'arrays' and a MetricRecord 'metrics'")
+    extra = set(metrics.keys()) - {"num-examples", "loss"}
+    if extra:
+        raise Withheld(f"a model update's metrics hold {sorted(extra)}: only num-examples, loss")
+    _too_few(float(metrics.get("num-examples", 0)), policy, "num-examples")  # type: ignore[arg-type]
+    return RecordDict({"arrays": content.array_records["arrays"], "metrics": metrics})
+
+
+def cleanse(content: RecordDict, site: Site, rng: random.Random) -> RecordDict:
+    """What of ``content`` the site releases, with its name; :class:`Withheld` if nothing."""
+    names = set(content.keys())
+    if names == {"statistics"} and "statistics" in content.metric_records:
+        released = RecordDict(
+            {"statistics": _statistics(content.metric_records["statistics"], site.policy, rng)}
+        )
+    elif "arrays" in content.array_records:
+        released = _update(content, site.policy)
+    else:
+        raise Withheld(
+            f"the reply holds {sorted(names)}: this site releases statistics or a model update"
+        )
+    released["site"] = ConfigRecord({"name": site.name})
+    return released
+
+
+def summary(content: RecordDict) -> dict[str, object]:
+    """A reply's numbers for the site's audit: metrics and configs whole, arrays by shape."""
+    out: dict[str, object] = {}
+    for name, record in content.items():
+        if isinstance(record, MetricRecord | ConfigRecord):
+            out[name] = dict(record)
+        else:
+            out[name] = {key: list(array.shape) for key, array in record.items()}
+    return out
+
+
+def mod_for(
+    site: Site,
+    rng: random.Random | None = None,
+    record: Callable[[dict[str, object]], None] | None = None,
+) -> Callable[[Message, Context, Call], Message]:
+    """The Flower mod applying ``site``'s rule to every reply; each decision, with the raw
+    and the released values, goes to ``record`` (the site's audit)."""
+    chance = rng or random.SystemRandom()
+    note = record or (lambda _: None)
+
+    def mod(message: Message, context: Context, call_next: Call) -> Message:
+        reply = call_next(message, context)
+        asked = {"run": message.metadata.run_id, "type": message.metadata.message_type}
+        if reply.has_error():
+            note({**asked, "decision": "failed", "reason": reply.error.reason})
+            return reply
+        raw = summary(reply.content)
+        try:
+            reply.content = cleanse(reply.content, site, chance)
+        except Withheld as why:
+            note({**asked, "decision": "withheld", "reason": str(why), "raw": raw})
+            return Message(Error(code=WITHHELD, reason=f"{site.name}: {why}"), reply_to=message)
+        released = summary(reply.content)
+        note({**asked, "decision": "released", "raw": raw, "released": released})
+        return reply
+
+    return mod

@@ -1,0 +1,90 @@
+"""A site's Flower settings: its name, its disclosure policy, the apps its admin approved
+(by the SHA-256 of the app bundle, Flower's FAB hash) and how its ClientApps read its
+de-identified archive (its own DICOMweb, with a project key that never leaves the site).
+
+One JSON file, written by the site's admin, named by ``GIFTCLOUD_FLOWER_SITE``; nothing in
+it comes from the hub, so no run can loosen it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV = "GIFTCLOUD_FLOWER_SITE"
+#: the smallest minimum count a site may set (the counts' floor: k is never below 5)
+K_FLOOR = 5
+
+
+class SiteConfigError(ValueError):
+    """The site's file is missing or says something this gate will not run with."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the site releases: at least ``k`` units behind any reply; a histogram of at
+    most ``max_bins_share`` x n bins; minimum and maximum widened outwards by a random
+    share of the range between ``widen[0]`` and ``widen[1]`` (NVFlare's cleansing)."""
+
+    k: int = 10
+    max_bins_share: float = 0.2
+    widen: tuple[float, float] = (0.1, 0.3)
+
+    def __post_init__(self) -> None:
+        if self.k < K_FLOOR:
+            raise SiteConfigError(f"k is {self.k}: a site's minimum count is never below 5")
+        if not 0 < self.max_bins_share <= 1:
+            raise SiteConfigError("max_bins_share is a share of n, above 0 and at most 1")
+        low, high = self.widen
+        if not 0 < low <= high:
+            raise SiteConfigError("widen is [low, high] with 0 < low <= high")
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    policy: Policy
+    #: approved apps: FAB SHA-256 → the name the admin gave it
+    apps: dict[str, str]
+    api_url: str
+    project: str
+    key_file: Path
+    #: where the gate writes one JSON line per decision (run, refused, released, withheld)
+    audit_file: Path | None = None
+
+    def key(self) -> str:
+        return self.key_file.read_text().strip()
+
+
+def load(path: str | Path | None = None) -> Site:
+    """The site's file (``path``, else ``$GIFTCLOUD_FLOWER_SITE``), checked."""
+    where = path or os.environ.get(ENV)
+    if not where:
+        raise SiteConfigError(f"no site file: set {ENV} to the site's Flower settings")
+    try:
+        raw = json.loads(Path(where).read_text())
+    except (OSError, ValueError) as error:
+        raise SiteConfigError(f"the site file {where} cannot be read: {error}") from error
+    try:
+        policy = raw.get("policy", {})
+        widen = policy.get("widen", [0.1, 0.3])
+        apps = raw.get("apps", {})
+        if not isinstance(apps, dict) or not all(isinstance(d, str) and len(d) == 64 for d in apps):
+            raise SiteConfigError("apps maps each approved FAB's SHA-256 (64 hex) to a name")
+        return Site(
+            name=str(raw["site"]),
+            policy=Policy(
+                k=int(policy.get("k", 10)),
+                max_bins_share=float(policy.get("max_bins_share", 0.2)),
+                widen=(float(widen[0]), float(widen[1])),
+            ),
+            apps={str(d).lower(): str(n) for d, n in apps.items()},
+            api_url=str(raw["api"]["url"]).rstrip("/"),
+            project=str(raw["api"]["project"]),
+            key_file=Path(raw["api"]["key_file"]),
+            audit_file=Path(raw["audit_file"]) if raw.get("audit_file") else None,
+        )
+    except (KeyError, TypeError, IndexError) as error:
+        raise SiteConfigError(f"the site file {where} lacks {error}") from error
