@@ -46,6 +46,7 @@ def test_statistics_pass_k_with_the_site_named_and_the_range_widened(site: Site)
         ),
         (stats(count=20, **{"hist.age": [4, 4, 4, 4]}), "holds 16 of n = 20"),
         (stats(count=20, **{"values.age": [1.0]}), "only count, sum, min, max and hist"),
+        (stats(count=20, **{"hist.age": [25, -5]}), "a bin that is not a count"),
         (stats(**{"sum.age": 1.0}), "without a count"),
         (
             RecordDict({"rows": ConfigRecord({"uid": "1.2.3"})}),

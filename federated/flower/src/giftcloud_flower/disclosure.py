@@ -63,6 +63,8 @@ def _statistics(record: MetricRecord, policy: Policy, rng: random.Random) -> Met
                     f"a histogram of {f} in {len(bins)} bins for n = {count:g}: this site "
                     f"allows at most {allowed} ({policy.max_bins_share:.0%} of n)"
                 )
+            if any(not isinstance(b, int) or b < 0 for b in bins):
+                raise Withheld(f"the histogram of {f} holds a bin that is not a count")
             if sum(bins) != count:
                 raise Withheld(f"the histogram of {f} holds {sum(bins):g} of n = {count:g}")
             out[f"hist.{f}"] = [int(b) for b in bins]
