@@ -47,6 +47,13 @@ def test_the_runtime_names_the_gate_wraps_are_there_and_are_wrapped(site: Site) 
             setattr(runtime, name, value)
 
 
+def test_a_site_file_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "site.json"
+    path.write_text("[1]")
+    with pytest.raises(SiteConfigError, match="not a JSON object"):
+        load(path)
+
+
 def test_the_executor_refuses_anything_but_a_clientapp(tmp_path: Path) -> None:
     spec = ExecutionSpec(
         task_type=TaskType.AGENT_APP,
@@ -70,7 +77,10 @@ def test_the_executor_refuses_anything_but_a_clientapp(tmp_path: Path) -> None:
         ({"policy": {"k": 3}}, "never below 5"),
         ({"policy": {"max_bins_share": 2}}, "at most 1"),
         ({"apps": {"short": "x"}}, "64 hex"),
-        ({"api": None}, "lacks"),
+        ({"api": None}, "wrong kind"),
+        ({"api": {}}, "lacks"),
+        ({"policy": {"k": "ten"}}, "wrong kind: invalid literal"),
+        ({"policy": []}, "wrong kind"),
     ],
 )
 def test_a_site_file_that_would_loosen_the_rules_is_refused(

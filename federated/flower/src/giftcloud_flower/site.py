@@ -67,6 +67,8 @@ def load(path: str | Path | None = None) -> Site:
         raw = json.loads(Path(where).read_text())
     except (OSError, ValueError) as error:
         raise SiteConfigError(f"the site file {where} cannot be read: {error}") from error
+    if not isinstance(raw, dict):
+        raise SiteConfigError(f"the site file {where} is not a JSON object")
     try:
         policy = raw.get("policy", {})
         widen = policy.get("widen", [0.1, 0.3])
@@ -86,5 +88,11 @@ def load(path: str | Path | None = None) -> Site:
             key_file=Path(raw["api"]["key_file"]),
             audit_file=Path(raw["audit_file"]) if raw.get("audit_file") else None,
         )
-    except (KeyError, TypeError, IndexError) as error:
+    except SiteConfigError:
+        raise
+    except (KeyError, IndexError) as error:
         raise SiteConfigError(f"the site file {where} lacks {error}") from error
+    except (TypeError, ValueError, AttributeError) as error:
+        raise SiteConfigError(
+            f"the site file {where} has a value of the wrong kind: {error}"
+        ) from error
