@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from support.infra import ROOT, free_port, port_open, wait_for
+from support.infra import ROOT, Nginx, free_port, port_open, wait_for
 
 FLOWER = ROOT / "federated" / "flower"
 BIN = FLOWER / ".venv" / "bin"
@@ -42,8 +42,13 @@ def _pem(thing: Any) -> bytes:
     return thing.public_bytes(serialization.Encoding.PEM)  # type: ignore[no-any-return]
 
 
+#: the SuperLink's name on a deployment's network (deploy/nginx/flower-fleet.conf checks it)
+SUPERLINK_NAME = "flower-superlink"
+
+
 def tls(folder: Path) -> tuple[Path, Path, Path]:
-    """A CA, and a certificate it signed for 127.0.0.1: (ca, certificate, key)."""
+    """A CA, and a certificate it signed for 127.0.0.1 and the SuperLink's name:
+    (ca, certificate, key)."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "giftcloud test hub CA")])
@@ -68,7 +73,9 @@ def tls(folder: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now)
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName(SUPERLINK_NAME)]
+            ),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
@@ -139,6 +146,16 @@ class Hub:
     port: int
     home: Path
     ca: Path
+    cert: Path
+    key: Path
+
+    def connect(self, name: str, port: int) -> None:
+        """A second way for the researcher's ``flwr`` to the SuperLink: ``name``, at ``port``."""
+        with (self.home / "config.toml").open("a") as config:
+            config.write(
+                f'\n[superlink.{name}]\naddress = "127.0.0.1:{port}"\n'
+                f'root-certificates = "{self.ca}"\n'
+            )
 
     def flwr(self, *args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -213,16 +230,19 @@ def superlink(folder: Path) -> Iterator[Hub]:
             env(folder / "superlink-home"),
         )
         wait_for(lambda: port_open(port), timeout=60, what="the SuperLink")
-        yield Hub(port, home, ca)
+        yield Hub(port, home, ca, cert, key)
 
 
-def supernode_command(hub: Hub, key: Path, runtime: int, *extra: str) -> list[str | Path]:
-    """A SuperNode dialling ``hub`` with ``key``, its ClientApps left to a gate
-    (``--isolation process``), its runtime API on 127.0.0.1:``runtime``."""
+def supernode_command(
+    hub: Hub, key: Path, runtime: int, *extra: str, via: int | None = None
+) -> list[str | Path]:
+    """A SuperNode dialling ``hub`` (or the gateway at port ``via``) with ``key``, its
+    ClientApps left to a gate (``--isolation process``), its runtime API on
+    127.0.0.1:``runtime``."""
     return [
         BIN / "flower-supernode",
         "--root-certificates", hub.ca,
-        "--superlink", f"127.0.0.1:{hub.port}",
+        "--superlink", f"127.0.0.1:{via or hub.port}",
         "--auth-supernode-private-key", key,
         "--isolation", "process",
         "--host", "127.0.0.1", "--port", str(runtime),
@@ -231,14 +251,21 @@ def supernode_command(hub: Hub, key: Path, runtime: int, *extra: str) -> list[st
 
 
 @contextmanager
-def supernode(hub: Hub, folder: Path, key: Path, site_file: Path) -> Iterator[None]:
-    """A site's SuperNode (``--isolation process``) and the site's gate in front of it."""
+def supernode(
+    hub: Hub, folder: Path, key: Path, site_file: Path, via: int | None = None
+) -> Iterator[dict[str, str]]:
+    """A site's SuperNode (``--isolation process``) and the site's gate in front of it,
+    dialling the SuperLink directly or through the hub's gateway at port ``via``; each
+    serves gRPC health, as in the deployments. Yields their health addresses."""
     runtime = free_port()
     home = folder / "home"
+    health = {name: f"127.0.0.1:{free_port()}" for name in ("supernode", "gate")}
     with ExitStack() as stack:
         _start(
             stack,
-            supernode_command(hub, key, runtime),
+            supernode_command(
+                hub, key, runtime, "--health-server-address", health["supernode"], via=via
+            ),
             folder / "supernode.log",
             env(home),
         )
@@ -251,8 +278,21 @@ def supernode(hub: Hub, folder: Path, key: Path, site_file: Path) -> Iterator[No
                 f"127.0.0.1:{runtime}",
                 "--site",
                 site_file,
+                "--health-server-address",
+                health["gate"],
             ],
             folder / "gate.log",
             env(home),
         )
-        yield
+        yield health
+
+
+def gateway(hub: Hub, upstreams: dict[str, int], folder: Path) -> Nginx:
+    """The hub's gateway as deploy/compose/flower-hub.yml configures it: the shipped server
+    block with TLS and deploy/nginx/flower-fleet.conf, its SuperLink this ``hub``."""
+    fleet = (ROOT / "deploy" / "nginx" / "flower-fleet.conf").read_text()
+    fleet = fleet.replace(f"{SUPERLINK_NAME}:9092", f"127.0.0.1:{hub.port}")
+    fleet = fleet.replace("/etc/flower/ca.pem", str(hub.ca))
+    return Nginx(
+        folder, upstreams, added={"flower-fleet.conf": fleet}, tls=(hub.cert, hub.key)
+    ).start()

@@ -383,14 +383,20 @@ NGINX_TEMPLATE = (ROOT / "deploy" / "nginx" / "giftcloud.conf.template").read_te
 
 @dataclass
 class Nginx:
+    """The shipped gateway's server block. ``added`` are files for the folder it includes
+    (a deployment's additions, as ``/etc/nginx/giftcloud.d/*.conf``); with ``tls`` (a
+    certificate and its key) it listens with TLS, as a front does in production."""
+
     root: Path
     upstreams: dict[str, int]
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    added: dict[str, str] = field(default_factory=dict)
+    tls: tuple[Path, Path] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> Nginx:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -399,7 +405,17 @@ class Nginx:
         server = NGINX_TEMPLATE()
         for name, port in self.upstreams.items():
             server = server.replace(f"${{{name.upper()}_UPSTREAM}}", f"127.0.0.1:{port}")
-        server = server.replace("${LISTEN}", f"127.0.0.1:{self.port}")
+        server = server.replace("${LISTEN}", f"127.0.0.1:{self.port}{' ssl' if self.tls else ''}")
+        included = self.root / "giftcloud.d"
+        included.mkdir(exist_ok=True)
+        server = server.replace("/etc/nginx/giftcloud.d/", f"{included}/")
+        for name, text in self.added.items():
+            (included / name).write_text(text)
+        if self.tls:
+            cert, key = self.tls
+            (included / "tls.conf").write_text(
+                f"ssl_certificate {cert};\nssl_certificate_key {key};\n"
+            )
         conf = f"""
 daemon off;
 worker_processes 1;

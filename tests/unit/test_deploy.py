@@ -15,7 +15,17 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.31.0"
-GATEWAY_API = {"HTTPRoute", "Gateway"}
+GATEWAY_API = {"HTTPRoute", "Gateway", "BackendTLSPolicy"}
+#: each overlay and the namespace it deploys to (the -flower ones add Flower's processes)
+OVERLAYS = {
+    "site": "giftcloud-site",
+    "hub": "giftcloud-hub",
+    "site-flower": "giftcloud-site",
+    "hub-flower": "giftcloud-hub",
+}
+#: the Deployments that are not giftcloud's services: Flower's processes, probed as Flower
+#: serves health (gRPC health, the SuperLink's /health), not by /readyz and /healthz
+FLOWER = {"flower-superlink", "flower-site"}
 
 
 def kubectl() -> str:
@@ -37,7 +47,7 @@ def render(overlay: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
-@pytest.mark.parametrize("overlay", ["site", "hub"])
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_renders_and_validates(overlay: str) -> None:
     docs = render(overlay)
     for doc in docs:
@@ -51,7 +61,7 @@ def test_overlay_renders_and_validates(overlay: str) -> None:
         assert ("PodDisruptionBudget", service) in kinds
     assert {n for k, n in kinds if k == "HorizontalPodAutoscaler"} == {"ingest", "anonymise"}
     assert ("NetworkPolicy", "default-deny") in kinds
-    assert all(d["metadata"].get("namespace") == f"giftcloud-{overlay}" for d in docs)
+    assert all(d["metadata"].get("namespace") == OVERLAYS[overlay] for d in docs)
 
 
 def test_a_hub_verifies_and_holds_no_vault_a_site_seals_into_one() -> None:
@@ -75,19 +85,23 @@ def test_a_hub_verifies_and_holds_no_vault_a_site_seals_into_one() -> None:
     ]["spec"]["volumes"]
 
 
-@pytest.mark.parametrize("overlay", ["site", "hub"])
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_pods_are_hardened_and_probed(overlay: str) -> None:
     for doc in render(overlay):
         if doc["kind"] != "Deployment":
             continue
         pod = doc["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
-        [container] = pod["containers"]
-        assert container["securityContext"]["readOnlyRootFilesystem"] is True
-        assert container["securityContext"]["allowPrivilegeEscalation"] is False
-        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+        for container in pod["containers"]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+            if doc["metadata"]["name"] in FLOWER:
+                assert {"readinessProbe", "livenessProbe"} <= set(container)
+            else:
+                assert len(pod["containers"]) == 1
+                assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+                assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
 def quantity(text: str) -> int:
@@ -210,10 +224,10 @@ def test_gateway_config_is_valid_nginx(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def dockerfile_stages() -> list[list[list[str]]]:
+def dockerfile_stages(dockerfile: Path = ROOT / "Dockerfile") -> list[list[list[str]]]:
     """The Dockerfile's stages, each a list of instructions split into words."""
     stages: list[list[list[str]]] = []
-    for line in (ROOT / "Dockerfile").read_text().splitlines():
+    for line in dockerfile.read_text().splitlines():
         words = line.split()
         if not words or words[0].startswith("#"):
             continue
@@ -228,8 +242,9 @@ def environment(stage: list[list[str]]) -> dict[str, str]:
     return dict(w.split("=", 1) for i in stage if i[0] == "ENV" for w in i[1:])
 
 
-def test_the_image_keeps_its_environment_where_it_was_built() -> None:
-    build, final = dockerfile_stages()
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "federated/flower/Dockerfile"])
+def test_the_image_keeps_its_environment_where_it_was_built(dockerfile: str) -> None:
+    build, final = dockerfile_stages(ROOT / dockerfile)
     env = environment(build)
     [copy] = [i for i in final if i[0] == "COPY" and i[1] == "--from=build"]
     # a virtual environment's scripts name their python by path: it cannot move
@@ -252,15 +267,16 @@ def image_python() -> str:
     return sys.executable
 
 
-def test_the_image_build_step_makes_a_runnable_giftcloud(tmp_path: Path) -> None:
-    """The build stage rehearsed without Docker: its files, its environment, its command."""
-    build, _ = dockerfile_stages()
+def rehearse_build(dockerfile: Path, tmp_path: Path) -> Path:
+    """The build stage of ``dockerfile`` rehearsed without Docker (its context is its folder):
+    its files, its environment, its command. The environment it built."""
+    build, _ = dockerfile_stages(dockerfile)
     source = tmp_path / "src"
     source.mkdir()
     for instruction in build:
         if instruction[0] == "COPY" and not instruction[1].startswith("--from"):
             for name in instruction[1:-1]:
-                origin = ROOT / name
+                origin = dockerfile.parent / name
                 if origin.is_dir():
                     shutil.copytree(
                         origin, source / name, ignore=shutil.ignore_patterns(".venv", "__pycache__")
@@ -268,11 +284,10 @@ def test_the_image_build_step_makes_a_runnable_giftcloud(tmp_path: Path) -> None
                 else:
                     shutil.copy(origin, source / name)
     env = environment(build)
-    target = tmp_path / "opt-giftcloud"
+    target = tmp_path / "opt"
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     assert uv is not None, "uv is missing"
-    [run] = [i for i in build if i[0] == "RUN"]
-    assert run[1] == "uv"
+    [run] = [i for i in build if i[0] == "RUN" and i[1] == "uv"]
     python = image_python()
     built = subprocess.run(
         [uv, *run[2:]],
@@ -282,6 +297,11 @@ def test_the_image_build_step_makes_a_runnable_giftcloud(tmp_path: Path) -> None
         text=True,
     )
     assert built.returncode == 0, built.stderr
+    return target
+
+
+def test_the_image_build_step_makes_a_runnable_giftcloud(tmp_path: Path) -> None:
+    target = rehearse_build(ROOT / "Dockerfile", tmp_path)
     services = (
         "giftcloud_auth, giftcloud_ingest, giftcloud_anonymise, giftcloud_archive, giftcloud_api"
     )

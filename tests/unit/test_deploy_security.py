@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_deploy import ROOT, kubectl
+from test_deploy import OVERLAYS, ROOT, kubectl
 
 CHECKOV = "checkov==3.3.30"
 ACCEPTED = set(re.findall(r"^\| (CKV\w+) \|", (ROOT / "deploy/k8s/README.md").read_text(), re.M))
@@ -51,7 +51,7 @@ def failures(report: dict[str, object]) -> set[str]:
     return {str(check["check_id"]) for check in results["failed_checks"]}
 
 
-@pytest.mark.parametrize("overlay", ["site", "hub"])
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_rendered_overlay_passes_checkov(overlay: str, tmp_path: Path) -> None:
     rendered = tmp_path / f"{overlay}.yaml"
     rendered.write_text(
@@ -70,6 +70,7 @@ def test_the_rendered_overlay_passes_checkov(overlay: str, tmp_path: Path) -> No
     )
 
 
-def test_the_dockerfile_passes_checkov() -> None:
-    report = checkov(ROOT / "Dockerfile", "dockerfile")
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "federated/flower/Dockerfile"])
+def test_the_dockerfile_passes_checkov(dockerfile: str) -> None:
+    report = checkov(ROOT / dockerfile, "dockerfile")
     assert failures(report) <= ACCEPTED

@@ -20,8 +20,18 @@ import numpy as np
 import pytest
 from support.deployment import Deployment
 from support.federated import COHORTS, INTENSITY, PROJECT
-from support.flower import Hub, build, env, node_key, superlink, supernode, supernode_command
-from support.infra import free_port
+from support.flower import (
+    BIN,
+    Hub,
+    build,
+    env,
+    gateway,
+    node_key,
+    superlink,
+    supernode,
+    supernode_command,
+)
+from support.infra import Nginx, free_port
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -41,7 +51,7 @@ CT = 'modality="CT"'
 def flower(
     federation: tuple[Deployment, dict[str, Deployment]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
-    _, sites = federation
+    hub_deployment, sites = federation
     folder = tmp_path_factory.mktemp("flower")
     apps = folder / "apps"
     apps.mkdir()
@@ -51,6 +61,11 @@ def flower(
     changed, changed_digest = build("statistics", apps / "changed", change="\n# one line more\n")
     with ExitStack() as stack:
         hub = stack.enter_context(superlink(folder))
+        # site-a dials the hub's gateway (TLS, /v1/fleet/ passed on), site-b the SuperLink
+        front = gateway(hub, hub_deployment.gateway.upstreams, folder / "gateway")
+        stack.callback(front.stop)
+        hub.connect("gateway", front.port)
+        health = {}
         for name, site in sites.items():
             here = folder / name
             here.mkdir()
@@ -76,8 +91,11 @@ def flower(
                     }
                 )
             )
-            stack.enter_context(supernode(hub, here, private, site_file))
+            via = front.port if name == "site-a" else None
+            health[name] = stack.enter_context(supernode(hub, here, private, site_file, via))
         yield {
+            "gateway": front,
+            "health": health,
             "hub": hub,
             "folder": folder,
             "statistics": statistics,
@@ -197,3 +215,51 @@ def test_a_supernode_whose_key_the_hub_never_registered_is_not_let_in(
     listed = hub.flwr("supernode", "ls", "hub", "--format", "json")
     assert listed.returncode == 0, listed.stderr
     assert len(json.loads(listed.stdout)["nodes"]) == 2, listed.stdout
+
+
+def test_through_the_hubs_gateway_a_site_reaches_the_fleet_api_and_nothing_else(
+    flower: dict[str, Any],
+) -> None:
+    """site-a's SuperNode knows only the gateway and took part in every run above; what
+    the gateway does not pass on is the SuperLink's Control API (who runs what, which keys
+    are registered)."""
+    hub: Hub = flower["hub"]
+    front: Nginx = flower["gateway"]
+
+    def answer(*args: str | Path) -> dict[str, Any]:
+        done = hub.flwr(*args, "--format", "json")
+        found: dict[str, Any] = json.loads(done.stdout)
+        return found
+
+    assert answer("supernode", "ls", "hub")["success"] is True
+    listed = answer("supernode", "ls", "gateway")
+    assert listed["success"] is False and listed["error-message"].endswith("Not Found")
+    folder: Path = flower["folder"] / "outsider"
+    folder.mkdir()
+    _, public = node_key(folder, "node")
+    registered = answer("supernode", "register", public, "gateway")
+    assert registered["success"] is False and registered["error-message"].endswith("Not Found")
+    assert len(answer("supernode", "ls", "hub")["nodes"]) == 2
+    # the same request: the SuperLink answers it, the gateway does not pass it on
+    for path in ("/v1/control/list-runs", "/v1/runtime/acquire-task"):
+        direct = httpx.post(f"https://127.0.0.1:{hub.port}{path}", verify=str(hub.ca))
+        through = httpx.post(f"{front.url}{path}", verify=str(hub.ca))
+        assert direct.status_code != 404, (path, direct.text)
+        assert through.status_code == 404, (path, through.text)
+    fleet = httpx.post(f"{front.url}/v1/fleet/activate-node", verify=str(hub.ca))
+    assert fleet.status_code != 404 and "giftcloud" not in fleet.text.lower(), fleet.text
+
+
+def test_each_sites_supernode_and_gate_answer_health(flower: dict[str, Any]) -> None:
+    for site, processes in flower["health"].items():
+        for name, address in processes.items():
+            probed = subprocess.run(
+                [BIN / "giftcloud-flower-health", address], capture_output=True, text=True
+            )
+            assert probed.returncode == 0, f"{site} {name}: {probed.stderr}"
+    nothing = subprocess.run(
+        [BIN / "giftcloud-flower-health", f"127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+    )
+    assert nothing.returncode == 1 and "did not answer" in nothing.stderr

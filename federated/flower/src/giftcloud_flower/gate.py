@@ -44,14 +44,23 @@ class SiteExecutor(SubprocessExecutor):
         return LaunchResult.accepted()
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
+    """The gate's command line (also read by the deployment tests)."""
     parser = argparse.ArgumentParser(
         prog="giftcloud-flower-exec",
         description="Run approved Flower ClientApps for this site's SuperNode.",
     )
     parser.add_argument("--runtime-api-address", default="127.0.0.1:9094")
     parser.add_argument("--site", default=os.environ.get(ENV), help="the site's file")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--health-server-address",
+        help="serve gRPC health (no TLS) at this address, for the deployment's probes",
+    )
+    return parser
+
+
+def main() -> None:
+    args = arguments().parse_args()
     try:
         site = load(args.site)
     except SiteConfigError as error:
@@ -65,7 +74,11 @@ def main() -> None:
     site_file = os.path.abspath(str(args.site))
     setattr(superexec, "get_executor", lambda *a, **k: SiteExecutor(site_file))  # noqa: B010
     # the Runtime API is the SuperNode's, on this machine: plain HTTP on 127.0.0.1
-    superexec.run_superexec(runtime_api_address=args.runtime_api_address, insecure=True)
+    superexec.run_superexec(
+        runtime_api_address=args.runtime_api_address,
+        insecure=True,
+        health_server_address=args.health_server_address,
+    )
 
 
 if __name__ == "__main__":
