@@ -6,6 +6,7 @@ is a failing test; where giftcloud does more than this Orthanc (1.10, plugin 1.7
 check says so.
 """
 
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.parser import BytesParser
@@ -13,6 +14,8 @@ from email.policy import HTTP
 from typing import Any
 
 import httpx
+import numpy as np
+import pydicom
 import pytest
 from e2e.conftest import Deployment, wait_until_settled
 from support.dicom_files import synthetic_instance
@@ -40,6 +43,23 @@ class Server:
         return self.get(path).json()[0][tag]["Value"][0]
 
 
+#: a last series of one instance stored RLE-compressed, with pixels that are not all zero
+#: (transcoding is compared on it)
+RLE_SERIES = "2.25.889"
+EXPLICIT, RLE = "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.5"
+
+
+def _rle_instance() -> bytes:
+    ds = pydicom.dcmread(
+        io.BytesIO(synthetic_instance(study_uid="2.25.880", series_uid=RLE_SERIES, rows=16))
+    )
+    ds.PixelData = (np.arange(256, dtype="<u2") * 13 % 4096).tobytes()
+    ds.compress(RLE, generate_instance_uid=False)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
 def _files() -> list[bytes]:
     files = []
     for series, size in enumerate(SERIES_SIZES):
@@ -51,7 +71,7 @@ def _files() -> list[bytes]:
                     sop_uid=f"2.25.88{series + 1}{n + 1}",
                 )
             )
-    return files
+    return [*files, _rle_instance()]
 
 
 def _learn(server: Server) -> Server:
@@ -274,3 +294,51 @@ def test_what_giftcloud_does_beyond_this_orthanc(servers: tuple[Server, Server])
         orthanc.get("/studies", StudyDate="2021-06-15").status_code,
         orthanc.get(f"/studies/{orthanc.study}", "application/zip").status_code,
     )
+
+
+def _dicom_parts(response: httpx.Response) -> list[pydicom.Dataset]:
+    head = f"Content-Type: {response.headers['content-type']}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + response.content)
+    return [pydicom.dcmread(io.BytesIO(p.get_payload(decode=True))) for p in message.iter_parts()]
+
+
+def _rle_path(server: Server) -> str:
+    [(series, sop)] = [(s, i) for s, i in server.instances if s == server.series[-1]]
+    return f"/studies/{server.study}/series/{series}/instances/{sop}"
+
+
+@pytest.mark.parametrize(
+    ("accept", "syntax"),
+    [
+        ('multipart/related; type="application/dicom"', EXPLICIT),  # none named: PS3.18
+        ('multipart/related; type="application/dicom"; transfer-syntax=*', RLE),  # as stored
+        (f'multipart/related; type="application/dicom"; transfer-syntax={EXPLICIT}', EXPLICIT),
+        ("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.80",
+         "1.2.840.10008.1.2.4.80"),  # JPEG-LS lossless
+        ("multipart/related; type=\"application/dicom\"; transfer-syntax=1.2.840.10008.1.2.4.70",
+         "1.2.840.10008.1.2.4.70"),  # JPEG lossless (GDCM here, DCMTK in Orthanc)
+    ],
+)  # fmt: skip
+def test_an_rle_instance_in_the_syntax_asked_as_orthanc_gives_it(
+    servers: tuple[Server, Server], accept: str, syntax: str
+) -> None:
+    giftcloud, orthanc = servers
+    answers = {s.name: s.get(_rle_path(s), accept) for s in servers}
+    assert {n: a.status_code for n, a in answers.items()} == {"giftcloud": 200, "orthanc": 200}
+    ours, theirs = (_dicom_parts(answers[s.name]) for s in (giftcloud, orthanc))
+    assert [d.file_meta.TransferSyntaxUID for d in ours] == [syntax]
+    assert [d.file_meta.TransferSyntaxUID for d in theirs] == [syntax]
+    assert np.array_equal(ours[0].pixel_array, theirs[0].pixel_array)
+    assert ours[0].pixel_array.any()
+
+
+def test_rle_frames_decoded_as_orthanc_decodes_them(servers: tuple[Server, Server]) -> None:
+    accept = 'multipart/related; type="application/octet-stream"'
+    bodies = []
+    for server in servers:
+        answer = server.get(f"{_rle_path(server)}/frames/1", accept)
+        assert answer.status_code == 200, (server.name, answer.text[:300])
+        head = f"Content-Type: {answer.headers['content-type']}\r\n\r\n".encode()
+        [part] = BytesParser(policy=HTTP).parsebytes(head + answer.content).iter_parts()
+        bodies.append(part.get_payload(decode=True))
+    assert bodies[0] == bodies[1] and any(bodies[0])

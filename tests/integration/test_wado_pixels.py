@@ -2,6 +2,7 @@
 uncompressed, deflated, RLE multi-frame colour, JPEG baseline, JPEG 2000, palette colour."""
 
 import io
+import re
 import warnings
 from collections.abc import Callable
 from email.parser import BytesParser
@@ -14,6 +15,7 @@ import numpy as np
 import pydicom
 import pytest
 from giftcloud_api.app import build as build_api
+from giftcloud_api.dicomweb import delivery as delivery_module
 from giftcloud_core.app import Runtime
 from giftcloud_core.events import ArchivedInstance, InstancesArchived, ProjectCreated
 from giftcloud_dicom.metadata import describe
@@ -33,6 +35,8 @@ SAMPLES = {
     "palette": "examples_palette.dcm",
 }
 STUDY, SERIES = "2.25.500", "2.25.510"
+EXPLICIT, RLE = "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.5"
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
 
 def _sop(name: str) -> str:
@@ -58,8 +62,9 @@ def _parts(response: httpx.Response) -> list[tuple[str, bytes]]:
 
 
 @pytest.fixture
-async def wado(runtime: Runtime, bearer: Bearer) -> Any:
+async def wado(runtime: Runtime, bearer: Bearer, tmp_path: Path) -> Any:
     reader = bearer(projects={"pix": "collaborator"})
+    runtime.settings.api.transcode_cache_dir = tmp_path / "transcoded"  # this test's own
     archive = runtime.settings.storage.buckets.archive
     async with running(runtime, [build_api(runtime)]) as client:
         await runtime.bus.publish(ProjectCreated(project="pix", title="P", correlation_id="c"))
@@ -132,10 +137,60 @@ async def test_compressed_frames_as_stored_or_decoded(wado: Any) -> None:
         await wado(f"{_path('jpeg')}/frames/1", 'multipart/related; type="image/jpeg"')
     )
     assert kind == "image/jpeg" and body.startswith(b"\xff\xd8")
+    [(kind, body)] = _parts(
+        await wado(f"{_path('j2k')}/frames/1", 'multipart/related; type="image/jp2"')
+    )
+    assert kind == "image/jp2" and body.startswith(b"\xff\x4f")
+    # no type named: native pixels (PS3.18's default), as Orthanc answers
     [(kind, body)] = _parts(await wado(f"{_path('j2k')}/frames/1", "*/*"))
-    assert kind == "image/jp2"
+    j2k = _dataset("j2k")
+    assert kind == "application/octet-stream" and body == pixel_array(j2k, raw=True).tobytes()
+    # a lossy instance is never given as a lossless bitstream
     refused = await wado(f"{_path('jpeg')}/frames/1", 'multipart/related; type="image/jp2"')
-    assert refused.status_code == 406 and "image/jpeg" in refused.json()["detail"]
+    assert refused.status_code == 406
+    assert "(lossy) cannot be given in the lossless" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "syntax", "named"),
+    [
+        ("image/dicom-rle", "1.2.840.10008.1.2.5", False),  # each type's default syntax
+        ("image/jls", "1.2.840.10008.1.2.4.80", False),
+        ("image/jp2", "1.2.840.10008.1.2.4.90", False),
+        ("image/jpeg", "1.2.840.10008.1.2.4.70", True),  # JPEG lossless, by GDCM
+    ],
+)
+async def test_frames_transcoded_to_a_lossless_bitstream_decode_to_the_pixels(
+    wado: Any, kind: str, syntax: str, named: bool
+) -> None:
+    for name, numbers in (("ct", [1]), ("rle2", [2, 1])):
+        answer = await wado(
+            f"{_path(name)}/frames/{','.join(map(str, numbers))}",
+            f'multipart/related; type="{kind}"' + (f"; transfer-syntax={syntax}" if named else ""),
+        )
+        parts = _parts(answer)
+        assert [k for k, _ in parts] == [kind] * len(numbers)
+        assert f"transfer-syntax={syntax}" in answer.text.split("\r\n\r\n")[0]
+        ds = _dataset(name)
+        # the instance in that syntax tells how its frames are to be decoded
+        whole = await wado(_path(name), f"application/dicom; transfer-syntax={syntax}")
+        moved = pydicom.dcmread(io.BytesIO(whole.content))
+        assert moved.file_meta.TransferSyntaxUID == syntax
+        for (_, body), number in zip(parts, numbers, strict=True):
+            # the frame as a one-frame instance of the asked syntax, decoded by pydicom
+            one = pydicom.Dataset()
+            one.file_meta = pydicom.dataset.FileMetaDataset()
+            one.file_meta.TransferSyntaxUID = syntax
+            for keyword in ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated",
+                            "BitsStored", "HighBit", "PixelRepresentation",
+                            "PhotometricInterpretation", "PlanarConfiguration"):  # fmt: skip
+                if keyword in moved:
+                    setattr(one, keyword, moved.data_element(keyword).value)
+            one.PixelData = pydicom.encaps.encapsulate([body])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = pixel_array(ds, index=number - 1)
+                assert np.array_equal(pixel_array(one), expected), (name, number)
 
 
 async def test_metadata_points_at_bulk_data_that_can_be_fetched(
@@ -211,3 +266,76 @@ async def test_rendering_refusals(
 ) -> None:
     answer = await wado(_path("rle2") + path, accept, **params)
     assert answer.status_code == status and reason in answer.json()["detail"], answer.text
+
+
+def _syntaxes(response: httpx.Response) -> list[str]:
+    """The transfer syntax each part of a multipart answer says, and its file holds."""
+    found = []
+    for kind, body in _parts(response):
+        assert kind == "application/dicom"
+        found.append(str(pydicom.dcmread(io.BytesIO(body)).file_meta.TransferSyntaxUID))
+    said = re.findall(r"transfer-syntax=([0-9.]+)", response.content.decode("latin-1"))
+    assert said == found, (said, found)
+    return found
+
+
+async def test_instances_go_in_explicit_vr_little_endian_unless_asked_otherwise(
+    wado: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counted = []
+    real = delivery_module.transcode
+
+    def counting(data: bytes, syntax: str, ceiling: int) -> bytes:
+        counted.append(syntax)
+        return real(data, syntax, ceiling)
+
+    monkeypatch.setattr(delivery_module, "transcode", counting)
+    study = f"/dicomweb/pix/studies/{STUDY}"
+    # no transfer syntax named: every instance in Explicit VR Little Endian (PS3.18 §8.7.3)
+    default = await wado(study, 'multipart/related; type="application/dicom"')
+    assert _syntaxes(default) == [EXPLICIT] * len(SAMPLES)
+    moved = len(counted)
+    stored_otherwise = [n for n in SAMPLES if _dataset(n).file_meta.TransferSyntaxUID != EXPLICIT]
+    assert moved == len(stored_otherwise) >= 4  # deflated, RLE, JPEG, JPEG 2000
+    # read again: from the transcoding cache, nothing transcoded twice
+    again = await wado(study, 'multipart/related; type="application/dicom"')
+    assert _syntaxes(again) == [EXPLICIT] * len(SAMPLES) and len(counted) == moved
+    # the pixels and the UIDs are the stored instance's
+    [(_, body)] = _parts(await wado(_path("j2k"), 'multipart/related; type="application/dicom"'))
+    j2k = pydicom.dcmread(io.BytesIO(body))
+    assert j2k.SOPInstanceUID == _dataset("j2k").SOPInstanceUID
+    assert j2k.LossyImageCompression == "01"
+    assert np.array_equal(j2k.pixel_array, _dataset("j2k").pixel_array)
+    # * : as stored, byte for byte
+    stored = _parts(
+        await wado(_path("j2k"), 'multipart/related; type="application/dicom"; transfer-syntax=*')
+    )
+    assert stored[0][1] == (FILES / SAMPLES["j2k"]).read_bytes()
+    bare = await wado(_path("rle2"), "application/dicom")
+    assert pydicom.dcmread(io.BytesIO(bare.content)).file_meta.TransferSyntaxUID == EXPLICIT
+
+
+async def test_a_series_in_a_lossless_syntax_or_406_with_the_reason(wado: Any) -> None:
+    series = f"/dicomweb/pix/studies/{STUDY}/series/{SERIES}"
+    rle = f'multipart/related; type="application/dicom"; transfer-syntax={RLE}'
+    # the lossy ones (JPEG baseline, JPEG 2000 lossy) cannot be made lossless: nothing goes
+    refused = await wado(series, rle)
+    assert refused.status_code == 406
+    assert "(lossy) cannot be given in the lossless 1.2.840.10008.1.2.5" in refused.json()["detail"]
+    ct = await wado(_path("ct"), rle)
+    assert _syntaxes(ct) == [RLE]
+    [(_, body)] = _parts(ct)
+    assert np.array_equal(pydicom.dcmread(io.BytesIO(body)).pixel_array, _dataset("ct").pixel_array)
+    extended = "1.2.840.10008.1.2.4.51"  # JPEG extended: no encoder here
+    unoffered = await wado(_path("ct"), f"application/dicom; transfer-syntax={extended}")
+    assert unoffered.status_code == 406
+    assert f"{extended} is not offered" in unoffered.json()["detail"]
+    # JPEG baseline, lossy, asked for by name: 8-bit pixels only (the CT is 16-bit)
+    baseline = f"application/dicom; transfer-syntax={JPEG_BASELINE}"
+    sixteen = await wado(_path("ct"), baseline)
+    assert sixteen.status_code == 406 and "no encoding of 16-bit" in sixteen.json()["detail"]
+    colour = pydicom.dcmread(io.BytesIO((await wado(_path("rle2"), baseline)).content))
+    assert colour.file_meta.TransferSyntaxUID == JPEG_BASELINE
+    assert colour.LossyImageCompression == "01"
+    zipped = await wado(series, f"application/zip; transfer-syntax={RLE}")
+    assert zipped.status_code == 406 and "zip holds the instances as stored" in zipped.text

@@ -229,6 +229,10 @@ class ApiSettings(BaseModel):
     #: the most results one QIDO-RS page returns (a larger ``limit`` is cut to it, with a
     #: ``Warning: 299`` header when more remain)
     qido_max_limit: int = 1000
+    #: WADO-RS keeps instances it transcoded here (default: the system's temporary folder)
+    transcode_cache_dir: Path | None = None
+    #: ... the least recently used removed past this many bytes (an api pod's /tmp is 1Gi)
+    transcode_cache_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
 
 
 class FederationSettings(BaseModel):

@@ -2,13 +2,13 @@
 for among those it can be given, multipart/related bodies, frames in the syntax asked."""
 
 import uuid
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from giftcloud_core.errors import NotAcceptable
 
-from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.dicomweb import rendering as pixels
+from giftcloud_api.dicomweb import transcoding
 from giftcloud_api.models import Instance
 
 DICOM_JSON = "application/dicom+json"
@@ -35,15 +35,36 @@ def media_ranges(accept: str) -> list[tuple[str, dict[str, str]]]:
     return sorted(ranges, key=weight) or [("*/*", {})]
 
 
-def negotiate(accept: str, instances: list[Instance], single: bool) -> str:
-    """How to send instances as PS3.18 §8.7.3 asks: 'multipart', 'bare' (one instance,
-    ``Accept: application/dicom``) or 'zip' (a study or series, ``Accept: application/zip``). They go as stored: a transfer syntax other than each
-    one's own (or ``*``) cannot be met (406, with the reason)."""
-    stored = sorted({i.transfer_syntax_uid for i in instances if i.transfer_syntax_uid})
-    asked = []
+@dataclass(frozen=True)
+class Answer:
+    """How instances go out: ``how`` is 'multipart', 'bare' (one instance, ``Accept:
+    application/dicom``) or 'zip'; ``syntax`` the transfer syntax asked (``""`` when none
+    was named: Explicit VR Little Endian; ``*``: as stored)."""
+
+    how: str
+    syntax: str
+
+    def target(self, instance: Instance) -> str | None:
+        """The syntax ``instance`` is sent in, None when as stored."""
+        return transcoding.target(self.syntax, instance.transfer_syntax_uid)
+
+
+def negotiate(accept: str, instances: list[Instance], single: bool) -> Answer:
+    """How to send instances as PS3.18 §8.7.3 asks: the first media range, by preference,
+    they can all be given in (transcoded where asked); a zip holds them as stored. Nothing
+    acceptable: 406 with the reason."""
+    stored = sorted({i.transfer_syntax_uid for i in instances})
+    reasons = []
     for media, params in media_ranges(accept):
+        syntax = params.get("transfer-syntax", "")
         if media == "application/zip" and not single:
-            return "zip"  # the instances as stored, in a zip (PS3.18 §8.7.3.5.3)
+            if syntax in ("", "*"):
+                return Answer("zip", "*")  # as stored, in a zip (PS3.18 §8.7.3.5.3)
+            reasons.append(
+                "a zip holds the instances as stored: ask for it without a transfer-syntax,"
+                ' or for multipart/related; type="application/dicom" in another syntax'
+            )
+            continue
         if media not in ("*/*", "multipart/*", "multipart/related", "application/dicom"):
             continue
         if media == "multipart/related" and params.get("type", "application/dicom") not in (
@@ -51,16 +72,15 @@ def negotiate(accept: str, instances: list[Instance], single: bool) -> str:
             "*/*",
         ):
             continue
-        syntax = params.get("transfer-syntax", "*")
-        asked.append(syntax)
-        if syntax != "*" and stored != [syntax]:
+        try:
+            for each in stored:
+                transcoding.target(syntax, each)
+        except NotAcceptable as refused:
+            reasons.append(refused.message)
             continue
-        return "bare" if media == "application/dicom" and single else "multipart"
-    if asked:
-        raise NotAcceptable(
-            f"instances are returned as stored (transfer syntax {', '.join(stored) or 'unknown'};"
-            f" ask for transfer-syntax=* or that); transcoding to {', '.join(asked)} is not offered"
-        )
+        return Answer("bare" if media == "application/dicom" and single else "multipart", syntax)
+    if reasons:
+        raise NotAcceptable(reasons[0])
     raise NotAcceptable(
         'WADO-RS returns DICOM instances here: Accept multipart/related; type="application/dicom"'
         " (or application/dicom for one instance, application/zip for a study or series)"
@@ -82,43 +102,48 @@ def parts_of(chunks: list[bytes], media_type: str, part_type: str) -> Response:
     )
 
 
+#: a frame's media type and the syntaxes frames can be transcoded to in it here, the first
+#: the one it means when none is named (PS3.18 Table 8.7.3-2)
+FRAME_SYNTAXES = {
+    "image/jpeg": (
+        "1.2.840.10008.1.2.4.50",  # baseline: lossy, 8-bit pixels only
+        "1.2.840.10008.1.2.4.57",
+        "1.2.840.10008.1.2.4.70",
+    ),
+    "image/jls": ("1.2.840.10008.1.2.4.80",),
+    "image/jp2": ("1.2.840.10008.1.2.4.90",),
+    "image/dicom-rle": ("1.2.840.10008.1.2.5",),
+}
+
+
 def frames_wanted(accept: str, stored_type: str, stored_syntax: str) -> str:
-    """'stored' or 'decoded': what the Accept header of a frames request can be met with.
-    Frames go as stored; a client asking for application/octet-stream of a compressed
-    instance gets them decoded. Anything else is 406 with the reason."""
+    """What frames go as: 'stored', 'decoded' (native pixels, application/octet-stream,
+    as when no media type is named) or the UID of a syntax to transcode the instance to.
+    Anything else is 406 with the reason."""
     for media, params in media_ranges(accept):
         kind = (
             params.get("type", "application/octet-stream")
             if media == "multipart/related"
             else media
         )
-        syntax = params.get("transfer-syntax", "*")
-        if kind in ("*/*", "multipart/*"):
+        syntax = params.get("transfer-syntax", "")
+        if media == "multipart/related" and kind == "*/*" and syntax in ("", "*"):
+            return "stored"  # any type of part: the frames as they are
+        if kind in ("*/*", "multipart/*", "application/octet-stream") and syntax in (
+            "",
+            "*",
+            pixels.UNCOMPRESSED,
+        ):
+            return "stored" if stored_syntax == pixels.UNCOMPRESSED else "decoded"
+        if kind == stored_type and syntax in ("", "*", stored_syntax):
             return "stored"
-        if kind == stored_type and syntax in ("*", stored_syntax):
-            return "stored"
-        if kind == "application/octet-stream" and syntax in ("*", pixels.UNCOMPRESSED):
-            return "decoded"
+        offered = FRAME_SYNTAXES.get(kind, ())
+        wanted = syntax or (offered[0] if offered else "")
+        if wanted in offered:
+            transcoding.target(wanted, stored_syntax)  # lossy to lossless: 406, with why
+            return wanted
+    kinds = ", ".join(FRAME_SYNTAXES)
     raise NotAcceptable(
         f"frames of this instance are {stored_type} (transfer syntax {stored_syntax}),"
-        " or application/octet-stream decoded"
-    )
-
-
-async def multipart(instances: list[Instance], service: CatalogueService) -> StreamingResponse:
-    boundary = uuid.uuid4().hex
-
-    async def parts() -> AsyncIterator[bytes]:
-        for instance in instances:
-            data = await service.file(instance)
-            yield (
-                f"--{boundary}\r\nContent-Type: application/dicom\r\n"
-                f"Content-Length: {len(data)}\r\n\r\n"
-            ).encode()
-            yield data
-            yield b"\r\n"
-        yield f"--{boundary}--\r\n".encode()
-
-    return StreamingResponse(
-        parts(), media_type=f'multipart/related; type="application/dicom"; boundary={boundary}'
+        f" application/octet-stream decoded, or transcoded to {kinds}"
     )

@@ -104,10 +104,12 @@ def frames(ds: Dataset, numbers: list[int] | None = None) -> Frames:
     )
 
 
-def decoded_frames(ds: Dataset, numbers: list[int]) -> Frames:
-    """The numbered frames decoded to native little-endian pixels (what a client asking for
-    ``application/octet-stream`` of a compressed instance needs)."""
+def decoded_frames(ds: Dataset, numbers: list[int] | None = None) -> Frames:
+    """The numbered frames (every one when none are named) decoded to native little-endian
+    pixels (what a client asking for ``application/octet-stream`` of a compressed instance
+    needs)."""
     stored = frames(ds, numbers)  # checks the numbers
+    numbers = numbers or list(range(1, _count(ds) + 1))
     if stored.transfer_syntax == UNCOMPRESSED:
         return stored
     out = []

@@ -17,13 +17,8 @@ from giftcloud_api.catalogue.downloads import filename, zip_of, zip_response
 from giftcloud_api.catalogue.levels import Level
 from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.dicomweb import rendering as pixels
-from giftcloud_api.dicomweb.negotiation import (
-    DICOM_JSON,
-    frames_wanted,
-    multipart,
-    negotiate,
-    parts_of,
-)
+from giftcloud_api.dicomweb.delivery import Delivery
+from giftcloud_api.dicomweb.negotiation import DICOM_JSON, frames_wanted, negotiate, parts_of
 from giftcloud_api.dicomweb.params import WARNING_CUT, parse
 from giftcloud_api.dicomweb.results import result, tags_of
 from giftcloud_api.dicomweb.search import find
@@ -45,9 +40,17 @@ class _QidoParams(BaseModel):
 QidoParams = Annotated[_QidoParams, Query()]
 
 
+def _shown(plan: list[tuple[Instance, str | None]]) -> str:
+    """What the audit says of a retrieval: how many instances, how many transcoded."""
+    moved = {syntax for _, syntax in plan if syntax is not None}
+    done = f"{len(plan)} instance(s)"
+    return f"{done}, transcoded to {', '.join(sorted(moved))}" if moved else done
+
+
 def build_router(service: CatalogueService, gates: Gates, audit: Auditor) -> APIRouter:
     router = APIRouter(prefix="/dicomweb/{project}", tags=["dicomweb"])
     renderings = pixels.RenderCache()
+    delivery = Delivery(service)
 
     async def record(request: Request, project: str, action: str, detail: str = "") -> None:
         """Every search and retrieval is in the audit before its answer goes out."""
@@ -135,11 +138,13 @@ def build_router(service: CatalogueService, gates: Gates, audit: Auditor) -> API
         found = await service.instances(project, study_uid=study)
         if not found:
             raise NotFound(f"no study {study} in project {project!r}")
-        how = negotiate(request.headers.get("accept", ""), found, single=False)
-        await record(request, project, "dicomweb.retrieve", f"{len(found)} instance(s), {how}")
-        if how == "zip":
+        answer = negotiate(request.headers.get("accept", ""), found, single=False)
+        if answer.how == "zip":
+            await record(request, project, "dicomweb.retrieve", f"{len(found)} instance(s), zip")
             return await _zip(project, study)
-        return await multipart(found, service)
+        plan = await delivery.prepared(found, answer)
+        await record(request, project, "dicomweb.retrieve", _shown(plan))
+        return await delivery.multipart(plan)
 
     @router.get("/studies/{study}/series/{series}")
     async def retrieve_series(
@@ -149,11 +154,13 @@ def build_router(service: CatalogueService, gates: Gates, audit: Auditor) -> API
         found = await service.instances(project, study_uid=study, series_uid=series)
         if not found:
             raise NotFound(f"no series {series} of study {study} in project {project!r}")
-        how = negotiate(request.headers.get("accept", ""), found, single=False)
-        await record(request, project, "dicomweb.retrieve", f"{len(found)} instance(s), {how}")
-        if how == "zip":
+        answer = negotiate(request.headers.get("accept", ""), found, single=False)
+        if answer.how == "zip":
+            await record(request, project, "dicomweb.retrieve", f"{len(found)} instance(s), zip")
             return await _zip(project, study, series)
-        return await multipart(found, service)
+        plan = await delivery.prepared(found, answer)
+        await record(request, project, "dicomweb.retrieve", _shown(plan))
+        return await delivery.multipart(plan)
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}")
     async def retrieve_instance(
@@ -161,11 +168,13 @@ def build_router(service: CatalogueService, gates: Gates, audit: Auditor) -> API
     ) -> Response:
         """WADO-RS: one instance, multipart/related (or the bare file for Accept: application/dicom)."""
         instance = await service.instance(project, study, series, sop)
-        how = negotiate(request.headers.get("accept", ""), [instance], single=True)
-        await record(request, project, "dicomweb.retrieve", "1 instance")
-        if how == "bare":
-            return Response(await service.file(instance), media_type="application/dicom")
-        return await multipart([instance], service)
+        answer = negotiate(request.headers.get("accept", ""), [instance], single=True)
+        plan = await delivery.prepared([instance], answer)
+        await record(request, project, "dicomweb.retrieve", _shown(plan))
+        if answer.how == "bare":
+            [(_, syntax)] = plan
+            return Response(await delivery.file(instance, syntax), media_type="application/dicom")
+        return await delivery.multipart(plan)
 
     async def metadata(
         request: Request,
@@ -213,38 +222,57 @@ def build_router(service: CatalogueService, gates: Gates, audit: Auditor) -> API
         ceiling = service.settings.limits.inflated_ceiling
         return await asyncio.to_thread(pixels.read, data, ceiling)
 
-    @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}")
-    async def retrieve_frames(
-        request: Request, project: Project, study: str, series: str, sop: str, numbers: str
-    ) -> Response:
-        """WADO-RS: frames (numbered from 1, comma-separated), as stored (each compressed
-        frame's bitstream, or uncompressed pixels), or decoded for application/octet-stream."""
-        wanted = pixels.parse_frame_list(numbers)
-        ds = await parsed(await service.instance(project, study, series, sop))
+    async def _frames(
+        request: Request, instance: Instance, wanted: list[int] | None = None
+    ) -> pixels.Frames:
+        """The frames (every one when none are named) in what the Accept header asks for:
+        as stored, decoded, or transcoded (through the transcoding cache)."""
+        ds = await parsed(instance)
         stored = await asyncio.to_thread(pixels.frames, ds, wanted)
         how = frames_wanted(
             request.headers.get("accept", ""), stored.media_type, stored.transfer_syntax
         )
+        if how == "stored":
+            return stored
         if how == "decoded":
-            stored = await asyncio.to_thread(pixels.decoded_frames, ds, wanted)
+            return await asyncio.to_thread(pixels.decoded_frames, ds, wanted)
+        ceiling = service.settings.limits.inflated_ceiling
+        moved = await asyncio.to_thread(pixels.read, await delivery.file(instance, how), ceiling)
+        return await asyncio.to_thread(pixels.frames, moved, wanted)
+
+    def _parts(frames: pixels.Frames) -> Response:
+        part = f"{frames.media_type}; transfer-syntax={frames.transfer_syntax}"
+        return parts_of(frames.frames, frames.media_type, part)
+
+    @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}")
+    async def retrieve_frames(
+        request: Request, project: Project, study: str, series: str, sop: str, numbers: str
+    ) -> Response:
+        """WADO-RS: frames (numbered from 1, comma-separated): native pixels
+        (application/octet-stream, also when no type is named), as stored (the stored
+        frame's media type, or ``transfer-syntax=*``), or transcoded (image/jls, image/jp2,
+        image/dicom-rle, lossless)."""
+        wanted = pixels.parse_frame_list(numbers)
+        instance = await service.instance(project, study, series, sop)
+        found = await _frames(request, instance, wanted)
         await record(request, project, "dicomweb.retrieve", f"{len(wanted)} frame(s)")
-        part = f"{stored.media_type}; transfer-syntax={stored.transfer_syntax}"
-        return parts_of(stored.frames, stored.media_type, part)
+        return _parts(found)
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}/bulk/{tag}")
     async def retrieve_bulk(
         request: Request, project: Project, study: str, series: str, sop: str, tag: str
     ) -> Response:
         """WADO-RS: the bulk data a metadata BulkDataURI points at (pixel data: every frame,
-        as stored)."""
+        negotiated as frames are)."""
         if not re.fullmatch(r"[0-9A-Fa-f]{8}", tag):
             raise NotFound(f"no bulk data {tag!r}: a BulkDataURI ends in an attribute's tag")
-        ds = await parsed(await service.instance(project, study, series, sop))
-        await record(request, project, "dicomweb.retrieve", f"bulk data {tag.upper()}")
+        instance = await service.instance(project, study, series, sop)
         if tag.upper() in ("7FE00010", "7FE00008", "7FE00009"):
-            every = await asyncio.to_thread(pixels.frames, ds)
-            part = f"{every.media_type}; transfer-syntax={every.transfer_syntax}"
-            return parts_of(every.frames, every.media_type, part)
+            every = await _frames(request, instance)
+            await record(request, project, "dicomweb.retrieve", f"bulk data {tag.upper()}")
+            return _parts(every)
+        ds = await parsed(instance)
+        await record(request, project, "dicomweb.retrieve", f"bulk data {tag.upper()}")
         value = pixels.bulk(ds, tag)
         return parts_of([value], "application/octet-stream", "application/octet-stream")
 
