@@ -289,10 +289,23 @@ def test_what_giftcloud_does_beyond_this_orthanc(servers: tuple[Server, Server])
     assert refused.status_code == 400 and "YYYYMMDD" in refused.json()["detail"]
     zipped = giftcloud.get(f"/studies/{giftcloud.study}", "application/zip")
     assert zipped.status_code == 200 and zipped.headers["content-type"] == "application/zip"
+    # a search asked in a form not offered: 406 with why (DICOM JSON only; XML is optional)
+    for accept in ('multipart/related; type="application/dicom+xml"', "image/png"):
+        refused = giftcloud.get("/studies", accept)
+        assert refused.status_code == 406 and "application/dicom+json" in refused.json()["detail"]
+    # a series rendered: one rendering per frame, as a multipart
+    rendered = giftcloud.get(
+        f"/studies/{giftcloud.study}/series/{giftcloud.series[0]}/rendered",
+        'multipart/related; type="image/jpeg"',
+    )
+    assert rendered.status_code == 200 and _count(rendered) == SERIES_SIZES[0]
     print(
         "orthanc on the same:",
+        orthanc.get(f"/studies/{orthanc.study}/series/{orthanc.series[0]}/rendered").status_code,
         orthanc.get("/studies", StudyDate="2021-06-15").status_code,
         orthanc.get(f"/studies/{orthanc.study}", "application/zip").status_code,
+        orthanc.get("/studies", 'multipart/related; type="application/dicom+xml"').status_code,
+        orthanc.get("/studies", "image/png").status_code,
     )
 
 

@@ -230,6 +230,15 @@ async def test_includefield(qido: Any) -> None:
     ]  # the required ones, read whole this time
     [study] = await qido("/studies?StudyInstanceUID=2.25.300&includefield=all")
     assert study["00100030"]["Value"] and "00280010" not in study
+    # every attribute held at study level, and PS3.18's list for includefield=all, present
+    assert study["00081030"]["Value"] == ["Study of Doe^Jane"]
+    for tag in ("00080063", "00081060", "00081080", "00081110", "00101010", "00101020",
+                "00101030", "00102180", "001021B0"):  # fmt: skip
+        assert tag in study, tag
+    assert not {"0020000E", "00080060", "00080018"} & set(study)  # nothing below the study
+    [series] = await qido("/studies/2.25.300/series?includefield=all")
+    assert series["00080070"]["Value"] == ["ACME"] and series["00081030"]["Value"]
+    assert "00080018" not in series
 
 
 @pytest.mark.parametrize(

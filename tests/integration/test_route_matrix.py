@@ -170,6 +170,8 @@ ACCESS = {
     ): "read",
     ("GET", "/dicomweb/{project}/studies/{study}/series/{series}/thumbnail"): "read",
     ("GET", "/dicomweb/{project}/studies/{study}/thumbnail"): "read",
+    ("GET", "/dicomweb/{project}/studies/{study}/series/{series}/rendered"): "read",
+    ("GET", "/dicomweb/{project}/studies/{study}/rendered"): "read",
 }
 
 

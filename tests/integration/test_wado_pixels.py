@@ -339,3 +339,26 @@ async def test_a_series_in_a_lossless_syntax_or_406_with_the_reason(wado: Any) -
     assert colour.LossyImageCompression == "01"
     zipped = await wado(series, f"application/zip; transfer-syntax={RLE}")
     assert zipped.status_code == 406 and "zip holds the instances as stored" in zipped.text
+
+
+async def test_a_rendered_series_and_study_are_every_frame_rendered_in_order(
+    wado: Any, runtime: Runtime
+) -> None:
+    series = f"/dicomweb/pix/studies/{STUDY}/series/{SERIES}/rendered"
+    answer = await wado(series, 'multipart/related; type="image/png"')
+    parts = _parts(answer)
+    # six instances in instance-number order, the RLE one with two frames: seven renderings
+    assert [kind for kind, _ in parts] == ["image/png"] * 7
+    second = await wado(f"{_path('rle2')}/frames/2/rendered", "image/png")
+    assert parts[3][1] == second.content  # the same rendering as the frame's own
+    study = _parts(await wado(f"/dicomweb/pix/studies/{STUDY}/rendered", "image/jpeg"))
+    assert len(study) == 7 and all(body.startswith(b"\xff\xd8") for _, body in study)
+    small = _parts(await wado(series, "", viewport="16,16"))
+    assert all(max(Image.open(io.BytesIO(body)).size) == 16 for _, body in small)
+    refused = await wado(series, 'multipart/related; type="image/gif"')
+    assert refused.status_code == 406 and "image/jpeg or image/png" in refused.json()["detail"]
+    missing = await wado(f"/dicomweb/pix/studies/{STUDY}/series/2.25.999/rendered")
+    assert missing.status_code == 404
+    runtime.settings.api.rendered_max_frames = 6
+    capped = await wado(series)
+    assert capped.status_code == 400 and "has 7 frames" in capped.json()["detail"]

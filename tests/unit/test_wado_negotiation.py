@@ -5,7 +5,7 @@ reason for what cannot be met."""
 import re
 
 import pytest
-from giftcloud_api.dicomweb.negotiation import Answer, frames_wanted, negotiate
+from giftcloud_api.dicomweb.negotiation import Answer, frames_wanted, json_accepted, negotiate
 from giftcloud_api.models import Instance
 from giftcloud_core.errors import NotAcceptable
 
@@ -128,3 +128,22 @@ def test_frames_that_cannot_be_met_are_406_with_the_reason(
 ) -> None:
     with pytest.raises(NotAcceptable, match=re.escape(reason)):
         frames_wanted(accept, stored_type, stored)
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ["", "*/*", "application/dicom+json", "application/json", "text/html, */*;q=0.8",
+     "application/dicom+xml, application/dicom+json;q=0.5"],
+)  # fmt: skip
+def test_json_answers_what_takes_json(accept: str) -> None:
+    json_accepted(accept)
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ['multipart/related; type="application/dicom+xml"', "application/dicom+xml", "image/png",
+     "application/dicom+json;q=0"],
+)  # fmt: skip
+def test_json_refuses_what_does_not_take_it_with_the_reason(accept: str) -> None:
+    with pytest.raises(NotAcceptable, match="application/dicom\\+json"):
+        json_accepted(accept)

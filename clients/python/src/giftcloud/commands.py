@@ -212,7 +212,9 @@ def download(args: argparse.Namespace) -> int:
             if len(missing) == 1:  # one file: as itself
                 target, url = missing[0]
                 with reaching(session.url):
-                    response = session.http.get(url, headers={"Accept": "application/dicom"})
+                    # as archived, byte for byte, as the zips of the other series
+                    accept = "application/dicom; transfer-syntax=*"
+                    response = session.http.get(url, headers={"Accept": accept})
                 session.check(response, f"fetching {target.name}")
                 _keep(target, response.content)
                 progress.step(len(response.content))

@@ -233,6 +233,8 @@ class ApiSettings(BaseModel):
     transcode_cache_dir: Path | None = None
     #: ... the least recently used removed past this many bytes (an api pod's /tmp is 1Gi)
     transcode_cache_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
+    #: the most frames a rendered series or study answers (each a JPEG or PNG, held at once)
+    rendered_max_frames: int = Field(default=1000, ge=1)
 
 
 class FederationSettings(BaseModel):

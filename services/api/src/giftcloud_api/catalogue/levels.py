@@ -14,10 +14,12 @@ STUDY_TAGS = frozenset(
         "00080030",  # StudyTime
         "00080050",  # AccessionNumber
         "00080090",  # ReferringPhysicianName
+        "00080063",  # AnatomicRegionsInStudyCodeSequence
         "00080201",  # TimezoneOffsetFromUTC
         "00081030",  # StudyDescription
         "00081060",  # NameOfPhysiciansReadingStudy
         "00081080",  # AdmittingDiagnosesDescription
+        "00081110",  # ReferencedStudySequence
         "00100010",  # PatientName
         "00100020",  # PatientID
         "00100021",  # IssuerOfPatientID
@@ -28,6 +30,8 @@ STUDY_TAGS = frozenset(
         "00101020",  # PatientSize
         "00101030",  # PatientWeight
         "00102160",  # EthnicGroup
+        "00102180",  # Occupation
+        "001021B0",  # AdditionalPatientHistory
         "00104000",  # PatientComments
         "00120062",  # PatientIdentityRemoved
         "00120063",  # DeidentificationMethod

@@ -35,6 +35,23 @@ def media_ranges(accept: str) -> list[tuple[str, dict[str, str]]]:
     return sorted(ranges, key=weight) or [("*/*", {})]
 
 
+#: what a DICOM JSON answer (QIDO-RS, WADO-RS metadata) satisfies in an Accept header
+JSON_RANGES = frozenset({"application/dicom+json", "application/json", "application/*", "*/*"})
+
+
+def json_accepted(accept: str) -> None:
+    """A search or metadata answer is DICOM JSON: an Accept header that does not take it
+    is 406, with the reason (PS3.18 makes DICOM JSON required and XML optional)."""
+    for media, params in media_ranges(accept):
+        if media in JSON_RANGES and params.get("q", "1") not in ("0", "0.0", "0.00", "0.000"):
+            return
+    raise NotAcceptable(
+        "searches and metadata are answered in application/dicom+json (DICOM JSON) here;"
+        ' PS3.19 XML (multipart/related; type="application/dicom+xml") is optional in'
+        " PS3.18 and not offered"
+    )
+
+
 @dataclass(frozen=True)
 class Answer:
     """How instances go out: ``how`` is 'multipart', 'bare' (one instance, ``Accept:

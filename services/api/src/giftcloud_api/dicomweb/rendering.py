@@ -4,6 +4,7 @@ pure functions of its bytes, run in a worker thread by the routes."""
 from __future__ import annotations
 
 import io
+import re
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -147,9 +148,12 @@ class Rendering:
     quality: int = 90
 
 
-def rendering(params: list[tuple[str, str]], accept: str, thumbnail: bool = False) -> Rendering:
+def rendering(
+    params: list[tuple[str, str]], accept: str, thumbnail: bool = False, multipart: bool = False
+) -> Rendering:
     """The rendering a query (``window``, ``viewport``, ``quality``) and an Accept header ask
-    for; anything else is 400, an image type not offered 406."""
+    for (with ``multipart``, a series' or study's: ``multipart/related; type=...`` too);
+    anything else is 400, an image type not offered 406."""
     window = viewport = None
     quality = 90
     for name, value in params:
@@ -182,6 +186,9 @@ def rendering(params: list[tuple[str, str]], accept: str, thumbnail: bool = Fals
     media = None
     for item in (accept or "*/*").split(","):
         kind = item.split(";")[0].strip().lower()
+        if multipart and kind == "multipart/related":
+            found = re.search(r'type="?([^";]+)', item, re.I)
+            kind = found.group(1).strip().lower() if found else "*/*"
         if kind in RENDERED_TYPES:
             media = kind
             break
@@ -189,7 +196,12 @@ def rendering(params: list[tuple[str, str]], accept: str, thumbnail: bool = Fals
             media = "image/jpeg"
             break
     if media is None:
-        raise NotAcceptable("rendered images are image/jpeg or image/png")
+        raise NotAcceptable(
+            'rendered images are image/jpeg or image/png (multipart/related; type="image/jpeg"'
+            " for a series or study)"
+            if multipart
+            else "rendered images are image/jpeg or image/png"
+        )
     return Rendering(window, viewport, media, quality)
 
 

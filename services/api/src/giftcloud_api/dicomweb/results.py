@@ -7,6 +7,23 @@ from giftcloud_api.catalogue.levels import LEVELS, Level
 from giftcloud_api.dicomweb.params import RETURN_KEYS, Search, element, empty, kept, level_of
 from giftcloud_api.dicomweb.search import Found
 
+#: what ``includefield=all`` adds at study level beyond what the catalogue holds, present
+#: (empty when not held) as PS3.18 lists them: Study Description, Anatomic Regions in Study,
+#: Name of Physician(s) Reading Study, Admitting Diagnoses, Referenced Study Sequence,
+#: Patient's Age, Size and Weight, Occupation, Additional Patient History
+ALL_AT_STUDY = (
+    "00080063",
+    "00081030",
+    "00081060",
+    "00081080",
+    "00081110",
+    "00101010",
+    "00101020",
+    "00101030",
+    "00102180",
+    "001021B0",
+)
+
 
 class Values:
     """The attributes of one result, looked up where the catalogue keeps them."""
@@ -49,6 +66,15 @@ class Values:
         known["00081190"] = element("UR", url)
         self.known = known
 
+    def held(self) -> set[str]:
+        """Every attribute the catalogue holds for this result (``includefield=all``): its
+        own values, its columns that are set, what it keeps of the files (no bulk data)."""
+        tags = set(self.known)
+        tags |= {tag for tag, (_, value) in self.columns.items() if value not in (None, "")}
+        for attributes in self.sources:
+            tags |= set(kept(attributes))
+        return {tag for tag in tags if LEVELS.index(level_of(tag)) <= LEVELS.index(self.level)}
+
     def __call__(self, tag: str) -> dict[str, Any]:
         value = self.known.get(tag)
         if value is not None:
@@ -76,14 +102,9 @@ def tags_of(search: Search, parents: tuple[Level, ...]) -> set[str]:
 
 
 def result(found: Found, search: Search, tags: set[str], root: str) -> dict[str, Any]:
-    """A result's DICOM JSON: ``tags``, and every attribute kept for ``includefield=all``."""
-    if search.include_all:
-        tags = set(tags)
-        for attributes in (
-            found.study.attributes,
-            found.series.attributes if found.series and search.level != "study" else {},
-            (found.instance.attributes or {}) if found.instance else {},
-        ):
-            tags |= set(kept(attributes))
+    """A result's DICOM JSON: ``tags``, and for ``includefield=all`` every attribute the
+    catalogue holds at the search's level and above (and PS3.18's list at study level)."""
     value = Values(found, search.level, root)
+    if search.include_all:
+        tags = tags | value.held() | set(ALL_AT_STUDY)
     return {tag: value(tag) for tag in sorted(tags)}

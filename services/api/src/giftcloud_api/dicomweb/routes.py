@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from giftcloud_core.access import Auditor
-from giftcloud_core.errors import BadRequest, NotFound
+from giftcloud_core.errors import NotFound
 from pydantic import BaseModel, Field
 from pydicom.dataset import Dataset
 
@@ -18,8 +18,15 @@ from giftcloud_api.catalogue.levels import Level
 from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.dicomweb import rendering as pixels
 from giftcloud_api.dicomweb.delivery import Delivery
-from giftcloud_api.dicomweb.negotiation import DICOM_JSON, frames_wanted, negotiate, parts_of
+from giftcloud_api.dicomweb.negotiation import (
+    DICOM_JSON,
+    frames_wanted,
+    json_accepted,
+    negotiate,
+    parts_of,
+)
 from giftcloud_api.dicomweb.params import WARNING_CUT, parse
+from giftcloud_api.dicomweb.pictures import build_pictures
 from giftcloud_api.dicomweb.results import result, tags_of
 from giftcloud_api.dicomweb.search import find
 from giftcloud_api.models import Instance
@@ -49,7 +56,6 @@ def _shown(plan: list[tuple[Instance, str | None]]) -> str:
 
 def build_router(service: CatalogueService, gates: Gates, audit: Auditor) -> APIRouter:
     router = APIRouter(prefix="/dicomweb/{project}", tags=["dicomweb"])
-    renderings = pixels.RenderCache()
     delivery = Delivery(service)
 
     async def record(request: Request, project: str, action: str, detail: str = "") -> None:
@@ -76,6 +82,7 @@ def build_router(service: CatalogueService, gates: Gates, audit: Auditor) -> API
         study: str | None = None,
         series: str | None = None,
     ) -> Response:
+        json_accepted(request.headers.get("accept", ""))
         query = parse(
             list(request.query_params.multi_items()), level, service.settings.api.qido_max_limit
         )
@@ -183,6 +190,7 @@ def build_router(service: CatalogueService, gates: Gates, audit: Auditor) -> API
         series: str | None = None,
         sop: str | None = None,
     ) -> Response:
+        json_accepted(request.headers.get("accept", ""))
         found = await service.metadata_json(project, study, series, sop)
         if found is None:
             what = (
@@ -276,74 +284,6 @@ def build_router(service: CatalogueService, gates: Gates, audit: Auditor) -> API
         value = pixels.bulk(ds, tag)
         return parts_of([value], "application/octet-stream", "application/octet-stream")
 
-    async def _rendered(
-        request: Request,
-        project: str,
-        instance: Instance,
-        frame: int,
-        thumbnail: bool,
-    ) -> Response:
-        how = pixels.rendering(
-            list(request.query_params.multi_items()),
-            request.headers.get("accept", ""),
-            thumbnail=thumbnail,
-        )
-        key = (project, instance.sop_uid, frame, thumbnail, how)
-        image = renderings.get(key)
-        if image is None:
-            image = await asyncio.to_thread(pixels.render, await parsed(instance), frame, how)
-            renderings.put(key, image)
-        what = "thumbnail" if thumbnail else "rendered"
-        await record(request, project, "dicomweb.retrieve", f"{what} frame {frame}")
-        # an archived instance never changes under its UID: the browser may keep the image
-        return Response(
-            image, media_type=how.media_type, headers={"Cache-Control": "private, max-age=3600"}
-        )
-
-    def _one_frame(numbers: str) -> int:
-        wanted = pixels.parse_frame_list(numbers)
-        if len(wanted) != 1:
-            raise BadRequest("rendered frames here: one frame at a time")
-        return wanted[0]
-
-    @router.get("/studies/{study}/series/{series}/instances/{sop}/rendered")
-    @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}/rendered")
-    async def rendered(
-        request: Request, project: Project, study: str, series: str, sop: str, numbers: str = "1"
-    ) -> Response:
-        """WADO-RS: an instance (its first frame) or one frame rendered, image/jpeg or
-        image/png; ``window=center,width``, ``viewport=width,height``, ``quality``."""
-        frame = _one_frame(numbers)
-        instance = await service.instance(project, study, series, sop)
-        return await _rendered(request, project, instance, frame, thumbnail=False)
-
-    @router.get("/studies/{study}/series/{series}/instances/{sop}/thumbnail")
-    @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}/thumbnail")
-    async def thumbnail(
-        request: Request, project: Project, study: str, series: str, sop: str, numbers: str = "1"
-    ) -> Response:
-        """WADO-RS: a small rendering of an instance or a frame (128 pixels unless a
-        viewport is given)."""
-        frame = _one_frame(numbers)
-        instance = await service.instance(project, study, series, sop)
-        return await _rendered(request, project, instance, frame, thumbnail=True)
-
-    @router.get("/studies/{study}/series/{series}/thumbnail")
-    async def thumbnail_series(
-        request: Request, project: Project, study: str, series: str
-    ) -> Response:
-        """WADO-RS: the series' thumbnail: its middle instance."""
-        middle = await service.middle_instance(project, study, series)
-        if middle is None:
-            raise NotFound(f"no series {series} of study {study} in project {project!r}")
-        return await _rendered(request, project, middle, 1, thumbnail=True)
-
-    @router.get("/studies/{study}/thumbnail")
-    async def thumbnail_study(request: Request, project: Project, study: str) -> Response:
-        """WADO-RS: the study's thumbnail: the middle instance of its first series."""
-        middle = await service.middle_instance(project, study)
-        if middle is None:
-            raise NotFound(f"no study {study} in project {project!r}")
-        return await _rendered(request, project, middle, 1, thumbnail=True)
+    router.include_router(build_pictures(service, gates, record, parsed))
 
     return router
