@@ -304,8 +304,11 @@ def test_a_resend_in_another_syntax_keeps_the_first_copy(
     assert pydicom.dcmread(io.BytesIO(stored.content)).file_meta.TransferSyntaxUID == (
         "1.2.840.10008.1.2"
     )
+    # asked in Explicit VR Little Endian: transcoded, the same pixels (PS3.18 §8.7.3)
     other = httpx.get(base, headers={**headers, "Accept": accept + "1.2.840.10008.1.2.1"})
-    assert other.status_code == 406
+    explicit = pydicom.dcmread(io.BytesIO(other.content))
+    assert explicit.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert explicit.PixelData == pydicom.dcmread(io.BytesIO(stored.content)).PixelData
     zipped = httpx.get(
         f"{deployment.url}/api/projects/{PROJECT}/download",
         params={"series": series},

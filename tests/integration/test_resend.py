@@ -106,7 +106,13 @@ class Project:
                 base,
                 headers={**self.headers, "Accept": f"application/dicom; transfer-syntax={other}"},
             )
-            assert asked.status_code == (200 if other == syntax else 406), (other, syntax)
+            # the kept copy, as stored or transcoded: never the other copy's content
+            assert asked.status_code == 200, (other, syntax)
+            given = read(asked.content)
+            assert given.file_meta.TransferSyntaxUID == other
+            assert given.PixelData == read(stored.content).PixelData
+            if other == syntax:
+                assert asked.content == stored.content
         return syntax
 
     async def check_zip(self) -> None:

@@ -132,6 +132,10 @@ ACCESS = {
     ("GET", "/api/federation/algorithms"): "admin",
     ("PUT", "/api/federation/algorithms/{name}"): "admin",
     ("DELETE", "/api/federation/algorithms/{name}"): "admin",
+    ("GET", "/api/federation/flower/apps"): "signed-in",
+    ("PUT", "/api/federation/flower/apps/{digest}"): "admin",
+    ("DELETE", "/api/federation/flower/apps/{digest}"): "admin",
+    ("POST", "/api/projects/{project}/federation/flower/decisions"): "read",
     ("GET", "/api/federation/jobs"): "steward",
     ("GET", "/api/federation/jobs/{job}"): "steward",
     ("POST", "/api/federation/jobs/{job}/decision"): "steward",
@@ -263,6 +267,8 @@ def body_for(method: str, path: str, caller: Caller) -> dict[str, object]:
             "as_of": "2026-12-05T00:00:00Z",
         },
         ("PUT", "/api/federation/algorithms/{name}"): {"digest": "0" * 64},
+        ("PUT", "/api/federation/flower/apps/{digest}"): {"name": "matrix"},
+        ("POST", "/api/projects/{project}/federation/flower/decisions"): {"decision": "run"},
         ("POST", "/api/federation/jobs/{job}/decision"): {"release": False},
         ("POST", "/auth/clients"): {
             "name": "c",
@@ -296,6 +302,7 @@ def fill(path: str) -> str:
         .replace("{upload_id}", "0" * 32)
         .replace("{index}", "0")
         .replace("{key}", HELD)
+        .replace("{digest}", "ab" * 32)
         .replace("{ident}", "0" * 32)
         .replace("{key_id}", "gck_0000000000")
         .replace("{client_id}", "gck_0000000000")

@@ -16,13 +16,11 @@ def site(tmp_path: Path) -> Site:
             {
                 "site": "site-a",
                 "policy": {"k": 10, "max_bins_share": 0.2, "widen": [0.1, 0.3]},
-                "apps": {"ab" * 32: "statistics"},
                 "api": {
                     "url": "http://127.0.0.1:1/",
                     "project": "p",
                     "key_file": str(tmp_path / "key"),
                 },
-                "audit_file": str(tmp_path / "audit.jsonl"),
             }
         )
     )

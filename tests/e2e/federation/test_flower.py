@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from support.cli import User
 from support.deployment import Deployment
 from support.federated import COHORTS, INTENSITY, PROJECT
 from support.flower import (
@@ -45,6 +46,8 @@ UNION = [
     if modality == "CT"
 ]
 CT = 'modality="CT"'
+#: what the site's gate records (approvals and revocations are the admin's own entries)
+DECISIONS = {"run", "refused", "released", "withheld", "failed"}
 
 
 @pytest.fixture(scope="module")
@@ -79,21 +82,31 @@ def flower(
             )
             assert made.status_code == 201, made.text
             (here / "key").write_text(made.json()["key"])
+            # the site's admin approves the two apps by digest, in the site's own api
+            admin = User(here / "admin")
+            login = {
+                "GIFTCLOUD_USERNAME": "admin",
+                "GIFTCLOUD_PASSWORD": "admin-test-password",
+                "GIFTCLOUD_URL": site.url,
+            }
+            admin.run("login", env=login)
+            for app, digest in (("statistics", statistics_digest), ("fedavg", fedavg_digest)):
+                shown = admin.run("federate", "flower", "--approve", f"{app}={digest}", env=login)
+                assert digest in shown.stdout
             site_file = here / "site.json"
             site_file.write_text(
                 json.dumps(
                     {
                         "site": name,
                         "policy": {"k": 10, "max_bins_share": 0.2},
-                        "apps": {statistics_digest: "statistics", fedavg_digest: "fedavg"},
                         "api": {"url": site.url, "project": PROJECT, "key_file": str(here / "key")},
-                        "audit_file": str(here / "audit.jsonl"),
                     }
                 )
             )
             via = front.port if name == "site-a" else None
             health[name] = stack.enter_context(supernode(hub, here, private, site_file, via))
         yield {
+            "sites": sites,
             "gateway": front,
             "health": health,
             "hub": hub,
@@ -105,8 +118,19 @@ def flower(
 
 
 def _audit(flower: dict[str, Any], site: str) -> list[dict[str, Any]]:
-    path: Path = flower["folder"] / site / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    """The gate's decisions in the site's audit trail, oldest first."""
+    deployment: Deployment = flower["sites"][site]
+    trail = httpx.get(
+        f"{deployment.url}/api/audit",
+        params={"action": "api.federation.flower", "limit": 1000},
+        headers=deployment.token(),
+    )
+    assert trail.status_code == 200, trail.text
+    return [
+        {**json.loads(entry["detail"]), "outcome": entry["outcome"], "actor": entry["actor"]}
+        for entry in reversed(trail.json())
+        if entry["action"].rpartition(".")[2] in DECISIONS
+    ]
 
 
 def test_statistics_pooled_over_the_sites_equal_the_union(flower: dict[str, Any]) -> None:
@@ -189,6 +213,39 @@ def test_an_app_the_sites_did_not_approve_is_refused_with_the_reason(
         )
         refused = [a for a in _audit(flower, site) if a["decision"] == "refused"]
         assert digest in refused[-1]["reason"]
+
+
+def test_an_approval_revoked_at_a_site_stops_the_next_run_there_at_once(
+    flower: dict[str, Any],
+) -> None:
+    hub: Hub = flower["hub"]
+    site_a: Deployment = flower["sites"]["site-a"]
+    [approval] = [
+        a
+        for a in httpx.get(
+            f"{site_a.url}/api/federation/flower/apps", headers=site_a.token()
+        ).json()
+        if a["name"] == "statistics"
+    ]
+    gone = httpx.delete(
+        f"{site_a.url}/api/federation/flower/apps/{approval['digest']}", headers=site_a.token()
+    )
+    assert gone.status_code == 204, gone.text
+    try:
+        result = hub.run(flower["statistics"], CT)
+        assert set(result["sites"]) == {"site-b"}  # site-b still approves it
+        [reason] = result["refused"].values()
+        assert f"site-a has not approved the app with digest sha256:{approval['digest']}" in reason
+        refused = [a for a in _audit(flower, "site-a") if a["decision"] == "refused"]
+        assert refused[-1]["digest"] == approval["digest"]
+        assert refused[-1]["outcome"] == "denied" and refused[-1]["actor"]
+    finally:
+        again = httpx.put(
+            f"{site_a.url}/api/federation/flower/apps/{approval['digest']}",
+            json={"name": "statistics"},
+            headers=site_a.token(),
+        )
+        assert again.status_code == 200, again.text
 
 
 def test_a_supernode_whose_key_the_hub_never_registered_is_not_let_in(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -144,6 +145,35 @@ def algorithms(args: argparse.Namespace) -> int:
     return DONE
 
 
+def flower(args: argparse.Namespace) -> int:
+    """At a site (admins): the Flower apps approved, by the SHA-256 of their bundle (FAB);
+    --approve NAME=DIGEST approves the bundle you reviewed, --revoke DIGEST takes it back.
+    The site's gate asks before every run: a revoked app is refused at once."""
+    if args.approve:
+        name, _, digest = args.approve.partition("=")
+        if not name or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise CommandError(
+                "--approve takes NAME=DIGEST, the digest the SHA-256 of the FAB (64 hex,"
+                " `sha256sum` of what `flwr build` made)",
+                TROUBLE,
+            )
+    session = session_for(args)
+    if args.approve:
+        session.request(
+            "PUT", f"/api/federation/flower/apps/{digest}", f"approving {name}", json={"name": name}
+        )
+    if args.revoke:
+        session.request(
+            "DELETE", f"/api/federation/flower/apps/{quote(args.revoke)}", "revoking it"
+        )
+    found = session.get("/api/federation/flower/apps", "listing the Flower apps").json()
+    table(
+        [[a["name"], a["digest"], a["approved_by"], a["approved_at"][:19]] for a in found],
+        ["APP", "DIGEST (SHA-256 OF ITS FAB)", "APPROVED BY", "AT (UTC)"],
+    )
+    return DONE
+
+
 def review(args: argparse.Namespace) -> int:
     """At a site (its steward): the outputs awaiting release; JOB --release or --withhold
     REASON decides one."""
@@ -215,6 +245,9 @@ def wire(federate: Callable[..., argparse.ArgumentParser]) -> None:
     )
     approving.add_argument("--approve", metavar="NAME=DIGEST", help="approve the code you reviewed")
     approving.add_argument("--revoke", metavar="NAME")
+    flowering = federate("flower", "at a site (admins): the Flower apps approved", flower)
+    flowering.add_argument("--approve", metavar="NAME=DIGEST", help="approve the FAB you reviewed")
+    flowering.add_argument("--revoke", metavar="DIGEST")
     reviewing = federate("review", "at a site (its steward): outputs awaiting release", review)
     reviewing.add_argument("job", nargs="?")
     decision = reviewing.add_mutually_exclusive_group()

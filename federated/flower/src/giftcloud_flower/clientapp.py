@@ -15,9 +15,7 @@ project's lock and ``tests/test_gate.py`` fails if they move.
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +23,7 @@ import flwr.supernode.runtime.run_clientapp as runtime
 from flwr.app import Context, Message
 from flwr.supernode.cli.flwr_clientapp import flwr_clientapp
 
+from giftcloud_flower import siteapi
 from giftcloud_flower.disclosure import mod_for
 from giftcloud_flower.site import Site, load
 
@@ -33,10 +32,11 @@ class NotApproved(Exception):
     """An app bundle whose digest is not on the site's allow-list."""
 
 
-def check(site: Site, content: bytes) -> str:
-    """The bundle's SHA-256 when the site approved it; :class:`NotApproved` otherwise."""
+def check(site: Site, content: bytes, apps: dict[str, str]) -> str:
+    """The bundle's SHA-256 when the site approved it (``apps``: digest -> name);
+    :class:`NotApproved` otherwise."""
     digest = hashlib.sha256(content).hexdigest()
-    if digest not in site.apps:
+    if digest not in apps:
         raise NotApproved(
             f"{site.name} has not approved the app with digest sha256:{digest}; "
             "its admin approves apps by digest"
@@ -45,39 +45,52 @@ def check(site: Site, content: bytes) -> str:
 
 
 class Guarded:
-    """A loaded ClientApp with the site's mod around it."""
+    """A loaded ClientApp with the site's mod around it; each decision is recorded in the
+    site's audit trail (as the app's, by its name and digest) before the reply goes."""
 
-    def __init__(self, app: Callable[[Message, Context], Message], site: Site) -> None:
-        self.app, self.mod = app, mod_for(site, record=lambda what: audit(site, what))
+    def __init__(
+        self, app: Callable[[Message, Context], Message], site: Site, name: str, digest: str
+    ) -> None:
+        def note(what: dict[str, Any]) -> None:
+            siteapi.record(site, {"app": name, "digest": digest, **what})
+
+        self.app, self.mod = app, mod_for(site, record=note)
 
     def __call__(self, message: Message, context: Context) -> Message:
         return self.mod(message, context, self.app)
 
 
 def audit(site: Site, what: dict[str, Any]) -> None:
-    """One line per decision in the site's Flower audit log (stderr when none is set)."""
-    line = json.dumps({"at": time.time(), "site": site.name, **what}, default=str)
-    if site.audit_file:
-        with site.audit_file.open("a") as out:
-            out.write(line + "\n")
-    else:
-        print(f"giftcloud: {line}", file=sys.stderr, flush=True)
+    """A decision into the site's audit trail; one that cannot be recorded also goes to
+    stderr (and the caller does not act on it)."""
+    try:
+        siteapi.record(site, what)
+    except siteapi.SiteApiError as error:
+        print(
+            f"giftcloud: {site.name}: {what.get('decision')} not recorded: {error}", file=sys.stderr
+        )
+        raise
 
 
 def guard(site: Site) -> None:
     """Put the site's rules into Flower's ClientApp runtime (this process only)."""
     install = getattr(runtime, "install_from_fab")  # noqa: B009
     loader = getattr(runtime, "get_load_client_app_fn")  # noqa: B009
-    approved: set[str] = set()
+    approved: dict[str, str] = {}  # digest -> name, of the bundles checked in this process
 
     def install_from_fab(content: bytes, *args: Any, **kwargs: Any) -> Any:
+        digest = hashlib.sha256(content).hexdigest()
         try:
-            digest = check(site, content)
+            apps = siteapi.approved(site)  # asked now: a revoked approval counts at once
+        except siteapi.SiteApiError as error:
+            raise NotApproved(f"{site.name} runs nothing it cannot check: {error}") from error
+        try:
+            check(site, content, apps)
         except NotApproved as refused:
-            audit(site, {"decision": "refused", "reason": str(refused)})
+            audit(site, {"decision": "refused", "digest": digest, "reason": str(refused)})
             raise
-        approved.add(digest)
-        audit(site, {"decision": "run", "app": site.apps[digest], "digest": digest})
+        approved[digest] = apps[digest]
+        audit(site, {"decision": "run", "app": apps[digest], "digest": digest})
         return install(content, *args, **kwargs)
 
     def get_load_client_app_fn(*args: Any, **kwargs: Any) -> Callable[[str, str, str], Any]:
@@ -86,7 +99,8 @@ def guard(site: Site) -> None:
         def load_guarded(fab_id: str, fab_version: str, fab_hash: str) -> Guarded:
             if fab_hash not in approved:  # the claim must name the bytes that were checked
                 raise NotApproved(f"the app {fab_id} names digest {fab_hash}, not the one sent")
-            return Guarded(load_app(fab_id, fab_version, fab_hash), site)
+            loaded = load_app(fab_id, fab_version, fab_hash)
+            return Guarded(loaded, site, approved[fab_hash], fab_hash)
 
         return load_guarded
 

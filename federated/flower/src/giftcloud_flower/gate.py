@@ -19,6 +19,7 @@ from flwr.supercore.constant import TaskType
 from flwr.supercore.superexec.executor.subprocess_executor import SubprocessExecutor
 from flwr.supercore.superexec.executor.types import ExecutionSpec, LaunchResult
 
+from giftcloud_flower import siteapi
 from giftcloud_flower.site import ENV, SiteConfigError, load
 
 
@@ -65,9 +66,12 @@ def main() -> None:
         site = load(args.site)
     except SiteConfigError as error:
         sys.exit(f"giftcloud-flower-exec: {error}")
+    try:
+        approvals = f"{len(siteapi.approved(site))} approved app(s)"
+    except siteapi.SiteApiError as error:  # asked again before each app: nothing runs till then
+        approvals = f"approvals not readable yet ({error})"
     print(
-        f"giftcloud-flower-exec: {site.name}: {len(site.apps)} approved app(s), k = "
-        f"{site.policy.k}",
+        f"giftcloud-flower-exec: {site.name}: {approvals}, k = {site.policy.k}",
         file=sys.stderr,
         flush=True,
     )

@@ -1,6 +1,7 @@
-"""A site's Flower settings: its name, its disclosure policy, the apps its admin approved
-(by the SHA-256 of the app bundle, Flower's FAB hash) and how its ClientApps read its
-de-identified archive (its own DICOMweb, with a project key that never leaves the site).
+"""A site's Flower settings: its name, its disclosure policy and its own api -- where its
+admin approves apps (by the SHA-256 of the app bundle), where its ClientApps read its
+de-identified archive (DICOMweb) and where every decision goes into its audit trail, with a
+project key that never leaves the site.
 
 One JSON file, written by the site's admin, named by ``GIFTCLOUD_FLOWER_SITE``; nothing in
 it comes from the hub, so no run can loosen it.
@@ -46,13 +47,9 @@ class Policy:
 class Site:
     name: str
     policy: Policy
-    #: approved apps: FAB SHA-256 → the name the admin gave it
-    apps: dict[str, str]
     api_url: str
     project: str
     key_file: Path
-    #: where the gate writes one JSON line per decision (run, refused, released, withheld)
-    audit_file: Path | None = None
 
     def key(self) -> str:
         return self.key_file.read_text().strip()
@@ -72,9 +69,13 @@ def load(path: str | Path | None = None) -> Site:
     try:
         policy = raw.get("policy", {})
         widen = policy.get("widen", [0.1, 0.3])
-        apps = raw.get("apps", {})
-        if not isinstance(apps, dict) or not all(isinstance(d, str) and len(d) == 64 for d in apps):
-            raise SiteConfigError("apps maps each approved FAB's SHA-256 (64 hex) to a name")
+        for moved in ("apps", "audit_file"):
+            if moved in raw:
+                raise SiteConfigError(
+                    f"the site file {where} names {moved!r}: approvals and the audit live in"
+                    " the site's api now (giftcloud federate flower --approve NAME=DIGEST);"
+                    " take it out"
+                )
         return Site(
             name=str(raw["site"]),
             policy=Policy(
@@ -82,11 +83,9 @@ def load(path: str | Path | None = None) -> Site:
                 max_bins_share=float(policy.get("max_bins_share", 0.2)),
                 widen=(float(widen[0]), float(widen[1])),
             ),
-            apps={str(d).lower(): str(n) for d, n in apps.items()},
             api_url=str(raw["api"]["url"]).rstrip("/"),
             project=str(raw["api"]["project"]),
             key_file=Path(raw["api"]["key_file"]),
-            audit_file=Path(raw["audit_file"]) if raw.get("audit_file") else None,
         )
     except SiteConfigError:
         raise

@@ -18,6 +18,8 @@ from giftcloud_api.federation import routes as federation_routes
 from giftcloud_api.federation.hub import HubFederation
 from giftcloud_api.federation.poller import SitePoller
 from giftcloud_api.federation.site import SiteFederation
+from giftcloud_api.flower import routes as flower_routes
+from giftcloud_api.flower.service import FlowerApps
 from giftcloud_api.jobs import routes as jobs_routes
 from giftcloud_api.jobs.hub import HubJobs
 from giftcloud_api.jobs.runner import JobRunner
@@ -67,6 +69,7 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
             dicomweb_routes.build_router(service, gates, runtime.audit),
             federation_routes.build_router(hub, site, gates, runtime.audit),
             jobs_routes.build_router(hub, hub_jobs, site_jobs, gates, runtime.audit),
+            flower_routes.build_router(FlowerApps(runtime.db), gates, runtime.audit),
             results_routes.build_router(
                 runtime.db,
                 Files(runtime.db, runtime.store, archive),

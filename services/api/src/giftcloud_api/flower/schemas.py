@@ -1,0 +1,37 @@
+"""What Flower's routes take and give."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DIGEST = r"^[0-9a-f]{64}$"
+
+
+class FlowerAppIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, description="what the admin calls the app")
+
+
+class FlowerAppOut(BaseModel):
+    digest: str
+    name: str
+    approved_by: str
+    approved_at: datetime
+
+
+class FlowerDecisionIn(BaseModel):
+    """One decision of the site's gate: an app run or refused, a reply released, withheld
+    or failed, with the rule, and the raw beside the released values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["run", "refused", "released", "withheld", "failed"]
+    app: str = Field(default="", max_length=200)
+    digest: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
+    reason: str = Field(default="", max_length=2000)
+    run: int | None = None
+    type: str = Field(default="", max_length=100)
+    raw: dict[str, Any] = Field(default_factory=dict)
+    released: dict[str, Any] = Field(default_factory=dict)
