@@ -228,8 +228,10 @@ async def test_api_catalogue_qido_and_wado(runtime: Runtime, bearer: Bearer) -> 
             await client.get("/dicomweb/proj/studies/2.25.10/series", headers=reader)
         ).json()
         assert series["00080060"]["Value"] == ["MR"]
+        as_stored = {"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}
         wado = await client.get(
-            "/dicomweb/proj/studies/2.25.10/series/2.25.20/instances/2.25.30", headers=reader
+            "/dicomweb/proj/studies/2.25.10/series/2.25.20/instances/2.25.30",
+            headers={**reader, **as_stored},
         )
         assert wado.status_code == 200 and wado.headers["content-type"].startswith(
             "multipart/related"
@@ -237,9 +239,17 @@ async def test_api_catalogue_qido_and_wado(runtime: Runtime, bearer: Bearer) -> 
         assert data in wado.content
         bare = await client.get(
             "/dicomweb/proj/studies/2.25.10/series/2.25.20/instances/2.25.30",
-            headers={**reader, "Accept": "application/dicom"},
+            headers={**reader, "Accept": "application/dicom; transfer-syntax=*"},
         )
         assert bare.content == data
+        # no syntax named: Explicit VR Little Endian (PS3.18 §8.7.3), the same instance
+        default = await client.get(
+            "/dicomweb/proj/studies/2.25.10/series/2.25.20/instances/2.25.30",
+            headers={**reader, "Accept": "application/dicom"},
+        )
+        explicit = read(default.content)
+        assert explicit.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+        assert explicit.SOPInstanceUID == "2.25.30"
         meta = await client.get(
             "/dicomweb/proj/studies/2.25.10/series/2.25.20/instances/2.25.30/metadata",
             headers=reader,
