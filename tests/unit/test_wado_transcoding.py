@@ -6,6 +6,7 @@ pixels. The transcoding cache keeps the most recently used within its bound."""
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -150,3 +151,24 @@ def test_the_cache_keeps_the_most_recently_used_within_its_bound(tmp_path: Path)
     assert sum(f.stat().st_size for f in tmp_path.iterdir()) <= 4000
     cache.put("big", uid.RLELossless, b"x" * 1500)  # over a quarter of the bound: not kept
     assert cache.get("big", uid.RLELossless) is None
+
+
+def test_the_cache_lists_its_folder_once_not_on_every_put(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = TranscodeCache(tmp_path, budget=100_000)
+    listed = []
+    real = os.scandir
+
+    def counting(path: object) -> object:
+        listed.append(path)
+        return real(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", counting)
+    for n in range(20):
+        cache.put(f"s{n}", uid.RLELossless, b"x" * 1000)  # 20 kB, under the bound
+    assert len(listed) == 1
+    for n in range(20, 120):
+        cache.put(f"s{n}", uid.RLELossless, b"x" * 1000)  # past it: trimmed as it goes
+    assert 1 < len(listed) < 100
+    assert sum(f.stat().st_size for f in tmp_path.iterdir()) <= 100_000

@@ -97,11 +97,21 @@ def build_pictures(
         )
         return parts_of(rendered, how.media_type, how.media_type)
 
-    def one_frame(numbers: str) -> int:
+    async def of_instance(
+        request: Request,
+        project: str,
+        study: str,
+        series: str,
+        sop: str,
+        numbers: str,
+        thumbnail: bool,
+    ) -> Response:
+        """An instance's (or one of its frames') rendering or thumbnail."""
         wanted = pixels.parse_frame_list(numbers)
         if len(wanted) != 1:
             raise BadRequest("rendered frames here: one frame at a time")
-        return wanted[0]
+        instance = await service.instance(project, study, series, sop)
+        return await one(request, project, instance, wanted[0], thumbnail)
 
     @router.get("/studies/{study}/series/{series}/instances/{sop}/rendered")
     @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{numbers}/rendered")
@@ -110,9 +120,7 @@ def build_pictures(
     ) -> Response:
         """WADO-RS: an instance (its first frame) or one frame rendered, image/jpeg or
         image/png; ``window=center,width``, ``viewport=width,height``, ``quality``."""
-        frame = one_frame(numbers)
-        instance = await service.instance(project, study, series, sop)
-        return await one(request, project, instance, frame, thumbnail=False)
+        return await of_instance(request, project, study, series, sop, numbers, False)
 
     @router.get("/studies/{study}/series/{series}/rendered")
     async def rendered_series(
@@ -140,9 +148,7 @@ def build_pictures(
     ) -> Response:
         """WADO-RS: a small rendering of an instance or a frame (128 pixels unless a
         viewport is given)."""
-        frame = one_frame(numbers)
-        instance = await service.instance(project, study, series, sop)
-        return await one(request, project, instance, frame, thumbnail=True)
+        return await of_instance(request, project, study, series, sop, numbers, True)
 
     @router.get("/studies/{study}/series/{series}/thumbnail")
     async def thumbnail_series(

@@ -174,6 +174,9 @@ class TranscodeCache:
         self.folder = folder or Path(tempfile.gettempdir()) / "giftcloud-transcoded"
         self.budget = budget
         self.lock = threading.Lock()
+        #: bytes believed in the folder: counted once, then kept up by each put; the
+        #: folder is listed again only when this passes the budget (not on every put)
+        self.used: int | None = None
 
     def _path(self, stored: str, syntax: str) -> Path:
         name = hashlib.sha256(f"{stored}|{syntax}".encode()).hexdigest()
@@ -197,9 +200,15 @@ class TranscodeCache:
         partial.write_bytes(data)
         partial.replace(path)
         with self.lock:
-            self._trim()
+            if self.used is None:
+                self.used = self._trim()
+            else:
+                self.used += len(data)
+                if self.used > self.budget:
+                    self.used = self._trim()
 
-    def _trim(self) -> None:
+    def _trim(self) -> int:
+        """Remove the least recently used past the budget; the bytes left."""
         entries = []
         for entry in os.scandir(self.folder):
             if entry.name.endswith(".part"):
@@ -215,3 +224,4 @@ class TranscodeCache:
                 break
             Path(path).unlink(missing_ok=True)
             used -= size
+        return used
