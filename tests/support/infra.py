@@ -47,9 +47,15 @@ def free_port() -> int:
 
     for _ in range(500):
         port = random.randint(23000, 32000)  # weed_port() takes 10000-32700 in pairs
-        if _bindable(port):
+        # never the same port twice in a run: two chosen before either is bound (a
+        # SuperNode's runtime port and its gate's health port) were once the same
+        if port not in _HANDED_OUT and _bindable(port):
+            _HANDED_OUT.add(port)
             return port
     raise RuntimeError("no free port below the ephemeral range")
+
+
+_HANDED_OUT: set[int] = set()
 
 
 def _bindable(port: int) -> bool:
