@@ -11,6 +11,9 @@ COPY clients clients
 # the guide (/guide) is built into the api package from here
 COPY docs docs
 RUN uv sync --frozen --no-dev --no-editable --package giftcloud --extra server
+# OHIF's prebuilt viewer (@ohif/app from the npm registry, checked against its pinned
+# SHA-512), served by api at /ohif/; nothing is fetched at run time
+RUN /opt/giftcloud/bin/python -m giftcloud_api.ohif.install /opt/ohif
 
 FROM python:3.12-slim
 # dicom3tools' dciodvfy: a result re-identified at a site is validated before it leaves
@@ -18,7 +21,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends dicom3tools \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin giftcloud
 COPY --from=build /opt/giftcloud /opt/giftcloud
+COPY --from=build /opt/ohif /opt/ohif
 ENV PATH=/opt/giftcloud/bin:$PATH PYTHONUNBUFFERED=1 GIFTCLOUD_HOST=0.0.0.0
+ENV GIFTCLOUD_API__OHIF_DIR=/opt/ohif
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s \

@@ -9,6 +9,7 @@ import httpx
 import pydicom
 from dicomweb_client.api import DICOMwebClient
 from giftcloud.client import Client
+from giftcloud_api.ohif.install import VERSION as OHIF
 from support.dicom_files import pydicom_file
 from support.infra import VENV_BIN, free_port, stop_process, wait_for
 
@@ -25,7 +26,12 @@ def test_up_carries_a_file_end_to_end(tmp_path: Path) -> None:
             "--port",
             str(port),
         ],
-        env={**os.environ, "GIFTCLOUD_ADMIN_PASSWORD": "up-admin-password"},
+        env={
+            **{k: v for k, v in os.environ.items() if k != "GIFTCLOUD_API__OHIF_DIR"},
+            "GIFTCLOUD_ADMIN_PASSWORD": "up-admin-password",
+            # a machine that never ran it: OHIF comes from the npm registry at the first start
+            "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -61,9 +67,15 @@ def test_up_carries_a_file_end_to_end(tmp_path: Path) -> None:
         objects = tmp_path / "data" / "objects"
         assert not any((objects / "giftcloud-incoming").rglob("*.dcm"))
         assert len(list((objects / "giftcloud-archive").rglob("*.dcm"))) == 1
+        # OHIF, installed into the user's cache, opens the project's studies
+        token = str(client.http.headers["Authorization"]).split()[1]
+        config = httpx.get(f"{url}/ohif/app-config.js", cookies={"giftcloud_access": token})
+        assert '"sourceName": "demo"' in config.text, config.text[:300]
+        assert (tmp_path / "cache" / "giftcloud" / f"ohif-{OHIF}" / "index.html").exists()
     finally:
         stop_process(process, signal.SIGTERM, timeout=60)
     said = (tmp_path / "up.log").read_text()
     # uvicorn shuts down gracefully, then re-raises SIGTERM
     assert process.returncode in (0, -signal.SIGTERM), said[-3000:]
     assert "Application shutdown complete" in said
+    assert f"giftcloud: installing OHIF {OHIF} from the npm registry" in said

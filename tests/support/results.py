@@ -22,8 +22,9 @@ MARKERS = (
 )
 
 
-def ct_series(slices: int, patient_id: str) -> list[bytes]:
-    """An identifiable CT series of ``slices`` 16 by 16 slices, one frame of reference."""
+def ct_series(slices: int, patient_id: str, size: int = 16) -> list[bytes]:
+    """An identifiable CT series of ``slices`` ``size`` by ``size`` slices (a ramp brighter
+    from slice to slice), one frame of reference."""
     study, series, frame = generate_uid(), generate_uid(), generate_uid()
     files = []
     for i in range(slices):
@@ -43,13 +44,14 @@ def ct_series(slices: int, patient_id: str) -> list[bytes]:
         ds.Manufacturer, ds.PositionReferenceIndicator = "ACME", ""
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         ds.BurnedInAnnotation = "NO"
-        ds.Rows = ds.Columns = 16
+        ds.Rows = ds.Columns = size
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.PixelSpacing, ds.SliceThickness = [1, 1], 1
         ds.ImageOrientationPatient, ds.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [0, 0, i]
         ds.RescaleIntercept, ds.RescaleSlope = 0, 1
-        ds.PixelData = (np.arange(256, dtype=np.uint16).reshape(16, 16) + i).tobytes()
+        ramp = (np.arange(size * size) * 256 // (size * size)).reshape(size, size)
+        ds.PixelData = (ramp + i).astype(np.uint16).tobytes()
         out = io.BytesIO()
         ds.save_as(out, enforce_file_format=True)
         files.append(out.getvalue())
@@ -57,11 +59,13 @@ def ct_series(slices: int, patient_id: str) -> list[bytes]:
 
 
 def segmentation(sources: list[bytes]) -> bytes:
-    """A binary segmentation of de-identified ``sources`` (a square in every slice), made
-    with highdicom as a hub's researcher would, then made fit for the hub's verifier."""
+    """A binary segmentation of de-identified ``sources`` (a square in every slice, from a
+    quarter to half of the rows and columns), made with highdicom as a hub's researcher
+    would, then made fit for the hub's verifier."""
     images = [pydicom.dcmread(io.BytesIO(data)) for data in sources]
-    mask = np.zeros((len(images), 16, 16), dtype=bool)
-    mask[:, 4:8, 4:8] = True
+    size = int(images[0].Rows)
+    mask = np.zeros((len(images), size, size), dtype=bool)
+    mask[:, size // 4 : size // 2, size // 4 : size // 2] = True
     algorithm = hd.AlgorithmIdentificationSequence(
         name="square-finder", version="1.0", family=codes.cid7162.ArtificialIntelligence
     )

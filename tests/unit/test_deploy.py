@@ -246,10 +246,22 @@ def environment(stage: list[list[str]]) -> dict[str, str]:
 def test_the_image_keeps_its_environment_where_it_was_built(dockerfile: str) -> None:
     build, final = dockerfile_stages(ROOT / dockerfile)
     env = environment(build)
-    [copy] = [i for i in final if i[0] == "COPY" and i[1] == "--from=build"]
+    [copy] = [
+        i
+        for i in final
+        if i[:2] == ["COPY", "--from=build"] and i[2] == env["UV_PROJECT_ENVIRONMENT"]
+    ]
     # a virtual environment's scripts name their python by path: it cannot move
     assert copy[2] == copy[3] == env["UV_PROJECT_ENVIRONMENT"]
     assert environment(final)["PATH"].startswith(f"{copy[3]}/bin:")
+
+
+def test_the_image_serves_ohif_from_where_it_installed_it() -> None:
+    build, final = dockerfile_stages()
+    [installed] = [i for i in build if i[0] == "RUN" and "giftcloud_api.ohif.install" in i]
+    folder = installed[-1]
+    assert ["COPY", "--from=build", folder, folder] in final
+    assert environment(final)["GIFTCLOUD_API__OHIF_DIR"] == folder
 
 
 def image_python() -> str:
@@ -313,3 +325,12 @@ def test_the_image_build_step_makes_a_runnable_giftcloud(tmp_path: Path) -> None
         check=True,
     )
     assert "anonymise" in shown.stdout
+    # the step after it: OHIF from the npm registry, with the environment just built
+    build, _ = dockerfile_stages()
+    [ohif] = [i for i in build if i[0] == "RUN" and "giftcloud_api.ohif.install" in i]
+    assert ohif[1] == "/opt/giftcloud/bin/python"
+    installed = subprocess.run(
+        [target / "bin" / "python", *ohif[2:-1], tmp_path / "ohif"], capture_output=True, text=True
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert (tmp_path / "ohif" / "giftcloud-ohif.json").exists()

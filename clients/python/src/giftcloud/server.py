@@ -114,8 +114,23 @@ def hold_folder(data_dir: Path, serving: str) -> IO[str]:
     return handle
 
 
+def offer_ohif(folder: Path | None) -> None:
+    """OHIF installed in ``folder`` from the npm registry if it is not there yet; where it
+    cannot be, one line says why and the study pages offer the built-in viewer only."""
+    from giftcloud_api.ohif.install import VERSION, InstallError, install, installed
+
+    if folder is None or installed(folder) is not None:
+        return
+    print(f"giftcloud: installing OHIF {VERSION} from the npm registry into {folder}", flush=True)
+    try:
+        install(folder)
+    except (InstallError, OSError) as exc:
+        print(f"giftcloud: OHIF not installed ({exc}); the built-in viewer only", flush=True)
+
+
 def up(args: argparse.Namespace) -> int:
     import uvicorn
+    from giftcloud_api.ohif.install import user_cache
     from giftcloud_core.logs import configure_logging
     from giftcloud_core.serving import server_options
     from giftcloud_core.settings import Settings
@@ -152,7 +167,9 @@ def up(args: argparse.Namespace) -> int:
     # behind a TLS proxy, set it to the address people use (links and RetrieveURLs)
     os.environ.setdefault("GIFTCLOUD_PUBLIC_URL", base_url)
     os.environ.setdefault("GIFTCLOUD_INGEST__DICOM_HOST", args.host)
+    os.environ.setdefault("GIFTCLOUD_API__OHIF_DIR", str(user_cache()))
     settings = Settings(service="giftcloud")
+    offer_ohif(settings.api.ohif_dir)
     configure_logging("giftcloud", settings.log_level, as_json=settings.log_json)
     try:
         check_dicom_port(settings)

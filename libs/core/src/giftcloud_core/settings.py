@@ -235,6 +235,9 @@ class ApiSettings(BaseModel):
     transcode_cache_bytes: int = Field(default=512 * 1024 * 1024, ge=0)
     #: the most frames a rendered series or study answers (each a JPEG or PNG, held at once)
     rendered_max_frames: int = Field(default=1000, ge=1)
+    #: OHIF's viewer, installed here (``python -m giftcloud_api.ohif.install``), is served at
+    #: /ohif/; unset or not installed: no OHIF (the image sets it; ``giftcloud up`` installs it)
+    ohif_dir: Path | None = None
 
 
 class FederationSettings(BaseModel):

@@ -28,6 +28,8 @@ from giftcloud_api.catalogue.pipeline import pipeline as pipeline_status
 from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.federation.criteria import ATTRIBUTES
 from giftcloud_api.models import Project, Series, Study
+from giftcloud_api.ohif import routes as ohif_routes
+from giftcloud_api.ohif.install import installed
 from giftcloud_api.results.service import files_of
 from giftcloud_api.results.service import of_study as study_results
 from giftcloud_api.web import queries, studies
@@ -49,6 +51,9 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
     router = APIRouter(include_in_schema=False)
     kit = Pages(service, runtime)
     router.include_router(studies.build_router(kit))
+    folder = runtime.settings.api.ohif_dir
+    ohif = installed(folder) if folder else None
+    router.include_router(ohif_routes.build_router(kit, ohif))
     page, shown, project_for = kit.page, kit.shown, kit.project_for
 
     # --- the pages ---------------------------------------------------------------------
@@ -187,6 +192,7 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
                 results=await study_results(service.db, project, study),
                 files=files,
                 described={s.series_uid: s.description or s.modality for s in series},
+                ohif=ohif_routes.study_link(project, study) if ohif else None,
             )
 
         return await shown(request, build)
