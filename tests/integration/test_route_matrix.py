@@ -132,6 +132,9 @@ ACCESS = {
     ("GET", "/api/federation/algorithms"): "admin",
     ("PUT", "/api/federation/algorithms/{name}"): "admin",
     ("DELETE", "/api/federation/algorithms/{name}"): "admin",
+    ("GET", "/api/dimse/callers"): "person",
+    ("PUT", "/api/dimse/callers/{ae_title}"): "person",
+    ("DELETE", "/api/dimse/callers/{ae_title}"): "person",
     ("GET", "/api/federation/flower/apps"): "signed-in",
     ("PUT", "/api/federation/flower/apps/{digest}"): "admin",
     ("DELETE", "/api/federation/flower/apps/{digest}"): "admin",
@@ -268,6 +271,7 @@ def body_for(method: str, path: str, caller: Caller) -> dict[str, object]:
         },
         ("PUT", "/api/federation/algorithms/{name}"): {"digest": "0" * 64},
         ("PUT", "/api/federation/flower/apps/{digest}"): {"name": "matrix"},
+        ("PUT", "/api/dimse/callers/{ae_title}"): {"host": "127.0.0.1", "api_key": "gck_x_y"},
         ("POST", "/api/projects/{project}/federation/flower/decisions"): {"decision": "run"},
         ("POST", "/api/federation/jobs/{job}/decision"): {"release": False},
         ("POST", "/auth/clients"): {
@@ -303,6 +307,7 @@ def fill(path: str) -> str:
         .replace("{index}", "0")
         .replace("{key}", HELD)
         .replace("{digest}", "ab" * 32)
+        .replace("{ae_title}", "MX_WS")
         .replace("{ident}", "0" * 32)
         .replace("{key_id}", "gck_0000000000")
         .replace("{client_id}", "gck_0000000000")

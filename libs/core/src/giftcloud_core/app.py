@@ -144,7 +144,7 @@ def authenticated(
         else:
             raise Unauthorized()
         if token.startswith(API_KEY_PREFIX):
-            caller = await _key_principal(token, verifier(), keys())
+            caller = await key_principal(token, verifier(), keys())
         else:
             caller = await verifier().verify(token)
         request.state.principal = caller
@@ -157,7 +157,7 @@ def authenticated(
     return principal
 
 
-async def _key_principal(key: str, verifier: TokenVerifier, keys: KeyExchange) -> Principal:
+async def key_principal(key: str, verifier: TokenVerifier, keys: KeyExchange) -> Principal:
     """The caller an API key stands for. A token cached for the key and revoked since (its
     maker's role or password changed) is forgotten and the key exchanged again at once, so
     the key answers with what its maker holds now rather than 401 until the cache expires."""

@@ -238,6 +238,18 @@ class ApiSettings(BaseModel):
     #: OHIF's viewer, installed here (``python -m giftcloud_api.ohif.install``), is served at
     #: /ohif/; unset or not installed: no OHIF (the image sets it; ``giftcloud up`` installs it)
     ohif_dir: Path | None = None
+    #: DICOM query/retrieve (C-FIND, C-GET, C-MOVE on the catalogue) on this port; 0: off
+    #: (the default: a hub turns it on, a site has no reason to)
+    dimse_port: int = Field(default=0, ge=0, le=65535)
+    dimse_host: str = "127.0.0.1"
+    dimse_ae_title: str = "GIFTCLOUD"
+    #: an association idle this long is ended
+    dimse_idle_seconds: float = Field(default=60.0, gt=0)
+    dimse_max_connections_per_address: int = Field(default=8, ge=1)
+    #: TLS (PEM files); with a CA, callers must present a certificate it signed
+    dimse_tls_cert: Path | None = None
+    dimse_tls_key: Path | None = None
+    dimse_tls_ca: Path | None = None
 
 
 class FederationSettings(BaseModel):

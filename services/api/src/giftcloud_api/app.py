@@ -2,11 +2,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 from fastapi import FastAPI
-from giftcloud_core.app import Runtime, ServicePart, create_app
+from giftcloud_core.app import Runtime, ServicePart, create_app, key_principal
 from giftcloud_core.bus import Subscription
+from giftcloud_core.crypto import EnvelopeCipher
 from giftcloud_core.hub import HubClient
 from giftcloud_core.jobs import Jobs
 from giftcloud_core.settings import Settings
+from giftcloud_dicom.pdu_guard import Connections
 
 from giftcloud_api.access import Gates
 from giftcloud_api.audit import routes as audit_routes
@@ -14,6 +16,11 @@ from giftcloud_api.audit.service import AuditTrail
 from giftcloud_api.catalogue import routes as catalogue_routes
 from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.dicomweb import routes as dicomweb_routes
+from giftcloud_api.dicomweb.delivery import Delivery
+from giftcloud_api.dimse import routes as dimse_routes
+from giftcloud_api.dimse.callers import Callers
+from giftcloud_api.dimse.handlers import QueryRetrieve
+from giftcloud_api.dimse.server import QueryRetrieveServer
 from giftcloud_api.federation import routes as federation_routes
 from giftcloud_api.federation.hub import HubFederation
 from giftcloud_api.federation.poller import SitePoller
@@ -40,6 +47,7 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
     gates = Gates(runtime.authenticated(), service)
     settings = runtime.settings
     archive = settings.storage.buckets.archive
+    key = settings.storage.encryption_key
     link = HubClient(settings.forward)
     hub_jobs = HubJobs(runtime.db, settings.federation)
     site_jobs = SiteJobs(runtime.db, runtime.audit, link)
@@ -51,6 +59,19 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
         SitePoller(site, link, settings.federation, version("giftcloud-api"), site_jobs).round,
         seconds=settings.federation.retry_seconds,
         on_stop=link.close,
+    )
+    # WADO-RS and C-GET/C-MOVE share one transcoding cache
+    delivery = Delivery(service)
+    callers = Callers(
+        runtime.db,
+        EnvelopeCipher.from_base64(key.get_secret_value()) if key else None,
+        # looked up at call time: `giftcloud up` rewires the runtime's verifier and keys
+        key_principal=lambda api_key: key_principal(api_key, runtime.verifier, runtime.keys),
+        token_principal=lambda token: runtime.verifier.verify(token),
+    )
+    connections = Connections(settings.api.dimse_max_connections_per_address)
+    query_retrieve = QueryRetrieveServer(
+        settings.api, QueryRetrieve(service, delivery, callers, runtime.audit, connections)
     )
     runner = JobRunner(runtime.db, runtime.store, archive, settings.federation, site_jobs)
     jobs.add(
@@ -66,7 +87,8 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
             guide.build_router(),
             catalogue_routes.build_router(service, gates, runtime.audit, runtime.db, runtime.bus),
             audit_routes.build_router(trail, gates, runtime.audit),
-            dicomweb_routes.build_router(service, gates, runtime.audit),
+            dicomweb_routes.build_router(service, gates, runtime.audit, delivery),
+            dimse_routes.build_router(callers, gates, runtime.audit),
             federation_routes.build_router(hub, site, gates, runtime.audit),
             jobs_routes.build_router(hub, hub_jobs, site_jobs, gates, runtime.audit),
             flower_routes.build_router(FlowerApps(runtime.db), gates, runtime.audit),
@@ -84,8 +106,8 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
         ],
         schema=SCHEMA,
         migrations=MIGRATIONS,
-        on_start=[jobs.start],
-        on_stop=[jobs.stop],
+        on_start=[jobs.start, query_retrieve.start],
+        on_stop=[query_retrieve.stop, jobs.stop],
         # alone behind the gateway, its /docs offers the other services' documents too
         peer_docs=[]
         if services

@@ -54,9 +54,10 @@ def _shown(plan: list[tuple[Instance, str | None]]) -> str:
     return f"{done}, transcoded to {', '.join(sorted(moved))}" if moved else done
 
 
-def build_router(service: CatalogueService, gates: Gates, audit: Auditor) -> APIRouter:
+def build_router(
+    service: CatalogueService, gates: Gates, audit: Auditor, delivery: Delivery
+) -> APIRouter:
     router = APIRouter(prefix="/dicomweb/{project}", tags=["dicomweb"])
-    delivery = Delivery(service)
 
     async def record(request: Request, project: str, action: str, detail: str = "") -> None:
         """Every search and retrieval is in the audit before its answer goes out."""

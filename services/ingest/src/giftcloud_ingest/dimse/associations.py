@@ -23,12 +23,12 @@ from giftcloud_dicom.instance import (
     TOO_LARGE,
     error_comment,
 )
+from giftcloud_dicom.pdu_guard import OTHER_PDU_LIMIT, Connections, ended, guard
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.events import Event
 
-from giftcloud_ingest.dimse.pdu_guard import OTHER_PDU_LIMIT, Connections, ended, guard
 from giftcloud_ingest.dimse.routing import NO_REASON, DicomRoutes, Refusal, Route
 from giftcloud_ingest.receiving.checks import Failed, Stored
 from giftcloud_ingest.receiving.records import item_name

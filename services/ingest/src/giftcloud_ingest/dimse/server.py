@@ -14,50 +14,21 @@ sent meanwhile) and is answered Success (0x0000) only once its object is whole i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
-import threading
-from typing import Any
 
 from giftcloud_core.settings import Settings
+from giftcloud_dicom.pdu_guard import Connections
+from giftcloud_dicom.scp import GuardedServer, start_server, stop_server
 from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-from pynetdicom.transport import ThreadedAssociationServer
 
 from giftcloud_ingest.dimse.associations import Associations, OnStored
-from giftcloud_ingest.dimse.pdu_guard import Connections
 from giftcloud_ingest.dimse.routing import DicomRoutes
 from giftcloud_ingest.receiving.service import Receiver
 
 log = logging.getLogger(__name__)
-
-
-class _QuickAckSocket(socket.socket):
-    """Acknowledges what it receives at once (Linux TCP_QUICKACK, which the kernel clears
-    as it goes, so it is set before each read). A sender whose Nagle algorithm is on --
-    dcmtk's as Debian builds it, many modalities' -- holds a C-STORE's data set back until
-    its command PDU is acknowledged; with delayed ACKs that is 40 ms an instance (measured:
-    storescu to a pynetdicom SCP, 44.7 ms an instance without this, 3.7 with it)."""
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        with contextlib.suppress(OSError):
-            self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-        return super().recv(bufsize, flags)
-
-
-class _Server(ThreadedAssociationServer):
-    """Each connection with TCP_NODELAY (an answer is one small PDU, which our own Nagle
-    would hold back) and, where the system has it, acknowledged at once (above); at most
-    so many connections at once from one address (``connections``; more are closed)."""
-
-    connections = Connections(16)
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        address = client_address[0] if isinstance(client_address, tuple) else client_address
-        return self.connections.admit(str(address))
 
 
 class DicomNode:
@@ -74,7 +45,7 @@ class DicomNode:
         self.routes = routes
         self.connections = Connections(self.settings.dicom_max_connections_per_address)
         self.associations = Associations(settings, receiver, routes, self.connections, on_stored)
-        self._server: ThreadedAssociationServer | None = None
+        self._server: GuardedServer | None = None
 
     @property
     def port(self) -> int:
@@ -99,18 +70,9 @@ class DicomNode:
             ae.add_supported_context(context.abstract_syntax, AllTransferSyntaxes)
         handlers = self.associations.handlers(asyncio.get_running_loop())
         address = (config.dicom_host, config.dicom_port)
-        try:
-            server = ae.make_server(address, evt_handlers=handlers, server_class=_Server)
-        except OSError as exc:
-            raise RuntimeError(
-                f"the DICOM node cannot listen on {config.dicom_host}:{config.dicom_port}:"
-                f" {exc.strerror or exc}; set GIFTCLOUD_INGEST__DICOM_PORT (0: no DICOM node)"
-            ) from None
-        # as AE.start_server(block=False) does, with the server class above
-        assert isinstance(server, _Server)
-        server.connections = self.connections
-        ae._servers.append(server)
-        threading.Thread(target=server.serve_forever, name="dicom-node", daemon=True).start()
+        server = start_server(
+            ae, address, handlers, self.connections, "DICOM node", "GIFTCLOUD_INGEST__DICOM_PORT"
+        )
         self._server = server
         log.info(
             "DICOM node %s listening on %s:%d", config.dicom_ae_title, config.dicom_host, self.port
@@ -122,17 +84,6 @@ class DicomNode:
         server = self._server
         if server is None:
             return
-        await asyncio.to_thread(server.shutdown)
-        for _ in range(int(grace_seconds / 0.05)):
-            if not server.active_associations:
-                break
-            await asyncio.sleep(0.05)
-        for assoc in server.active_associations:
-            log.warning("aborting the association from %s at stop", assoc.requestor.ae_title)
-            await asyncio.to_thread(assoc.abort)
-        for _ in range(100):  # aborted, they close their connections
-            if not server.active_associations:
-                break
-            await asyncio.sleep(0.05)
+        await stop_server(server, grace_seconds)
         await self.associations.end_all()
         self._server = None

@@ -1,4 +1,5 @@
-"""The DICOM node's transport guards, applied before anything of a PDU is held.
+"""A DICOM server's transport guards (ingest's DICOM node, api's query/retrieve), applied
+before anything of a PDU is held.
 
 pynetdicom reads a PDU as its 6-byte header, then as many bytes as the header claims (up to
 4 GiB), into memory, before any AE title or network is checked; and a connection that

@@ -1,0 +1,74 @@
+"""A DICOM server's lifetime, as ingest's DICOM node and api's query/retrieve run one:
+pynetdicom's threaded server, at most so many connections at once from one address, started
+on a thread of its own and stopped by letting associations end (then aborting the rest)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+from typing import Any
+
+from pynetdicom import AE
+from pynetdicom.transport import ThreadedAssociationServer
+
+from giftcloud_dicom.pdu_guard import Connections
+
+log = logging.getLogger(__name__)
+
+
+class GuardedServer(ThreadedAssociationServer):
+    """At most so many connections at once from one address (``connections``; more are
+    closed at once)."""
+
+    connections = Connections(16)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        address = client_address[0] if isinstance(client_address, tuple) else client_address
+        return self.connections.admit(str(address))
+
+
+def start_server(
+    ae: AE,
+    address: tuple[str, int],
+    handlers: list[Any],
+    connections: Connections,
+    name: str,
+    setting: str,
+    tls: ssl.SSLContext | None = None,
+) -> GuardedServer:
+    """``ae`` serving on ``address`` in a thread called ``name``; one line naming ``setting``
+    when it cannot listen there."""
+    try:
+        server = ae.make_server(
+            address, evt_handlers=handlers, server_class=GuardedServer, ssl_context=tls
+        )
+    except OSError as exc:
+        raise RuntimeError(
+            f"the {name} cannot listen on {address[0]}:{address[1]}: {exc.strerror or exc};"
+            f" set {setting} (0: none)"
+        ) from None
+    # as AE.start_server(block=False) does, with the server class above
+    assert isinstance(server, GuardedServer)
+    server.connections = connections
+    ae._servers.append(server)
+    threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
+    return server
+
+
+async def stop_server(server: ThreadedAssociationServer, grace_seconds: float = 10.0) -> None:
+    """Take no new association; let those under way end (``grace_seconds``), abort the rest
+    and wait for their connections to close."""
+    await asyncio.to_thread(server.shutdown)
+    for _ in range(int(grace_seconds / 0.05)):
+        if not server.active_associations:
+            break
+        await asyncio.sleep(0.05)
+    for assoc in server.active_associations:
+        log.warning("aborting the association from %s at stop", assoc.requestor.ae_title)
+        await asyncio.to_thread(assoc.abort)
+    for _ in range(100):  # aborted, they close their connections
+        if not server.active_associations:
+            break
+        await asyncio.sleep(0.05)
