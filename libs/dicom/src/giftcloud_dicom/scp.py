@@ -29,6 +29,17 @@ class GuardedServer(ThreadedAssociationServer):
         return self.connections.admit(str(address))
 
 
+def acceptor(ae_title: str, idle_seconds: float) -> AE:
+    """An AE that accepts associations to any called AE title (its handlers decide whom
+    to take), ending one idle ``idle_seconds`` and a negotiation that takes 30 s."""
+    ae = AE(ae_title=ae_title)
+    ae.network_timeout = idle_seconds
+    ae.dimse_timeout = idle_seconds
+    ae.acse_timeout = 30
+    ae.require_called_aet = False
+    return ae
+
+
 def start_server(
     ae: AE,
     address: tuple[str, int],

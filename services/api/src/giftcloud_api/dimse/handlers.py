@@ -10,6 +10,7 @@ import asyncio
 import io
 import logging
 import threading
+from collections import Counter
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -32,7 +33,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from giftcloud_api.catalogue.service import CatalogueService
 from giftcloud_api.dicomweb.delivery import Delivery
 from giftcloud_api.dimse.callers import Callers
-from giftcloud_api.dimse.query import IdentifierError, answer, asked, patients, searched
+from giftcloud_api.dimse.query import MOST, IdentifierError, answer, asked, patients, searched
 from giftcloud_api.models import Instance
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,15 @@ _PATIENT_ROOT = {
 _UNIQUE_KEYS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 #: a C-MOVE's sub-associations propose these for every SOP class they send
 _SENT_AS: list[str | UID] = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+
+
+class TooMany(Exception):
+    """More matches than one answer gives (:data:`MOST`)."""
+
+
+#: the failure each refusal answers (PS3.4 C.4.1.1.4): the identifier cannot be read; out
+#: of resources
+_STATUS: dict[type[Exception], int] = {IdentifierError: 0xA900, TooMany: 0xA700}
 
 
 def _failed(status: int, comment: str) -> Dataset:
@@ -163,6 +173,9 @@ class QueryRetrieve:
         except IdentifierError as exc:
             yield _failed(0xA900, str(exc)), None
             return
+        except TooMany as exc:
+            yield _failed(0xA700, str(exc)), None  # refused: out of resources
+            return
         except GiftcloudError as exc:
             yield _failed(0xC000, exc.message), None
             return
@@ -177,20 +190,32 @@ class QueryRetrieve:
     ) -> list[Dataset]:
         projects = await self.service.readable(acting, address)
         found: list[Dataset] = []
-        used: set[str] = set()
+        per_project: Counter[str] = Counter()
         async for project, one, search in searched(
             self.service.db, projects, question, self.settings.qido_max_limit
         ):
             found.append(answer(one, search, question, self.settings.dimse_ae_title))
-            used.add(project)
+            per_project[project] += 1
         if question.level == "PATIENT":
             found = patients(found)
-        await self.audit.record(
-            None, "dimse.find", project=",".join(sorted(used))[:64], actor=acting.name,
-            address=address, target=f"{question.level} {model}",
-            detail=f"{len(found)} result(s) for {_shown(question.params)}",
+        await self._recorded(
+            acting, address, "dimse.find", f"{question.level} {model}", per_project,
+            f"result(s) for {_shown(question.params)}",
         )  # fmt: skip
+        if len(found) > MOST:
+            raise TooMany(f"more than {MOST} matches: narrow the query")
         return found
+
+    async def _recorded(
+        self, acting: Principal, address: str, action: str, target: str,
+        per_project: Counter[str], what: str,
+    ) -> None:  # fmt: skip
+        """One record per project the answer draws on (none found: one, of no project)."""
+        for project, count in sorted(per_project.items()) or [("", 0)]:
+            await self.audit.record(
+                None, action, project=project, actor=acting.name, address=address,
+                target=target, detail=f"{count} {what}",
+            )  # fmt: skip
 
     # --- C-GET and C-MOVE --------------------------------------------------------------
 
@@ -210,18 +235,19 @@ class QueryRetrieve:
         question = asked(keys)
         projects = await self.service.readable(acting, address)
         instances: list[Instance] = []
-        used: set[str] = set()
+        per_project: Counter[str] = Counter()
         async for project, one, _ in searched(
             self.service.db, projects, question, self.settings.qido_max_limit
         ):
             assert one.instance is not None  # an IMAGE-level search
             instances.append(one.instance)
-            used.add(project)
-        await self.audit.record(
-            None, action, project=",".join(sorted(used))[:64], actor=acting.name,
-            address=address, target=target,
-            detail=f"{len(instances)} instance(s) for {_shown(question.params)}",
+            per_project[project] += 1
+        await self._recorded(
+            acting, address, action, target, per_project,
+            f"instance(s) for {_shown(question.params)}",
         )  # fmt: skip
+        if len(instances) > MOST:
+            raise TooMany(f"more than {MOST} instances: retrieve by study or series")
         return instances
 
     def _dataset(self, instance: Instance, accepted: set[str] | None) -> Dataset:
@@ -241,13 +267,14 @@ class QueryRetrieve:
             instances = self._wait(
                 self._selected(acting, address, event.identifier, "dimse.get", "C-GET")
             )
-        except (IdentifierError, GiftcloudError) as exc:
+        except (IdentifierError, TooMany, GiftcloudError) as exc:
+            why = exc.message if isinstance(exc, GiftcloudError) else str(exc)
             yield 0
-            yield _failed(0xA900 if isinstance(exc, IdentifierError) else 0xC000, str(exc)), None
+            yield _failed(_STATUS.get(type(exc), 0xC000), why), None
             return
         offered: dict[str, set[str]] = {}
         for context in event.assoc.accepted_contexts:
-            if context.as_scp is not None and context.abstract_syntax is not None:
+            if context.abstract_syntax is not None:
                 offered.setdefault(str(context.abstract_syntax), set()).add(
                     str(context.transfer_syntax[0])
                 )
@@ -275,9 +302,11 @@ class QueryRetrieve:
             log.warning("refused a C-MOVE to %s: %s", destination, exc.message)
             yield None, None  # 0xA801: move destination unknown
             return
-        except IdentifierError as exc:
-            yield None, None
+        except (IdentifierError, TooMany) as exc:
             log.warning("refused a C-MOVE: %s", exc)
+            yield host, port
+            yield 0
+            yield _failed(_STATUS[type(exc)], str(exc)), None
             return
         classes = sorted({i.sop_class_uid for i in instances})[:128]
         yield host, port, {"contexts": [build_context(c, _SENT_AS) for c in classes]}

@@ -84,8 +84,8 @@ def asked(identifier: Dataset) -> Asked:
 async def searched(
     db: Database, projects: list[str], question: Asked, max_limit: int
 ) -> AsyncIterator[tuple[str, Found, Search]]:
-    """Every result in ``projects`` (each with its project), page by page, at most
-    :data:`MOST`."""
+    """Every result in ``projects`` (each with its project), page by page; one more than
+    :data:`MOST` at most (the caller refuses so many)."""
     given = 0
     for project in projects:
         offset = 0
@@ -99,7 +99,7 @@ async def searched(
             for one in found:
                 yield project, one, search
                 given += 1
-                if given >= MOST:
+                if given > MOST:
                     return
             if not more:
                 break

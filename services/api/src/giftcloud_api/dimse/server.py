@@ -9,9 +9,8 @@ import logging
 import ssl
 
 from giftcloud_core.settings import ApiSettings
-from giftcloud_dicom.scp import GuardedServer, start_server, stop_server
+from giftcloud_dicom.scp import GuardedServer, acceptor, start_server, stop_server
 from pydicom.uid import AllTransferSyntaxes
-from pynetdicom import AE
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     PatientRootQueryRetrieveInformationModelFind,
@@ -67,12 +66,8 @@ class QueryRetrieveServer:
         config = self.settings
         if not config.dimse_port:
             return
-        ae = AE(ae_title=config.dimse_ae_title)
-        ae.network_timeout = config.dimse_idle_seconds
-        ae.dimse_timeout = config.dimse_idle_seconds
-        ae.acse_timeout = 30
-        ae.maximum_associations = 64
-        ae.require_called_aet = False  # who calls decides (handlers.QueryRetrieve)
+        ae = acceptor(config.dimse_ae_title, config.dimse_idle_seconds)
+        ae.maximum_associations = 64  # who calls is decided by handlers.QueryRetrieve
         ae.add_supported_context(Verification, AllTransferSyntaxes)
         for model in MODELS:
             ae.add_supported_context(model, AllTransferSyntaxes)

@@ -18,9 +18,8 @@ import logging
 
 from giftcloud_core.settings import Settings
 from giftcloud_dicom.pdu_guard import Connections
-from giftcloud_dicom.scp import GuardedServer, start_server, stop_server
+from giftcloud_dicom.scp import GuardedServer, acceptor, start_server, stop_server
 from pydicom.uid import AllTransferSyntaxes
-from pynetdicom import AE
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
@@ -55,15 +54,11 @@ class DicomNode:
 
     async def start(self) -> None:
         config = self.settings
-        ae = AE(ae_title=config.dicom_ae_title)
+        ae = acceptor(config.dicom_ae_title, config.dicom_idle_seconds)  # routed: _requested
         ae.maximum_pdu_size = config.dicom_max_pdu
         # pynetdicom counts connections that have not asked for an association yet; the
         # node counts accepted ones (_requested), and bounds connections per address
         ae.maximum_associations = config.dicom_max_associations * 8
-        ae.network_timeout = config.dicom_idle_seconds
-        ae.dimse_timeout = config.dicom_idle_seconds
-        ae.acse_timeout = 30
-        ae.require_called_aet = False  # routed per association (_requested)
         ae.add_supported_context(Verification, AllTransferSyntaxes)
         for context in AllStoragePresentationContexts:
             assert context.abstract_syntax is not None
