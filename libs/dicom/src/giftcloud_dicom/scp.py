@@ -5,7 +5,9 @@ on a thread of its own and stopped by letting associations end (then aborting th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import ssl
 import threading
 from typing import Any
@@ -19,10 +21,17 @@ log = logging.getLogger(__name__)
 
 
 class GuardedServer(ThreadedAssociationServer):
-    """At most so many connections at once from one address (``connections``; more are
-    closed at once)."""
+    """Each connection with TCP_NODELAY (an answer is one small PDU, which our own Nagle
+    would hold back; its reads acknowledge at once: pdu_guard); at most so many connections
+    at once from one address (``connections``; more are closed at once)."""
 
     connections = Connections(16)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        client, address = super().get_request()
+        with contextlib.suppress(OSError):
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return client, address
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         address = client_address[0] if isinstance(client_address, tuple) else client_address

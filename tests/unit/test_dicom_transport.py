@@ -1,0 +1,68 @@
+"""The DICOM servers' transport (giftcloud_dicom.scp, pdu_guard): every accepted connection
+answers without Nagle's delay (TCP_NODELAY) and acknowledges what it reads at once
+(TCP_QUICKACK before every read: the kernel clears it as it goes), so a sender whose own
+Nagle is on -- dcmtk's storescu as Debian builds it -- never waits 40 ms for an ACK
+before sending a data set. (These were lost once when the guard took over the reads.)"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+from giftcloud_dicom.pdu_guard import PduGuard
+from giftcloud_dicom.scp import GuardedServer
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+def test_an_accepted_connection_has_nodelay() -> None:
+    ae = AE()
+    ae.add_supported_context(Verification)
+    server = ae.make_server(("127.0.0.1", 0), server_class=GuardedServer)
+    try:
+        client = socket.create_connection(server.server_address[:2])
+        accepted, _ = server.get_request()
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        accepted.close()
+        client.close()
+    finally:
+        server.server_close()
+
+
+class _Recorded:
+    """A socket that records what is done to it, answering reads from ``data``."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.calls: list[str] = []
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        if option == QUICKACK:
+            self.calls.append("quickack")
+
+    def gettimeout(self) -> float | None:
+        return None
+
+    def settimeout(self, value: float | None) -> None:
+        pass
+
+    def recv(self, size: int) -> bytes:
+        self.calls.append("recv")
+        chunk, self.data = self.data[:size], self.data[size:]
+        return chunk
+
+
+@pytest.mark.skipif(QUICKACK is None, reason="TCP_QUICKACK is Linux's")
+def test_every_read_of_the_guard_acknowledges_at_once() -> None:
+    pdu = bytes([0x05, 0, 0, 0, 0, 4]) + b"\0\0\0\0"  # an A-RELEASE-RQ
+    raw = _Recorded(pdu)
+    assoc: Any = type("A", (), {})()
+    assoc.dul = type("D", (), {})()
+    assoc.dul.socket = type("S", (), {})()
+    assoc.dul.socket.socket = raw
+    reads = PduGuard(assoc, 1024, 5.0, "127.0.0.1")
+    assert reads(6) == pdu[:6] and reads(4) == pdu[6:]
+    assert raw.calls == ["quickack", "recv", "quickack", "recv"], raw.calls
