@@ -85,6 +85,34 @@ def test_a_hub_verifies_and_holds_no_vault_a_site_seals_into_one() -> None:
     ]["spec"]["volumes"]
 
 
+def config_of(overlay: str) -> dict[str, str]:
+    return next(
+        d["data"]
+        for d in render(overlay)
+        if d["kind"] == "ConfigMap" and "giftcloud-config" in d["metadata"]["name"]
+    )
+
+
+def test_query_retrieve_is_a_hubs_and_reaches_api_on_its_port() -> None:
+    docs = render("hub")
+    port = int(config_of("hub")["GIFTCLOUD_API__DIMSE_PORT"])
+    assert config_of("hub")["GIFTCLOUD_API__DIMSE_HOST"] == "0.0.0.0"
+    [api] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "api"]
+    ports = {
+        p["name"]: p["containerPort"]
+        for p in api["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
+    assert ports["dicom"] == port
+    [service] = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "api-dicom"]
+    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "api"}
+    assert service["spec"]["ports"][0]["targetPort"] == "dicom"
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    ingress = policies["allow-dicom-to-api"]["spec"]["ingress"][0]["ports"]
+    assert {"protocol": "TCP", "port": port} in ingress
+    # a site never answers query/retrieve: off (0) from the base, not set by its overlay
+    assert config_of("site")["GIFTCLOUD_API__DIMSE_PORT"] == "0"
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_pods_are_hardened_and_probed(overlay: str) -> None:
     for doc in render(overlay):
