@@ -7,7 +7,8 @@ transcoding cache (Orthanc has none: it transcodes each time). Prints seconds an
 
     uv run python bench/wado.py [--instances 40] [--size 512]
 
-Run from the repository after scripts/test has set the machine up.
+Run from the repository after scripts/test has set the machine up (Orthanc's GDCM plugin,
+Debian's orthanc-gdcm, decodes JPEG 2000 for it).
 """
 
 from __future__ import annotations
@@ -71,8 +72,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         seaweed = Seaweed(work / "seaweed").start()
-        orthanc = Orthanc(work / "orthanc").start()
+        # Orthanc decodes JPEG 2000 with its GDCM plugin (Debian's orthanc-gdcm)
+        plugins = [
+            f"/usr/share/orthanc/plugins/libOrthanc{name}.so" for name in ("DicomWeb", "Gdcm")
+        ]
+        orthanc = Orthanc(work / "orthanc", config={"Plugins": plugins}).start()
         try:
+            (work / "logs").mkdir()
             with deployed(seaweed, work / "logs") as deployment:
                 deployment.create_project("bench")
                 headers = deployment.token()

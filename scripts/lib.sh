@@ -7,7 +7,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 ensure_system_packages() {
   # python3: Debian's own (the Quick start test runs on it); chromium: the browser tests
-  local want=(postgresql rabbitmq-server nginx orthanc orthanc-dicomweb orthanc-postgresql dcmtk dicom3tools python3 chromium)
+  local want=(postgresql rabbitmq-server nginx orthanc orthanc-dicomweb orthanc-postgresql orthanc-gdcm dcmtk dicom3tools python3 chromium)
   local missing=()
   for pkg in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
