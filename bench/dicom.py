@@ -3,8 +3,10 @@ against Orthanc's C-STORE SCP, in the same run, over 1, 4 and 8 concurrent assoc
 (dcmtk's storescu, one process per association), each until every instance is visible to
 QIDO-RS (de-identified and archived, for giftcloud). Prints instances/s, the time per
 C-STORE answer at one association (a Nagle stall would be ~40 ms), and the ratios
-(target: giftcloud >= 1.0x Orthanc at 8 associations). Twice: with storescu as Debian builds
-it (Nagle's algorithm on, as in many modalities) and with TCP_NODELAY=1 (dcmtk's switch).
+(target: giftcloud >= 1.0x Orthanc at 8 associations), and with an association per
+instance (a quarter of the instances, one storescu per file, one after another). Twice:
+with storescu as Debian builds it (Nagle's algorithm on, as in many modalities) and with
+TCP_NODELAY=1 (dcmtk's switch).
 
     uv run python bench/dicom.py [--instances 400]
 
@@ -34,6 +36,9 @@ from support.dicom_files import distinct_instances  # noqa: E402
 from support.infra import Orthanc, Seaweed, dcmtk, free_port, wait_for  # noqa: E402
 
 CONCURRENCY = (1, 4, 8)
+#: the row for senders that open an association per instance (as some PACS forward):
+#: a quarter of the instances, one storescu after another, one file each
+PER_INSTANCE = 0
 #: dcmtk's, not pynetdicom's program of the same name that `uv run` puts first on PATH
 STORESCU = dcmtk("storescu") or "storescu"
 
@@ -61,6 +66,8 @@ def send(
     env: dict[str, str],
 ) -> tuple[float, float]:
     """Seconds until storescu's answers were all in, and until all were visible."""
+    if associations == PER_INSTANCE:
+        return _one_by_one(files, port, called, count, env)
     chunks = [files[n::associations] for n in range(associations)]
     started = time.perf_counter()
     senders = [
@@ -76,6 +83,25 @@ def send(
         output = sender.communicate(timeout=1800)[0]
         if sender.returncode != 0:
             raise RuntimeError(f"storescu failed: {output.decode()[-2000:]}")
+    answered = time.perf_counter() - started
+    wait_for(lambda: count() >= len(files), timeout=1800, interval=0.25, what="all in QIDO-RS")
+    return answered, time.perf_counter() - started
+
+
+def _one_by_one(
+    files: list[Path], port: int, called: str, count: Callable[[], int], env: dict[str, str]
+) -> tuple[float, float]:
+    started = time.perf_counter()
+    for path in files:
+        done = subprocess.run(
+            [STORESCU, "-aec", called, "127.0.0.1", str(port), str(path)],
+            capture_output=True,
+            env={**os.environ, **env},
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"storescu failed: {done.stdout.decode()[-2000:]}")
     answered = time.perf_counter() - started
     wait_for(lambda: count() >= len(files), timeout=1800, interval=0.25, what="all in QIDO-RS")
     return answered, time.perf_counter() - started
@@ -140,11 +166,16 @@ def run_giftcloud(corpora: Corpora, work: Path) -> Results:
                     dict(CLIENTS)[client],
                 )
                 meter.stop()
-                print(f"  giftcloud, {client}, {associations} association(s): CPU by process")
+                how = f"{associations}" if associations != PER_INSTANCE else "one per instance,"
+                print(f"  giftcloud, {client}, {how} association(s): CPU by process")
                 print("\n".join(meter.report(len(files), time.perf_counter() - started)))
     finally:
         seaweed.stop()
     return results
+
+
+def size(instances: int, associations: int) -> int:
+    return instances // 4 if associations == PER_INSTANCE else instances
 
 
 def main() -> None:
@@ -157,10 +188,10 @@ def main() -> None:
         for peer in ("orthanc", "giftcloud"):
             corpora = {
                 (client, n): corpus(
-                    work / peer / f"{client}{n}", args.instances, tag=f"9{n}{len(peer)}{i}"
+                    work / peer / f"{client}{n}", size(args.instances, n), tag=f"9{n}{len(peer)}{i}"
                 )
                 for i, (client, _) in enumerate(CLIENTS)
-                for n in CONCURRENCY
+                for n in (*CONCURRENCY, PER_INSTANCE)
             }
             print(f"{peer}: {args.instances} instances of 64x64 per run ...", flush=True)
             run = run_orthanc if peer == "orthanc" else run_giftcloud
@@ -169,13 +200,15 @@ def main() -> None:
             print()
             print(f"storescu {client}: instances/s until visible (answered)")
             print("associations  orthanc/s       giftcloud/s     ratio")
-            for n in CONCURRENCY:
+            for n in (*CONCURRENCY, PER_INSTANCE):
                 o_answered, o_visible = results["orthanc"][client, n]
                 g_answered, g_visible = results["giftcloud"][client, n]
-                rate_o, rate_g = args.instances / o_visible, args.instances / g_visible
+                sent = size(args.instances, n)
+                rate_o, rate_g = sent / o_visible, sent / g_visible
+                label = f"{n:12d}" if n != PER_INSTANCE else "per instance"
                 print(
-                    f"{n:12d}  {rate_o:6.1f} ({args.instances / o_answered:5.1f})"
-                    f"  {rate_g:6.1f} ({args.instances / g_answered:5.1f})  {rate_g / rate_o:5.2f}"
+                    f"{label}  {rate_o:6.1f} ({sent / o_answered:5.1f})"
+                    f"  {rate_g:6.1f} ({sent / g_answered:5.1f})  {rate_g / rate_o:5.2f}"
                 )
             for peer in ("orthanc", "giftcloud"):
                 answered = results[peer][client, 1][0]

@@ -19,6 +19,7 @@ from giftcloud_core.access import Auditor
 from giftcloud_core.errors import GiftcloudError
 from giftcloud_core.tokens import Principal
 from giftcloud_dicom.pdu_guard import Connections, ended, guard
+from giftcloud_dicom.reactors import wait_for_work
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
@@ -106,8 +107,10 @@ class QueryRetrieve:
     # --- who the association acts as --------------------------------------------------
 
     def _opened(self, event: Event) -> None:
-        """Its PDUs read through the guard: requests are small; what it sends is not read."""
+        """Its PDUs read through the guard: requests are small; what it sends is not read.
+        Its threads wait for work rather than poll (reactors.py)."""
         guard(event.assoc, 1024 * 1024, self.settings.dimse_idle_seconds, self.connections)
+        wait_for_work(event.assoc)
 
     def _closed(self, event: Event) -> None:
         ended(event.assoc)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from giftcloud_dicom.instance import (
     error_comment,
 )
 from giftcloud_dicom.pdu_guard import OTHER_PDU_LIMIT, Connections, ended, guard
+from giftcloud_dicom.reactors import wait_for_work
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.association import Association
@@ -103,12 +103,12 @@ class Associations:
 
     def _opened(self, event: Event) -> None:
         """EVT_CONN_OPEN, before the association's threads start: its PDUs are read through
-        the guard (pdu_guard.py), its reactor waits on its message queue (below)."""
+        the guard (pdu_guard.py), its threads wait for work rather than poll (reactors.py)."""
         p_data_limit = (
             self.settings.dicom_max_pdu or self.limits.max_instance_bytes + OTHER_PDU_LIMIT
         )
         guard(event.assoc, p_data_limit, self.settings.dicom_idle_seconds, self.connections)
-        _waits_on_messages(event)
+        wait_for_work(event.assoc)
 
     def _wait(self, work: Coroutine[Any, Any, T]) -> T:
         assert self._loop is not None
@@ -256,31 +256,6 @@ class Associations:
             len(result.stored),
             len(result.failed),
         )
-
-
-#: how long an association's reactor waits for a DIMSE message before it looks at the rest
-#: (a release, an abort, its timers)
-REACTOR_WAIT_SECONDS = 0.02
-
-
-def _waits_on_messages(event: Event) -> None:
-    """Before the association's threads start: its reactor waits on the
-    queue of decoded DIMSE messages instead of looking at it every millisecond (pynetdicom
-    3 polls: eight idle associations cost 33 % of a core, 19 % with this, no slower).
-    Left as it is if pynetdicom's inside is not what this expects."""
-    dimse = getattr(event.assoc, "dimse", None)
-    messages = getattr(dimse, "msg_queue", None)
-    if dimse is None or not isinstance(messages, queue.Queue):
-        return
-
-    def get_msg(block: bool = False) -> tuple[Any, Any]:
-        try:
-            found: tuple[Any, Any] = messages.get(timeout=REACTOR_WAIT_SECONDS)
-        except queue.Empty:
-            return None, None
-        return found
-
-    dimse.get_msg = get_msg
 
 
 def _status(code: int, comment: str) -> Dataset:

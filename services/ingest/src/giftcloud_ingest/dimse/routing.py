@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
+import sqlalchemy
 from giftcloud_core.db import Database
 from giftcloud_core.errors import BadRequest, Conflict, NotFound
 from giftcloud_core.network import address_in, normalise_networks
 from giftcloud_dicom.instance import ae_title_problem
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col
 
 from giftcloud_ingest.models import DicomRoute, KnownProject
 from giftcloud_ingest.receiving.service import split_list
@@ -26,6 +27,19 @@ def _lines(text: str) -> list[str]:
     return [line for line in text.split("\n") if line]
 
 
+class _RouteRow(Protocol):
+    """A route as stored (a :class:`DicomRoute`, or a row with its columns)."""
+
+    @property
+    def project(self) -> str: ...
+    @property
+    def ae_title(self) -> str: ...
+    @property
+    def calling_ae_titles(self) -> str: ...
+    @property
+    def networks(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Route:
     project: str
@@ -34,7 +48,7 @@ class Route:
     networks: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, row: DicomRoute) -> Route:
+    def of(cls, row: _RouteRow) -> Route:
         return cls(
             row.project,
             row.ae_title,
@@ -55,6 +69,17 @@ class Route:
 class Refusal:
     diagnostic: int
     reason: str
+
+
+#: a route and its project's networks (``known`` NULL: the project is gone)
+_ADMISSION: sqlalchemy.Select[str, str, str, str, str | None, str | None] = sqlalchemy.select(
+    col(DicomRoute.project),
+    col(DicomRoute.ae_title),
+    col(DicomRoute.calling_ae_titles),
+    col(DicomRoute.networks),
+    col(KnownProject.name).label("known"),
+    col(KnownProject.networks).label("project_networks"),
+).outerjoin(KnownProject, col(KnownProject.name) == col(DicomRoute.project))
 
 
 class DicomRoutes:
@@ -113,21 +138,23 @@ class DicomRoutes:
     async def admit(self, called: str, calling: str, address: str) -> Route | Refusal:
         """The route an association from ``calling`` at ``address`` to ``called`` takes, or
         why it is refused."""
-        async with self.db.session() as session:
+        # asked for every instance (a route changed since stops the association): one
+        # statement, no ORM objects, no transaction to commit
+        async with self.db.engine.connect() as connection:
+            reading = await connection.execution_options(isolation_level="AUTOCOMMIT")
             row = (
-                await session.exec(select(DicomRoute).where(DicomRoute.ae_title == called))
+                await reading.execute(_ADMISSION.where(col(DicomRoute.ae_title) == called))
             ).first()
-            known = await session.get(KnownProject, row.project) if row is not None else None
         if row is None:
             return Refusal(CALLED_NOT_RECOGNISED, f"called AE title {called!r} not recognised")
-        if known is None:
+        if row.known is None:
             return Refusal(
                 CALLED_NOT_RECOGNISED,
                 f"called AE title {called!r} routes to project {row.project!r}, which is gone",
             )
         route = Route.of(row)
+        project_networks = split_list(row.project_networks)
         # the network first: an outsider learns nothing of which calling titles are valid
-        project_networks = split_list(known.networks)
         for allowed, whose in ((route.networks, "the AE title"), (project_networks, "the project")):
             if allowed and not address_in(address, allowed):
                 return Refusal(
