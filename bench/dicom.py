@@ -65,43 +65,29 @@ def send(
     count: Callable[[], int],
     env: dict[str, str],
 ) -> tuple[float, float]:
-    """Seconds until storescu's answers were all in, and until all were visible."""
-    if associations == PER_INSTANCE:
-        return _one_by_one(files, port, called, count, env)
-    chunks = [files[n::associations] for n in range(associations)]
-    started = time.perf_counter()
-    senders = [
-        subprocess.Popen(
+    """Seconds until storescu's answers were all in, and until all were visible: one
+    storescu per association at once, or (PER_INSTANCE) one per file, one after another."""
+
+    def storescu(chunk: list[Path]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [STORESCU, "-aec", called, "127.0.0.1", str(port), *map(str, chunk)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
         )
-        for chunk in chunks
-    ]
-    for sender in senders:
+
+    def finish(sender: subprocess.Popen[bytes]) -> None:
         output = sender.communicate(timeout=1800)[0]
         if sender.returncode != 0:
             raise RuntimeError(f"storescu failed: {output.decode()[-2000:]}")
-    answered = time.perf_counter() - started
-    wait_for(lambda: count() >= len(files), timeout=1800, interval=0.25, what="all in QIDO-RS")
-    return answered, time.perf_counter() - started
 
-
-def _one_by_one(
-    files: list[Path], port: int, called: str, count: Callable[[], int], env: dict[str, str]
-) -> tuple[float, float]:
     started = time.perf_counter()
-    for path in files:
-        done = subprocess.run(
-            [STORESCU, "-aec", called, "127.0.0.1", str(port), str(path)],
-            capture_output=True,
-            env={**os.environ, **env},
-            timeout=120,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"storescu failed: {done.stdout.decode()[-2000:]}")
+    if associations == PER_INSTANCE:
+        for path in files:
+            finish(storescu([path]))
+    else:
+        for sender in [storescu(files[n::associations]) for n in range(associations)]:
+            finish(sender)
     answered = time.perf_counter() - started
     wait_for(lambda: count() >= len(files), timeout=1800, interval=0.25, what="all in QIDO-RS")
     return answered, time.perf_counter() - started

@@ -110,3 +110,24 @@ def test_unexpected_insides_are_left_polling(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.WARNING, logger=reactors.__name__):
         wait_for_work(object())
     assert "poll" in caplog.text
+
+
+def test_a_closed_wake_never_reaches_a_connection_given_its_descriptor() -> None:
+    """The association's connection closes its wake in one thread while another may still
+    wake it: nothing may be written to (or read from) a descriptor reused since."""
+    import socket
+
+    wake = reactors._Wake()
+    wake()
+    wake.close()
+    assert wake.closed
+    other_reader, other_writer = socket.socketpair()  # takes the numbers just freed
+    other_reader.setblocking(False)
+    try:
+        wake()  # a late put on the association's queue
+        wake.wait(other_reader, 0.01)  # a late look round
+        other_writer.send(b"kept")
+        assert other_reader.recv(16) == b"kept"  # nothing added, nothing taken
+    finally:
+        other_reader.close()
+        other_writer.close()

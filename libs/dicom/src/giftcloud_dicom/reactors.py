@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import select
 import socket
@@ -32,28 +31,34 @@ WAIT_SECONDS = 0.02
 
 
 class _Wake:
-    """A pipe: written to wake the DUL thread, read empty before it waits again."""
+    """A socket pair: written to wake the DUL thread, read empty before it waits again.
+    Socket objects rather than bare descriptors: once closed, a late write or read fails
+    instead of reaching whatever connection was given the same descriptor number since."""
 
     def __init__(self) -> None:
-        self.read_fd, self.write_fd = os.pipe()
-        os.set_blocking(self.read_fd, False)
-        os.set_blocking(self.write_fd, False)
-        self.closed = False
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+
+    @property
+    def closed(self) -> bool:
+        return self._reader.fileno() == -1
 
     def __call__(self) -> None:
         with contextlib.suppress(OSError):  # full (it wakes anyway) or closed (it is over)
-            os.write(self.write_fd, b"\0")
+            self._writer.send(b"\0")
 
-    def drain(self) -> None:
-        with contextlib.suppress(OSError):
-            while os.read(self.read_fd, 4096):
+    def wait(self, sock: socket.socket, seconds: float) -> None:
+        """Until ``sock`` has data, a wake, or ``seconds``; then the wakes are read."""
+        with contextlib.suppress(OSError, ValueError):  # closed meanwhile: nothing to wait on
+            select.select([sock, self._reader], [], [], seconds)
+        with contextlib.suppress(OSError):  # empty (would block) or closed
+            while self._reader.recv(4096):
                 pass
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            os.close(self.read_fd)
-            os.close(self.write_fd)
+        self._reader.close()
+        self._writer.close()
 
 
 class _WakingQueue(queue.Queue[Any]):
@@ -76,9 +81,7 @@ class _WaitingSocket(AssociationSocket):
     def ready(self) -> bool:
         sock = self.socket
         if isinstance(sock, socket.socket) and self._nothing_to_do(sock):
-            with contextlib.suppress(OSError, ValueError):  # closed meanwhile: ask below
-                select.select([sock.fileno(), self.wake.read_fd], [], [], WAIT_SECONDS)
-            self.wake.drain()
+            self.wake.wait(sock, WAIT_SECONDS)
         return bool(AssociationSocket.ready.fget(self))  # type: ignore[attr-defined]
 
     def _nothing_to_do(self, sock: socket.socket) -> bool:
@@ -102,14 +105,13 @@ def wait_for_work(assoc: Any) -> None:
     dul = getattr(assoc, "dul", None)
     transport = getattr(dul, "socket", None)
     dimse = getattr(assoc, "dimse", None)
-    expected = (
-        type(transport) is AssociationSocket
-        and isinstance(getattr(dul, "event_queue", None), queue.Queue)
-        and isinstance(getattr(dul, "to_provider_queue", None), queue.Queue)
-        and isinstance(getattr(dimse, "msg_queue", None), queue.Queue)
-        and hasattr(dul, "_kill_thread")
-    )
-    if not expected or not isinstance(transport, AssociationSocket) or dimse is None:
+    queues = (getattr(dul, "event_queue", None), getattr(dul, "to_provider_queue", None))
+    if (
+        type(transport) is not AssociationSocket
+        or not all(isinstance(found, queue.Queue) for found in queues)
+        or not isinstance(getattr(dimse, "msg_queue", None), queue.Queue)
+        or not hasattr(dul, "_kill_thread")
+    ):
         log.warning("pynetdicom's threads poll: its insides are not what giftcloud expects")
         return
     _dul_waits(dul, transport)
