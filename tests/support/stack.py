@@ -31,10 +31,10 @@ class Stack:
             "GIFTCLOUD_BUS__RETRY_BASE_SECONDS": "0.2",
             "GIFTCLOUD_STORAGE__KIND": "s3",
             "GIFTCLOUD_STORAGE__ENDPOINT": self.s3_endpoint,
-            "GIFTCLOUD_STORAGE__BUCKETS__INCOMING": f"gc-{self.tag}-incoming",
-            "GIFTCLOUD_STORAGE__BUCKETS__ARCHIVE": f"gc-{self.tag}-archive",
-            "GIFTCLOUD_STORAGE__BUCKETS__QUARANTINE": f"gc-{self.tag}-quarantine",
-            "GIFTCLOUD_STORAGE__BUCKETS__OUTGOING": f"gc-{self.tag}-outgoing",
+            "GIFTCLOUD_STORAGE__BUCKETS__INCOMING": f"{self.bucket_prefix}incoming",
+            "GIFTCLOUD_STORAGE__BUCKETS__ARCHIVE": f"{self.bucket_prefix}archive",
+            "GIFTCLOUD_STORAGE__BUCKETS__QUARANTINE": f"{self.bucket_prefix}quarantine",
+            "GIFTCLOUD_STORAGE__BUCKETS__OUTGOING": f"{self.bucket_prefix}outgoing",
             "GIFTCLOUD_ADMIN_PASSWORD": "admin-test-password",
             "GIFTCLOUD_INGEST__DICOM_PORT": "0",  # tests that want a DICOM node give a port
             **self.secrets,
@@ -51,6 +51,10 @@ class Stack:
         finally:
             os.environ.clear()
             os.environ.update(saved)
+
+    @property
+    def bucket_prefix(self) -> str:
+        return f"gc-{self.tag}-"
 
     @property
     def exchange(self) -> str:
