@@ -150,9 +150,7 @@ def run_up(files: list[bytes], batch: int, work: Path) -> float:
 
 def s3_put_cost(seaweed: Seaweed, size: int, count: int = 300) -> tuple[float, float]:
     """CPU ms of one PUT of an instance-sized object: (in the S3 server, in the client)."""
-    from minio import Minio
-
-    client = Minio(seaweed.endpoint, access_key="bench", secret_key="bench", secure=False)
+    client = seaweed.client()
     client.make_bucket("bench-put-cost")
     data = os.urandom(size)
     meter = CpuMeter()

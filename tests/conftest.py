@@ -59,7 +59,7 @@ def stack(real_services: None, seaweed: Seaweed) -> Iterator[Stack]:
     finally:
         drop_database(name)
         asyncio.run(delete_bus_topology(made.exchange, made.namespace))
-        seaweed.drop_buckets(made.bucket_prefix)
+        seaweed.drop_buckets(made.buckets())
 
 
 @pytest.fixture(scope="session")

@@ -168,7 +168,7 @@ def deployed(seaweed: Seaweed, logs: Path, **env: str) -> Iterator[Deployment]:
             service.stop()
         drop_database(database)
         asyncio.run(delete_bus_topology(stack.exchange, stack.namespace))
-        seaweed.drop_buckets(stack.bucket_prefix)
+        seaweed.drop_buckets(stack.buckets())
 
 
 @contextmanager

@@ -15,11 +15,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
+
+if TYPE_CHECKING:
+    from minio import Minio
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -196,9 +201,7 @@ class Seaweed:
             cwd=self.root,
             start_new_session=True,
         )
-        from minio import Minio
-
-        client = Minio(self.endpoint, access_key="x", secret_key="y", secure=False)
+        client = self.client()
 
         def answers() -> str | None:
             if self.process is not None and self.process.poll() is not None:
@@ -213,23 +216,27 @@ class Seaweed:
             raise RuntimeError(f"SeaweedFS exited at start: see {self.root / 'weed.log'}")
         return self
 
-    def drop_buckets(self, prefix: str) -> None:
-        """Delete every bucket named ``prefix…`` with what it holds: a test's buckets are
-        collections with volumes of their own, and the server's volume slots are finite."""
+    def client(self) -> Minio:
+        """A client of its S3 gateway (it takes any credentials)."""
         from minio import Minio
+
+        return Minio(self.endpoint, access_key="x", secret_key="y", secure=False)
+
+    def drop_buckets(self, names: Iterable[str]) -> None:
+        """Delete these buckets, where they exist, with what they hold: a test's buckets are
+        collections with volumes of their own, and the server's volume slots are finite.
+        By name: SeaweedFS lists no buckets to a client without an identity of its own."""
         from minio.deleteobjects import DeleteObject
 
-        client = Minio(self.endpoint, access_key="x", secret_key="y", secure=False)
-        for bucket in client.list_buckets():
-            if not bucket.name.startswith(prefix):
+        client = self.client()
+        for name in names:
+            if not client.bucket_exists(name):
                 continue
-            held = client.list_objects(bucket.name, recursive=True)
-            failed = list(
-                client.remove_objects(bucket.name, (DeleteObject(o.object_name) for o in held))
-            )
+            held = client.list_objects(name, recursive=True)
+            failed = list(client.remove_objects(name, (DeleteObject(o.object_name) for o in held)))
             if failed:
-                raise RuntimeError(f"could not empty {bucket.name}: {failed[0]}")
-            client.remove_bucket(bucket.name)
+                raise RuntimeError(f"could not empty {name}: {failed[0]}")
+            client.remove_bucket(name)
 
     def stop(self) -> None:
         if self.process is not None:

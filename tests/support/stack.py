@@ -56,6 +56,9 @@ class Stack:
     def bucket_prefix(self) -> str:
         return f"gc-{self.tag}-"
 
+    def buckets(self) -> list[str]:
+        return [value for key, value in self.env().items() if "__BUCKETS__" in key]
+
     @property
     def exchange(self) -> str:
         return f"gc-test-{self.tag}"
