@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pydicom
@@ -23,6 +24,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
 )
+from support.cli import User
 from support.deployment import Deployment, deployed
 from support.infra import Seaweed, dcmtk, free_port, wait_for
 from support.results import ct_series
@@ -226,6 +228,62 @@ def test_an_unknown_or_misplaced_ae_title_is_rejected(hub: tuple[Deployment, int
     reasons = {entry["detail"] for entry in trail if entry["outcome"] == "denied"}
     assert "AE title 'STRANGER' is not registered here" in reasons, reasons
     assert "AE title FAR_AWAY is registered for 10.9.8.7, not 127.0.0.1" in reasons, reasons
+
+
+def test_the_command_registers_a_workstation_and_takes_it_away(
+    hub: tuple[Deployment, int], tmp_path: Path
+) -> None:
+    """``giftcloud workstation add`` makes the key (one project, bound to the workstation's
+    address) and registers the AE title; a failed registration takes the key back;
+    ``remove`` unregisters the title and revokes its key."""
+    deployment, port = hub
+    user = User(tmp_path)
+    env = {
+        "GIFTCLOUD_USERNAME": RITA[0],
+        "GIFTCLOUD_PASSWORD": RITA[1],
+        "GIFTCLOUD_URL": deployment.url,
+    }
+    keys_url = f"{deployment.url}/auth/projects/{PROJECT}/keys"
+
+    def keys_named(name: str) -> list[dict[str, Any]]:
+        listed = httpx.get(keys_url, headers=deployment.token(*RITA)).json()
+        return [key for key in listed if key["name"] == name]
+
+    said = user.run(
+        "workstation", "add", "RITA_CLI", "--project", PROJECT, "--host", "127.0.0.1", env=env
+    ).stdout
+    assert "RITA_CLI at 127.0.0.1 queries and retrieves qr as collaborator" in said, said
+    assert "no C-MOVE to it" in said, said
+    [key] = keys_named("DICOM workstation RITA_CLI")
+    assert key["networks"] == ["127.0.0.1/32"] and key["grants"] == {PROJECT: "collaborator"}
+    listed = user.run("workstation", "ls", env=env).stdout
+    assert any(
+        line.split()[:3] == ["RITA_CLI", "rita", "127.0.0.1"] for line in listed.splitlines()
+    )
+    answered = dcmtk_tool(FINDSCU, port, "RITA_CLI", "-S", "-k", "QueryRetrieveLevel=STUDY")
+    assert answered.returncode == 0 and "Association Rejected" not in answered.stderr, answered
+
+    # a title the hub refuses: one line with its reason, and the key made for it taken back
+    bad = user.run(
+        "workstation", "add", "A\\B", "--project", PROJECT, "--host", "127.0.0.1", env=env, code=2
+    )
+    assert "registering A\\B: " in bad.stderr and "is not an AE title" in bad.stderr, bad
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert all(k["revoked_at"] for k in keys_named("DICOM workstation A\\B")), "a key left behind"
+    # a project she has no role on: nothing made
+    user.run(
+        "workstation", "add", "RITA_X", "--project", OTHER, "--host", "127.0.0.1", env=env, code=2
+    )
+    assert "RITA_X" not in user.run("workstation", "ls", env=env).stdout
+
+    gone = user.run("workstation", "remove", "RITA_CLI", env=env).stdout
+    assert "RITA_CLI is no longer registered" in gone and "1 key(s) made for it revoked" in gone
+    [key] = keys_named("DICOM workstation RITA_CLI")
+    assert key["revoked_at"] is not None
+    refused = dcmtk_tool(FINDSCU, port, "RITA_CLI", "-S", "-k", "QueryRetrieveLevel=STUDY")
+    assert "Association Rejected" in refused.stderr + refused.stdout, refused
+    again = user.run("workstation", "remove", "RITA_CLI", env=env, code=2)
+    assert "no AE title 'RITA_CLI' of yours" in again.stderr, again
 
 
 def test_a_user_identity_with_an_api_key_acts_as_its_maker(hub: tuple[Deployment, int]) -> None:

@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         repair,
         results,
         sending,
+        workstations,
     )
     from giftcloud import server as running
 
@@ -221,6 +222,7 @@ def _parser() -> argparse.ArgumentParser:
     how.add_argument("--decline", metavar="REASON", help="decline it instead, saying why")
 
     federated_jobs.wire(federate.wire(group))
+    workstations.wire(group)
 
     project = group("project", "make a project")
     create = project(

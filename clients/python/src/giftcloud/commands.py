@@ -68,7 +68,11 @@ def logout(args: argparse.Namespace) -> int:
     return DONE
 
 
-def table(rows: list[list[str]], header: list[str]) -> None:
+def table(rows: list[list[str]], header: list[str], empty: str = "") -> None:
+    """Rows under a header, in columns; ``empty`` said instead when there are none."""
+    if not rows and empty:
+        print(empty)
+        return
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print(

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from giftcloud.commands import session_for, table
-from giftcloud.session import DONE, REFUSED, TROUBLE, CommandError
+from giftcloud.session import DONE, REFUSED, TROUBLE, CommandError, undone_on_failure
 
 #: attribute, operator and value of one --where: modality=CT,MR  age_at_study>=40
 #: age_at_study=40..70  study_description~=brain
@@ -142,18 +142,14 @@ def add_site(args: argparse.Namespace) -> int:
         f"issuing {args.name}'s credential",
         json={"name": args.name, "grants": grants},
     ).json()
-    try:
+    revoke = f"/auth/clients/{made['client_id']}"
+    with undone_on_failure(session, revoke, "taking the credential back"):
         session.request(
             "POST",
             "/api/federation/sites",
             f"registering {args.name}",
             json={"name": args.name, "client_id": made["client_id"]},
         )
-    except CommandError:
-        session.request(
-            "DELETE", f"/auth/clients/{made['client_id']}", "taking the credential back"
-        )
-        raise
     print(f"GIFTCLOUD_FORWARD__HUB_URL={session.url}")
     print(f"GIFTCLOUD_FORWARD__CLIENT_ID={made['client_id']}")
     print(f"GIFTCLOUD_FORWARD__CLIENT_SECRET={made['client_secret']}")

@@ -82,9 +82,6 @@ def jobs(args: argparse.Namespace) -> int:
         show(session.get(f"{base}/{quote(args.job)}", "reading the job").json())
         return DONE
     found = session.get(base, "listing the jobs").json()
-    if not found:
-        print(f"no job on {args.project}")
-        return DONE
     table(
         [
             [
@@ -96,6 +93,7 @@ def jobs(args: argparse.Namespace) -> int:
             for j in found
         ],
         ["JOB", "ALGORITHM", "SUBMITTED (UTC)", "SITES"],
+        empty=f"no job on {args.project}",
     )
     return DONE
 

@@ -133,6 +133,17 @@ def reaching(url: str) -> Iterator[None]:
         raise CommandError(f"talking to {url} failed: {exc}") from None
 
 
+@contextmanager
+def undone_on_failure(session: Session, path: str, what: str) -> Iterator[None]:
+    """What was just made at ``path`` is deleted again when the next step fails: nothing is
+    left half made (a credential without the registration it was made for)."""
+    try:
+        yield
+    except CommandError:
+        session.request("DELETE", path, what)
+        raise
+
+
 def sign_in(url: str, username: str, password: str) -> dict[str, Any]:
     """Tokens for a username and password; :class:`CommandError` with the server's reason."""
     with reaching(url):
