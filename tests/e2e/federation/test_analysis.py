@@ -412,3 +412,104 @@ def test_a_researcher_runs_a_job_on_the_page(federation: Federation, stewards: N
             assert tab.errors == [], tab.errors
         finally:
             tab.close()
+
+
+def test_a_site_s_admin_and_steward_decide_on_the_site_page(
+    federation: Federation, stewards: None
+) -> None:
+    """The site's own page in a real browser (axe clean): its admin revokes and approves an
+    algorithm and a Flower app and saves the policy; its steward releases a held output,
+    which the hub then shows; a member without either role is refused the page."""
+    hub, sites = federation
+    site_a = sites["site-a"]
+    _approve(site_a, "series-sizes")
+    admin = site_a.token()
+
+    def algorithm(name: str) -> dict[str, Any]:
+        listed = httpx.get(f"{site_a.url}/api/federation/algorithms", headers=admin).json()
+        return next(a for a in listed if a["name"] == name)  # type: ignore[no-any-return]
+
+    def flower_apps() -> list[str]:
+        listed = httpx.get(f"{site_a.url}/api/federation/flower/apps", headers=admin).json()
+        return [app["digest"] for app in listed]
+
+    digest = "ab" * 32
+    with launched() as browser:
+        tab = Tab(browser, site_a.url)
+        try:
+            tab.sign_in("admin", "admin-test-password")
+            tab.page.click("nav >> text=Site federation")
+            tab.page.wait_for_selector("[data-site-federation][data-loaded=true]")
+            assert tab.page.input_value("#p-k") == "10" and tab.page.is_checked("#p-enabled")
+            assert tab.page.locator("[data-outputs]").count() == 0  # the admin is no steward
+            assert tab.check("site-federation-admin") == []
+            row = "[data-algorithm=series-sizes]"
+            assert "yes, by admin" in tab.page.inner_text(row)
+            tab.page.click(f"{row} >> button:has-text('Revoke')")
+            tab.page.wait_for_selector("text=Revoked series-sizes")
+            assert algorithm("series-sizes")["approved"] == ""
+            tab.page.click(f"{row} >> button:has-text('Approve')")
+            tab.page.wait_for_selector("text=Approved series-sizes")
+            found = algorithm("series-sizes")
+            assert found["approved"] == found["digest"] and found["approved_by"] == "admin"
+
+            tab.page.fill("#f-name", "statistics")
+            tab.page.fill("#f-digest", digest)
+            tab.page.click("button:has-text('Approve the app')")
+            tab.page.wait_for_selector(f"[data-flower-app='{digest}']")
+            assert digest in flower_apps()
+            tab.page.click(f"[data-flower-app='{digest}'] >> button:has-text('Revoke')")
+            tab.page.wait_for_selector("text=Revoked statistics")
+            assert digest not in flower_apps()
+
+            tab.page.click("button:has-text('Save the policy')")
+            tab.page.wait_for_selector("text=Saved the policy")
+            now = httpx.get(f"{site_a.url}/api/federation/policy", headers=admin).json()
+            assert (now["k"], now["enabled"], now["updated_by"]) == (10, True, "admin")
+            assert tab.errors == [], tab.errors
+        finally:
+            tab.close()
+
+        job = _submit(
+            hub,
+            {
+                "algorithm": "series-sizes",
+                "criteria": [{"attribute": "modality", "op": "eq", "value": "MR"}],
+                "sites": ["site-a"],
+            },
+        )["id"]
+        assert _parts(_settled(hub, job))["site-a"]["state"] == "awaiting_release"
+        tab = Tab(browser, site_a.url)
+        try:
+            tab.sign_in(*STEWARD)
+            tab.go("/site/federation")
+            tab.page.wait_for_selector("[data-site-federation][data-loaded=true]")
+            assert tab.page.locator("[data-policy]").count() == 0  # the steward is no admin
+            card = f"[data-output='{job}']"
+            shown = tab.page.inner_text(card)
+            assert "series-sizes on" in shown and "asked by rosa" in shown, shown
+            assert '"kind": "listing"' in shown, shown
+            assert tab.check("site-federation-steward") == []
+            tab.page.click(f"{card} >> button:has-text('Release')")
+            tab.page.wait_for_selector(f"text=Released job {job}'s output to the hub.")
+            assert tab.page.locator(card).count() == 0
+            assert tab.errors == [], tab.errors
+        finally:
+            tab.close()
+        wait_for(
+            lambda: _parts(_settled(hub, job))["site-a"]["state"] == "done",
+            timeout=30,
+            what="the release at the hub",
+        )
+        assert _parts(_settled(hub, job))["site-a"]["output"]["kind"] == "listing"
+
+        site_a.add_person("nell", "nell is only a member here", PROJECT, "member")
+        tab = Tab(browser, site_a.url)
+        try:
+            tab.sign_in("nell", "nell is only a member here")
+            assert tab.page.locator("nav >> text=Site federation").count() == 0
+            refused = tab.go("/site/federation")
+            assert refused.status == 403
+            assert "for the site's admins and its data steward" in tab.page.inner_text("main")
+        finally:
+            tab.close()

@@ -290,6 +290,18 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
 
         return await shown(request, build)
 
+    @router.get("/site/federation")
+    async def site_federation_page(request: Request) -> Response:
+        """At a site: its admins set the disclosure policy and approve code (the jobs'
+        algorithms, Flower apps); its data steward releases or withholds job outputs."""
+
+        async def build(viewer: Viewer) -> Response:
+            if not (viewer.is_admin or viewer.is_steward):
+                raise Forbidden("this page is for the site's admins and its data steward")
+            return page(request, "site-federation.html", viewer)
+
+        return await shown(request, build)
+
     @router.get("/projects/{project}/members")
     async def members_page(request: Request, project: str) -> Response:
         async def build(viewer: Viewer) -> Response:

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from giftcloud_core.errors import BadRequest
-from giftcloud_core.gates import reviews_results
+from giftcloud_core.gates import STEWARD, reviews_results
 from giftcloud_core.html import environment as pages_environment
 from giftcloud_core.names import PROJECT_NAME_HTML, PROJECT_NAME_MAX, PROJECT_NAME_RULE
 from giftcloud_core.tokens import WRITE_ROLES, Principal
@@ -85,6 +85,11 @@ class Viewer:
     @property
     def is_admin(self) -> bool:
         return self.principal.is_admin
+
+    @property
+    def is_steward(self) -> bool:
+        """This site's data steward: releases or withholds what its federated jobs give."""
+        return STEWARD in self.principal.site_roles
 
     @property
     def may_create(self) -> bool:
