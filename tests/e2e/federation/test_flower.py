@@ -187,15 +187,58 @@ def test_the_hub_cannot_loosen_a_sites_rule_by_asking_for_finer_bins(
 def test_fedavg_over_two_rounds_equals_training_on_the_union(flower: dict[str, Any]) -> None:
     hub: Hub = flower["hub"]
     result = hub.run(flower["fedavg"], CT)
-    x = np.array([[(value - 400) / 300, (age - 50) / 10, 1.0] for *_, age, value in UNION])
-    y = np.array([1.0 if sex == "M" else 0.0 for _, _, sex, _, _ in UNION])
-    w = np.zeros(3)
-    for _ in range(2):  # the app's defaults: two rounds, one full-batch step, lr 0.5
-        p = 1 / (1 + np.exp(-x @ w))
-        w = w - 0.5 * (x.T @ (p - y)) / len(y)
+    w = _central_weights()
     assert np.allclose(result["weights"], w, atol=1e-9), (result["weights"], w)
     # each round's loss, pooled by Flower weighted by the sites' series: training helped
     assert result["rounds"]["2"]["loss"] < result["rounds"]["1"]["loss"]
+
+
+def _central_weights(rounds: int = 2) -> np.ndarray:
+    """FedAvg's weights computed centrally on the union (the app's defaults: one
+    full-batch step a round, lr 0.5)."""
+    x = np.array([[(value - 400) / 300, (age - 50) / 10, 1.0] for *_, age, value in UNION])
+    y = np.array([1.0 if sex == "M" else 0.0 for _, _, sex, _, _ in UNION])
+    w = np.zeros(3)
+    for _ in range(rounds):
+        p = 1 / (1 + np.exp(-x @ w))
+        w = w - 0.5 * (x.T @ (p - y)) / len(y)
+    return w
+
+
+def test_fedavg_under_a_site_s_learning_dp_sends_only_clipped_noised_updates(
+    flower: dict[str, Any],
+) -> None:
+    """Each site's admin sets local DP on learning in the site's own file: every update is
+    clipped to its norm and noised by Flower's LocalDpMod in the site's gate, whatever the
+    app does; the exact loss stays at the site; the audit names the mechanism."""
+    hub: Hub = flower["hub"]
+    files = {name: flower["folder"] / name / "site.json" for name in flower["sites"]}
+    kept = {name: path.read_text() for name, path in files.items()}
+    clip = 0.01  # far below a round's step on the union (checked), with noise of std ~5e-8
+    learning = {"clipping_norm": clip, "epsilon": 1e6, "delta": 1e-5}
+    try:
+        for name, path in files.items():
+            settings = json.loads(kept[name])
+            settings["policy"]["learning"] = learning
+            path.write_text(json.dumps(settings))
+        result = hub.run(flower["fedavg"], CT)
+    finally:
+        for name, path in files.items():
+            path.write_text(kept[name])
+    central = _central_weights()
+    assert np.linalg.norm(central) > 20 * clip, central  # the clipping must show
+    weights = np.array(result["weights"])
+    # two rounds, each the weighted mean of two updates clipped to 0.01: at most 0.02 away
+    assert np.linalg.norm(weights) <= 2 * clip + 1e-5, weights
+    assert np.linalg.norm(weights) > clip, weights  # and the updates did move it
+    # the direction is still the central one's (the clipped step points the same way)
+    cosine = weights @ central / np.linalg.norm(weights) / np.linalg.norm(central)
+    assert cosine > 0.9, (weights, central)
+    assert all("loss" not in metrics for metrics in result["rounds"].values()), result
+    released = [a for a in _audit(flower, "site-a") if a["decision"] == "released"]
+    noted = released[-1]["noise"]
+    assert noted["mechanism"] == "Gaussian, Flower's LocalDpMod" and noted["epsilon"] == 1e6
+    assert noted["clipping_norm"] == clip and released[-1]["type"] == "train"
 
 
 def test_an_app_the_sites_did_not_approve_is_refused_with_the_reason(

@@ -10,7 +10,9 @@ has its replies pass through it. A reply leaves the site only as one of two shap
   up to n; minimum and maximum widened outwards by a random share of the range (NVFlare's
   cleansing: the exact extremes, often one person's, never leave);
 * **a model update** — an ``ArrayRecord`` named ``arrays`` and a ``MetricRecord`` named
-  ``metrics`` holding ``num-examples`` (at least k) and optionally ``loss``.
+  ``metrics`` holding ``num-examples`` (at least k) and optionally ``loss``. Where the
+  site's policy sets ``learning``, the update has been clipped and noised by Flower's
+  ``LocalDpMod`` first, and the loss does not leave.
 
 Anything else, or a reply that fails its rule, is replaced by an error that says why;
 the raw reply never leaves. The site's name is added by the mod (``ConfigRecord``
@@ -23,7 +25,16 @@ import math
 import random
 from collections.abc import Callable
 
-from flwr.app import ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.app import (
+    ConfigRecord,
+    Context,
+    Error,
+    Message,
+    MessageType,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.clientapp.mod import LocalDpMod
 
 from giftcloud_flower.site import Policy, Site
 
@@ -87,6 +98,8 @@ def _update(content: RecordDict, policy: Policy) -> RecordDict:
     if extra:
         raise Withheld(f"a model update's metrics hold {sorted(extra)}: only num-examples, loss")
     _too_few(float(metrics.get("num-examples", 0)), policy, "num-examples")  # type: ignore[arg-type]
+    if policy.learning is not None:  # an exact loss on the site's data would go round the noise
+        metrics = MetricRecord({"num-examples": metrics["num-examples"]})
     return RecordDict({"arrays": content.array_records["arrays"], "metrics": metrics})
 
 
@@ -118,19 +131,49 @@ def summary(content: RecordDict) -> dict[str, object]:
     return out
 
 
+def trains(message: Message) -> bool:
+    """A training round's message, carrying the model (one ArrayRecord) to be updated."""
+    return (
+        message.metadata.message_type == MessageType.TRAIN
+        and len(message.content.array_records) == 1
+    )
+
+
 def mod_for(
     site: Site,
     rng: random.Random | None = None,
     record: Callable[[dict[str, object]], None] | None = None,
 ) -> Callable[[Message, Context, Call], Message]:
     """The Flower mod applying ``site``'s rule to every reply; each decision, with the raw
-    and the released values, goes to ``record`` (the site's audit)."""
+    and the released values, goes to ``record`` (the site's audit). With the policy's
+    ``learning``, a training reply has Flower's local DP applied first (the note says so,
+    with its parameters); a reply it cannot apply to is an error, and nothing leaves."""
     chance = rng or random.SystemRandom()
     note = record or (lambda _: None)
+    learning = site.policy.learning
+    noisy = (
+        LocalDpMod(learning.clipping_norm, learning.clipping_norm, learning.epsilon, learning.delta)
+        if learning is not None
+        else None
+    )
 
     def mod(message: Message, context: Context, call_next: Call) -> Message:
-        reply = call_next(message, context)
-        asked = {"run": message.metadata.run_id, "type": message.metadata.message_type}
+        asked: dict[str, object] = {
+            "run": message.metadata.run_id,
+            "type": message.metadata.message_type,
+        }
+        if noisy is not None and learning is not None and trains(message):
+            # Flower's own local DP: the update clipped, noise added, before the checks below
+            reply = noisy(message, context, call_next)
+            asked["noise"] = {
+                "mechanism": "Gaussian, Flower's LocalDpMod",
+                "clipping_norm": learning.clipping_norm,
+                "epsilon": learning.epsilon,
+                "delta": learning.delta,
+                "std": learning.noise_std,
+            }
+        else:
+            reply = call_next(message, context)
         if reply.has_error():
             note({**asked, "decision": "failed", "reason": reply.error.reason})
             return reply

@@ -10,6 +10,7 @@ it comes from the hub, so no run can loosen it.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +25,41 @@ class SiteConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Learning:
+    """Local differential privacy on every model update the site sends (Flower's own
+    ``LocalDpMod``): the update — the weights replied minus the weights received — clipped
+    to an L2 norm of ``clipping_norm``, then Gaussian noise for (``epsilon``, ``delta``)
+    added to every weight, the sensitivity being the clipping norm."""
+
+    clipping_norm: float
+    epsilon: float
+    delta: float
+
+    def __post_init__(self) -> None:
+        if not self.clipping_norm > 0:
+            raise SiteConfigError("learning's clipping_norm is above 0")
+        if not self.epsilon > 0:
+            raise SiteConfigError("learning's epsilon is above 0")
+        if not 0 < self.delta < 1:
+            raise SiteConfigError("learning's delta lies between 0 and 1")
+
+    @property
+    def noise_std(self) -> float:
+        """The Gaussian mechanism's standard deviation, as LocalDpMod computes it."""
+        return self.clipping_norm * math.sqrt(2 * math.log(1.25 / self.delta)) / self.epsilon
+
+
+@dataclass(frozen=True)
 class Policy:
     """What the site releases: at least ``k`` units behind any reply; a histogram of at
     most ``max_bins_share`` x n bins; minimum and maximum widened outwards by a random
-    share of the range between ``widen[0]`` and ``widen[1]`` (NVFlare's cleansing)."""
+    share of the range between ``widen[0]`` and ``widen[1]`` (NVFlare's cleansing); with
+    ``learning``, every model update clipped and noised (:class:`Learning`)."""
 
     k: int = 10
     max_bins_share: float = 0.2
     widen: tuple[float, float] = (0.1, 0.3)
+    learning: Learning | None = None
 
     def __post_init__(self) -> None:
         if self.k < K_FLOOR:
@@ -82,6 +110,7 @@ def load(path: str | Path | None = None) -> Site:
                 k=int(policy.get("k", 10)),
                 max_bins_share=float(policy.get("max_bins_share", 0.2)),
                 widen=(float(widen[0]), float(widen[1])),
+                learning=_learning(policy.get("learning")),
             ),
             api_url=str(raw["api"]["url"]).rstrip("/"),
             project=str(raw["api"]["project"]),
@@ -95,3 +124,14 @@ def load(path: str | Path | None = None) -> Site:
         raise SiteConfigError(
             f"the site file {where} has a value of the wrong kind: {error}"
         ) from error
+
+
+def _learning(raw: object) -> Learning | None:
+    """The policy's ``learning``: absent, or clipping_norm, epsilon and delta, all three."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"clipping_norm", "epsilon", "delta"}:
+        raise SiteConfigError(
+            "the policy's learning is an object of clipping_norm, epsilon and delta"
+        )
+    return Learning(float(raw["clipping_norm"]), float(raw["epsilon"]), float(raw["delta"]))

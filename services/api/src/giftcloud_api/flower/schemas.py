@@ -35,3 +35,5 @@ class FlowerDecisionIn(BaseModel):
     type: str = Field(default="", max_length=100)
     raw: dict[str, Any] = Field(default_factory=dict)
     released: dict[str, Any] = Field(default_factory=dict)
+    #: the site's differential privacy on a model update: the mechanism and its parameters
+    noise: dict[str, Any] = Field(default_factory=dict)

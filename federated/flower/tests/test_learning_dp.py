@@ -1,0 +1,165 @@
+"""Differential privacy on learning, set by the site: every training reply clipped and noised
+by Flower's own LocalDpMod inside the site's mod, whatever the app does; statistics and
+evaluation pass as before; the exact loss does not leave; the audit names the mechanism."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flwr.app import (
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    MessageType,
+    Metadata,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.app.message.message import make_message
+from giftcloud_flower.disclosure import mod_for
+from giftcloud_flower.site import Learning, Site, SiteConfigError, load
+
+START = np.zeros(20_000)
+
+
+def received(kind: str = MessageType.TRAIN) -> Message:
+    content = RecordDict({"arrays": ArrayRecord([START]), "config": ConfigRecord({"lr": 0.5})})
+    if kind == MessageType.QUERY:
+        content = RecordDict({"config": ConfigRecord({"bins": 4})})
+    asked = Metadata(
+        run_id=1, message_id="m1", src_node_id=0, dst_node_id=1, reply_to_message_id="",
+        group_id="1", created_at=time.time(), ttl=60.0, message_type=kind,
+    )  # fmt: skip
+    return make_message(asked, content)  # as the SuperNode hands a message to the app
+
+
+def app_moving_by(update: np.ndarray, loss: float = 0.25) -> Any:
+    """A ClientApp whose training reply moves the weights by ``update``."""
+
+    def app(message: Message, context: Context) -> Message:
+        if message.metadata.message_type == MessageType.QUERY:
+            stats = MetricRecord({"count": 20, "sum.age": 900.0})
+            return Message(RecordDict({"statistics": stats}), reply_to=message)
+        metrics = MetricRecord({"num-examples": 12, "loss": loss})
+        reply = RecordDict({"arrays": ArrayRecord([START + update]), "metrics": metrics})
+        return Message(reply, reply_to=message)
+
+    return app
+
+
+def with_learning(site: Site, clipping_norm: float, epsilon: float, delta: float) -> Site:
+    return dataclasses.replace(
+        site,
+        policy=dataclasses.replace(site.policy, learning=Learning(clipping_norm, epsilon, delta)),
+    )
+
+
+def run(site: Site, app: Any, message: Message) -> tuple[Message, list[dict[str, object]]]:
+    notes: list[dict[str, object]] = []
+    context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
+    reply = mod_for(site, record=notes.append)(message, context, app)
+    return reply, notes
+
+
+def weights(reply: Message) -> np.ndarray:
+    found: np.ndarray = reply.content.array_records["arrays"].to_numpy_ndarrays()[0]
+    return found
+
+
+def test_without_learning_a_model_update_leaves_exact(site: Site) -> None:
+    update = np.full(START.shape, 0.01)
+    reply, notes = run(site, app_moving_by(update), received())
+    assert np.array_equal(weights(reply), START + update)
+    assert reply.content.metric_records["metrics"]["loss"] == 0.25
+    assert "noise" not in notes[-1]
+
+
+def test_an_update_is_clipped_to_the_site_s_norm_and_noised_by_its_epsilon(site: Site) -> None:
+    learning = with_learning(site, clipping_norm=2.0, epsilon=1.0, delta=1e-5)
+    big = np.full(START.shape, 1.0)  # norm ~141, far above 2
+    reply, notes = run(learning, app_moving_by(big), received())
+    sent = weights(reply) - START
+    std = 2.0 * math.sqrt(2 * math.log(1.25 / 1e-5)) / 1.0
+    # the clipped update (norm 2 over 20,000 weights: 0.014 each) is small against the noise:
+    # what leaves is the noise, with the mechanism's standard deviation (within 3 %)
+    assert abs(float(np.std(sent)) - std) < 0.03 * std, (np.std(sent), std)
+    assert abs(float(np.mean(sent)) - 2.0 / math.sqrt(START.size)) < 5 * std / math.sqrt(START.size)
+    # the exact loss on the site's data does not leave
+    assert set(reply.content.metric_records["metrics"].keys()) == {"num-examples"}
+    [note] = notes
+    assert note["decision"] == "released"
+    assert note["noise"] == {
+        "mechanism": "Gaussian, Flower's LocalDpMod",
+        "clipping_norm": 2.0,
+        "epsilon": 1.0,
+        "delta": 1e-5,
+        "std": pytest.approx(std),
+    }
+
+
+def test_with_almost_no_noise_the_update_is_the_clipped_one(site: Site) -> None:
+    learning = with_learning(site, clipping_norm=0.5, epsilon=1e9, delta=1e-5)
+    update = np.linspace(-1.0, 1.0, START.size)
+    reply, _ = run(learning, app_moving_by(update), received())
+    sent = weights(reply) - START
+    assert np.linalg.norm(sent) == pytest.approx(0.5, rel=1e-4)  # clipped to the site's norm
+    assert np.allclose(sent / np.linalg.norm(sent), update / np.linalg.norm(update), atol=1e-6)
+    small = np.full(START.shape, 1e-4)  # norm 0.014: under the clipping norm, left as it is
+    reply, _ = run(learning, app_moving_by(small), received())
+    assert np.allclose(weights(reply) - START, small, atol=1e-6)
+
+
+def test_statistics_and_evaluation_pass_as_before_under_learning_dp(site: Site) -> None:
+    learning = with_learning(site, clipping_norm=1.0, epsilon=1.0, delta=1e-5)
+    reply, notes = run(learning, app_moving_by(np.zeros(START.shape)), received(MessageType.QUERY))
+    assert not reply.has_error()
+    assert reply.content.metric_records["statistics"]["count"] == 20
+    assert "noise" not in notes[-1]
+
+
+def test_a_training_reply_that_is_no_model_fails_and_nothing_leaves(site: Site) -> None:
+    learning = with_learning(site, clipping_norm=1.0, epsilon=1.0, delta=1e-5)
+
+    def sneaky(message: Message, context: Context) -> Message:
+        stats = MetricRecord({"count": 50, "sum.age": 2000.0})
+        return Message(RecordDict({"statistics": stats}), reply_to=message)
+
+    reply, notes = run(learning, sneaky, received())
+    assert reply.has_error()
+    assert notes[-1]["decision"] == "failed"
+    assert "LocalDpMod" in str(reply.error.reason), reply.error.reason
+
+
+@pytest.mark.parametrize(
+    ("learning", "reason"),
+    [
+        ({"clipping_norm": 0, "epsilon": 1, "delta": 1e-5}, "clipping_norm is above 0"),
+        ({"clipping_norm": 1, "epsilon": 0, "delta": 1e-5}, "epsilon is above 0"),
+        ({"clipping_norm": 1, "epsilon": 1, "delta": 1}, "delta lies between 0 and 1"),
+        ({"clipping_norm": 1, "epsilon": 1}, "an object of clipping_norm, epsilon and delta"),
+        ([1, 1, 1e-5], "an object of clipping_norm, epsilon and delta"),
+    ],
+)
+def test_a_site_file_with_a_bad_learning_policy_is_refused(
+    tmp_path: Path, learning: object, reason: str
+) -> None:
+    path = tmp_path / "site.json"
+    path.write_text(
+        json.dumps(
+            {
+                "site": "site-a",
+                "policy": {"k": 10, "learning": learning},
+                "api": {"url": "http://x", "project": "p", "key_file": str(tmp_path / "key")},
+            }
+        )
+    )
+    with pytest.raises(SiteConfigError, match=reason):
+        load(path)
