@@ -40,6 +40,8 @@ from giftcloud_flower.site import Policy, Site
 
 #: the error code of a reply the site's disclosure control withheld
 WITHHELD = 900
+#: the error code of an app that failed at the site (its own reason stays at the site)
+FAILED = 901
 Call = Callable[[Message, Context], Message]
 
 
@@ -131,6 +133,13 @@ def summary(content: RecordDict) -> dict[str, object]:
     return out
 
 
+def failed(site: Site, message: Message, what: str) -> Message:
+    """The hub's answer when the app failed here: that it did, not in the app's words (an
+    exception's message may quote the site's data); the site's audit trail keeps them."""
+    reason = f"{site.name}: the app failed here ({what}); the site's audit trail has the reason"
+    return Message(Error(code=FAILED, reason=reason), reply_to=message)
+
+
 def trains(message: Message) -> bool:
     """A training round's message, carrying the model (one ArrayRecord) to be updated."""
     return (
@@ -147,36 +156,43 @@ def mod_for(
     """The Flower mod applying ``site``'s rule to every reply; each decision, with the raw
     and the released values, goes to ``record`` (the site's audit). With the policy's
     ``learning``, a training reply has Flower's local DP applied first (the note says so,
-    with its parameters); a reply it cannot apply to is an error, and nothing leaves."""
+    with its parameters); a reply it cannot apply to is an error, and nothing leaves. An app
+    that fails — raises, or replies an error — is reported to the hub as failed, without its
+    own words (they are in the audit)."""
     chance = rng or random.SystemRandom()
     note = record or (lambda _: None)
     learning = site.policy.learning
-    noisy = (
-        LocalDpMod(learning.clipping_norm, learning.clipping_norm, learning.epsilon, learning.delta)
-        if learning is not None
-        else None
-    )
+    noisy, noise = None, {}
+    if learning is not None:
+        noisy = LocalDpMod(
+            learning.clipping_norm, learning.clipping_norm, learning.epsilon, learning.delta
+        )
+        noise = {
+            "mechanism": "Gaussian, Flower's LocalDpMod",
+            "clipping_norm": learning.clipping_norm,
+            "epsilon": learning.epsilon,
+            "delta": learning.delta,
+            "std": learning.noise_std,
+        }
 
     def mod(message: Message, context: Context, call_next: Call) -> Message:
         asked: dict[str, object] = {
             "run": message.metadata.run_id,
             "type": message.metadata.message_type,
         }
-        if noisy is not None and learning is not None and trains(message):
-            # Flower's own local DP: the update clipped, noise added, before the checks below
-            reply = noisy(message, context, call_next)
-            asked["noise"] = {
-                "mechanism": "Gaussian, Flower's LocalDpMod",
-                "clipping_norm": learning.clipping_norm,
-                "epsilon": learning.epsilon,
-                "delta": learning.delta,
-                "std": learning.noise_std,
-            }
-        else:
-            reply = call_next(message, context)
+        dp = noisy if noisy is not None and trains(message) else None
+        if dp is not None:  # Flower's own local DP: the update clipped, noise added
+            asked["noise"] = noise
+        try:
+            reply = (
+                dp(message, context, call_next) if dp is not None else call_next(message, context)
+            )
+        except Exception as error:
+            note({**asked, "decision": "failed", "reason": f"{type(error).__name__}: {error}"})
+            return failed(site, message, type(error).__name__)
         if reply.has_error():
             note({**asked, "decision": "failed", "reason": reply.error.reason})
-            return reply
+            return failed(site, message, f"error {reply.error.code}")
         raw = summary(reply.content)
         try:
             reply.content = cleanse(reply.content, site, chance)

@@ -1,6 +1,8 @@
-"""Differential privacy on learning, set by the site: every training reply clipped and noised
-by Flower's own LocalDpMod inside the site's mod, whatever the app does; statistics and
-evaluation pass as before; the exact loss does not leave; the audit names the mechanism."""
+"""The site's mod around an app's replies, beyond the shapes of test_disclosure:
+differential privacy on learning, set by the site — every training reply clipped and noised
+by Flower's own LocalDpMod, whatever the app does; statistics and evaluation pass as before;
+the exact loss does not leave; the audit names the mechanism — and an app that fails, whose
+own words stay at the site."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from flwr.app import (
     ArrayRecord,
     ConfigRecord,
     Context,
+    Error,
     Message,
     MessageType,
     Metadata,
@@ -24,7 +27,7 @@ from flwr.app import (
     RecordDict,
 )
 from flwr.app.message.message import make_message
-from giftcloud_flower.disclosure import mod_for
+from giftcloud_flower.disclosure import FAILED, mod_for
 from giftcloud_flower.site import Learning, Site, SiteConfigError, load
 
 START = np.zeros(20_000)
@@ -135,7 +138,8 @@ def test_a_training_reply_that_is_no_model_fails_and_nothing_leaves(site: Site) 
     reply, notes = run(learning, sneaky, received())
     assert reply.has_error()
     assert notes[-1]["decision"] == "failed"
-    assert "LocalDpMod" in str(reply.error.reason), reply.error.reason
+    assert "LocalDpMod" in str(notes[-1]["reason"]), notes  # the site's audit says why
+    assert str(reply.error.reason).startswith("site-a: the app failed here"), reply.error.reason
 
 
 @pytest.mark.parametrize(
@@ -163,3 +167,29 @@ def test_a_site_file_with_a_bad_learning_policy_is_refused(
     )
     with pytest.raises(SiteConfigError, match=reason):
         load(path)
+
+
+def test_an_app_s_exception_reaches_the_hub_without_its_words(site: Site) -> None:
+    def leaky(message: Message, context: Context) -> Message:
+        raise ValueError("patient 4711 is 47 and has no age bin")
+
+    reply, notes = run(site, leaky, received())
+    assert reply.has_error()
+    assert reply.error.code == FAILED
+    assert reply.error.reason == (
+        "site-a: the app failed here (ValueError); the site's audit trail has the reason"
+    )
+    assert notes[-1]["decision"] == "failed"
+    assert notes[-1]["reason"] == "ValueError: patient 4711 is 47 and has no age bin"
+
+
+def test_an_error_an_app_replies_reaches_the_hub_without_its_words(site: Site) -> None:
+    def erring(message: Message, context: Context) -> Message:
+        return Message(Error(code=7, reason="the mean age here is 52.25"), reply_to=message)
+
+    reply, notes = run(site, erring, received())
+    assert reply.error.reason == (
+        "site-a: the app failed here (error 7); the site's audit trail has the reason"
+    )
+    assert "52.25" not in str(reply.error.reason)
+    assert notes[-1]["reason"] == ("the mean age here is 52.25")
