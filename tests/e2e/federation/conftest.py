@@ -9,6 +9,7 @@ from contextlib import ExitStack
 
 import httpx
 import pytest
+from giftcloud_deid.vault import generate_keypair
 from support.deployment import Deployment, deployed
 from support.federated import COHORTS, PROJECT, ROSA, cohort
 from support.federated import sites as _sites
@@ -44,6 +45,10 @@ def federation(
             )
             assert made.status_code == 201, made.text
             (logs / name).mkdir()
+            # each site's vault: results made here (a job's images) are mapped back with it
+            private, public = generate_keypair()
+            (logs / name / "vault.key").write_bytes(private)
+            (logs / name / "vault.pub").write_bytes(public)
             site = stack.enter_context(
                 deployed(
                     seaweed,
@@ -54,6 +59,8 @@ def federation(
                     GIFTCLOUD_FEDERATION__RETRY_SECONDS="0.5",
                     GIFTCLOUD_FEDERATION__WAIT_SECONDS="5",
                     GIFTCLOUD_FEDERATION__STANDING_SECONDS="1",
+                    GIFTCLOUD_ANONYMISE__VAULT_PUBLIC_KEY=str(logs / name / "vault.pub"),
+                    GIFTCLOUD_ANONYMISE__VAULT_PRIVATE_KEY=str(logs / name / "vault.key"),
                 )
             )
             site.create_project(PROJECT)

@@ -10,11 +10,13 @@ the histogram computed centrally over both sites' files."""
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pydicom
 import pytest
 from support.browser import Tab, launched
 from support.cli import User, one_line
@@ -513,3 +515,63 @@ def test_a_site_s_admin_and_steward_decide_on_the_site_page(
             assert "for the site's admins and its data steward" in tab.page.inner_text("main")
         finally:
             tab.close()
+
+
+def test_a_job_s_images_stay_at_the_site_and_go_through_its_results_path(
+    federation: Federation, stewards: None
+) -> None:
+    """An algorithm that makes segmentations: they never reach the hub (told only that
+    image results were kept); they wait in the site's results inbox, mapped back to the
+    hospital's originals by the site's vault, for a reidentifier to send to the hospital."""
+    hub, sites = federation
+    site_a = sites["site-a"]
+    _approve(site_a, "threshold-segmentation")
+    rene = ("rene", "rene maps results back at site a")
+    site_a.add_person(*rene, PROJECT, "member", site_roles=("reidentifier",))
+    men = [
+        {"attribute": "modality", "op": "eq", "value": "CT"},
+        {"attribute": "patient_sex", "op": "eq", "value": "M"},
+    ]
+    job = _submit(
+        hub,
+        {
+            "algorithm": "threshold-segmentation",
+            "criteria": men,
+            "parameters": {"threshold": 500},
+            "sites": ["site-a"],
+        },
+    )["id"]
+    part = _parts(_settled(hub, job))["site-a"]
+    assert part["state"] == "done", part
+    assert part["reason"].startswith("image results kept at this site for its reviewers"), part
+    assert part["output"] == {} and part["released"] == [], part
+
+    def inbox() -> dict[str, dict[str, Any]]:
+        listed = httpx.get(
+            f"{site_a.url}/ingest/{PROJECT}/returns/items", headers=site_a.token(*rene)
+        )
+        assert listed.status_code == 200, listed.text
+        return {item["key"]: item for item in listed.json()}
+
+    wait_for(
+        lambda: len(inbox()) == 3 and all(i["state"] == "waiting" for i in inbox().values()),
+        timeout=120,
+        what="three segmentations checked and mapped back at site a",
+    )
+    originals = {f"site-a-CTM{n}" for n in range(3)}  # the hospital's own patient IDs
+    seen = set()
+    for key, item in inbox().items():
+        assert item["name"] == "1.2.840.10008.5.1.4.1.1.66.4", item  # Segmentation Storage
+        copy = httpx.get(
+            f"{site_a.url}/ingest/{PROJECT}/returns/items/{key}/content",
+            headers=site_a.token(*rene),
+        )
+        assert copy.status_code == 200, copy.text
+        seg = pydicom.dcmread(io.BytesIO(copy.content))
+        seen.add(str(seg.PatientID))
+        # every pixel of a man's series here lies at 700, above 500: the whole mask is set
+        assert seg.pixel_array.all(), seg.pixel_array
+    assert seen == originals, seen
+    # nothing of it reached the hub's results
+    at_hub = httpx.get(f"{hub.url}/api/projects/{PROJECT}/results", headers=hub.token(*ROSA)).json()
+    assert not set(inbox()) & {r["key"] for r in at_hub}, at_hub

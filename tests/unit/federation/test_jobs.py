@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pydicom
 import pytest
 from giftcloud_api.federation.schemas import Task
 from giftcloud_api.jobs.algorithms import digest, installed
@@ -34,6 +35,7 @@ def _child(
     tmp_path: Path, name: str, approved: str, inputs: Path, **params: object
 ) -> tuple[int, str, Path]:
     (tmp_path / "p.json").write_text(json.dumps(params))
+    (tmp_path / "images").mkdir(exist_ok=True)
     out = tmp_path / "out.json"
     done = subprocess.run(
         [
@@ -45,6 +47,7 @@ def _child(
             str(inputs),
             str(tmp_path / "p.json"),
             str(out),
+            str(tmp_path / "images"),
         ],
         capture_output=True,
         text=True,
@@ -81,6 +84,25 @@ def test_the_intensity_histogram_counts_series_by_their_mean(tmp_path: Path) -> 
         "cells": [{"key": ["0 to 500"], "count": 2}, {"key": ["500 to 1000"], "count": 2}],
         "total": 4,
     }
+
+
+def test_the_threshold_segmentation_writes_a_seg_per_series_and_returns_nothing(
+    tmp_path: Path,
+) -> None:
+    inputs = _series(tmp_path, [100, 700], per_series=1)
+    approved = digest(installed()["threshold-segmentation"].source())
+    code, said, out = _child(tmp_path, "threshold-segmentation", approved, inputs, threshold=500)
+    assert code == 0, said
+    assert json.loads(out.read_text()) == {}  # nothing for the hub
+    segs = [pydicom.dcmread(p) for p in sorted((tmp_path / "images").iterdir())]
+    assert [s.SOPClassUID for s in segs] == ["1.2.840.10008.5.1.4.1.1.66.4"] * 2
+    sources = {
+        pydicom.dcmread(next(folder.iterdir())).StudyInstanceUID: folder.name
+        for folder in inputs.iterdir()
+    }
+    masks = {sources[s.StudyInstanceUID]: s.pixel_array for s in segs}
+    # the series at 100 has nothing above 500, the one at 700 all of it
+    assert not masks["series-00000"].any() and masks["series-00001"].all(), masks
 
 
 def test_an_algorithm_s_failure_is_one_line(tmp_path: Path) -> None:

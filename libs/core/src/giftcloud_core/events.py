@@ -216,6 +216,26 @@ class ResultArrived(Event):
     subject: str
 
 
+class ResultMade(Event):
+    """A federated job's algorithm made a derived image (a segmentation, say) at this site,
+    on its de-identified archive: it is at ``object_key`` in ``incoming`` and goes through
+    the results path here — into ingest's inbox, checked and re-identified by anonymise,
+    delivered to the hospital only once a reidentifier approves — never to the hub."""
+
+    type: Literal["result.made.v1"] = "result.made.v1"
+    #: the instance's SOP Instance UID (the inbox's name of it)
+    key: str
+    object_key: str
+    #: the subject (pseudonym) of the study it derives from, by this site's catalogue
+    subject: str
+    study_uid: str
+    series_uid: str
+    #: its SOP Class UID
+    name: str
+    size: int
+    sha256: str
+
+
 class ResultPrepared(Event):
     """anonymise's answer to :class:`ResultArrived`: ``ready`` (the re-identified copy is at
     ``prepared_key`` in ``incoming``, a rendering at ``rendering_key`` if one was made),
@@ -258,6 +278,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     ProjectUpdated,
     ProfileChanged,
     ResultArrived,
+    ResultMade,
     ResultPrepared,
     AuditRecorded,
 )
@@ -281,9 +302,10 @@ QUEUES: dict[str, tuple[str, ...]] = {
     ),
     "anonymise.instances": ("instances.received.v1",),
     "anonymise.projects": ("project.created.v1", "project.updated.v1"),
-    # results pulled from the hub, to be checked and re-identified; and the answer
+    # results pulled from the hub (or made here by a federated job), to be checked and
+    # re-identified; and the answer
     "anonymise.results": ("result.arrived.v1",),
-    "ingest.results": ("result.prepared.v1",),
+    "ingest.results": ("result.prepared.v1", "result.made.v1"),
     "archive.instances": ("instances.deidentified.v1",),
     "api.catalogue": (
         "instances.archived.v1",

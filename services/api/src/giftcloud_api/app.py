@@ -29,6 +29,7 @@ from giftcloud_api.flower import routes as flower_routes
 from giftcloud_api.flower.service import FlowerApps
 from giftcloud_api.jobs import routes as jobs_routes
 from giftcloud_api.jobs.hub import HubJobs
+from giftcloud_api.jobs.images import Images
 from giftcloud_api.jobs.runner import JobRunner
 from giftcloud_api.jobs.site import SiteJobs
 from giftcloud_api.models import SCHEMA
@@ -73,7 +74,8 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
     query_retrieve = QueryRetrieveServer(
         settings.api, QueryRetrieve(service, delivery, callers, runtime.audit, connections)
     )
-    runner = JobRunner(runtime.db, runtime.store, archive, settings.federation, site_jobs)
+    images = Images(runtime.store, settings.storage.buckets.incoming, runtime.bus)
+    runner = JobRunner(runtime.db, runtime.store, archive, settings.federation, site_jobs, images)
     jobs.add(
         "analysis jobs",
         runner.round,

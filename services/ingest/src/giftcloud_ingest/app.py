@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from giftcloud_core.app import Runtime, ServicePart, create_app
 from giftcloud_core.bus import Subscription
-from giftcloud_core.events import Event, InstancesArchived
+from giftcloud_core.events import Event, InstancesArchived, ResultMade
 from giftcloud_core.gates import Gates
 from giftcloud_core.jobs import Jobs
 from giftcloud_core.settings import Settings
@@ -74,6 +74,13 @@ def build(runtime: Runtime) -> ServicePart:
             on_stop=worker.stop,
         )
 
+    async def on_result(event: Event) -> None:
+        """anonymise's answer about a result; or a result a federated job made here."""
+        if isinstance(event, ResultMade):
+            await puller.take_made(event)
+        else:
+            await returns.on_prepared(event)
+
     async def on_outcome(event: Event) -> None:
         if isinstance(event, InstancesArchived):  # into the outbox before it is acknowledged
             await forwarding.enqueue(event)
@@ -95,7 +102,7 @@ def build(runtime: Runtime) -> ServicePart:
             Subscription("ingest.projects", receiver.on_project_event),
             Subscription("ingest.profiles", receiver.profiles.on_event),
             Subscription("ingest.outcomes", on_outcome),
-            Subscription("ingest.results", returns.on_prepared),
+            Subscription("ingest.results", on_result),
         ],
         schema=SCHEMA,
         migrations=MIGRATIONS,

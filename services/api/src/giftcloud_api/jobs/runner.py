@@ -32,6 +32,7 @@ from giftcloud_api.federation.catalogue import facts
 from giftcloud_api.federation.criteria import Predicate
 from giftcloud_api.federation.criteria import chosen as chosen_facts
 from giftcloud_api.federation.models import Answer, Policy
+from giftcloud_api.jobs.images import KEPT, BadImage, Images
 from giftcloud_api.jobs.models import Approval, SiteJob
 from giftcloud_api.jobs.schemas import REARMED, Aggregate
 from giftcloud_api.jobs.site import SiteJobs
@@ -61,12 +62,14 @@ class JobRunner:
         bucket: str,
         settings: FederationSettings,
         jobs: SiteJobs,
+        images: Images,
     ) -> None:
         self.db = db
         self.store = store
         self.bucket = bucket
         self.settings = settings
         self.jobs = jobs
+        self.images = images
 
     async def round(self, first: bool) -> bool:
         self.jobs.wake.clear()
@@ -178,12 +181,13 @@ class JobRunner:
     async def _run(
         self, job: SiteJob, folder: Path
     ) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
-        inputs, output = folder / "inputs", folder / "output.json"
+        inputs, output, images = folder / "inputs", folder / "output.json", folder / "images"
         async with self.db.session() as session:
             approval = await session.get(Approval, job.algorithm)
         if approval is None or approval.digest != job.digest:
             raise Outcome("refused", f"the approval of {job.algorithm} was withdrawn before it ran")
-        series = await self._cohort(job, inputs)
+        series, studies = await self._cohort(job, inputs)
+        images.mkdir()
         parameters = folder / "parameters.json"
         parameters.write_text(json.dumps(job.parameters))
         process = await asyncio.create_subprocess_exec(
@@ -195,6 +199,7 @@ class JobRunner:
             str(inputs),
             str(parameters),
             str(output),
+            str(images),
             cwd=folder,
             env={"PATH": os.environ.get("PATH", ""), "HOME": str(folder), "LANG": "C.UTF-8"},
             stdin=asyncio.subprocess.DEVNULL,
@@ -216,12 +221,19 @@ class JobRunner:
         result = json.loads(output.read_text())
         if not isinstance(result, dict):
             raise Outcome("failed", f"{job.algorithm}'s output is not a JSON object")
+        try:
+            kept = await self.images.keep(job.project, job.id, images, studies)
+        except BadImage as bad:
+            raise Outcome("failed", f"{job.algorithm}: {bad}") from None
+        if kept and not result:  # images only: nothing is for the hub
+            return "done", f"{KEPT}; nothing else was made", {}, {}
         state, reason, released = await self._release(result, series)
-        return state, reason, result, released
+        return state, (f"{reason}; {KEPT}" if kept else reason), result, released
 
-    async def _cohort(self, job: SiteJob, inputs: Path) -> int:
-        """Copy the cohort's instances into ``inputs``/SERIES/SOP.dcm; the count of series.
-        A standing job's later runs take the series with instances archived since the last."""
+    async def _cohort(self, job: SiteJob, inputs: Path) -> tuple[int, dict[str, str]]:
+        """Copy the cohort's instances into ``inputs``/SERIES/SOP.dcm; the count of series,
+        and the cohort's studies with their subjects. A standing job's later runs take the
+        series with instances archived since the last."""
         criteria = [Predicate.model_validate(p) for p in job.criteria]
         async with self.db.session() as session:
             until = (
@@ -249,9 +261,12 @@ class JobRunner:
                 )
             rows = (
                 await session.exec(
-                    select(Instance.series_uid, Instance.sop_uid, Instance.object_key).where(
-                        Instance.project == job.project, col(Instance.series_uid).in_(chosen)
-                    )
+                    select(
+                        Instance.series_uid,
+                        Instance.object_key,
+                        Instance.study_uid,
+                        Instance.subject,
+                    ).where(Instance.project == job.project, col(Instance.series_uid).in_(chosen))
                 )
             ).all()
             await session.exec(
@@ -265,11 +280,11 @@ class JobRunner:
             raise Outcome("refused", "no series at this site match the cohort's criteria")
         # folders by number: the algorithm sees no UID in a path (nor any in its output)
         numbered = {uid: n for n, uid in enumerate(sorted(chosen))}
-        for number, (series_uid, _sop, key) in enumerate(rows):
+        for number, (series_uid, key, _study, _subject) in enumerate(rows):
             folder = inputs / f"series-{numbered[series_uid]:05d}"
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{number:06d}.dcm").write_bytes(await self.store.get(self.bucket, key))
-        return len(chosen)
+        return len(chosen), {study: subject for _, _, study, subject in rows}
 
     async def _watch(self, job: SiteJob, process: asyncio.subprocess.Process) -> None:
         """Wait for the child: its lease renewed, killed when cancelled or out of time."""

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from giftcloud_core.bus import Bus
 from giftcloud_core.clock import now
-from giftcloud_core.events import ResultArrived
+from giftcloud_core.events import Event, ResultArrived, ResultMade
 from giftcloud_dicom.multipart import PartReader, boundary_of
 from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -52,7 +52,9 @@ class Puller:
         self.bus = bus
 
     async def round(self, first: bool) -> bool:
-        """One pull of every project that pulls (a job's round); False: nothing more now."""
+        """One pull of every project that pulls (a job's round); False: nothing more now.
+        First, what waits to be announced again (results made here need no hub)."""
+        await self._announce_again()
         if not self.hub.url:
             return False
         async with self.db.session() as session:
@@ -78,7 +80,6 @@ class Puller:
                 except Exception as exc:  # recorded for the status; the next round tries again
                     log.warning("pulling results of %s from the hub: %s", project, exc)
                     await self._record(project, error=str(exc) or type(exc).__name__)
-        await self._announce_again()
         return False
 
     async def pull(self, project: str, since: datetime | None) -> None:
@@ -121,15 +122,28 @@ class Puller:
         name = hashlib.sha256(key.encode()).hexdigest()[:32]
         object_key = f"results/{project}/{name}{'.dcm' if result['kind'] == 'instance' else ''}"
         await self.store.put(self.incoming, object_key, data)
+        await self._admit(project, {**result, "size": len(data)}, object_key)
+
+    async def take_made(self, event: Event) -> None:
+        """A derived image a federated job made at this site (already in ``incoming``): into
+        the inbox as a pulled result is, and checked the same way (a redelivery: no-op)."""
+        if not isinstance(event, ResultMade):
+            return
+        fields = ("key", "subject", "study_uid", "series_uid", "name", "size", "sha256")
+        made = {name: getattr(event, name) for name in fields}
+        await self._admit(event.project, {**made, "kind": "instance"}, event.object_key)
+
+    async def _admit(self, project: str, result: dict[str, Any], object_key: str) -> None:
+        """One row in the inbox (kept once), then announced to anonymise."""
         row = {
             "project": project,
-            "key": key,
+            "key": str(result["key"]),
             "kind": result["kind"],
             "subject": result["subject"],
             "study_uid": result["study_uid"],
             "series_uid": result["series_uid"],
             "name": result["name"],
-            "size": len(data),
+            "size": result["size"],
             "sha256": result["sha256"],
             "object_key": object_key,
             "state": "checking",
@@ -138,7 +152,7 @@ class Puller:
         }
         async with self.db.session() as session:
             await session.exec(insert(ReturnItem).values(row).on_conflict_do_nothing())
-        await self._announce(project, key, object_key, result["kind"], result["subject"])
+        await self._announce(project, row["key"], object_key, row["kind"], row["subject"])
 
     async def _announce(
         self, project: str, key: str, object_key: str, kind: str, subject: str
