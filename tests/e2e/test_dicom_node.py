@@ -442,7 +442,9 @@ def test_kill_9_in_the_middle_of_an_association_loses_nothing_acknowledged(
     deployment.services["ingest"].start()
 
     acknowledged = acknowledged_files(output)
-    assert 40 <= len(acknowledged) < 300, output[-2000:]
+    # killed in the middle: an upload counts an instance as it is settled, a moment before its
+    # answer is written, so storescu may have read a few fewer than the 40 counted (CI: 38)
+    assert 30 <= len(acknowledged) < 300, output[-2000:]
     numbers = {int(Path(name).stem) for name in acknowledged}
 
     def interrupted() -> dict[str, object] | None:  # not "receiving" for ever
