@@ -28,7 +28,8 @@ OUTSIDE = "192.0.2.99"  # not among the project's networks
 #: creator role), read / write / owner (a role on the project, from its networks),
 #: reidentifier (the site role, and a role on the project), steward (the site role: no
 #: caller here holds it, not even the admin), site (a site registered for
-#: federation: no caller here is one), credentials (the route checks
+#: federation: no caller here is one), runner (the hub's registered Flower runner: none
+#: here either), credentials (the route checks
 #: credentials of its own: bogus ones are a 401 whoever calls)
 ACCESS = {
     ("POST", "/auth/token"): "credentials",
@@ -139,6 +140,14 @@ ACCESS = {
     ("PUT", "/api/federation/flower/apps/{digest}"): "admin",
     ("DELETE", "/api/federation/flower/apps/{digest}"): "admin",
     ("POST", "/api/projects/{project}/federation/flower/decisions"): "read",
+    ("PUT", "/api/federation/flower/runner"): "admin",
+    ("GET", "/api/federation/flower/runner"): "signed-in",
+    ("POST", "/api/projects/{project}/federation/flower/runs"): "read",
+    ("GET", "/api/projects/{project}/federation/flower/runs"): "read",
+    ("GET", "/api/projects/{project}/federation/flower/runs/{run}"): "read",
+    ("POST", "/api/projects/{project}/federation/flower/runs/{run}/cancel"): "read",
+    ("POST", "/api/federation/flower/runner/claim"): "runner",
+    ("PUT", "/api/federation/flower/runner/runs/{run}"): "runner",
     ("GET", "/api/federation/jobs"): "steward",
     ("GET", "/api/federation/jobs/{job}"): "steward",
     ("POST", "/api/federation/jobs/{job}/decision"): "steward",
@@ -217,6 +226,7 @@ def expected(rule: str, caller: Caller, route_has_project: bool) -> str:
         "reidentifier": False,  # no caller here holds the reidentifier site role
         "steward": False,  # no caller here holds the steward site role
         "site": False,
+        "runner": False,  # no caller here is the hub's registered Flower runner
     }[rule]
     if rule in ("read", "write", "owner") and outside:
         allowed = False
@@ -273,6 +283,10 @@ def body_for(method: str, path: str, caller: Caller) -> dict[str, object]:
         ("PUT", "/api/federation/flower/apps/{digest}"): {"name": "matrix"},
         ("PUT", "/api/dimse/callers/{ae_title}"): {"host": "127.0.0.1", "api_key": "gck_x_y"},
         ("POST", "/api/projects/{project}/federation/flower/decisions"): {"decision": "run"},
+        ("PUT", "/api/federation/flower/runner"): {"client_id": "gck_matrixrun"},
+        ("POST", "/api/projects/{project}/federation/flower/runs"): {"app": "statistics"},
+        ("POST", "/api/federation/flower/runner/claim"): {"apps": []},
+        ("PUT", "/api/federation/flower/runner/runs/{run}"): {"state": "running"},
         ("POST", "/api/federation/jobs/{job}/decision"): {"release": False},
         ("POST", "/auth/clients"): {
             "name": "c",
@@ -314,6 +328,7 @@ def fill(path: str) -> str:
         .replace("{name}", "mx-nosite")
         .replace("{question}", "0" * 32)
         .replace("{job}", "0" * 32)
+        .replace("{run}", "0" * 32)
     )
 
 

@@ -177,9 +177,7 @@ class Hub:
         raise AssertionError(f"no RESULT from {app.name}:\n{done.stdout}\n{done.stderr}")
 
 
-def _start(
-    stack: ExitStack, args: list[str | Path], log: Path, environment: dict[str, str]
-) -> None:
+def start(stack: ExitStack, args: list[str | Path], log: Path, environment: dict[str, str]) -> None:
     out = log.open("ab")
     process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=environment)
 
@@ -207,7 +205,7 @@ def superlink(folder: Path) -> Iterator[Hub]:
         f'root-certificates = "{ca}"\n'
     )
     with ExitStack() as stack:
-        _start(
+        start(
             stack,
             [
                 BIN / "flower-superlink",
@@ -261,7 +259,7 @@ def supernode(
     home = folder / "home"
     health = {name: f"127.0.0.1:{free_port()}" for name in ("supernode", "gate")}
     with ExitStack() as stack:
-        _start(
+        start(
             stack,
             supernode_command(
                 hub, key, runtime, "--health-server-address", health["supernode"], via=via
@@ -270,7 +268,7 @@ def supernode(
             env(home),
         )
         wait_for(lambda: port_open(runtime), timeout=60, what="a SuperNode's runtime API")
-        _start(
+        start(
             stack,
             [
                 BIN / "giftcloud-flower-exec",

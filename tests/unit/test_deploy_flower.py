@@ -21,11 +21,12 @@ PARSE = """
 import json, sys
 from flwr.superlink.cli.flower_superlink import _parse_args_run_superlink
 from flwr.supernode.cli.flower_supernode import _parse_args_run_supernode
-from giftcloud_flower.gate import arguments
+from giftcloud_flower import gate, runner
 parsers = {
     "flower-superlink": _parse_args_run_superlink,
     "flower-supernode": _parse_args_run_supernode,
-    "giftcloud-flower-exec": arguments,
+    "giftcloud-flower-exec": gate.arguments,
+    "giftcloud-flower-runner": runner.arguments,
 }
 command = json.loads(sys.argv[1])
 print(json.dumps(vars(parsers[command[0]]().parse_args(command[1:])), default=str))
@@ -81,7 +82,7 @@ def test_the_hub_routes_the_fleet_api_only_and_keeps_its_control_api_inside() ->
 def test_the_superlink_authenticates_nodes_over_tls_and_keeps_its_state() -> None:
     docs = render("hub-flower")
     pod = deployment(docs, "flower-superlink")["spec"]["template"]["spec"]
-    [container] = pod["containers"]
+    container = next(c for c in pod["containers"] if c["name"] == "superlink")
     args = parsed(container)
     assert args["enable_supernode_auth"] is True
     assert args["insecure"] is False and args["ssl_certfile"] and args["ssl_keyfile"]
@@ -131,11 +132,50 @@ def test_a_sites_supernode_dials_out_and_its_gate_is_the_only_runner() -> None:
         assert probe == port_of(args["health_server_address"])
 
 
+def test_the_hub_s_runner_is_the_control_api_s_client_in_the_superlink_s_pod() -> None:
+    """Beside the SuperLink, on the pod's loopback (the certificate names localhost),
+    checked with the CA mounted there; its credential from its own Secret; the apps it
+    offers are the image's; it reaches the hub's api, which lets it in."""
+    docs = render("hub-flower")
+    pod = deployment(docs, "flower-superlink")["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    link, run = parsed(containers["superlink"]), parsed(containers["runner"])
+    assert run["superlink"] == f"localhost:{link['port']}"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    ca = mounted(containers["runner"], run["root_certificates"])
+    assert volumes[ca] == volumes[mounted(containers["superlink"], link["ssl_ca_certfile"])]
+    key = mounted(containers["runner"], run["key_file"])
+    assert volumes[key]["secret"]["secretName"] == "flower-runner"
+    assert run["hub"] == "http://api"
+    assert containers["runner"]["readinessProbe"]["grpc"]["port"] == port_of(
+        run["health_server_address"]
+    )
+    dockerfile = (ROOT / "federated" / "flower" / "Dockerfile").read_text()
+    assert f"COPY apps {run['apps']}" in dockerfile
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    runner_pod = {"app.kubernetes.io/name": "flower-superlink"}
+    assert any(
+        p["spec"]["podSelector"].get("matchLabels") == runner_pod
+        and "Egress" in p["spec"]["policyTypes"]
+        for p in policies
+    )
+    assert any(
+        p["spec"]["podSelector"].get("matchLabels") == {"app.kubernetes.io/name": "api"}
+        and any(
+            source.get("podSelector", {}).get("matchLabels") == runner_pod
+            for rule in p["spec"].get("ingress", [])
+            for source in rule["from"]
+        )
+        for p in policies
+    )
+
+
 def test_the_flower_image_build_step_makes_flowers_programs_and_the_gate(
     tmp_path: Path,
 ) -> None:
     target = rehearse_build(ROOT / "federated" / "flower" / "Dockerfile", tmp_path)
-    for program in ("flower-superlink", "flower-supernode", "giftcloud-flower-exec"):
+    programs = ("flower-superlink", "flower-supernode", "giftcloud-flower-exec")
+    for program in (*programs, "giftcloud-flower-runner"):
         shown = subprocess.run(
             [target / "bin" / program, "--help"], capture_output=True, text=True, check=True
         )
@@ -198,6 +238,14 @@ def test_compose_puts_the_superlink_beside_the_hub_behind_its_gateway() -> None:
     )
     [trusted] = re.findall(r"proxy_ssl_trusted_certificate (\S+);", fleet_conf)
     assert trusted in mounts
+    # the runner dials the SuperLink by its service name, with the CA beside its key
+    run = parsed(services["flower-runner"])
+    assert run["superlink"] == f"flower-superlink:{args['port']}"
+    assert run["root_certificates"].startswith("/run/flower/")
+    assert run["key_file"].startswith("/run/flower/")
+    assert "./flower:/run/flower:ro" in services["flower-runner"]["volumes"]
+    assert run["hub"] == "http://api:8000"
+    assert health_port(services["flower-runner"]) == port_of(run["health_server_address"])
     assert "flower-superlink" in services["gateway"]["depends_on"]
 
 

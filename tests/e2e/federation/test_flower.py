@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from support.cli import User
+from support.cli import User, one_line
 from support.deployment import Deployment
-from support.federated import COHORTS, INTENSITY, PROJECT
+from support.federated import COHORTS, INTENSITY, PROJECT, ROSA
 from support.flower import (
     BIN,
     Hub,
@@ -28,11 +28,12 @@ from support.flower import (
     env,
     gateway,
     node_key,
+    start,
     superlink,
     supernode,
     supernode_command,
 )
-from support.infra import Nginx, free_port
+from support.infra import Nginx, free_port, wait_for
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -106,6 +107,7 @@ def flower(
             via = front.port if name == "site-a" else None
             health[name] = stack.enter_context(supernode(hub, here, private, site_file, via))
         yield {
+            "hub_deployment": hub_deployment,
             "sites": sites,
             "gateway": front,
             "health": health,
@@ -363,3 +365,110 @@ def test_each_sites_supernode_and_gate_answer_health(flower: dict[str, Any]) -> 
         text=True,
     )
     assert nothing.returncode == 1 and "did not answer" in nothing.stderr
+
+
+def _person(folder: Path, name: str, password: str, url: str) -> tuple[User, dict[str, str]]:
+    user = User(folder / name)
+    login = {"GIFTCLOUD_USERNAME": name, "GIFTCLOUD_PASSWORD": password, "GIFTCLOUD_URL": url}
+    user.run("login", env=login)
+    return user, login
+
+
+def test_a_run_asked_at_the_hub_s_api_runs_with_who_asked_in_each_site_s_audit(
+    flower: dict[str, Any], tmp_path: Path
+) -> None:
+    """The hub's runner beside the SuperLink: its admin issues and registers its credential
+    (``federate add-runner``); rosa, a member of the project at the hub, asks for runs with
+    the giftcloud command — never touching Flower's Control API — and each site's audit
+    trail records her as the one who asked."""
+    hub: Hub = flower["hub"]
+    url = flower["hub_deployment"].url
+    admin, admin_env = _person(tmp_path, "admin", "admin-test-password", url)
+    key = admin.run("federate", "add-runner", "--project", PROJECT, env=admin_env).stdout.strip()
+    (tmp_path / "runner.key").write_text(key)
+    with ExitStack() as stack:
+        start(
+            stack,
+            [
+                BIN / "giftcloud-flower-runner",
+                "--hub", url,
+                "--key-file", tmp_path / "runner.key",
+                "--apps", flower["folder"] / "apps",
+                "--superlink", f"127.0.0.1:{hub.port}",
+                "--root-certificates", hub.ca,
+                "--poll-seconds", "1",
+            ],
+            tmp_path / "runner.log",
+            env(hub.home),
+        )  # fmt: skip
+        rosa, rosa_env = _person(tmp_path, *ROSA, url)
+        wait_for(
+            lambda: "statistics" in rosa.run("federate", "flower-apps", env=rosa_env).stdout,
+            timeout=60,
+            what="the runner offering its apps",
+        )
+        # a key the app does not take is refused at the hub, not dropped by Flower
+        refused = rosa.run(
+            "federate", "flower-run", PROJECT, "statistics", "--config", "bin=4",
+            env=rosa_env, code=2,
+        )  # fmt: skip
+        assert "statistics takes no 'bin'; it takes: bins, features" in one_line(refused)
+        done = rosa.run(
+            "federate", "flower-run", PROJECT, "statistics", "--config", "modality=CT",
+            env=rosa_env,
+        )  # fmt: skip
+        head, state, result_line = done.stdout.strip().splitlines()[-3:]
+        assert state == "done", done.stdout
+        assert ", by rosa, Flower run " in head
+        result = json.loads(result_line)
+        ages = np.array([age for *_, age, _ in UNION], dtype=float)
+        assert result["refused"] == {}
+        assert result["pooled"]["count"] == len(UNION)
+        assert result["pooled"]["mean.age"] == pytest.approx(ages.mean())
+        run = head.split()[1]
+        for site in COHORTS:  # each site knows who asked, in which project and run
+            mine = [a for a in _audit(flower, site) if a.get("hub_run") == run]
+            assert {a["decision"] for a in mine} == {"released"}, mine
+            assert all(a["asked_by"] == "rosa" and a["hub_project"] == PROJECT for a in mine)
+        hub_audit = httpx.get(
+            f"{url}/api/audit",
+            params={"action": "api.federation.flower", "limit": 100},
+            headers=flower["hub_deployment"].token(),
+        ).json()
+        assert {e["action"] for e in hub_audit} >= {
+            "api.federation.flower.ask",
+            "api.federation.flower.done",
+        }
+        # a run that waits for a third site is running until rosa cancels it: stopped at
+        # the SuperLink, reported cancelled
+        asked = rosa.run(
+            "federate", "flower-run", PROJECT, "statistics", "--config", "min-sites=3",
+            "--config", "timeout=180", "--wait", "5", env=rosa_env, code=2,
+        )  # fmt: skip
+        waiting = asked.stdout.strip().splitlines()[-1].split()[-1]
+        wait_for(
+            lambda: (
+                "Flower run"
+                in rosa.run("federate", "flower-runs", PROJECT, waiting, env=rosa_env).stdout
+            ),
+            timeout=60,
+            what="the run started at the SuperLink",
+        )
+        rosa.run("federate", "flower-runs", PROJECT, waiting, "--cancel", env=rosa_env)
+        wait_for(
+            lambda: (
+                "cancelled"
+                in rosa.run(
+                    "federate", "flower-runs", PROJECT, waiting, env=rosa_env
+                ).stdout.splitlines()[1]
+            ),
+            timeout=60,
+            what="the run cancelled",
+        )
+        flower_run = (
+            rosa.run("federate", "flower-runs", PROJECT, waiting, env=rosa_env)
+            .stdout.split("Flower run ")[1]
+            .split()[0]
+        )
+        shown = hub.flwr("ls", "hub", "--run-id", flower_run, "--format", "json")
+        assert json.loads(shown.stdout)["runs"][0]["status"] == "finished:stopped"

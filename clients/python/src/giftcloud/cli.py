@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         completion,
         federate,
         federated_jobs,
+        flower_runs,
         quarantine,
         repair,
         results,
@@ -221,7 +222,9 @@ def _parser() -> argparse.ArgumentParser:
     how.add_argument("--to", metavar="NODE", help="the hospital node a DICOM result goes to")
     how.add_argument("--decline", metavar="REASON", help="decline it instead, saying why")
 
-    federated_jobs.wire(federate.wire(group))
+    federating = federate.wire(group)
+    federated_jobs.wire(federating)
+    flower_runs.wire(federating)
     workstations.wire(group)
 
     project = group("project", "make a project")

@@ -20,11 +20,12 @@ from giftcloud.session import DONE, TROUBLE, CommandError
 SETTLED = {"done", "withheld", "refused", "failed", "cancelled", "awaiting_release", "waiting"}
 
 
-def _parameter(text: str) -> tuple[str, Any]:
+def parameter(text: str, option: str = "--param") -> tuple[str, Any]:
+    """NAME=VALUE, the value read as JSON (else as text)."""
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise CommandError(
-            f"--param {text!r}: write NAME=VALUE (the value as JSON or text)", TROUBLE
+            f"{option} {text!r}: write NAME=VALUE (the value as JSON or text)", TROUBLE
         )
     try:
         return name, json.loads(value)
@@ -39,7 +40,7 @@ def submit(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {
         "algorithm": args.algorithm,
         "criteria": [predicate(w) for w in args.where or []],
-        "parameters": dict(_parameter(p) for p in args.param or []),
+        "parameters": dict(parameter(p) for p in args.param or []),
     }
     if args.digest:
         body["digest"] = args.digest

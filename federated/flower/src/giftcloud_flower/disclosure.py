@@ -148,6 +148,24 @@ def trains(message: Message) -> bool:
     )
 
 
+#: the run configuration's keys the hub's runner sets -> the audit's fields
+HUB_KEYS = {
+    "giftcloud-asked-by": "asked_by",
+    "giftcloud-project": "hub_project",
+    "giftcloud-run": "hub_run",
+}
+
+
+def asker(context: Context) -> dict[str, str]:
+    """Who asked at the hub, in which project and run, when the hub's runner started the
+    run (it sets them in the run's configuration); nothing for a run started otherwise."""
+    return {
+        field: str(context.run_config[key])
+        for key, field in HUB_KEYS.items()
+        if context.run_config.get(key)
+    }
+
+
 def mod_for(
     site: Site,
     rng: random.Random | None = None,
@@ -179,6 +197,7 @@ def mod_for(
         asked: dict[str, object] = {
             "run": message.metadata.run_id,
             "type": message.metadata.message_type,
+            **asker(context),
         }
         dp = noisy if noisy is not None and trains(message) else None
         if dp is not None:  # Flower's own local DP: the update clipped, noise added

@@ -268,6 +268,8 @@ class FederationSettings(BaseModel):
     job_output_bytes: int = Field(default=262_144, gt=0)
     #: how often a site looks for queued jobs and for new series for its standing jobs
     standing_seconds: float = Field(default=30.0, gt=0)
+    #: a Flower run whose runner has not reported for this long is failed (the runner died)
+    flower_lease_seconds: float = Field(default=120.0, gt=0)
 
 
 class AnonymiseSettings(BaseModel):

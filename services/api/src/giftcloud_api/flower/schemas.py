@@ -35,5 +35,9 @@ class FlowerDecisionIn(BaseModel):
     type: str = Field(default="", max_length=100)
     raw: dict[str, Any] = Field(default_factory=dict)
     released: dict[str, Any] = Field(default_factory=dict)
+    #: who asked at the hub, in which project and run (when its runner started the run)
+    asked_by: str = Field(default="", max_length=200)
+    hub_project: str = Field(default="", max_length=200)
+    hub_run: str = Field(default="", max_length=100)
     #: the site's differential privacy on a model update: the mechanism and its parameters
     noise: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,80 @@
+"""Flower runs at a hub, against its PostgreSQL: only the registered runner's credential
+takes and reports runs, and only for the projects it has a role on; a run it stops
+reporting on is failed when its lease runs out (a runner that died), and nothing changes a
+run that has ended; a queued run is cancelled at once, a running one when the runner next
+reports."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from giftcloud_api.app import build as build_api
+from giftcloud_api.flowerruns.schemas import CatalogueApp, FlowerRunIn, RunReport
+from giftcloud_api.flowerruns.service import FlowerRuns
+from giftcloud_core.app import Runtime
+from giftcloud_core.errors import BadRequest, Conflict, Forbidden, NotFound
+from giftcloud_core.tokens import Principal
+from integration.conftest import running
+
+APPS = [CatalogueApp(name="statistics", config={"bins": 4, "modality": ""})]
+RUNNER = Principal("gcc_runner", kind="client", projects={"flower-p1": "collaborator"})
+
+
+async def test_the_runner_takes_its_projects_runs_and_a_lapsed_lease_fails_one(
+    runtime: Runtime,
+) -> None:
+    async with running(runtime, [build_api(runtime)]):
+        settings = runtime.settings.federation.model_copy(update={"flower_lease_seconds": 0.5})
+        runs = FlowerRuns(runtime.db, settings)
+        with pytest.raises(NotFound, match="no Flower runner is registered"):
+            await runs.ask("flower-p1", FlowerRunIn(app="statistics"), "rita")
+        await runs.register("gcc_runner", "admin")
+        await runs.check_runner(RUNNER)
+        for stranger in (
+            Principal("rita", projects={"flower-p1": "owner"}),
+            Principal("gcc_other", kind="client", projects={"flower-p1": "member"}),
+        ):
+            with pytest.raises(Forbidden):
+                await runs.check_runner(stranger)
+        # until the runner has called, the hub does not know what it serves
+        with pytest.raises(Conflict, match="does not serve flower-p1"):
+            await runs.ask("flower-p1", FlowerRunIn(app="statistics"), "rita")
+        assert await runs.claim(APPS, RUNNER) is None
+        assert (await runs.runner()).projects == ["flower-p1"]
+        with pytest.raises(Conflict, match=r"does not serve flower-p2: .*serves: flower-p1"):
+            await runs.ask("flower-p2", FlowerRunIn(app="statistics"), "rita")
+        with pytest.raises(BadRequest, match="statistics takes no 'bin'"):
+            await runs.ask("flower-p1", FlowerRunIn(app="statistics", config={"bin": 4}), "rita")
+
+        first = await runs.ask(
+            "flower-p1", FlowerRunIn(app="statistics", config={"bins": 3}), "rita"
+        )
+        second = await runs.ask("flower-p1", FlowerRunIn(app="statistics"), "sam")
+        taken = await runs.claim(APPS, RUNNER)
+        assert taken is not None
+        assert (taken.id, taken.config, taken.asked_by) == (first.id, {"bins": 3}, "rita")
+        assert not (await runs.report(first.id, RunReport(state="running", flower_run="7"))).cancel
+        await asyncio.sleep(0.7)  # the runner died: its lease runs out
+        again = await runs.claim(APPS, RUNNER)
+        assert again is not None
+        assert again.id == second.id
+        lost = await runs.run("flower-p1", first.id)
+        assert lost.state == "failed"
+        assert "stopped hearing of it" in lost.reason
+        with pytest.raises(Conflict, match="has ended"):
+            await runs.report(first.id, RunReport(state="done", result={"n": 1}))
+
+        # a running run is cancelled when the runner next reports; it ends when it says so
+        await runs.cancel("flower-p1", second.id)
+        assert (await runs.report(second.id, RunReport(state="running"))).cancel
+        ended = await runs.report(second.id, RunReport(state="cancelled", reason="stopped"))
+        assert (ended.state, ended.ended_at is not None) == ("cancelled", True)
+        # a queued one is cancelled at once, and never taken
+        third = await runs.ask("flower-p1", FlowerRunIn(app="statistics"), "rita")
+        assert (await runs.cancel("flower-p1", third.id)).state == "cancelled"
+        assert await runs.claim(APPS, RUNNER) is None
+        with pytest.raises(Conflict, match="has ended"):
+            await runs.cancel("flower-p1", third.id)
+        with pytest.raises(NotFound):
+            await runs.run("flower-p2", third.id)  # another project's run is not found there
