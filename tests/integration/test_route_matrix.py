@@ -28,8 +28,8 @@ OUTSIDE = "192.0.2.99"  # not among the project's networks
 #: creator role), read / write / owner (a role on the project, from its networks),
 #: reidentifier (the site role, and a role on the project), steward (the site role: no
 #: caller here holds it, not even the admin), site (a site registered for
-#: federation: no caller here is one), runner (the hub's registered Flower runner: none
-#: here either), credentials (the route checks
+#: federation: no caller here is one), runner / gate (the hub's registered Flower runner,
+#: the site's registered Flower gate: none here either), credentials (the route checks
 #: credentials of its own: bogus ones are a 401 whoever calls)
 ACCESS = {
     ("POST", "/auth/token"): "credentials",
@@ -139,7 +139,10 @@ ACCESS = {
     ("GET", "/api/federation/flower/apps"): "signed-in",
     ("PUT", "/api/federation/flower/apps/{digest}"): "admin",
     ("DELETE", "/api/federation/flower/apps/{digest}"): "admin",
-    ("POST", "/api/projects/{project}/federation/flower/decisions"): "read",
+    ("POST", "/api/projects/{project}/federation/flower/decisions"): "gate",
+    ("PUT", "/api/federation/flower/gate"): "admin",
+    ("GET", "/api/federation/flower/gate"): "admin",
+    ("POST", "/api/projects/{project}/federation/flower/spend"): "gate",
     ("PUT", "/api/federation/flower/runner"): "admin",
     ("GET", "/api/federation/flower/runner"): "signed-in",
     ("POST", "/api/projects/{project}/federation/flower/runs"): "read",
@@ -147,6 +150,10 @@ ACCESS = {
     ("GET", "/api/projects/{project}/federation/flower/runs/{run}"): "read",
     ("POST", "/api/projects/{project}/federation/flower/runs/{run}/cancel"): "read",
     ("POST", "/api/federation/flower/runner/claim"): "runner",
+    ("GET", "/api/federation/flower/nodes"): "admin",
+    ("PUT", "/api/federation/flower/nodes/{name}"): "admin",
+    ("DELETE", "/api/federation/flower/nodes/{name}"): "admin",
+    ("PUT", "/api/federation/flower/runner/nodes/{name}"): "runner",
     ("PUT", "/api/federation/flower/runner/runs/{run}"): "runner",
     ("GET", "/api/federation/jobs"): "steward",
     ("GET", "/api/federation/jobs/{job}"): "steward",
@@ -227,6 +234,7 @@ def expected(rule: str, caller: Caller, route_has_project: bool) -> str:
         "steward": False,  # no caller here holds the steward site role
         "site": False,
         "runner": False,  # no caller here is the hub's registered Flower runner
+        "gate": False,  # nor the site's registered Flower gate
     }[rule]
     if rule in ("read", "write", "owner") and outside:
         allowed = False
@@ -284,9 +292,17 @@ def body_for(method: str, path: str, caller: Caller) -> dict[str, object]:
         ("PUT", "/api/dimse/callers/{ae_title}"): {"host": "127.0.0.1", "api_key": "gck_x_y"},
         ("POST", "/api/projects/{project}/federation/flower/decisions"): {"decision": "run"},
         ("PUT", "/api/federation/flower/runner"): {"client_id": "gck_matrixrun"},
+        ("PUT", "/api/federation/flower/gate"): {"client_id": "gck_matrixgate"},
+        ("POST", "/api/projects/{project}/federation/flower/spend"): {
+            "asked_by": "matrix",
+            "epsilon": 0.1,
+            "budget": 1000.0,
+        },
         ("POST", "/api/projects/{project}/federation/flower/runs"): {"app": "statistics"},
         ("POST", "/api/federation/flower/runner/claim"): {"apps": []},
         ("PUT", "/api/federation/flower/runner/runs/{run}"): {"state": "running"},
+        ("PUT", "/api/federation/flower/nodes/{name}"): {"public_key": "ecdsa-sha2-nistp384 x"},
+        ("PUT", "/api/federation/flower/runner/nodes/{name}"): {"state": "registered"},
         ("POST", "/api/federation/jobs/{job}/decision"): {"release": False},
         ("POST", "/auth/clients"): {
             "name": "c",

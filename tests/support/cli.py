@@ -43,3 +43,12 @@ def one_line(done: subprocess.CompletedProcess[str]) -> str:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     return lines[0]
+
+
+def signed_in(folder: Path, name: str, password: str, url: str) -> tuple[User, dict[str, str]]:
+    """``name``'s machine under ``folder``, signed in at ``url``: the user and the
+    environment its commands sign in with."""
+    user = User(folder / name)
+    login = {"GIFTCLOUD_USERNAME": name, "GIFTCLOUD_PASSWORD": password, "GIFTCLOUD_URL": url}
+    user.run("login", env=login)
+    return user, login

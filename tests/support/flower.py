@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from support.deployment import Deployment
+from support.federated import COHORTS, INTENSITY
 from support.infra import ROOT, Nginx, free_port, port_open, wait_for
 
 FLOWER = ROOT / "federated" / "flower"
@@ -177,7 +180,10 @@ class Hub:
         raise AssertionError(f"no RESULT from {app.name}:\n{done.stdout}\n{done.stderr}")
 
 
-def start(stack: ExitStack, args: list[str | Path], log: Path, environment: dict[str, str]) -> None:
+def start(
+    stack: ExitStack, args: list[str | Path], log: Path, environment: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """``args`` running until ``stack`` closes (its output appended to ``log``)."""
     out = log.open("ab")
     process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=environment)
 
@@ -191,6 +197,7 @@ def start(stack: ExitStack, args: list[str | Path], log: Path, environment: dict
         out.close()
 
     stack.callback(stop)
+    return process
 
 
 @contextmanager
@@ -294,3 +301,31 @@ def gateway(hub: Hub, upstreams: dict[str, int], folder: Path) -> Nginx:
     return Nginx(
         folder, upstreams, added={"flower-fleet.conf": fleet}, tls=(hub.cert, hub.key)
     ).start()
+
+
+#: every CT series of the union: (site, modality, sex, age, mean intensity), as the cohort
+#: made them (the runs ask for CT: the package's job tests add MR series at site-b)
+UNION = [
+    (site, modality, sex, 40 + n, INTENSITY[sex])
+    for site, counts in COHORTS.items()
+    for (modality, sex), count in counts.items()
+    for n in range(count)
+    if modality == "CT"
+]
+#: what the site's gate records (approvals and revocations are the admin's own entries)
+DECISIONS = {"run", "refused", "released", "withheld", "failed"}
+
+
+def decisions(site: Deployment) -> list[dict[str, Any]]:
+    """The gate's decisions in the site's audit trail, oldest first."""
+    trail = httpx.get(
+        f"{site.url}/api/audit",
+        params={"action": "api.federation.flower", "limit": 1000},
+        headers=site.token(),
+    )
+    assert trail.status_code == 200, trail.text
+    return [
+        {**json.loads(entry["detail"]), "outcome": entry["outcome"], "actor": entry["actor"]}
+        for entry in reversed(trail.json())
+        if entry["action"].rpartition(".")[2] in DECISIONS
+    ]

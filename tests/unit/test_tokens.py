@@ -98,3 +98,11 @@ async def test_a_token_without_a_required_claim_is_refused(
     token = jwt.encode(claims, signer._private_pem, algorithm="RS256", headers={"kid": signer.kid})
     with pytest.raises(Unauthorized):
         await verifier_for(signer).verify(token)
+
+
+def test_a_registered_machine_is_its_credential_never_a_person_of_that_name() -> None:
+    key = Principal("gck_runner", kind="client", projects={"p": "collaborator"})
+    assert key.is_credential("gck_runner")
+    assert not key.is_credential("gck_other")
+    assert not key.is_credential(None)  # nothing registered: nobody is it
+    assert not Principal("gck_runner", site_roles=frozenset({"admin"})).is_credential("gck_runner")

@@ -27,7 +27,7 @@ from flwr.app import (
     RecordDict,
 )
 from flwr.app.message.message import make_message
-from giftcloud_flower.disclosure import FAILED, mod_for
+from giftcloud_flower.disclosure import FAILED, Withheld, mod_for
 from giftcloud_flower.site import Learning, Site, SiteConfigError, load
 
 START = np.zeros(20_000)
@@ -58,17 +58,25 @@ def app_moving_by(update: np.ndarray, loss: float = 0.25) -> Any:
     return app
 
 
-def with_learning(site: Site, clipping_norm: float, epsilon: float, delta: float) -> Site:
-    return dataclasses.replace(
-        site,
-        policy=dataclasses.replace(site.policy, learning=Learning(clipping_norm, epsilon, delta)),
-    )
+def with_learning(
+    site: Site, clipping_norm: float, epsilon: float, delta: float, budget: float | None = None
+) -> Site:
+    learning = Learning(clipping_norm, epsilon, delta, budget)
+    return dataclasses.replace(site, policy=dataclasses.replace(site.policy, learning=learning))
 
 
-def run(site: Site, app: Any, message: Message) -> tuple[Message, list[dict[str, object]]]:
+def run(
+    site: Site,
+    app: Any,
+    message: Message,
+    run_config: dict[str, Any] | None = None,
+    spend: Any = None,
+) -> tuple[Message, list[dict[str, object]]]:
     notes: list[dict[str, object]] = []
-    context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
-    reply = mod_for(site, record=notes.append)(message, context, app)
+    context = Context(
+        run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config=run_config or {}
+    )
+    reply = mod_for(site, record=notes.append, spend=spend)(message, context, app)
     return reply, notes
 
 
@@ -150,6 +158,8 @@ def test_a_training_reply_that_is_no_model_fails_and_nothing_leaves(site: Site) 
         ({"clipping_norm": 1, "epsilon": 1, "delta": 1}, "delta lies between 0 and 1"),
         ({"clipping_norm": 1, "epsilon": 1}, "an object of clipping_norm, epsilon and delta"),
         ([1, 1, 1e-5], "an object of clipping_norm, epsilon and delta"),
+        ({"clipping_norm": 1, "epsilon": 1, "delta": 1e-5, "budget": 0}, "budget is above 0"),
+        ({"clipping_norm": 1, "epsilon": 1, "delta": 1e-5, "rounds": 3}, "and budget, if"),
     ],
 )
 def test_a_site_file_with_a_bad_learning_policy_is_refused(
@@ -193,3 +203,68 @@ def test_an_error_an_app_replies_reaches_the_hub_without_its_words(site: Site) -
     )
     assert "52.25" not in str(reply.error.reason)
     assert notes[-1]["reason"] == ("the mean age here is 52.25")
+
+
+class Ledger:
+    """The site's ledger as its api keeps it: spent per person, refused past the budget."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+        self.asked: list[dict[str, object]] = []
+
+    def __call__(self, what: dict[str, object]) -> dict[str, object]:
+        self.asked.append(what)
+        who, epsilon, budget = str(what["asked_by"]), float(what["epsilon"]), float(what["budget"])  # type: ignore[arg-type]
+        now = self.spent.get(who, 0.0)
+        if now + epsilon > budget:
+            raise Withheld(f"the learning budget of {who} on p at this site would be passed")
+        self.spent[who] = now + epsilon
+        return {"asked_by": who, "spent": now + epsilon, "budget": budget}
+
+
+ROSA = {"giftcloud-asked-by": "rosa", "giftcloud-run": "r-1", "giftcloud-project": "p"}
+
+
+def test_a_site_s_learning_budget_is_spent_a_round_at_a_time_then_nothing_leaves(
+    site: Site,
+) -> None:
+    budgeted = with_learning(site, clipping_norm=1.0, epsilon=2.0, delta=1e-5, budget=5.0)
+    ledger = Ledger()
+    update = np.full(START.shape, 0.01)
+    replies = [run(budgeted, app_moving_by(update), received(), ROSA, ledger) for _ in range(3)]
+    (first, first_notes), (second, _), (third, third_notes) = replies
+    assert not first.has_error()
+    assert not second.has_error()
+    assert first_notes[-1]["budget"] == {"asked_by": "rosa", "spent": 2.0, "budget": 5.0}
+    assert ledger.asked[0] == {
+        "asked_by": "rosa", "epsilon": 2.0, "budget": 5.0, "hub_run": "r-1", "run": 1,
+    }  # fmt: skip
+    # a third round would spend 6 of 5: withheld, the reason to the hub, nothing else
+    assert third.has_error()
+    assert "learning budget of rosa" in str(third.error.reason)
+    assert third_notes[-1]["decision"] == "withheld"
+    # another person has a budget of their own; queries spend nothing
+    other = {**ROSA, "giftcloud-asked-by": "sam"}
+    assert not run(budgeted, app_moving_by(update), received(), other, ledger)[0].has_error()
+    run(budgeted, app_moving_by(update), received(MessageType.QUERY), ROSA, ledger)
+    assert ledger.spent == {"rosa": 4.0, "sam": 2.0}
+
+
+def test_with_a_budget_a_run_that_does_not_say_who_asked_releases_no_update(site: Site) -> None:
+    budgeted = with_learning(site, clipping_norm=1.0, epsilon=2.0, delta=1e-5, budget=5.0)
+    ledger = Ledger()
+    reply, notes = run(
+        budgeted, app_moving_by(np.full(START.shape, 0.01)), received(), None, ledger
+    )
+    assert reply.has_error()
+    assert "keeps a privacy budget per person for learning" in str(reply.error.reason)
+    assert ledger.asked == []
+    assert notes[-1]["decision"] == "withheld"
+
+
+def test_without_a_budget_nothing_is_spent(site: Site) -> None:
+    ledger = Ledger()
+    noisy = with_learning(site, clipping_norm=1.0, epsilon=2.0, delta=1e-5)
+    reply, _ = run(noisy, app_moving_by(np.full(START.shape, 0.01)), received(), ROSA, ledger)
+    assert not reply.has_error()
+    assert ledger.asked == []

@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from flwr.app import Context, RecordDict
 from giftcloud_flower.disclosure import asker
@@ -18,7 +19,9 @@ from giftcloud_flower.runner import (
     PROJECT,
     RUN,
     Flwr,
+    Hub,
     RunnerError,
+    admit,
     arguments,
     catalogue,
     follow,
@@ -112,11 +115,23 @@ class FakeFlwr:
     def log(self, run: str) -> str:
         return self.text
 
+    def register(self, name: str, public_key: str) -> str:
+        if "bad" in public_key:
+            raise RunnerError("flwr supernode failed: the key is registered already")
+        return "7"
+
+    def unregister(self, node_id: str) -> None:
+        self.stopped.append(f"node {node_id}")
+
 
 class FakeHub:
     def __init__(self, cancel_after: int | None = None) -> None:
         self.reports: list[tuple[str, dict[str, Any]]] = []
         self.cancel_after = cancel_after
+        self.nodes: list[tuple[str, str, dict[str, Any]]] = []
+
+    def node(self, name: str, state: str, **more: Any) -> None:
+        self.nodes.append((name, state, more))
 
     def report(self, run: str, state: str, **more: Any) -> bool:
         self.reports.append((state, more))
@@ -153,6 +168,14 @@ def test_a_run_that_fails_or_gives_no_result_is_failed_with_the_reason() -> None
     assert hub.reports == [("failed", {"reason": "this hub's runner has no app 'nothing'"})]
 
 
+def test_a_run_started_before_the_runner_stopped_is_followed_not_started_again() -> None:
+    flwr = FakeFlwr(["running", "finished:completed"], start=AssertionError("started again"))
+    hub = FakeHub()
+    follow({**TASK, "flower_run": "42"}, APPS, flwr, hub, every=0)  # type: ignore[arg-type]
+    assert hub.reports[0] == ("running", {"flower_run": "42"})
+    assert hub.reports[-1] == ("done", {"flower_run": "42", "result": {"n": 3}})
+
+
 def test_losing_the_superlink_mid_run_fails_the_run_saying_why() -> None:
     class Lost(FakeFlwr):
         def status(self, run: str) -> str:
@@ -181,3 +204,40 @@ def test_flwr_is_pointed_at_the_superlink_from_a_home_of_the_runner_s_own() -> N
         "default": "giftcloud",
         "giftcloud": {"address": "localhost:9092", "root-certificates": "/etc/flower/ca/ca.crt"},
     }
+
+
+def test_the_supernodes_asked_for_are_let_in_and_out_and_a_refusal_is_the_node_s() -> None:
+    flwr, hub = FakeFlwr(["running"]), FakeHub()
+    admit(
+        [
+            {"name": "site-c", "action": "register", "public_key": "ecdsa good", "node_id": None},
+            {"name": "site-d", "action": "register", "public_key": "ecdsa bad", "node_id": None},
+            {"name": "site-e", "action": "unregister", "public_key": "ecdsa x", "node_id": "9"},
+        ],
+        flwr,  # type: ignore[arg-type]
+        hub,  # type: ignore[arg-type]
+    )
+    assert hub.nodes == [
+        ("site-c", "registered", {"node_id": "7"}),
+        ("site-d", "failed", {"reason": "flwr supernode failed: the key is registered already"}),
+        ("site-e", "unregistered", {}),
+    ]
+    assert flwr.stopped == ["node 9"]
+
+
+def test_the_hub_s_answers_as_the_runner_reads_them() -> None:
+    """A report answered 204 (a node's) is nothing to read; a refusal is one RunnerError."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.headers["Authorization"] == "Bearer gck_k_s"
+        if request.url.path.endswith("/nodes/site-c"):
+            return httpx.Response(204)
+        if request.url.path.endswith("/claim"):
+            return httpx.Response(200, json={"run": None, "nodes": []})
+        return httpx.Response(403, json={"detail": "only the hub's registered Flower runner"})
+
+    hub = Hub("http://hub", "gck_k_s", transport=httpx.MockTransport(answer))
+    hub.node("site-c", "registered", node_id="7")
+    assert hub.claim([]) == {"run": None, "nodes": []}
+    with pytest.raises(RunnerError, match="answered 403"):
+        hub.report("r-1", "running")

@@ -1,18 +1,24 @@
 """A hub and two sites, the five services each on the real servers, shared by the
 federation tests: the same project at each, one person at the hub who asks, each site's
-cohort STOWed and archived, and federation turned on by each site's admin."""
+cohort STOWed and archived, and federation turned on by each site's admin; and Flower
+beside them (the SuperLink at the hub, a SuperNode and gate per site), for the Flower
+tests."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import httpx
 import pytest
 from giftcloud_deid.vault import generate_keypair
+from support.cli import User
 from support.deployment import Deployment, deployed
 from support.federated import COHORTS, PROJECT, ROSA, cohort
 from support.federated import sites as _sites
+from support.flower import build, gateway, node_key, superlink, supernode
 from support.infra import Seaweed, wait_for
 
 
@@ -24,7 +30,13 @@ def federation(
     with ExitStack() as stack:
         (logs / "hub").mkdir()
         hub = stack.enter_context(
-            deployed(seaweed, logs / "hub", GIFTCLOUD_FEDERATION__ANSWER_SECONDS="15")
+            deployed(
+                seaweed,
+                logs / "hub",
+                GIFTCLOUD_FEDERATION__ANSWER_SECONDS="15",
+                # a Flower run whose runner was killed is taken back 10 s after its last word
+                GIFTCLOUD_FEDERATION__FLOWER_LEASE_SECONDS="10",
+            )
         )
         hub.create_project(PROJECT)
         admin = hub.token()
@@ -89,3 +101,74 @@ def federation(
             what="both sites calling the hub",
         )
         yield hub, sites
+
+
+@pytest.fixture(scope="package")
+def flower(
+    federation: tuple[Deployment, dict[str, Deployment]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    hub_deployment, sites = federation
+    folder = tmp_path_factory.mktemp("flower")
+    apps = folder / "apps"
+    apps.mkdir()
+    statistics, statistics_digest = build("statistics", apps)
+    fedavg, fedavg_digest = build("fedavg", apps)
+    (apps / "changed").mkdir()
+    changed, changed_digest = build("statistics", apps / "changed", change="\n# one line more\n")
+    with ExitStack() as stack:
+        hub = stack.enter_context(superlink(folder))
+        # site-a dials the hub's gateway (TLS, /v1/fleet/ passed on), site-b the SuperLink
+        front = gateway(hub, hub_deployment.gateway.upstreams, folder / "gateway")
+        stack.callback(front.stop)
+        hub.connect("gateway", front.port)
+        health = {}
+        for name, site in sites.items():
+            here = folder / name
+            here.mkdir()
+            private, public = node_key(here, "node")
+            registered = hub.flwr("supernode", "register", public, "hub")
+            assert registered.returncode == 0, registered.stdout + registered.stderr
+            made = httpx.post(
+                f"{site.url}/auth/projects/{PROJECT}/keys",
+                json={"name": "flower", "role": "member"},
+                headers=site.token(),
+            )
+            assert made.status_code == 201, made.text
+            (here / "key").write_text(made.json()["key"])
+            # the site's admin approves the two apps by digest, in the site's own api
+            admin = User(here / "admin")
+            login = {
+                "GIFTCLOUD_USERNAME": "admin",
+                "GIFTCLOUD_PASSWORD": "admin-test-password",
+                "GIFTCLOUD_URL": site.url,
+            }
+            admin.run("login", env=login)
+            # only this key may report the gate's decisions and spend learning's budget
+            gate = admin.run("federate", "flower", "--gate", made.json()["id"], env=login)
+            assert f"gate: key {made.json()['id']}" in gate.stdout
+            for app, digest in (("statistics", statistics_digest), ("fedavg", fedavg_digest)):
+                shown = admin.run("federate", "flower", "--approve", f"{app}={digest}", env=login)
+                assert digest in shown.stdout
+            site_file = here / "site.json"
+            site_file.write_text(
+                json.dumps(
+                    {
+                        "site": name,
+                        "policy": {"k": 10, "max_bins_share": 0.2},
+                        "api": {"url": site.url, "project": PROJECT, "key_file": str(here / "key")},
+                    }
+                )
+            )
+            via = front.port if name == "site-a" else None
+            health[name] = stack.enter_context(supernode(hub, here, private, site_file, via))
+        yield {
+            "hub_deployment": hub_deployment,
+            "sites": sites,
+            "gateway": front,
+            "health": health,
+            "hub": hub,
+            "folder": folder,
+            "statistics": statistics,
+            "fedavg": fedavg,
+            "changed": (changed, changed_digest),
+        }

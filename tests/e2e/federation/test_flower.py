@@ -10,129 +10,32 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from support.cli import User, one_line
 from support.deployment import Deployment
-from support.federated import COHORTS, INTENSITY, PROJECT, ROSA
+from support.federated import COHORTS
 from support.flower import (
     BIN,
+    UNION,
     Hub,
-    build,
+    decisions,
     env,
-    gateway,
     node_key,
-    start,
-    superlink,
-    supernode,
     supernode_command,
 )
-from support.infra import Nginx, free_port, wait_for
+from support.infra import Nginx, free_port
 
 pytestmark = pytest.mark.timeout(900)
 
-#: every CT series of the union: (site, modality, sex, age, mean intensity), as the cohort
-#: made them (the runs ask for CT: the package's job tests add MR series at site-b)
-UNION = [
-    (site, modality, sex, 40 + n, INTENSITY[sex])
-    for site, counts in COHORTS.items()
-    for (modality, sex), count in counts.items()
-    for n in range(count)
-    if modality == "CT"
-]
 CT = 'modality="CT"'
-#: what the site's gate records (approvals and revocations are the admin's own entries)
-DECISIONS = {"run", "refused", "released", "withheld", "failed"}
-
-
-@pytest.fixture(scope="module")
-def flower(
-    federation: tuple[Deployment, dict[str, Deployment]], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Any]]:
-    hub_deployment, sites = federation
-    folder = tmp_path_factory.mktemp("flower")
-    apps = folder / "apps"
-    apps.mkdir()
-    statistics, statistics_digest = build("statistics", apps)
-    fedavg, fedavg_digest = build("fedavg", apps)
-    (apps / "changed").mkdir()
-    changed, changed_digest = build("statistics", apps / "changed", change="\n# one line more\n")
-    with ExitStack() as stack:
-        hub = stack.enter_context(superlink(folder))
-        # site-a dials the hub's gateway (TLS, /v1/fleet/ passed on), site-b the SuperLink
-        front = gateway(hub, hub_deployment.gateway.upstreams, folder / "gateway")
-        stack.callback(front.stop)
-        hub.connect("gateway", front.port)
-        health = {}
-        for name, site in sites.items():
-            here = folder / name
-            here.mkdir()
-            private, public = node_key(here, "node")
-            registered = hub.flwr("supernode", "register", public, "hub")
-            assert registered.returncode == 0, registered.stdout + registered.stderr
-            made = httpx.post(
-                f"{site.url}/auth/projects/{PROJECT}/keys",
-                json={"name": "flower", "role": "member"},
-                headers=site.token(),
-            )
-            assert made.status_code == 201, made.text
-            (here / "key").write_text(made.json()["key"])
-            # the site's admin approves the two apps by digest, in the site's own api
-            admin = User(here / "admin")
-            login = {
-                "GIFTCLOUD_USERNAME": "admin",
-                "GIFTCLOUD_PASSWORD": "admin-test-password",
-                "GIFTCLOUD_URL": site.url,
-            }
-            admin.run("login", env=login)
-            for app, digest in (("statistics", statistics_digest), ("fedavg", fedavg_digest)):
-                shown = admin.run("federate", "flower", "--approve", f"{app}={digest}", env=login)
-                assert digest in shown.stdout
-            site_file = here / "site.json"
-            site_file.write_text(
-                json.dumps(
-                    {
-                        "site": name,
-                        "policy": {"k": 10, "max_bins_share": 0.2},
-                        "api": {"url": site.url, "project": PROJECT, "key_file": str(here / "key")},
-                    }
-                )
-            )
-            via = front.port if name == "site-a" else None
-            health[name] = stack.enter_context(supernode(hub, here, private, site_file, via))
-        yield {
-            "hub_deployment": hub_deployment,
-            "sites": sites,
-            "gateway": front,
-            "health": health,
-            "hub": hub,
-            "folder": folder,
-            "statistics": statistics,
-            "fedavg": fedavg,
-            "changed": (changed, changed_digest),
-        }
 
 
 def _audit(flower: dict[str, Any], site: str) -> list[dict[str, Any]]:
-    """The gate's decisions in the site's audit trail, oldest first."""
-    deployment: Deployment = flower["sites"][site]
-    trail = httpx.get(
-        f"{deployment.url}/api/audit",
-        params={"action": "api.federation.flower", "limit": 1000},
-        headers=deployment.token(),
-    )
-    assert trail.status_code == 200, trail.text
-    return [
-        {**json.loads(entry["detail"]), "outcome": entry["outcome"], "actor": entry["actor"]}
-        for entry in reversed(trail.json())
-        if entry["action"].rpartition(".")[2] in DECISIONS
-    ]
+    return decisions(flower["sites"][site])
 
 
 def test_statistics_pooled_over_the_sites_equal_the_union(flower: dict[str, Any]) -> None:
@@ -365,110 +268,3 @@ def test_each_sites_supernode_and_gate_answer_health(flower: dict[str, Any]) -> 
         text=True,
     )
     assert nothing.returncode == 1 and "did not answer" in nothing.stderr
-
-
-def _person(folder: Path, name: str, password: str, url: str) -> tuple[User, dict[str, str]]:
-    user = User(folder / name)
-    login = {"GIFTCLOUD_USERNAME": name, "GIFTCLOUD_PASSWORD": password, "GIFTCLOUD_URL": url}
-    user.run("login", env=login)
-    return user, login
-
-
-def test_a_run_asked_at_the_hub_s_api_runs_with_who_asked_in_each_site_s_audit(
-    flower: dict[str, Any], tmp_path: Path
-) -> None:
-    """The hub's runner beside the SuperLink: its admin issues and registers its credential
-    (``federate add-runner``); rosa, a member of the project at the hub, asks for runs with
-    the giftcloud command — never touching Flower's Control API — and each site's audit
-    trail records her as the one who asked."""
-    hub: Hub = flower["hub"]
-    url = flower["hub_deployment"].url
-    admin, admin_env = _person(tmp_path, "admin", "admin-test-password", url)
-    key = admin.run("federate", "add-runner", "--project", PROJECT, env=admin_env).stdout.strip()
-    (tmp_path / "runner.key").write_text(key)
-    with ExitStack() as stack:
-        start(
-            stack,
-            [
-                BIN / "giftcloud-flower-runner",
-                "--hub", url,
-                "--key-file", tmp_path / "runner.key",
-                "--apps", flower["folder"] / "apps",
-                "--superlink", f"127.0.0.1:{hub.port}",
-                "--root-certificates", hub.ca,
-                "--poll-seconds", "1",
-            ],
-            tmp_path / "runner.log",
-            env(hub.home),
-        )  # fmt: skip
-        rosa, rosa_env = _person(tmp_path, *ROSA, url)
-        wait_for(
-            lambda: "statistics" in rosa.run("federate", "flower-apps", env=rosa_env).stdout,
-            timeout=60,
-            what="the runner offering its apps",
-        )
-        # a key the app does not take is refused at the hub, not dropped by Flower
-        refused = rosa.run(
-            "federate", "flower-run", PROJECT, "statistics", "--config", "bin=4",
-            env=rosa_env, code=2,
-        )  # fmt: skip
-        assert "statistics takes no 'bin'; it takes: bins, features" in one_line(refused)
-        done = rosa.run(
-            "federate", "flower-run", PROJECT, "statistics", "--config", "modality=CT",
-            env=rosa_env,
-        )  # fmt: skip
-        head, state, result_line = done.stdout.strip().splitlines()[-3:]
-        assert state == "done", done.stdout
-        assert ", by rosa, Flower run " in head
-        result = json.loads(result_line)
-        ages = np.array([age for *_, age, _ in UNION], dtype=float)
-        assert result["refused"] == {}
-        assert result["pooled"]["count"] == len(UNION)
-        assert result["pooled"]["mean.age"] == pytest.approx(ages.mean())
-        run = head.split()[1]
-        for site in COHORTS:  # each site knows who asked, in which project and run
-            mine = [a for a in _audit(flower, site) if a.get("hub_run") == run]
-            assert {a["decision"] for a in mine} == {"released"}, mine
-            assert all(a["asked_by"] == "rosa" and a["hub_project"] == PROJECT for a in mine)
-        hub_audit = httpx.get(
-            f"{url}/api/audit",
-            params={"action": "api.federation.flower", "limit": 100},
-            headers=flower["hub_deployment"].token(),
-        ).json()
-        assert {e["action"] for e in hub_audit} >= {
-            "api.federation.flower.ask",
-            "api.federation.flower.done",
-        }
-        # a run that waits for a third site is running until rosa cancels it: stopped at
-        # the SuperLink, reported cancelled
-        asked = rosa.run(
-            "federate", "flower-run", PROJECT, "statistics", "--config", "min-sites=3",
-            "--config", "timeout=180", "--wait", "5", env=rosa_env, code=2,
-        )  # fmt: skip
-        waiting = asked.stdout.strip().splitlines()[-1].split()[-1]
-        wait_for(
-            lambda: (
-                "Flower run"
-                in rosa.run("federate", "flower-runs", PROJECT, waiting, env=rosa_env).stdout
-            ),
-            timeout=60,
-            what="the run started at the SuperLink",
-        )
-        rosa.run("federate", "flower-runs", PROJECT, waiting, "--cancel", env=rosa_env)
-        wait_for(
-            lambda: (
-                "cancelled"
-                in rosa.run(
-                    "federate", "flower-runs", PROJECT, waiting, env=rosa_env
-                ).stdout.splitlines()[1]
-            ),
-            timeout=60,
-            what="the run cancelled",
-        )
-        flower_run = (
-            rosa.run("federate", "flower-runs", PROJECT, waiting, env=rosa_env)
-            .stdout.split("Flower run ")[1]
-            .split()[0]
-        )
-        shown = hub.flwr("ls", "hub", "--run-id", flower_run, "--format", "json")
-        assert json.loads(shown.stdout)["runs"][0]["status"] == "finished:stopped"

@@ -147,7 +147,8 @@ def algorithms(args: argparse.Namespace) -> int:
 def flower(args: argparse.Namespace) -> int:
     """At a site (admins): the Flower apps approved, by the SHA-256 of their bundle (FAB);
     --approve NAME=DIGEST approves the bundle you reviewed, --revoke DIGEST takes it back.
-    The site's gate asks before every run: a revoked app is refused at once."""
+    The site's gate asks before every run: a revoked app is refused at once. --gate KEY_ID
+    registers the API key the gate reports its decisions with (no other key may)."""
     if args.approve:
         name, _, digest = args.approve.partition("=")
         if not name or not re.fullmatch(r"[0-9a-f]{64}", digest):
@@ -165,6 +166,18 @@ def flower(args: argparse.Namespace) -> int:
         session.request(
             "DELETE", f"/api/federation/flower/apps/{quote(args.revoke)}", "revoking it"
         )
+    if args.gate:
+        session.request(
+            "PUT",
+            "/api/federation/flower/gate",
+            "registering the gate",
+            json={"client_id": args.gate},
+        )
+    gate = session.http.get("/api/federation/flower/gate")
+    if gate.status_code == 404:
+        print("gate: none registered (--gate KEY_ID: the key of the gate's site file)")
+    else:
+        print(f"gate: key {session.check(gate, 'reading the gate').json()['client_id']}")
     found = session.get("/api/federation/flower/apps", "listing the Flower apps").json()
     table(
         [[a["name"], a["digest"], a["approved_by"], a["approved_at"][:19]] for a in found],
@@ -247,6 +260,9 @@ def wire(federate: Callable[..., argparse.ArgumentParser]) -> None:
     flowering = federate("flower", "at a site (admins): the Flower apps approved", flower)
     flowering.add_argument("--approve", metavar="NAME=DIGEST", help="approve the FAB you reviewed")
     flowering.add_argument("--revoke", metavar="DIGEST")
+    flowering.add_argument(
+        "--gate", metavar="KEY_ID", help="register the API key the site's gate reports with"
+    )
     reviewing = federate("review", "at a site (its steward): outputs awaiting release", review)
     reviewing.add_argument("job", nargs="?")
     decision = reviewing.add_mutually_exclusive_group()

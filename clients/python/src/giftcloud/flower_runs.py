@@ -1,7 +1,7 @@
-"""``giftcloud federate add-runner|flower-apps|flower-run|flower-runs`` at a hub: its admin
-issues the Flower runner its credential; people who may read a project run an app of the
-runner's catalogue across the sites and follow it — each site's audit trail records who
-asked."""
+"""``giftcloud federate add-runner|flower-nodes|flower-apps|flower-run|flower-runs`` at a
+hub: its admin issues the Flower runner its credential and lets the sites' SuperNodes in;
+people who may read a project run an app of the runner's catalogue across the sites and
+follow it — each site's audit trail records who asked."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -118,6 +119,35 @@ def runs(args: argparse.Namespace) -> int:
     return DONE
 
 
+def nodes(args: argparse.Namespace) -> int:
+    """At a hub (admins): the sites' SuperNodes let in; --add NAME=KEYFILE lets one in by its
+    public key, --remove NAME takes it out (the runner does it at the SuperLink)."""
+    session = session_for(args)
+    if args.add:
+        name, _, path = args.add.partition("=")
+        try:
+            key = Path(path).read_text()
+        except OSError as error:
+            raise CommandError(f"--add {args.add}: {error.strerror or error}", TROUBLE) from None
+        session.request(
+            "PUT", f"/api/federation/flower/nodes/{quote(name)}", f"adding {name}",
+            json={"public_key": key},
+        )  # fmt: skip
+    if args.remove:
+        session.request(
+            "DELETE", f"/api/federation/flower/nodes/{quote(args.remove)}", "taking it out"
+        )
+    table(
+        [
+            [n["name"], n["state"], n["node_id"] or "-", n["asked_by"], n["reason"] or "-"]
+            for n in session.get("/api/federation/flower/nodes", "listing them").json()
+        ],
+        ["SUPERNODE", "STATE", "NODE ID", "ASKED BY", "WHY"],
+        empty="no SuperNode asked for",
+    )
+    return DONE
+
+
 def wire(federate: Callable[..., argparse.ArgumentParser]) -> None:
     adding = federate(
         "add-runner",
@@ -130,6 +160,9 @@ def wire(federate: Callable[..., argparse.ArgumentParser]) -> None:
     )
     adding.add_argument("--name", default="flower-runner", help="the credential's name")
     federate("flower-apps", "at a hub: the Flower apps its runner offers", apps)
+    admitting = federate("flower-nodes", "at a hub (admins): the sites' SuperNodes let in", nodes)
+    admitting.add_argument("--add", metavar="NAME=KEYFILE", help="a SuperNode's public key")
+    admitting.add_argument("--remove", metavar="NAME")
     running = federate("flower-run", "at a hub: run a Flower app across the sites", run)
     running.add_argument("project", help="the project, at the hub")
     running.add_argument("app", help="an app the runner offers (federate flower-apps)")

@@ -24,7 +24,7 @@ from flwr.app import Context, Message
 from flwr.supernode.cli.flwr_clientapp import flwr_clientapp
 
 from giftcloud_flower import siteapi
-from giftcloud_flower.disclosure import mod_for
+from giftcloud_flower.disclosure import Withheld, mod_for
 from giftcloud_flower.site import Site, load
 
 
@@ -54,7 +54,18 @@ class Guarded:
         def note(what: dict[str, Any]) -> None:
             siteapi.record(site, {"app": name, "digest": digest, **what})
 
-        self.app, self.mod = app, mod_for(site, record=note)
+        def spend(what: dict[str, object]) -> dict[str, object]:
+            try:
+                return siteapi.spend(site, what)
+            except siteapi.OverBudget as over:
+                raise Withheld(str(over)) from over
+            except siteapi.SiteApiError as error:  # the ledger unreachable: nothing leaves
+                print(f"giftcloud: {site.name}: no spend recorded: {error}", file=sys.stderr)
+                raise Withheld(
+                    "this site could not record the spend of its learning budget"
+                ) from error
+
+        self.app, self.mod = app, mod_for(site, record=note, spend=spend)
 
     def __call__(self, message: Message, context: Context) -> Message:
         return self.mod(message, context, self.app)

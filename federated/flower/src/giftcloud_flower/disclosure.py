@@ -166,18 +166,53 @@ def asker(context: Context) -> dict[str, str]:
     }
 
 
+def budget_spender(
+    site: Site, spend: Callable[[dict[str, object]], dict[str, object]] | None
+) -> Callable[[dict[str, object]], dict[str, object]]:
+    """What releasing one training reply under the site's DP costs who asked: the round's
+    epsilon from their budget on the site's project, when the site keeps one (``spend``
+    records it in the site's ledger, raising :class:`Withheld` when it would pass the
+    budget). A run that does not say who asked is withheld: the budget is per person."""
+    learning = site.policy.learning
+
+    def charge(asked: dict[str, object]) -> dict[str, object]:
+        if learning is None or learning.budget is None:
+            return {}
+        if not asked.get("asked_by"):
+            raise Withheld(
+                "this site keeps a privacy budget per person for learning: ask for the run"
+                " at the hub's api (giftcloud federate flower-run), which says who asks"
+            )
+        if spend is None:
+            raise Withheld("this site has no ledger for its learning budget here")
+        what: dict[str, object] = {
+            "asked_by": asked["asked_by"],
+            "epsilon": learning.epsilon,
+            "budget": learning.budget,
+            "hub_run": asked.get("hub_run", ""),
+            "run": asked["run"],
+        }
+        return spend(what)
+
+    return charge
+
+
 def mod_for(
     site: Site,
     rng: random.Random | None = None,
     record: Callable[[dict[str, object]], None] | None = None,
+    spend: Callable[[dict[str, object]], dict[str, object]] | None = None,
 ) -> Callable[[Message, Context, Call], Message]:
     """The Flower mod applying ``site``'s rule to every reply; each decision, with the raw
     and the released values, goes to ``record`` (the site's audit). With the policy's
     ``learning``, a training reply has Flower's local DP applied first (the note says so,
     with its parameters); a reply it cannot apply to is an error, and nothing leaves. An app
     that fails — raises, or replies an error — is reported to the hub as failed, without its
-    own words (they are in the audit)."""
+    own words (they are in the audit). Where the site keeps a learning budget, each released
+    training reply spends the round's epsilon from who asked (``spend``, the site's ledger;
+    see :func:`budget_spender`)."""
     chance = rng or random.SystemRandom()
+    charge = budget_spender(site, spend)
     note = record or (lambda _: None)
     learning = site.policy.learning
     noisy, noise = None, {}
@@ -215,6 +250,8 @@ def mod_for(
         raw = summary(reply.content)
         try:
             reply.content = cleanse(reply.content, site, chance)
+            if dp is not None and (spent := charge(asked)):
+                asked["budget"] = spent
         except Withheld as why:
             note({**asked, "decision": "withheld", "reason": str(why), "raw": raw})
             return Message(Error(code=WITHHELD, reason=f"{site.name}: {why}"), reply_to=message)

@@ -1,5 +1,6 @@
 """The hub's Flower runner, ``giftcloud-flower-runner``: beside the SuperLink, the one
-client of its Control API. It asks the hub's api for runs people asked for, starts each
+client of its Control API. It lets in (and out) the sites' SuperNodes the hub's admin asked
+for, by their keys. It asks the hub's api for runs people asked for, starts each
 with ``flwr run`` — who asked, the hub's project and the run's id added to its run
 configuration, so each site's audit trail records them — follows it, stops it when its
 researcher cancels, and reports its state and the ServerApp's ``RESULT`` (the pooled,
@@ -134,13 +135,33 @@ class Flwr:
     def log(self, run: str) -> str:
         return self._call("log", run, self.connection, "--show")
 
+    def register(self, name: str, public_key: str) -> str:
+        """A SuperNode's key let in at the SuperLink: the node's id."""
+        with tempfile.TemporaryDirectory() as folder:
+            key = Path(folder) / f"{name}.pub"
+            key.write_text(public_key + "\n")
+            done = self._json("supernode", "register", str(key), self.connection, "--name", name)
+        return str(done["node-id"])
+
+    def unregister(self, node_id: str) -> None:
+        self._call("supernode", "unregister", node_id, self.connection)
+
 
 class Hub:
     """The hub's api, as the runner uses it (its registered credential)."""
 
-    def __init__(self, url: str, key: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.client = httpx.Client(
-            base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=timeout
+            base_url=url.rstrip("/"),
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=timeout,
+            transport=transport,
         )
 
     def _call(self, method: str, path: str, body: object) -> Any:
@@ -150,13 +171,23 @@ class Hub:
             raise RunnerError(f"the hub's api cannot be reached: {error}") from error
         if answer.status_code >= 400:
             raise RunnerError(f"the hub's api answered {answer.status_code}: {answer.text[:300]}")
-        return answer.json()
+        if not answer.content:  # 204: nothing to say
+            return None
+        try:
+            return answer.json()
+        except ValueError as error:
+            raise RunnerError(f"the hub's api answered what is not JSON: {error}") from error
 
-    def claim(self, apps: list[dict[str, Any]]) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = self._call(
+    def claim(self, apps: list[dict[str, Any]]) -> dict[str, Any]:
+        """The run to start or follow (``run``, or None) and the SuperNodes to let in or out
+        (``nodes``)."""
+        found: dict[str, Any] = self._call(
             "POST", "/api/federation/flower/runner/claim", {"apps": apps}
-        )["run"]
+        )
         return found
+
+    def node(self, name: str, state: str, **more: Any) -> None:
+        self._call("PUT", f"/api/federation/flower/runner/nodes/{name}", {"state": state, **more})
 
     def report(self, run: str, state: str, **more: Any) -> bool:
         """Tell the hub; True when the run's researcher asked to stop it."""
@@ -164,6 +195,25 @@ class Hub:
             "PUT", f"/api/federation/flower/runner/runs/{run}", {"state": state, **more}
         )
         return bool(answer["cancel"])
+
+
+def admit(nodes: list[dict[str, Any]], flwr: Flwr, hub: Hub) -> None:
+    """Let the SuperNodes the hub's admin asked for in, or out, and say what the SuperLink
+    said (a refusal is the node's, and the next ones are still done)."""
+    for node in nodes:
+        name = str(node["name"])
+        try:
+            if node["action"] == "register":
+                registered = flwr.register(name, str(node["public_key"]))
+            else:
+                flwr.unregister(str(node["node_id"]))
+        except RunnerError as error:
+            hub.node(name, "failed", reason=str(error))
+            continue
+        if node["action"] == "register":
+            hub.node(name, "registered", node_id=registered)
+        else:
+            hub.node(name, "unregistered")
 
 
 def follow(task: dict[str, Any], apps: Path, flwr: Flwr, hub: Hub, every: float = 3.0) -> None:
@@ -183,14 +233,16 @@ def _follow(task: dict[str, Any], apps: Path, flwr: Flwr, hub: Hub, every: float
     if not (app / "pyproject.toml").is_file():
         hub.report(task["id"], "failed", reason=f"this hub's runner has no app {task['app']!r}")
         return
-    with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "run-config.toml"
-        config.write_text(run_config(task))
-        try:
-            run = flwr.start(app, config)
-        except RunnerError as error:
-            hub.report(task["id"], "failed", reason=str(error))
-            return
+    run = task.get("flower_run")  # started before this runner stopped: followed again
+    if run is None:
+        with tempfile.TemporaryDirectory() as folder:
+            config = Path(folder) / "run-config.toml"
+            config.write_text(run_config(task))
+            try:
+                run = flwr.start(app, config)
+            except RunnerError as error:
+                hub.report(task["id"], "failed", reason=str(error))
+                return
     cancelled = hub.report(task["id"], "running", flower_run=run)
     status = flwr.status(run)
     while not status.startswith(FINISHED):
@@ -262,9 +314,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         while True:
             try:
-                task = hub.claim(offered)
-                if task is not None:
-                    follow(task, apps, flwr, hub, args.poll_seconds)
+                claimed = hub.claim(offered)
+                admit(claimed["nodes"], flwr, hub)
+                if claimed["run"] is not None:
+                    follow(claimed["run"], apps, flwr, hub, args.poll_seconds)
                     continue
             except RunnerError as error:  # the hub away, flwr failing: said, and tried again
                 print(f"giftcloud-flower-runner: {error}", file=sys.stderr, flush=True)

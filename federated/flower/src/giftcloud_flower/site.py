@@ -34,8 +34,13 @@ class Learning:
     clipping_norm: float
     epsilon: float
     delta: float
+    #: the epsilon one person (who asked at the hub) may spend on the site's project over
+    #: every round of every run, kept in the site's api; None: no budget across runs
+    budget: float | None = None
 
     def __post_init__(self) -> None:
+        if self.budget is not None and not self.budget > 0:
+            raise SiteConfigError("learning's budget is above 0 (leave it out for none)")
         if not self.clipping_norm > 0:
             raise SiteConfigError("learning's clipping_norm is above 0")
         if not self.epsilon > 0:
@@ -127,11 +132,20 @@ def load(path: str | Path | None = None) -> Site:
 
 
 def _learning(raw: object) -> Learning | None:
-    """The policy's ``learning``: absent, or clipping_norm, epsilon and delta, all three."""
+    """The policy's ``learning``: absent, or clipping_norm, epsilon and delta, all three,
+    and a budget if the site keeps one."""
     if raw is None:
         return None
-    if not isinstance(raw, dict) or set(raw) != {"clipping_norm", "epsilon", "delta"}:
+    needed = {"clipping_norm", "epsilon", "delta"}
+    if not isinstance(raw, dict) or not needed <= set(raw) <= needed | {"budget"}:
         raise SiteConfigError(
             "the policy's learning is an object of clipping_norm, epsilon and delta"
+            " (and budget, if the site keeps one)"
         )
-    return Learning(float(raw["clipping_norm"]), float(raw["epsilon"]), float(raw["delta"]))
+    budget = raw.get("budget")
+    return Learning(
+        float(raw["clipping_norm"]),
+        float(raw["epsilon"]),
+        float(raw["delta"]),
+        None if budget is None else float(budget),
+    )

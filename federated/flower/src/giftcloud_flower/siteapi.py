@@ -18,6 +18,10 @@ class SiteApiError(Exception):
     """The site's api could not be asked or did not agree."""
 
 
+class OverBudget(SiteApiError):
+    """The site's api refused to spend: the person's budget would be passed (the reason)."""
+
+
 def _call(site: Site, method: str, path: str, body: str | None = None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {site.key()}"}
     if body is not None:
@@ -30,6 +34,8 @@ def _call(site: Site, method: str, path: str, body: str | None = None) -> httpx.
         raise SiteApiError(
             f"{site.name}'s api at {site.api_url} cannot be reached: {error}"
         ) from error
+    if answer.status_code == 409 and path.endswith("/spend"):
+        raise OverBudget(str(answer.json().get("detail", answer.text))[:500])
     if answer.status_code >= 400:
         raise SiteApiError(
             f"{site.name}'s api answered {answer.status_code} to {method} {path}: {answer.text[:300]}"
@@ -47,3 +53,13 @@ def record(site: Site, decision: dict[str, Any]) -> None:
     """One decision into the site's audit trail (under the project the gate reads)."""
     body = json.dumps(decision, default=str)  # numbers from numpy as plain JSON
     _call(site, "POST", f"/api/projects/{site.project}/federation/flower/decisions", body)
+
+
+def spend(site: Site, what: dict[str, Any]) -> dict[str, Any]:
+    """Spend epsilon from the budget of who asked on the site's project (the site's api keeps
+    the ledger): the amount spent and the budget; :class:`OverBudget` when it would pass."""
+    body = json.dumps(what, default=str)
+    found: dict[str, Any] = _call(
+        site, "POST", f"/api/projects/{site.project}/federation/flower/spend", body
+    ).json()
+    return found

@@ -139,6 +139,11 @@ class Principal:
     def is_admin(self) -> bool:
         return "admin" in self.site_roles
 
+    def is_credential(self, client_id: str | None) -> bool:
+        """This caller is the machine credential ``client_id`` (never a person of that name):
+        how a registered machine (a Flower runner, a site's gate) is told from the rest."""
+        return self.kind == "client" and client_id is not None and self.subject == client_id
+
     @property
     def may_create_projects(self) -> bool:
         """A person (not a key) with the admin or the creator site role."""

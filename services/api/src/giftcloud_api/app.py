@@ -28,6 +28,7 @@ from giftcloud_api.federation.site import SiteFederation
 from giftcloud_api.flower import routes as flower_routes
 from giftcloud_api.flower.service import FlowerApps
 from giftcloud_api.flowerruns import routes as flowerruns_routes
+from giftcloud_api.flowerruns.nodes import FlowerNodes
 from giftcloud_api.flowerruns.service import FlowerRuns
 from giftcloud_api.jobs import routes as jobs_routes
 from giftcloud_api.jobs.hub import HubJobs
@@ -97,7 +98,10 @@ def build(runtime: Runtime, services: list[str] | None = None) -> ServicePart:
             jobs_routes.build_router(hub, hub_jobs, site_jobs, gates, runtime.audit),
             flower_routes.build_router(FlowerApps(runtime.db), gates, runtime.audit),
             flowerruns_routes.build_router(
-                FlowerRuns(runtime.db, settings.federation), gates, runtime.audit
+                FlowerRuns(runtime.db, settings.federation),
+                FlowerNodes(runtime.db),
+                gates,
+                runtime.audit,
             ),
             results_routes.build_router(
                 runtime.db,

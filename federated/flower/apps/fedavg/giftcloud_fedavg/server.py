@@ -38,6 +38,9 @@ def main(grid: Grid, context: Context) -> None:
             }
         ),
     )
-    weights = result.arrays.to_numpy_ndarrays()[0]
+    # no round aggregated anything when every site withheld its updates (its budget, its
+    # k): the weights are where they started, and no round has metrics
+    found = result.arrays.to_numpy_ndarrays()
+    weights = found[0] if found else np.zeros(SIZE)
     rounds = {str(r): dict(m) for r, m in result.train_metrics_clientapp.items()}
     print("RESULT " + json.dumps({"weights": weights.tolist(), "rounds": rounds}), flush=True)

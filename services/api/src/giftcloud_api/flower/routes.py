@@ -7,10 +7,20 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from giftcloud_core.access import Auditor
+from giftcloud_core.errors import NotFound
 from giftcloud_core.tokens import Principal
 
 from giftcloud_api.access import Gates
-from giftcloud_api.flower.schemas import DIGEST, FlowerAppIn, FlowerAppOut, FlowerDecisionIn
+from giftcloud_api.flower.schemas import (
+    DIGEST,
+    FlowerAppIn,
+    FlowerAppOut,
+    FlowerDecisionIn,
+    MachineIn,
+    MachineOut,
+    SpendIn,
+    SpendOut,
+)
 from giftcloud_api.flower.service import FlowerApps
 
 #: how each decision shows in the audit trail's outcome
@@ -31,6 +41,12 @@ def build_router(apps: FlowerApps, gates: Gates, audit: Auditor) -> APIRouter:
     Caller = Annotated[Principal, Depends(gates.caller)]
     Readable = Annotated[str, Depends(gates.project())]
     Digest = Annotated[str, Path(pattern=DIGEST, description="the FAB's SHA-256, lowercase hex")]
+
+    async def the_gate(caller: Caller) -> Principal:
+        await apps.check_gate(caller)
+        return caller
+
+    Gate = Annotated[Principal, Depends(the_gate)]
 
     @router.get("/api/federation/flower/apps")
     async def approved(caller: Caller) -> list[FlowerAppOut]:
@@ -56,10 +72,27 @@ def build_router(apps: FlowerApps, gates: Gates, audit: Auditor) -> APIRouter:
         await audit.record(request, "api.federation.flower.revoke", target=digest)
         return Response(status_code=204)
 
+    @router.put("/api/federation/flower/gate")
+    async def register_gate(body: MachineIn, caller: Admin, request: Request) -> MachineOut:
+        """Register the API key (its id) the site's gate uses: only it reports the gate's
+        decisions into the audit trail and spends learning's budget."""
+        found = await apps.register_gate(body.client_id, caller.name)
+        await audit.record(request, "api.federation.flower.gate", target=body.client_id)
+        return found
+
+    @router.get("/api/federation/flower/gate")
+    async def gate(caller: Admin) -> MachineOut:
+        found = await apps.gate()
+        if found is None:
+            raise NotFound("no Flower gate is registered at this site")
+        return found
+
     @router.post("/api/projects/{project}/federation/flower/decisions", status_code=204)
-    async def decided(project: Readable, body: FlowerDecisionIn, request: Request) -> Response:
-        """The site's gate reports a decision about the project's data: into the audit
-        trail, the raw values beside the released ones."""
+    async def decided(
+        project: Readable, body: FlowerDecisionIn, gate: Gate, request: Request
+    ) -> Response:
+        """The site's gate (its registered key) reports a decision about the project's data:
+        into the audit trail, the raw values beside the released ones."""
         await audit.record(
             request,
             f"api.federation.flower.{body.decision}",
@@ -69,5 +102,11 @@ def build_router(apps: FlowerApps, gates: Gates, audit: Auditor) -> APIRouter:
             detail=json.dumps(body.model_dump(mode="json"), separators=(",", ":"))[:8000],
         )
         return Response(status_code=204)
+
+    @router.post("/api/projects/{project}/federation/flower/spend")
+    async def spend(project: Readable, body: SpendIn, gate: Gate) -> SpendOut:
+        """The site's gate spends a round of learning's epsilon from who asked at the hub,
+        under the budget of the site's file: 409 with the reason when it would pass it."""
+        return await apps.spend(project, body)
 
     return router

@@ -41,3 +41,40 @@ class FlowerDecisionIn(BaseModel):
     hub_run: str = Field(default="", max_length=100)
     #: the site's differential privacy on a model update: the mechanism and its parameters
     noise: dict[str, Any] = Field(default_factory=dict)
+    #: the learning budget this reply spent from who asked: {asked_by, spent, budget}
+    budget: dict[str, Any] = Field(default_factory=dict)
+
+
+class SpendIn(BaseModel):
+    """The site's gate spends a round of learning's epsilon from who asked, under the
+    budget of the site's file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    asked_by: str = Field(min_length=1, max_length=200)
+    epsilon: float = Field(gt=0, allow_inf_nan=False)
+    budget: float = Field(gt=0, allow_inf_nan=False)
+    hub_run: str = Field(default="", max_length=100)
+    run: int | None = Field(default=None, ge=0)
+
+
+class SpendOut(BaseModel):
+    asked_by: str
+    spent: float
+    budget: float
+
+
+class MachineIn(BaseModel):
+    """A machine credential registered for one part: the site's gate, the hub's runner."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(
+        min_length=1, max_length=100, description="the API key's or OAuth2 client's id"
+    )
+
+
+class MachineOut(BaseModel):
+    client_id: str
+    registered_by: str
+    registered_at: datetime

@@ -60,3 +60,23 @@ class FlowerRun(SQLModel, table=True):
     ended_at: datetime | None = None
     #: a running run whose runner is not heard of by then ended with it
     lease_until: datetime | None = None
+
+
+class FlowerNode(SQLModel, table=True):
+    """A site's SuperNode key the hub's admin asked the runner to register (or unregister)
+    at the SuperLink: what was asked, and what the runner did."""
+
+    __tablename__ = "federation_flower_nodes"
+    __table_args__ = {"schema": SCHEMA}
+
+    name: str = Field(primary_key=True)
+    #: the SuperNode's public key, OpenSSH format (EC P-384)
+    public_key: str
+    #: registering, registered, unregistering, unregistered, failed
+    state: str = "registering"
+    reason: str = ""
+    #: the SuperLink's number for it, once registered (unsigned 64-bit: text)
+    node_id: str | None = None
+    asked_by: str
+    asked_at: datetime = Field(default_factory=_now)
+    done_at: datetime | None = None

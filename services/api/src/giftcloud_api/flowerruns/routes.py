@@ -6,25 +6,30 @@ audited; nothing else comes from the sites)."""
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request, Response
 from giftcloud_core.access import Auditor
 from giftcloud_core.tokens import Principal
 
 from giftcloud_api.access import Gates
+from giftcloud_api.flower.schemas import MachineIn
+from giftcloud_api.flowerruns.nodes import FlowerNodes
 from giftcloud_api.flowerruns.schemas import (
+    NODE,
     ClaimAnswer,
     ClaimIn,
     FlowerRunIn,
     FlowerRunOut,
+    NodeIn,
+    NodeOut,
+    NodeReport,
     ReportAnswer,
-    RunnerIn,
     RunnerOut,
     RunReport,
 )
 from giftcloud_api.flowerruns.service import FlowerRuns, detail
 
 
-def build_router(runs: FlowerRuns, gates: Gates, audit: Auditor) -> APIRouter:
+def build_router(runs: FlowerRuns, nodes: FlowerNodes, gates: Gates, audit: Auditor) -> APIRouter:
     router = APIRouter(tags=["federation"])
     Admin = Annotated[
         Principal, Depends(gates.admin("the hub's Flower runner is registered by its admins"))
@@ -37,9 +42,10 @@ def build_router(runs: FlowerRuns, gates: Gates, audit: Auditor) -> APIRouter:
         return caller
 
     Runner = Annotated[Principal, Depends(the_runner)]
+    Node = Annotated[str, Path(pattern=NODE, description="the SuperNode's name at the hub")]
 
     @router.put("/api/federation/flower/runner")
-    async def register(body: RunnerIn, caller: Admin, request: Request) -> RunnerOut:
+    async def register(body: MachineIn, caller: Admin, request: Request) -> RunnerOut:
         """Register the machine credential the hub's Flower runner calls with (an OAuth2
         client or API key this hub issued); it replaces the one before."""
         row = await runs.register(body.client_id, caller.name)
@@ -89,9 +95,9 @@ def build_router(runs: FlowerRuns, gates: Gates, audit: Auditor) -> APIRouter:
 
     @router.post("/api/federation/flower/runner/claim")
     async def claim(body: ClaimIn, caller: Runner) -> ClaimAnswer:
-        """The runner: the apps it offers now, and the oldest queued run of a project its
-        credential has a role on, if any."""
-        return ClaimAnswer(run=await runs.claim(body.apps, caller))
+        """The runner: the apps it offers now; a run to start or follow, if any, and the
+        SuperNodes to let in or out."""
+        return ClaimAnswer(run=await runs.claim(body.apps, caller), nodes=await nodes.tasks())
 
     @router.put("/api/federation/flower/runner/runs/{run}")
     async def report(run: str, body: RunReport, caller: Runner, request: Request) -> ReportAnswer:
@@ -108,5 +114,38 @@ def build_router(runs: FlowerRuns, gates: Gates, audit: Auditor) -> APIRouter:
                 detail=json.dumps(detail(row), separators=(",", ":"))[:8000],
             )
         return ReportAnswer(cancel=row.cancel)
+
+    @router.get("/api/federation/flower/nodes")
+    async def listed_nodes(caller: Admin) -> list[NodeOut]:
+        """The sites' SuperNodes asked for at this hub, and what the SuperLink said."""
+        return await nodes.nodes()
+
+    @router.put("/api/federation/flower/nodes/{name}")
+    async def let_in(name: Node, body: NodeIn, caller: Admin, request: Request) -> NodeOut:
+        """Let a site's SuperNode in by its public key (the runner registers it at the
+        SuperLink when it next calls: SuperNode authentication lets in no other)."""
+        found = await nodes.ask(name, body.public_key, caller.name)
+        await audit.record(request, "api.federation.flower.node.add", target=name)
+        return found
+
+    @router.delete("/api/federation/flower/nodes/{name}")
+    async def let_out(name: Node, caller: Admin, request: Request) -> NodeOut:
+        """Take a site's SuperNode out (the runner unregisters it at the SuperLink)."""
+        found = await nodes.remove(name, caller.name)
+        await audit.record(request, "api.federation.flower.node.remove", target=name)
+        return found
+
+    @router.put("/api/federation/flower/runner/nodes/{name}", status_code=204)
+    async def node_done(name: Node, body: NodeReport, caller: Runner, request: Request) -> Response:
+        """The runner: what the SuperLink said to a registration or its removal."""
+        row = await nodes.report(name, body)
+        await audit.record(
+            request,
+            f"api.federation.flower.node.{body.state}",
+            target=name,
+            outcome="failure" if body.state == "failed" else "success",
+            detail=f"node {row.node_id or '-'} {body.reason}"[:2000],
+        )
+        return Response(status_code=204)
 
     return router

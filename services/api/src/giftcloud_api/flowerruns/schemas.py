@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from giftcloud_api.flower.schemas import MachineOut
+
 #: an app's name, and a run configuration's key, as Flower's TOML allows them bare
 NAME = r"^[a-z][a-z0-9-]{0,62}$"
 #: keys the runner sets itself (who asked, where): never taken from a researcher
@@ -26,18 +28,7 @@ class CatalogueApp(BaseModel):
     config: dict[str, Value] = Field(default_factory=dict, max_length=100)
 
 
-class RunnerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    client_id: str = Field(
-        min_length=1, max_length=100, description="the machine credential the runner calls with"
-    )
-
-
-class RunnerOut(BaseModel):
-    client_id: str
-    registered_by: str
-    registered_at: datetime
+class RunnerOut(MachineOut):
     seen_at: datetime | None
     projects: list[str]
     apps: list[CatalogueApp]
@@ -85,6 +76,8 @@ class RunTask(BaseModel):
     app: str
     config: dict[str, Any]
     asked_by: str
+    #: a run the runner had started before it stopped: to follow again, not to start
+    flower_run: str | None = None
 
 
 class RunReport(BaseModel):
@@ -104,5 +97,46 @@ class ReportAnswer(BaseModel):
     cancel: bool
 
 
+#: a SuperNode's name at the hub (as a site's)
+NODE = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class NodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    public_key: str = Field(
+        min_length=1, max_length=2000, description="the SuperNode's public key, OpenSSH format"
+    )
+
+
+class NodeOut(BaseModel):
+    name: str
+    public_key: str
+    state: str
+    reason: str
+    node_id: str | None
+    asked_by: str
+    asked_at: datetime
+    done_at: datetime | None
+
+
+class NodeTask(BaseModel):
+    """For the runner: register the key, or unregister the node."""
+
+    name: str
+    action: Literal["register", "unregister"]
+    public_key: str
+    node_id: str | None
+
+
+class NodeReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["registered", "unregistered", "failed"]
+    node_id: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")
+    reason: str = Field(default="", max_length=2000)
+
+
 class ClaimAnswer(BaseModel):
     run: RunTask | None
+    nodes: list[NodeTask] = Field(default_factory=list)

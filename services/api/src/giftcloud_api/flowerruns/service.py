@@ -91,7 +91,7 @@ class FlowerRuns:
         """:class:`Forbidden` unless ``caller`` is the registered runner's credential."""
         async with self.db.session() as session:
             row = await session.get(FlowerRunner, RUNNER)
-        if caller.kind != "client" or row is None or row.client_id != caller.subject:
+        if not caller.is_credential(None if row is None else row.client_id):
             raise Forbidden("only the hub's registered Flower runner takes and reports runs")
 
     async def ask(self, project: str, run: FlowerRunIn, by: str) -> FlowerRunOut:
@@ -145,9 +145,10 @@ class FlowerRuns:
             return _out(row)
 
     async def claim(self, apps: list[CatalogueApp], caller: Principal) -> RunTask | None:
-        """The runner says what it offers and takes the oldest queued run of a project its
-        credential has a role on, if any; runs whose lease ran out (a runner that died) are
-        failed first."""
+        """The runner says what it offers and takes a run: first one it had started at the
+        SuperLink before it stopped (its lease ran out: a runner that died and came back),
+        to follow again; else the oldest queued run of a project its credential has a role
+        on. A run whose lease ran out before it started at the SuperLink is failed."""
         at = now()
         projects = sorted(caller.projects)
         async with self.db.session() as session:
@@ -157,14 +158,28 @@ class FlowerRuns:
             runner.apps, runner.seen_at = [a.model_dump() for a in apps], at
             runner.projects = projects
             session.add(runner)
-            lapsed = await session.exec(
-                select(FlowerRun)
-                .where(FlowerRun.state == "running", col(FlowerRun.lease_until) < at)
-                .with_for_update(skip_locked=True)
-            )
-            for row in lapsed.all():
+            lapsed = (
+                await session.exec(
+                    select(FlowerRun)
+                    .where(FlowerRun.state == "running", col(FlowerRun.lease_until) < at)
+                    .order_by(col(FlowerRun.started_at))
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in lapsed:  # the runner stopped while it followed these
+                served = row.project in projects
+                if row.flower_run is not None and served:
+                    # started at the SuperLink, where it went on: followed again, not re-run
+                    row.lease_until = at + self.lease
+                    session.add(row)
+                    return RunTask.model_validate(row, from_attributes=True)
                 row.state, row.ended_at = "failed", at
-                row.reason = "the hub's runner stopped hearing of it (it restarted); ask again"
+                row.reason = (
+                    f"the hub's runner no longer serves {row.project}"
+                    if not served
+                    else "the hub's runner stopped before the run started at the SuperLink;"
+                    " ask again"
+                )
                 session.add(row)
             queued = (
                 await session.exec(

@@ -290,6 +290,16 @@ def build_router(service: CatalogueService, runtime: Runtime, services: list[str
 
         return await shown(request, build)
 
+    @router.get("/projects/{project}/federation/flower")
+    async def flower_runs_page(request: Request, project: str) -> Response:
+        """Run a Flower app of the hub's catalogue at the sites; its state and result."""
+
+        async def build(viewer: Viewer) -> Response:
+            await project_for(request, viewer, project)
+            return page(request, "flower-runs.html", viewer, project=project)
+
+        return await shown(request, build)
+
     @router.get("/site/federation")
     async def site_federation_page(request: Request) -> Response:
         """At a site: its admins set the disclosure policy and approve code (the jobs'

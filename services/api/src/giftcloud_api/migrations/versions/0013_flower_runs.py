@@ -1,4 +1,5 @@
-"""api: Flower runs started through the hub's api, and the hub's runner
+"""api: Flower runs started through the hub's api, the hub's runner, and the SuperNode keys
+it registers
 
 Revision ID: api_0013
 """
@@ -42,8 +43,21 @@ def upgrade() -> None:
         sa.Column("lease_until", sa.DateTime(timezone=True)),
         schema=S,
     )
+    op.create_table(
+        "federation_flower_nodes",
+        sa.Column("name", sa.String, primary_key=True),
+        sa.Column("public_key", sa.String, nullable=False),
+        sa.Column("state", sa.String, nullable=False),
+        sa.Column("reason", sa.String, nullable=False, server_default=""),
+        sa.Column("node_id", sa.String),
+        sa.Column("asked_by", sa.String, nullable=False),
+        sa.Column("asked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("done_at", sa.DateTime(timezone=True)),
+        schema=S,
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("federation_flower_nodes", schema=S)
     op.drop_table("federation_flower_runs", schema=S)
     op.drop_table("federation_flower_runner", schema=S)
