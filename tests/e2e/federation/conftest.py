@@ -103,7 +103,9 @@ def federation(
         yield hub, sites
 
 
-@pytest.fixture(scope="package")
+# module scope: each Flower module gets its own, stopped at its end (a package-scoped one
+# lives on: this folder is no Python package, so "package" means the whole run here)
+@pytest.fixture(scope="module")
 def flower(
     federation: tuple[Deployment, dict[str, Deployment]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
