@@ -15,7 +15,12 @@ TIMEOUT = 30.0
 
 
 class SiteApiError(Exception):
-    """The site's api could not be asked or did not agree."""
+    """The site's api could not be asked (``status`` 0) or did not agree (its status and
+    the reason it gave, ``detail``)."""
+
+    def __init__(self, message: str, status: int = 0, detail: str = "") -> None:
+        super().__init__(message)
+        self.status, self.detail = status, detail
 
 
 class OverBudget(SiteApiError):
@@ -34,11 +39,15 @@ def _call(site: Site, method: str, path: str, body: str | None = None) -> httpx.
         raise SiteApiError(
             f"{site.name}'s api at {site.api_url} cannot be reached: {error}"
         ) from error
-    if answer.status_code == 409 and path.endswith("/spend"):
-        raise OverBudget(str(answer.json().get("detail", answer.text))[:500])
     if answer.status_code >= 400:
+        try:
+            detail = str(answer.json().get("detail", answer.text))
+        except ValueError:
+            detail = answer.text
         raise SiteApiError(
-            f"{site.name}'s api answered {answer.status_code} to {method} {path}: {answer.text[:300]}"
+            f"{site.name}'s api answered {answer.status_code} to {method} {path}: {detail[:300]}",
+            answer.status_code,
+            detail[:500],
         )
     return answer
 
@@ -59,7 +68,11 @@ def spend(site: Site, what: dict[str, Any]) -> dict[str, Any]:
     """Spend epsilon from the budget of who asked on the site's project (the site's api keeps
     the ledger): the amount spent and the budget; :class:`OverBudget` when it would pass."""
     body = json.dumps(what, default=str)
-    found: dict[str, Any] = _call(
-        site, "POST", f"/api/projects/{site.project}/federation/flower/spend", body
-    ).json()
+    try:
+        answer = _call(site, "POST", f"/api/projects/{site.project}/federation/flower/spend", body)
+    except SiteApiError as error:
+        if error.status == 409:  # the ledger's refusal: its reason goes to the hub
+            raise OverBudget(error.detail) from error
+        raise
+    found: dict[str, Any] = answer.json()
     return found
