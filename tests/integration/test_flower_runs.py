@@ -40,8 +40,8 @@ async def test_the_runner_takes_its_projects_runs_and_a_lapsed_lease_fails_one(
         ):
             with pytest.raises(Forbidden):
                 await runs.check_runner(stranger)
-        # until the runner has called, the hub does not know what it serves
-        with pytest.raises(Conflict, match="does not serve flower-p1"):
+        # until the runner has called, the hub does not know what it serves: it says so
+        with pytest.raises(Conflict, match="runner has not called in yet"):
             await runs.ask("flower-p1", FlowerRunIn(app="statistics"), "rita")
         assert await runs.claim(APPS, RUNNER) is None
         assert (await runs.runner()).projects == ["flower-p1"]

@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         key = Path(args.key_file).read_text().strip()
         offered = catalogue(apps)
+        Path(args.root_certificates).read_bytes()  # checked now, not at the first run
     except OSError as error:
         sys.exit(f"giftcloud-flower-runner: {error}")
     hub, flwr = Hub(args.hub, key), Flwr(args.superlink, args.root_certificates)

@@ -96,6 +96,11 @@ class FlowerRuns:
 
     async def ask(self, project: str, run: FlowerRunIn, by: str) -> FlowerRunOut:
         runner = await self.runner()
+        if runner.seen_at is None:
+            raise Conflict(
+                "the hub's Flower runner has not called in yet: is giftcloud-flower-runner"
+                " running beside the SuperLink, with its key?"
+            )
         if project not in runner.projects:
             raise Conflict(
                 f"the hub's Flower runner does not serve {project}: its credential has no role"
