@@ -148,8 +148,10 @@ def test_a_run_is_reported_while_it_runs_then_done_with_its_result() -> None:
 
 
 def test_a_run_its_researcher_cancels_is_stopped_at_the_superlink() -> None:
-    flwr, hub = FakeFlwr(["running", "running", "finished:stopped"]), FakeHub(cancel_after=0)
+    flwr = FakeFlwr(["running", "running", "running", "finished:stopped"])
+    hub = FakeHub(cancel_after=0)
     follow(TASK, APPS, flwr, hub, every=0)  # type: ignore[arg-type]
+    assert flwr.stopped == ["18446744073709551615"]  # asked once, though it took a while
     assert flwr.stopped
     assert hub.reports[-1][0] == "cancelled"
 

@@ -244,10 +244,11 @@ def _follow(task: dict[str, Any], apps: Path, flwr: Flwr, hub: Hub, every: float
                 hub.report(task["id"], "failed", reason=str(error))
                 return
     cancelled = hub.report(task["id"], "running", flower_run=run)
-    status = flwr.status(run)
+    status, stopped = flwr.status(run), False
     while not status.startswith(FINISHED):
-        if cancelled:
+        if cancelled and not stopped:  # asked once: the SuperLink stops it in its own time
             flwr.stop(run)
+            stopped = True
         time.sleep(every)
         cancelled = hub.report(task["id"], "running", flower_run=run) or cancelled
         status = flwr.status(run)
